@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// Opaque, creation-time-sortable identifiers: a prefix (`src_`, `syn_`) and a
+/// 26-character ULID (48-bit millisecond timestamp, 80 random bits, Crockford base32).
+/// Within one process identifiers are strictly increasing, so keyset pagination by
+/// id is stable even for ids minted in the same millisecond.
+public enum Identifier {
+    private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+    private static let last = Mutex<(ms: UInt64, random: (UInt16, UInt64))>((0, (0, 0)))
+
+    /// A new identifier with the given prefix, e.g. `make("syn")` → `syn_01JD…`.
+    public static func make(_ prefix: String, now: Date = Date()) -> String {
+        let ms = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        let (time, rnd) = last.withLock { state -> (UInt64, (UInt16, UInt64)) in
+            if ms <= state.ms {
+                // Same (or earlier) millisecond: increment the random part to stay monotonic.
+                var (hi, lo) = state.random
+                lo &+= 1
+                if lo == 0 { hi &+= 1 }
+                state.random = (hi, lo)
+                return (state.ms, state.random)
+            }
+            let r = (UInt16.random(in: 0...UInt16.max), UInt64.random(in: 0...(UInt64.max >> 1)))
+            state = (ms, r)
+            return (ms, r)
+        }
+        // 128 bits: 48 time | 16 hi random | 64 lo random; encode as 26 base32 chars (130 bits).
+        var bytes = [UInt8](repeating: 0, count: 26)
+        let high = (time << 16) | UInt64(rnd.0) // top 64 bits
+        let low = rnd.1
+        // Bits are taken 5 at a time from a 130-bit big-endian number whose top 2 bits are 0.
+        for i in 0..<26 {
+            let bitIndex = 125 - i * 5 // position of the lowest bit of this group in the 128-bit value
+            var value: UInt64
+            if bitIndex >= 64 {
+                value = high >> UInt64(bitIndex - 64)
+            } else if bitIndex > 59 {
+                value = (high << UInt64(64 - bitIndex)) | (low >> UInt64(bitIndex))
+            } else if bitIndex >= 0 {
+                value = low >> UInt64(bitIndex)
+            } else {
+                value = low << UInt64(-bitIndex)
+            }
+            bytes[i] = alphabet[Int(value & 31)]
+        }
+        return prefix + "_" + String(decoding: bytes, as: UTF8.self)
+    }
+}

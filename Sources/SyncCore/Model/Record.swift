@@ -1,0 +1,62 @@
+import Foundation
+
+/// A record as stored: its key, its JSON bytes as the upstream sent them, and its history.
+public struct StoredRecord: Sendable, Equatable {
+    public var key: String
+    public var data: [UInt8]
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var deletedAt: Date?
+    public var syncID: String
+
+    public init(key: String, data: [UInt8], createdAt: Date, updatedAt: Date, deletedAt: Date?, syncID: String) {
+        self.key = key
+        self.data = data
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.deletedAt = deletedAt
+        self.syncID = syncID
+    }
+}
+
+/// A record a source read from one page: its primary key and its JSON bytes.
+public struct SourceRecord: Sendable, Equatable {
+    public var key: String
+    public var data: [UInt8]
+    public init(key: String, data: [UInt8]) {
+        self.key = key
+        self.data = data
+    }
+}
+
+/// A record that could not be stored (no primary key, not an object, too large).
+public struct RecordError: Sendable, Equatable, Codable {
+    public var page: Int
+    public var recordKey: String?
+    public var message: String
+    public init(page: Int, recordKey: String?, message: String) {
+        self.page = page
+        self.recordKey = recordKey
+        self.message = message
+    }
+    enum CodingKeys: String, CodingKey {
+        case page
+        case recordKey = "record_key"
+        case message
+    }
+}
+
+/// A 64-bit FNV-1a hash of a record's bytes, used to tell updated from unchanged
+/// records without reading the stored bytes back.
+public enum ContentHash {
+    public static func of(_ bytes: [UInt8]) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        bytes.withUnsafeBufferPointer { buffer in
+            for b in buffer {
+                h ^= UInt64(b)
+                h = h &* 0x0000_0100_0000_01B3
+            }
+        }
+        return Int64(bitPattern: h)
+    }
+}

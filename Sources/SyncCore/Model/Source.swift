@@ -1,0 +1,75 @@
+import Foundation
+
+/// One upstream to sync from: its kind, its kind-specific config, and the
+/// policies (schedule, priority, retry, rate limit) that govern its syncs.
+public struct Source: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var kind: String
+    public var config: JSONObject
+    public var schedule: Schedule?
+    public var priority: Int
+    public var retry: RetryPolicy
+    public var rateLimit: RateLimit?
+    public var minTriggerIntervalSeconds: Double
+    /// What the source remembers between syncs (e.g. `{"cursor": "…"}` for incremental syncs).
+    public var state: JSONObject
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
+        priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
+        minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.config = config
+        self.schedule = schedule
+        self.priority = priority
+        self.retry = retry
+        self.rateLimit = rateLimit
+        self.minTriggerIntervalSeconds = minTriggerIntervalSeconds
+        self.state = state
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// Whether the source's config says it supports incremental syncs.
+    public var supportsIncremental: Bool { config["incremental"]?.objectValue != nil }
+
+    /// The mode a sync runs in when the trigger does not name one (API.md).
+    public var defaultMode: SyncMode { supportsIncremental ? .incremental : .full }
+}
+
+/// When a source syncs on its own.
+public struct Schedule: Sendable, Codable, Equatable {
+    public var everySeconds: Double
+    public init(everySeconds: Double) { self.everySeconds = everySeconds }
+    enum CodingKeys: String, CodingKey { case everySeconds = "every_seconds" }
+}
+
+/// A token bucket for requests to the upstream.
+public struct RateLimit: Sendable, Codable, Equatable {
+    public var requestsPerSecond: Double
+    public var burst: Int
+    public init(requestsPerSecond: Double, burst: Int) {
+        self.requestsPerSecond = requestsPerSecond
+        self.burst = burst
+    }
+    enum CodingKeys: String, CodingKey {
+        case requestsPerSecond = "requests_per_second"
+        case burst
+    }
+}
+
+/// A source's name rule: 1–100 characters of `[A-Za-z0-9._-]`.
+public enum SourceName {
+    public static func isValid(_ name: String) -> Bool {
+        guard (1...100).contains(name.utf8.count) else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+    }
+}

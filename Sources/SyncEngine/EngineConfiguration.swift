@@ -1,0 +1,34 @@
+import Foundation
+
+/// How a node's engine runs.
+public struct EngineConfiguration: Sendable {
+    /// How many syncs this node runs at once.
+    public var workers: Int
+    /// This node's name: the lease owner of the syncs it runs.
+    public var nodeID: String
+    /// How long a lease lasts without a heartbeat.
+    public var leaseSeconds: Double
+    /// How often an idle worker looks for runnable syncs when no wake-up comes.
+    public var pollInterval: Duration
+    /// How often a running sync checks the database for a cancel from another process.
+    public var cancelCheckInterval: Duration
+
+    public init(
+        workers: Int = 4, nodeID: String = EngineConfiguration.defaultNodeID(), leaseSeconds: Double = 30,
+        pollInterval: Duration = .seconds(1), cancelCheckInterval: Duration = .milliseconds(500)
+    ) {
+        self.workers = workers
+        self.nodeID = nodeID
+        self.leaseSeconds = leaseSeconds
+        self.pollInterval = pollInterval
+        self.cancelCheckInterval = cancelCheckInterval
+    }
+
+    /// Host name and process id.
+    public static func defaultNodeID() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    /// The heartbeat interval: a third of the lease (API.md).
+    public var heartbeatInterval: Duration { .milliseconds(Int(leaseSeconds * 1000 / 3)) }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import SyncConnectors
+import SyncCore
+import SyncStore
+
+/// Runs one attempt of one claimed sync: reads pages, commits each with its
+/// checkpoint, heartbeats the lease, watches for cancels, and records the outcome.
+struct SyncRunner {
+    let store: any SyncStore
+    let kinds: SourceKindRegistry
+    let configuration: EngineConfiguration
+    let logger: Logger
+    let random: @Sendable () -> Double
+
+    private enum Finished: Sendable {
+        case pages(Result<Void, any Error>)
+        case monitor(StopReason?)
+    }
+
+    /// Runs the attempt to its end and returns the sync as stored afterwards
+    /// (`nil` if the lease was lost, in which case nothing was written).
+    func run(_ claimed: ClaimedSync, control: RunControl) async -> Sync? {
+        let lease = claimed.lease
+        var logger = logger
+        logger[metadataKey: "sync_id"] = .string(lease.syncID)
+        logger[metadataKey: "source"] = .string(claimed.source.name)
+        logger[metadataKey: "attempt"] = .stringConvertible(lease.attempt)
+        logger.info("sync attempt started")
+
+        let pageResult: Result<Void, any Error> = await withTaskGroup(of: Finished.self) { group in
+            group.addTask { .pages(await self.readAllPages(claimed)) }
+            group.addTask { .monitor(await self.monitor(lease, control: control)) }
+            var pages: Result<Void, any Error>?
+            while let next = await group.next() {
+                switch next {
+                case .pages(let r):
+                    pages = r
+                    group.cancelAll()
+                case .monitor(let reason):
+                    if reason != nil { group.cancelAll() }
+                }
+            }
+            return pages ?? .failure(CancellationError())
+        }
+        return await conclude(claimed, pageResult: pageResult, stopReason: control.stopReason, logger: logger)
+    }
+
+    /// Reads pages from the last checkpoint until the source is exhausted.
+    private func readAllPages(_ claimed: ClaimedSync) async -> Result<Void, any Error> {
+        do {
+            guard let kind = kinds.kind(named: claimed.source.kind) else {
+                throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
+            }
+            let source = try kind.makeSource(SourceContext(source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id))
+            var checkpoint = claimed.sync.checkpoint
+            var pageNumber = claimed.sync.progress.pages
+            var pageInAttempt = 0
+            // A stored checkpoint of JSON null means "the last page was committed".
+            if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(()) }
+            while true {
+                try Task.checkCancellation()
+                pageInAttempt += 1
+                pageNumber += 1
+                let page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: pageInAttempt, pageNumber: pageNumber))
+                try Task.checkCancellation()
+                _ = try await store.commitPage(
+                    PageCommit(
+                        pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
+                        bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState),
+                    lease: claimed.lease, now: Date())
+                guard let next = page.next else { return .success(()) }
+                checkpoint = next
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Heartbeats the lease and polls for a cancel until told to stop; returns why it stopped.
+    private func monitor(_ lease: Lease, control: RunControl) async -> StopReason? {
+        var lastHeartbeat = ContinuousClock.now
+        while !Task.isCancelled {
+            await control.wake.wait(timeout: configuration.cancelCheckInterval)
+            if Task.isCancelled { return control.stopReason }
+            if let reason = control.stopReason { return reason }
+            do {
+                let cancel: Bool
+                if ContinuousClock.now - lastHeartbeat >= configuration.heartbeatInterval {
+                    cancel = try await store.heartbeat(lease, leaseSeconds: configuration.leaseSeconds, now: Date())
+                    lastHeartbeat = .now
+                } else {
+                    cancel = try await store.isCancelRequested(lease)
+                }
+                if cancel {
+                    control.stop(.cancelRequested)
+                    return control.stopReason
+                }
+            } catch SyncStoreError.leaseLost {
+                control.stop(.leaseLost)
+                return control.stopReason
+            } catch {
+                // A failed heartbeat is not fatal: the lease has slack (heartbeats come at a third of it).
+                logger.warning("heartbeat failed: \(error)")
+            }
+        }
+        return control.stopReason
+    }
+
+    /// Turns the page loop's result into the attempt's outcome and writes it, fenced by the lease.
+    private func conclude(_ claimed: ClaimedSync, pageResult: Result<Void, any Error>, stopReason: StopReason?, logger: Logger) async -> Sync? {
+        let outcome: AttemptOutcome
+        switch (pageResult, stopReason) {
+        case (_, .leaseLost), (.failure(SyncStoreError.leaseLost), _):
+            logger.warning("lease lost; another node owns the sync now")
+            return nil
+        case (.success, _):
+            outcome = .completed
+        case (.failure, .cancelRequested):
+            outcome = .cancelled
+        case (.failure, .shutdown):
+            outcome = .released(reason: "handed back at its last checkpoint: graceful shutdown of node \(configuration.nodeID)")
+        case (.failure(let error), nil):
+            outcome = failureOutcome(claimed, error: Self.syncError(error))
+        }
+        do {
+            let sync = try await store.finish(claimed.lease, outcome: outcome, now: Date())
+            logger.info("sync attempt ended", metadata: [
+                "status": .string(sync.status.rawValue),
+                "records_read": .stringConvertible(sync.progress.recordsRead),
+            ])
+            return sync
+        } catch {
+            logger.error("could not record the end of the attempt: \(error)")
+            return nil
+        }
+    }
+
+    /// Retrying with the policy's delay while attempts remain, else failed.
+    func failureOutcome(_ claimed: ClaimedSync, error: SyncError) -> AttemptOutcome {
+        guard error.retryable else { return .failed(error) }
+        let failed = claimed.sync.failedAttempts + 1
+        guard failed < claimed.sync.maxAttempts else {
+            var exhausted = SyncError(.attemptsExhausted, "gave up after \(failed) failed attempts; last error: \(error.code.rawValue): \(error.message)", retryable: false)
+            exhausted.httpStatus = error.httpStatus
+            return .failed(exhausted)
+        }
+        let delay = claimed.source.retry.delay(afterFailedAttempts: failed, retryAfter: error.retryAfterSeconds, random: random)
+        return .retrying(error, nextRetryAt: Date().addingTimeInterval(delay))
+    }
+
+    static func syncError(_ error: any Error) -> SyncError {
+        if let e = error as? SyncError { return e }
+        if error is CancellationError { return SyncError(.internalError, "the attempt was interrupted", retryable: true) }
+        return SyncError(.internalError, "unexpected error: \(type(of: error))", retryable: true)
+    }
+}

@@ -1,0 +1,44 @@
+import Hummingbird
+
+/// What a token may do: `admin` everything, `viewer` only reads.
+public enum TokenRole: String, Sendable, CaseIterable {
+    case admin
+    case viewer
+}
+
+/// Bearer-token authentication. Without configured tokens every request is allowed
+/// (the server then refuses to bind anything but loopback). `/healthz`, `/readyz`
+/// and `/metrics` never need a token.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = TributaryRequestContext
+    let tokens: [String: TokenRole]
+    static let openPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !tokens.isEmpty, !Self.openPaths.contains(request.uri.path) else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.count > 7,
+              header.prefix(7).lowercased() == "bearer ",
+              let role = role(for: String(header.dropFirst(7))) else {
+            throw Problem.unauthorized
+        }
+        if role == .viewer && request.method != .get && request.method != .head {
+            throw Problem.forbidden("The viewer role may only read (GET).")
+        }
+        var context = context
+        context.role = role
+        return try await next(request, context)
+    }
+
+    /// Looks the token up comparing every configured token in constant time.
+    private func role(for presented: String) -> TokenRole? {
+        var found: TokenRole?
+        let p = Array(presented.utf8)
+        for (token, role) in tokens {
+            let t = Array(token.utf8)
+            var diff = UInt8(t.count == p.count ? 0 : 1)
+            for i in 0..<t.count { diff |= t[i] ^ (i < p.count ? p[i] : 0) }
+            if diff == 0 { found = role }
+        }
+        return found
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import SyncCore
+
+/// Liveness, readiness and the served OpenAPI document.
+struct HealthRoutes {
+    let env: APIEnvironment
+    let isShuttingDown: @Sendable () -> Bool
+
+    func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
+        router.add(.get, "/healthz", in: table) { _, _ in
+            JSONResponse.make(.object(["status": .string("ok")]))
+        }
+        router.add(.get, "/readyz", in: table) { _, _ in
+            if isShuttingDown() { throw Problem.unavailable("The server is shutting down.") }
+            do {
+                try await env.store.ping()
+            } catch {
+                throw Problem.unavailable("The database does not answer.")
+            }
+            if let workers = env.workers, !workers.isAcceptingWork, workers.configuredWorkers > 0 {
+                throw Problem.unavailable("The workers are not running.")
+            }
+            return JSONResponse.make(.object(["status": .string("ready")]))
+        }
+        router.add(.get, "/openapi.yaml", in: table) { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/yaml"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+        }
+    }
+}
+
+/// `openapi.yaml`, bundled with the server.
+public enum OpenAPIDocument {
+    public static let bytes: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let data = try? Data(contentsOf: url) else { return [] }
+        return [UInt8](data)
+    }()
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Hummingbird
+import SyncCore
+
+/// `/v1/sources/{id}/records`: the record store, keyset-paginated by key.
+struct RecordRoutes {
+    let env: APIEnvironment
+
+    func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
+        router.add(.get, "/v1/sources/{id}/records", in: table) { request, context in
+            let source = try await env.source(try request.path("id", context))
+            let page = try PageQuery.parse(request, cursorKind: "rec", cursorParameter: "after")
+            let includeDeleted: Bool
+            switch request.uri.queryParameters["include_deleted"].map(String.init) {
+            case nil, "false", "0": includeDeleted = false
+            case "true", "1": includeDeleted = true
+            default: throw Problem.validation([FieldError("include_deleted", "must be true or false")])
+            }
+            let records = try await env.store.records(sourceID: source.id, limit: page.limit + 1, after: page.after, includeDeleted: includeDeleted)
+            var out: [UInt8] = Array(#"{"items":["#.utf8)
+            for (index, record) in records.prefix(page.limit).enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += APIRepresentation.record(record)
+            }
+            out += Array("],\"next_cursor\":".utf8)
+            if records.count > page.limit {
+                out += Array("\"\(Cursor.encode(records[page.limit - 1].key, kind: "rec"))\"".utf8)
+            } else {
+                out += Array("null".utf8)
+            }
+            out.append(UInt8(ascii: "}"))
+            return JSONResponse.bytes(out)
+        }
+        router.add(.get, "/v1/sources/{id}/records/{key}", in: table) { request, context in
+            let source = try await env.source(try request.path("id", context))
+            let key = try request.path("key", context)
+            guard let record = try await env.store.record(sourceID: source.id, key: key) else {
+                throw Problem.notFound("No record \(key) in source \(source.name).")
+            }
+            return JSONResponse.bytes(APIRepresentation.record(record))
+        }
+    }
+}

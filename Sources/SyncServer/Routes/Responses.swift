@@ -1,0 +1,32 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SyncCore
+
+/// Builders of JSON responses.
+enum JSONResponse {
+    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        let data = (try? APIJSON.encoder.encode(value)) ?? Data()
+        return bytes([UInt8](data), status: status, headers: headers)
+    }
+
+    static func bytes(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+extension Request {
+    /// The body, at most `limit` bytes (a larger one is a 413 `payload_too_large`).
+    func bodyBytes(limit: Int) async throws -> [UInt8] {
+        if let length = headers[.contentLength].flatMap(Int.init), length > limit { throw Problem.payloadTooLarge(limit: limit) }
+        var buffer = try await body.collect(upTo: limit)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+
+    func path(_ name: String, _ context: TributaryRequestContext) throws -> String {
+        guard let value = context.parameters.get(name) else { throw Problem.notFound("Missing path parameter \(name).") }
+        return value
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import SyncCore
+import SyncStore
+
+/// `/v1/sources`: create, list, read, patch, delete.
+struct SourceRoutes {
+    let env: APIEnvironment
+
+    func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
+        router.add(.post, "/v1/sources", in: table) { request, _ in
+            let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
+            let source = try SourceInput.create(body, kinds: env.kinds, now: Date())
+            let created = try await env.store.createSource(source)
+            var headers = HTTPFields()
+            headers[.location] = "/v1/sources/\(created.id)"
+            return try await respond(created, status: .created, headers: headers)
+        }
+        router.add(.get, "/v1/sources", in: table) { request, _ in
+            let page = try PageQuery.parse(request, cursorKind: "src")
+            let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after)
+            var items: [JSONValue] = []
+            for source in sources.prefix(page.limit) {
+                items.append(APIRepresentation.source(source, summary: try await env.store.summary(sourceID: source.id)))
+            }
+            let next = sources.count > page.limit ? sources[page.limit - 1].id : nil
+            return JSONResponse.make(APIRepresentation.page(items, nextCursor: next.map { Cursor.encode($0, kind: "src") }))
+        }
+        router.add(.get, "/v1/sources/{id}", in: table) { request, context in
+            try await respond(try await env.source(try request.path("id", context)))
+        }
+        router.add(.patch, "/v1/sources/{id}", in: table) { request, context in
+            let existing = try await env.source(try request.path("id", context))
+            let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
+            let updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
+            return try await respond(try await env.store.updateSource(updated))
+        }
+        router.add(.delete, "/v1/sources/{id}", in: table) { request, context in
+            let source = try await env.source(try request.path("id", context))
+            try await env.store.deleteSource(id: source.id)
+            return Response(status: .noContent)
+        }
+    }
+
+    private func respond(_ source: Source, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) async throws -> Response {
+        JSONResponse.make(APIRepresentation.source(source, summary: try await env.store.summary(sourceID: source.id)),
+                          status: status, headers: headers)
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Hummingbird
+import SyncCore
+
+/// Keyset pagination parameters (API.md, "Pagination"): `limit` 1–1000, default 50, and an
+/// opaque cursor that only this server issues. Cursors are a kind tag plus a key, base64url
+/// encoded; anything else is a 422.
+struct PageQuery {
+    var limit: Int
+    var after: String?
+
+    static func parse(_ request: Request, cursorKind: String, cursorParameter: String = "cursor") throws(Problem) -> PageQuery {
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let raw = query["limit"] {
+            guard let l = Int(String(raw)), (1...1000).contains(l) else {
+                throw Problem.validation([FieldError("limit", "must be an integer between 1 and 1000")])
+            }
+            limit = l
+        }
+        var after: String?
+        if let raw = query[Substring(cursorParameter)], !raw.isEmpty {
+            guard let key = Cursor.decode(String(raw), kind: cursorKind) else {
+                throw Problem.validation([FieldError(cursorParameter, "is not a cursor issued by this server")])
+            }
+            after = key
+        }
+        return PageQuery(limit: limit, after: after)
+    }
+}
+
+enum Cursor {
+    static func encode(_ key: String, kind: String) -> String {
+        Data("\(kind):\(key)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ cursor: String, kind: String) -> String? {
+        var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8),
+              text.hasPrefix(kind + ":") else { return nil }
+        return String(text.dropFirst(kind.count + 1))
+    }
+}

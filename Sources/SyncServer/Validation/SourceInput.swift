@@ -1,0 +1,137 @@
+import Foundation
+import SyncConnectors
+import SyncCore
+
+/// Reads and validates a source definition from a request body (create or patch),
+/// collecting every problem with its field path instead of stopping at the first.
+struct SourceInput {
+    static let fields: Set<String> = [
+        "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds",
+    ]
+
+    /// A new source from a `POST /v1/sources` body.
+    static func create(_ body: JSONObject, kinds: SourceKindRegistry, now: Date) throws(Problem) -> Source {
+        var source = Source(id: Identifier.make("src", now: now), name: "", kind: "", config: [:], createdAt: now, updatedAt: now)
+        var errors: [FieldError] = []
+        if body["name"] == nil { errors.append(FieldError("name", "is required")) }
+        if body["kind"] == nil { errors.append(FieldError("kind", "is required")) }
+        if body["config"] == nil { errors.append(FieldError("config", "is required")) }
+        apply(body, to: &source, kinds: kinds, errors: &errors)
+        guard errors.isEmpty else { throw Problem.validation(errors) }
+        return source
+    }
+
+    /// `existing` with a `PATCH` body applied (config as an RFC 7396 merge patch; secrets kept unless replaced).
+    static func patch(_ existing: Source, with body: JSONObject, kinds: SourceKindRegistry, now: Date) throws(Problem) -> Source {
+        var source = existing
+        var body = body
+        if let patch = body["config"]?.objectValue {
+            body["config"] = .object(SecretRedaction.merge(existing.config, patch: patch))
+        }
+        var errors: [FieldError] = []
+        apply(body, to: &source, kinds: kinds, errors: &errors)
+        // A changed kind must re-validate the (possibly unchanged) config.
+        if body["config"] == nil, body["kind"] != nil, errors.isEmpty, let kind = kinds.kind(named: source.kind) {
+            errors += kind.validate(config: source.config)
+        }
+        guard errors.isEmpty else { throw Problem.validation(errors) }
+        source.updatedAt = now
+        return source
+    }
+
+    private static func apply(_ body: JSONObject, to source: inout Source, kinds: SourceKindRegistry, errors: inout [FieldError]) {
+        for key in body.keys where !fields.contains(key) {
+            errors.append(FieldError(key, "unknown field"))
+        }
+        if let v = body["name"] {
+            if let name = v.stringValue, SourceName.isValid(name) { source.name = name }
+            else { errors.append(FieldError("name", "must be 1–100 characters of A-Z a-z 0-9 . _ -")) }
+        }
+        if let v = body["kind"] {
+            if let kind = v.stringValue, kinds.kind(named: kind) != nil { source.kind = kind }
+            else { errors.append(FieldError("kind", "must be one of: \(kinds.names.joined(separator: ", "))")) }
+        }
+        if let v = body["config"] {
+            if let config = v.objectValue {
+                source.config = config
+                if let kind = kinds.kind(named: source.kind) { errors += kind.validate(config: config) }
+            } else {
+                errors.append(FieldError("config", "must be an object, got \(v.typeName)"))
+            }
+        }
+        if let v = body["schedule"] {
+            switch v {
+            case .null: source.schedule = nil
+            case .object(let o):
+                if let every = o["every_seconds"]?.doubleValue, every >= 1, every <= 31_536_000, o.count == 1 {
+                    source.schedule = Schedule(everySeconds: every)
+                } else {
+                    errors.append(FieldError("schedule.every_seconds", "must be a number of seconds between 1 and 31536000"))
+                }
+            default: errors.append(FieldError("schedule", "must be an object or null, got \(v.typeName)"))
+            }
+        }
+        if let v = body["priority"] {
+            if let p = v.intValue, (-1000...1000).contains(p) { source.priority = p }
+            else { errors.append(FieldError("priority", "must be an integer between -1000 and 1000")) }
+        }
+        if let v = body["retry"] {
+            if let o = v.objectValue {
+                var policy = source.retry
+                let known: Set<String> = ["max_attempts", "initial_delay_seconds", "max_delay_seconds", "multiplier"]
+                for key in o.keys where !known.contains(key) { errors.append(FieldError("retry.\(key)", "unknown field")) }
+                if let x = o["max_attempts"] {
+                    if let i = x.intValue { policy.maxAttempts = i } else { errors.append(FieldError("retry.max_attempts", "must be an integer")) }
+                }
+                for (key, path) in [("initial_delay_seconds", \RetryPolicy.initialDelaySeconds),
+                                    ("max_delay_seconds", \RetryPolicy.maxDelaySeconds), ("multiplier", \RetryPolicy.multiplier)] {
+                    if let x = o[key] {
+                        if let d = x.doubleValue { policy[keyPath: path] = d } else { errors.append(FieldError("retry.\(key)", "must be a number")) }
+                    }
+                }
+                errors += policy.validationErrors()
+                source.retry = policy
+            } else {
+                errors.append(FieldError("retry", "must be an object, got \(v.typeName)"))
+            }
+        }
+        if let v = body["rate_limit"] {
+            switch v {
+            case .null: source.rateLimit = nil
+            case .object(let o):
+                let rps = o["requests_per_second"]?.doubleValue
+                let burst = o["burst"]?.intValue ?? max(1, Int((rps ?? 1).rounded(.up)))
+                if let rps, rps > 0, rps <= 100_000, burst >= 1, burst <= 100_000 {
+                    source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst)
+                } else {
+                    errors.append(FieldError("rate_limit", "needs requests_per_second in (0, 100000] and burst in [1, 100000]"))
+                }
+            default: errors.append(FieldError("rate_limit", "must be an object or null, got \(v.typeName)"))
+            }
+        }
+        if let v = body["min_trigger_interval_seconds"] {
+            if let d = v.doubleValue, d >= 0, d <= 31_536_000 { source.minTriggerIntervalSeconds = d }
+            else { errors.append(FieldError("min_trigger_interval_seconds", "must be a number of seconds between 0 and 31536000")) }
+        }
+    }
+}
+
+/// Reads a JSON request body into a value, with the API's error for malformed input.
+enum RequestBody {
+    static func object(_ bytes: [UInt8], allowEmpty: Bool = false) throws(Problem) -> JSONObject {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            if allowEmpty { return [:] }
+            throw Problem.malformedJSON("The request body is empty; a JSON object is required.")
+        }
+        let value: JSONValue
+        do {
+            value = try APIJSON.decoder.decode(JSONValue.self, from: Data(bytes))
+        } catch {
+            throw Problem.malformedJSON("The request body is not valid JSON.")
+        }
+        guard case .object(let o) = value else {
+            throw Problem.validation([FieldError("body", "must be a JSON object, got \(value.typeName)")])
+        }
+        return o
+    }
+}

@@ -1,0 +1,125 @@
+import GRDB
+import SyncCore
+
+/// The SQLite schema, as an ordered list of migrations.
+///
+/// Why not GRDB's `DatabaseMigrator`: it reads the applied migrations and then
+/// runs each one in its own transaction, so two processes starting at once can
+/// both decide to run migration 1. Here the whole check-and-apply runs in one
+/// `BEGIN IMMEDIATE` transaction keyed on `PRAGMA user_version`, which SQLite's
+/// write lock serialises across processes: the second process sees the new
+/// version and does nothing.
+enum SQLiteSchema {
+    static let statusList = SyncStatus.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    static let activeList = SyncStatus.active.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+
+    static let migrations: [String] = [
+        // 1: sources, syncs, attempts, records, record errors, idempotency keys.
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            config TEXT NOT NULL,
+            schedule_every_seconds REAL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            retry TEXT NOT NULL,
+            rate_limit TEXT,
+            min_trigger_interval_seconds REAL NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT '{}',
+            last_queued_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE syncs (
+            id TEXT PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN (\(statusList))),
+            mode TEXT NOT NULL CHECK (mode IN ('incremental', 'full')),
+            priority INTEGER NOT NULL DEFAULT 0,
+            trigger TEXT NOT NULL CHECK (trigger IN ('api', 'schedule', 'retry', 'cli')),
+            attempt INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            failed_attempts INTEGER NOT NULL DEFAULT 0,
+            queued_at REAL NOT NULL,
+            run_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            next_retry_at REAL,
+            heartbeat_at REAL,
+            running_since REAL,
+            run_seconds REAL NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_token TEXT,
+            lease_expires_at REAL,
+            checkpoint TEXT,
+            error TEXT,
+            pages INTEGER NOT NULL DEFAULT 0,
+            records_read INTEGER NOT NULL DEFAULT 0,
+            records_created INTEGER NOT NULL DEFAULT 0,
+            records_updated INTEGER NOT NULL DEFAULT 0,
+            records_unchanged INTEGER NOT NULL DEFAULT 0,
+            records_deleted INTEGER NOT NULL DEFAULT 0,
+            records_failed INTEGER NOT NULL DEFAULT 0,
+            bytes_read INTEGER NOT NULL DEFAULT 0,
+            checkpoint_at REAL
+        );
+        -- DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
+        CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList));
+        CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN ('queued', 'retrying');
+        CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running';
+        CREATE INDEX syncs_by_source ON syncs(source_id, id);
+        CREATE TABLE sync_attempts (
+            sync_id TEXT NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL CHECK (status IN (\(statusList))),
+            error TEXT,
+            node TEXT,
+            PRIMARY KEY (sync_id, number)
+        ) WITHOUT ROWID;
+        CREATE TABLE records (
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            data BLOB NOT NULL,
+            hash INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            deleted_at REAL,
+            sync_id TEXT NOT NULL,
+            seen_sync_id TEXT NOT NULL,
+            PRIMARY KEY (source_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE record_errors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sync_id TEXT NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+            page INTEGER NOT NULL,
+            record_key TEXT,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX record_errors_by_sync ON record_errors(sync_id, id);
+        CREATE TABLE idempotency_keys (
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            sync_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (source_id, key)
+        ) WITHOUT ROWID;
+        """,
+    ]
+
+    /// Applies the missing migrations in one IMMEDIATE transaction.
+    static func migrate(_ pool: DatabasePool) async throws {
+        try await pool.write { db in
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            guard version < migrations.count else { return }
+            for (index, sql) in migrations.enumerated() where index >= version {
+                try db.execute(sql: sql)
+            }
+            try db.execute(sql: "PRAGMA user_version = \(migrations.count)")
+        }
+    }
+}

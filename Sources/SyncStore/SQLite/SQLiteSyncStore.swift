@@ -1,0 +1,497 @@
+import Foundation
+import GRDB
+import SyncCore
+
+/// The embedded default store: one SQLite file in WAL mode.
+///
+/// Durability: `synchronous = NORMAL` in WAL mode. Every commit survives a
+/// crash of the process (SIGKILL included); a power loss or OS crash may lose
+/// the last few commits, but never tears one: a page's records, counters and
+/// checkpoint are lost or kept together, so a resumed sync refetches that page
+/// and counts it once (DESIGN.md invariant 2). `FULL` would fsync every page
+/// for no gain in correctness.
+public final class SQLiteSyncStore: SyncStore {
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+    }
+
+    public func migrate() async throws {
+        try await SQLiteSchema.migrate(pool)
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: Sources
+
+    public func createSource(_ source: Source) async throws -> Source {
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                    INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
+                        min_trigger_interval_seconds, state, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    arguments: [
+                        source.id, source.name, source.kind, SQLiteRows.json(source.config), source.schedule?.everySeconds,
+                        source.priority, SQLiteRows.json(source.retry), source.rateLimit.map(SQLiteRows.json),
+                        source.minTriggerIntervalSeconds, SQLiteRows.json(source.state),
+                        source.createdAt.timeIntervalSince1970, source.updatedAt.timeIntervalSince1970,
+                    ])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw SyncStoreError.nameTaken(source.name)
+        }
+        return source
+    }
+
+    public func source(idOrName: String) async throws -> Source? {
+        try await pool.read { db in try Self.source(db, idOrName: idOrName) }
+    }
+
+    static func source(_ db: Database, idOrName: String) throws -> Source? {
+        let row = try Row.fetchOne(db, sql: "SELECT * FROM sources WHERE id = ?", arguments: [idOrName])
+            ?? Row.fetchOne(db, sql: "SELECT * FROM sources WHERE name = ?", arguments: [idOrName])
+        return row.map(SQLiteRows.source)
+    }
+
+    public func listSources(limit: Int, after: String?) async throws -> [Source] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM sources WHERE id > ? ORDER BY id LIMIT ?", arguments: [after ?? "", limit]
+            ).map(SQLiteRows.source)
+        }
+    }
+
+    public func summary(sourceID: String) async throws -> SourceSyncSummary {
+        try await pool.read { db in
+            let latestID = try String.fetchOne(
+                db, sql: "SELECT id FROM syncs WHERE source_id = ? ORDER BY id DESC LIMIT 1", arguments: [sourceID])
+            let finishedID = try String.fetchOne(
+                db, sql: "SELECT id FROM syncs WHERE source_id = ? AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
+                arguments: [sourceID])
+            let lastCompleted = try Double.fetchOne(
+                db, sql: "SELECT MAX(finished_at) FROM syncs WHERE source_id = ? AND status = 'completed'", arguments: [sourceID])
+            return SourceSyncSummary(
+                latest: try latestID.flatMap { try Self.sync(db, id: $0) },
+                latestFinished: try finishedID.flatMap { try Self.sync(db, id: $0) },
+                lastCompletedAt: SQLiteRows.date(lastCompleted))
+        }
+    }
+
+    public func updateSource(_ source: Source) async throws -> Source {
+        do {
+            let changed = try await pool.write { db in
+                try db.execute(
+                    sql: """
+                    UPDATE sources SET name = ?, kind = ?, config = ?, schedule_every_seconds = ?, priority = ?, retry = ?,
+                        rate_limit = ?, min_trigger_interval_seconds = ?, updated_at = ?
+                    WHERE id = ?
+                    """,
+                    arguments: [
+                        source.name, source.kind, SQLiteRows.json(source.config), source.schedule?.everySeconds, source.priority,
+                        SQLiteRows.json(source.retry), source.rateLimit.map(SQLiteRows.json), source.minTriggerIntervalSeconds,
+                        source.updatedAt.timeIntervalSince1970, source.id,
+                    ])
+                return db.changesCount
+            }
+            guard changed == 1 else { throw SyncStoreError.notFound("source \(source.id)") }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw SyncStoreError.nameTaken(source.name)
+        }
+        guard let updated = try await self.source(idOrName: source.id) else { throw SyncStoreError.notFound("source \(source.id)") }
+        return updated
+    }
+
+    public func deleteSource(id: String) async throws {
+        try await pool.write { db in
+            if let active = try String.fetchOne(
+                db, sql: "SELECT id FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))", arguments: [id]
+            ) {
+                throw SyncStoreError.sourceInUse(activeSyncID: active)
+            }
+            try db.execute(sql: "DELETE FROM sources WHERE id = ?", arguments: [id])
+            guard db.changesCount == 1 else { throw SyncStoreError.notFound("source \(id)") }
+        }
+    }
+
+    // MARK: Syncs
+
+    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome {
+        try await pool.write { db in
+            guard let sourceRow = try Row.fetchOne(db, sql: "SELECT * FROM sources WHERE id = ?", arguments: [request.sourceID]) else {
+                throw SyncStoreError.notFound("source \(request.sourceID)")
+            }
+            let source = SQLiteRows.source(sourceRow)
+            let now = request.now.timeIntervalSince1970
+            if let key = request.idempotencyKey,
+               let row = try Row.fetchOne(
+                db, sql: "SELECT fingerprint, sync_id FROM idempotency_keys WHERE source_id = ? AND key = ?",
+                arguments: [source.id, key]) {
+                guard (row["fingerprint"] as String) == request.requestFingerprint else { throw SyncStoreError.idempotencyKeyReused }
+                guard let sync = try Self.sync(db, id: row["sync_id"]) else { throw SyncStoreError.notFound("sync") }
+                return .replayed(sync)
+            }
+            if let active = try Row.fetchOne(
+                db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
+                arguments: [source.id]) {
+                throw SyncStoreError.syncAlreadyActive(activeSyncID: active["id"], status: SyncStatus(rawValue: active["status"]) ?? .queued)
+            }
+            if source.minTriggerIntervalSeconds > 0, let last = sourceRow["last_queued_at"] as Double?,
+               now - last < source.minTriggerIntervalSeconds {
+                throw SyncStoreError.rateLimited(retryAfterSeconds: source.minTriggerIntervalSeconds - (now - last))
+            }
+            let id = Identifier.make("syn", now: request.now)
+            do {
+                try db.execute(
+                    sql: """
+                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
+                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+                    """,
+                    arguments: [id, source.id, request.mode.rawValue, request.priority, request.trigger.rawValue,
+                                source.retry.maxAttempts, now, now])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                // The index, not the SELECT above, is the guard (another process may have won).
+                let active = try Row.fetchOne(
+                    db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
+                    arguments: [source.id])
+                throw SyncStoreError.syncAlreadyActive(
+                    activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
+            }
+            try db.execute(sql: "UPDATE sources SET last_queued_at = ? WHERE id = ?", arguments: [now, source.id])
+            if let key = request.idempotencyKey {
+                try db.execute(
+                    sql: "INSERT INTO idempotency_keys (source_id, key, fingerprint, sync_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [source.id, key, request.requestFingerprint, id, now])
+            }
+            guard let sync = try Self.sync(db, id: id) else { throw SyncStoreError.notFound("sync \(id)") }
+            return .created(sync)
+        }
+    }
+
+    public func sync(id: String) async throws -> Sync? {
+        try await pool.read { db in try Self.sync(db, id: id) }
+    }
+
+    static func sync(_ db: Database, id: String) throws -> Sync? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM syncs WHERE id = ?", arguments: [id]) else { return nil }
+        let attempts = try Row.fetchAll(
+            db, sql: "SELECT * FROM sync_attempts WHERE sync_id = ? ORDER BY number", arguments: [id]
+        ).map(SQLiteRows.attempt)
+        return SQLiteRows.sync(row, attempts: attempts)
+    }
+
+    public func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let before { clauses.append("id < ?"); arguments += [before] }
+            if let sourceID = filter.sourceID { clauses.append("source_id = ?"); arguments += [sourceID] }
+            if !filter.statuses.isEmpty {
+                clauses.append("status IN (\(filter.statuses.map { _ in "?" }.joined(separator: ", ")))")
+                for s in filter.statuses { arguments += [s.rawValue] }
+            }
+            if let since = filter.since { clauses.append("queued_at >= ?"); arguments += [since.timeIntervalSince1970] }
+            if let until = filter.until { clauses.append("queued_at < ?"); arguments += [until.timeIntervalSince1970] }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [limit]
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM syncs \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+            guard !rows.isEmpty else { return [] }
+            let ids: [String] = rows.map { $0["id"] }
+            var attempts: [String: [SyncAttempt]] = [:]
+            let placeholders = ids.map { _ in "?" }.joined(separator: ", ")
+            for row in try Row.fetchAll(
+                db, sql: "SELECT * FROM sync_attempts WHERE sync_id IN (\(placeholders)) ORDER BY sync_id, number",
+                arguments: StatementArguments(ids)) {
+                attempts[row["sync_id"], default: []].append(SQLiteRows.attempt(row))
+            }
+            return rows.map { SQLiteRows.sync($0, attempts: attempts[$0["id"]] ?? []) }
+        }
+    }
+
+    public func requestCancel(syncID: String, now: Date) async throws -> Sync {
+        try await pool.write { db in
+            guard let sync = try Self.sync(db, id: syncID) else { throw SyncStoreError.notFound("sync \(syncID)") }
+            switch sync.status {
+            case .cancelled:
+                return sync
+            case .completed, .failed:
+                throw SyncStoreError.invalidState(current: sync.status, message: "A \(sync.status.rawValue) sync cannot be cancelled.")
+            case .queued, .retrying:
+                try Self.checked(from: sync.status, to: .cancelled)
+                try db.execute(
+                    sql: """
+                    UPDATE syncs SET status = 'cancelled', finished_at = ?, cancel_requested = 1, next_retry_at = NULL
+                    WHERE id = ? AND status = ?
+                    """,
+                    arguments: [now.timeIntervalSince1970, syncID, sync.status.rawValue])
+            case .running:
+                try db.execute(sql: "UPDATE syncs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", arguments: [syncID])
+            }
+            guard let updated = try Self.sync(db, id: syncID) else { throw SyncStoreError.notFound("sync \(syncID)") }
+            return updated
+        }
+    }
+
+    public func retry(syncID: String, now: Date) async throws -> Sync {
+        try await pool.write { db in
+            guard let sync = try Self.sync(db, id: syncID) else { throw SyncStoreError.notFound("sync \(syncID)") }
+            guard SyncTransition.isAllowed(from: sync.status, to: .queued), sync.status.isTerminal else {
+                throw SyncStoreError.invalidState(current: sync.status, message: "Only failed or cancelled syncs can be retried.")
+            }
+            do {
+                try db.execute(
+                    sql: """
+                    UPDATE syncs SET status = 'queued', trigger = 'retry', failed_attempts = 0, cancel_requested = 0,
+                        error = NULL, finished_at = NULL, next_retry_at = NULL, run_at = ?,
+                        max_attempts = (SELECT json_extract(retry, '$.max_attempts') FROM sources WHERE sources.id = syncs.source_id)
+                    WHERE id = ? AND status = ?
+                    """,
+                    arguments: [now.timeIntervalSince1970, syncID, sync.status.rawValue])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                let active = try Row.fetchOne(
+                    db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
+                    arguments: [sync.sourceID])
+                throw SyncStoreError.syncAlreadyActive(
+                    activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
+            }
+            guard let updated = try Self.sync(db, id: syncID) else { throw SyncStoreError.notFound("sync \(syncID)") }
+            return updated
+        }
+    }
+
+    // MARK: Workers
+
+    public func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync? {
+        let token = UUID().uuidString
+        let t = now.timeIntervalSince1970
+        return try await pool.write { db -> ClaimedSync? in
+            guard let row = try Row.fetchOne(
+                db,
+                sql: """
+                SELECT id, status FROM syncs
+                WHERE status IN ('queued', 'retrying') AND run_at <= ?
+                ORDER BY priority DESC, run_at LIMIT 1
+                """,
+                arguments: [t]) else { return nil }
+            let id: String = row["id"]
+            try Self.checked(from: SyncStatus(rawValue: row["status"]) ?? .queued, to: .running)
+            try db.execute(
+                sql: """
+                UPDATE syncs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_token = ?,
+                    lease_expires_at = ?, heartbeat_at = ?, started_at = COALESCE(started_at, ?), running_since = ?,
+                    next_retry_at = NULL
+                WHERE id = ?
+                """,
+                arguments: [owner, token, t + leaseSeconds, t, t, t, id])
+            let attempt = try Int.fetchOne(db, sql: "SELECT attempt FROM syncs WHERE id = ?", arguments: [id]) ?? 1
+            try db.execute(
+                sql: "INSERT INTO sync_attempts (sync_id, number, started_at, status, node) VALUES (?, ?, ?, 'running', ?)",
+                arguments: [id, attempt, t, owner])
+            guard let sync = try Self.sync(db, id: id),
+                  let source = try Self.source(db, idOrName: sync.sourceID) else { return nil }
+            return ClaimedSync(sync: sync, source: source, lease: Lease(syncID: id, owner: owner, token: token, attempt: attempt))
+        }
+    }
+
+    public func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool {
+        let t = now.timeIntervalSince1970
+        return try await pool.write { db in
+            guard let cancel = try Bool.fetchOne(
+                db,
+                sql: """
+                UPDATE syncs SET heartbeat_at = ?, lease_expires_at = ?
+                WHERE id = ? AND lease_token = ? AND status = 'running'
+                RETURNING cancel_requested
+                """,
+                arguments: [t, t + leaseSeconds, lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+            return cancel
+        }
+    }
+
+    public func isCancelRequested(_ lease: Lease) async throws -> Bool {
+        try await pool.read { db in
+            guard let cancel = try Bool.fetchOne(
+                db, sql: "SELECT cancel_requested FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+            return cancel
+        }
+    }
+
+    public func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
+        let t = now.timeIntervalSince1970
+        return try await pool.write { db in
+            // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+            let sourceID: String = row["source_id"]
+            let counts = try SQLiteRecordWriter.upsert(page.records, sourceID: sourceID, syncID: lease.syncID, now: t, db: db)
+            for error in page.recordErrors {
+                try db.cachedStatement(sql: "INSERT INTO record_errors (sync_id, page, record_key, message) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [lease.syncID, error.page, error.recordKey, error.message])
+            }
+            try db.execute(
+                sql: """
+                UPDATE syncs SET pages = pages + 1, records_read = records_read + ?, records_created = records_created + ?,
+                    records_updated = records_updated + ?, records_unchanged = records_unchanged + ?,
+                    records_failed = records_failed + ?, bytes_read = bytes_read + ?, checkpoint = ?, checkpoint_at = ?,
+                    heartbeat_at = ?
+                WHERE id = ?
+                """,
+                arguments: [
+                    page.records.count + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
+                    page.recordErrors.count, page.bytesRead, page.checkpoint.map(SQLiteRows.json), t, t, lease.syncID,
+                ])
+            if let state = page.sourceState, !state.isEmpty {
+                let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [sourceID])
+                var merged = SQLiteRows.decode(JSONObject.self, current) ?? [:]
+                merged.merge(state) { _, new in new }
+                try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [SQLiteRows.json(merged), sourceID])
+            }
+            guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
+            return sync.progress
+        }
+    }
+
+    public func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
+        let t = now.timeIntervalSince1970
+        return try await pool.write { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+            let current = SQLiteRows.sync(row, attempts: [])
+            try Self.checked(from: current.status, to: outcome.status)
+            let ranFor = max(0, t - ((row["running_since"] as Double?) ?? t))
+            var deleted = 0
+            var error: SyncError?
+            var failedDelta = 0
+            var finishedAt: Double? = nil
+            var nextRetryAt: Double? = nil
+            var runAt = (row["run_at"] as Double?) ?? t
+            switch outcome {
+            case .completed:
+                finishedAt = t
+                if current.mode == .full {
+                    try db.execute(
+                        sql: """
+                        UPDATE records SET deleted_at = ?, updated_at = ?, sync_id = ?
+                        WHERE source_id = ? AND deleted_at IS NULL AND seen_sync_id <> ?
+                        """,
+                        arguments: [t, t, lease.syncID, current.sourceID, lease.syncID])
+                    deleted = db.changesCount
+                }
+            case .retrying(let e, let next):
+                error = e
+                failedDelta = 1
+                nextRetryAt = next.timeIntervalSince1970
+                runAt = next.timeIntervalSince1970
+            case .failed(let e):
+                error = e
+                failedDelta = 1
+                finishedAt = t
+            case .cancelled:
+                finishedAt = t
+            case .released:
+                runAt = t
+            }
+            try db.execute(
+                sql: """
+                UPDATE syncs SET status = ?, finished_at = ?, next_retry_at = ?, run_at = ?, error = ?,
+                    failed_attempts = failed_attempts + ?, records_deleted = records_deleted + ?,
+                    run_seconds = run_seconds + ?, running_since = NULL,
+                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                WHERE id = ? AND lease_token = ?
+                """,
+                arguments: [
+                    outcome.status.rawValue, finishedAt, nextRetryAt, runAt, error.map(SQLiteRows.json),
+                    failedDelta, deleted, ranFor, lease.syncID, lease.token,
+                ])
+            var attemptError = error
+            if case .released(let reason) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
+            try db.execute(
+                sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?",
+                arguments: [t, outcome.status.rawValue, attemptError.map(SQLiteRows.json), lease.syncID, lease.attempt])
+            guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
+            return sync
+        }
+    }
+
+    public func rescueExpiredLeases(now: Date) async throws -> [String] {
+        let t = now.timeIntervalSince1970
+        return try await pool.write { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT id, attempt, cancel_requested, running_since FROM syncs WHERE status = 'running' AND lease_expires_at < ?",
+                arguments: [t])
+            for row in rows {
+                let id: String = row["id"]
+                let cancel: Bool = row["cancel_requested"]
+                let to: SyncStatus = cancel ? .cancelled : .queued
+                try Self.checked(from: .running, to: to)
+                try db.execute(
+                    sql: """
+                    UPDATE syncs SET status = ?, finished_at = ?, run_at = ?, running_since = NULL,
+                        lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                    WHERE id = ? AND status = 'running'
+                    """,
+                    arguments: [to.rawValue, cancel ? t : nil, t, id])
+                let error = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
+                try db.execute(
+                    sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?",
+                    arguments: [t, to.rawValue, SQLiteRows.json(error), id, row["attempt"] as Int])
+            }
+            return rows.map { $0["id"] }
+        }
+    }
+
+    public func nextRunAt() async throws -> Date? {
+        try await pool.read { db in
+            SQLiteRows.date(try Double.fetchOne(db, sql: "SELECT MIN(run_at) FROM syncs WHERE status IN ('queued', 'retrying')"))
+        }
+    }
+
+    // MARK: Records
+
+    public func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord] {
+        try await pool.read { db in
+            let deleted = includeDeleted ? "" : "AND deleted_at IS NULL"
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM records WHERE source_id = ? AND key > ? \(deleted) ORDER BY key LIMIT ?",
+                arguments: [sourceID, after ?? "", limit]
+            ).map(SQLiteRows.record)
+        }
+    }
+
+    public func record(sourceID: String, key: String) async throws -> StoredRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM records WHERE source_id = ? AND key = ?", arguments: [sourceID, key])
+                .map(SQLiteRows.record)
+        }
+    }
+
+    public func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: SyncCore.RecordError)] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM record_errors WHERE sync_id = ? AND id > ? ORDER BY id LIMIT ?",
+                arguments: [syncID, after ?? 0, limit]
+            ).map { row in
+                (id: row["id"], error: SyncCore.RecordError(page: row["page"], recordKey: row["record_key"], message: row["message"]))
+            }
+        }
+    }
+
+    static func checked(from: SyncStatus, to: SyncStatus) throws {
+        do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import SyncCore
+
+/// The persistence of Tributary: sources, the durable queue of syncs, leases,
+/// checkpoints and the record store.
+///
+/// Every invariant of DESIGN.md that concerns data lives behind this protocol
+/// and is enforced by the database (unique indexes, CHECK constraints,
+/// conditional writes), never by a check in Swift followed by a write. Two
+/// implementations exist (SQLite, PostgreSQL); one conformance suite tests both.
+public protocol SyncStore: Sendable {
+    /// Brings the schema up to date. Safe to run twice and from several processes at once.
+    func migrate() async throws
+
+    /// A cheap round trip, used by `/readyz`.
+    func ping() async throws
+
+    // MARK: Sources
+
+    /// Inserts a source. Throws ``SyncStoreError/nameTaken(_:)`` if the name exists.
+    func createSource(_ source: Source) async throws -> Source
+    /// The source with this id, or else with this name.
+    func source(idOrName: String) async throws -> Source?
+    /// Sources ordered by id, after the given id.
+    func listSources(limit: Int, after: String?) async throws -> [Source]
+    /// The latest sync, latest finished sync and last success of a source.
+    func summary(sourceID: String) async throws -> SourceSyncSummary
+    /// Replaces a source's definition (not its state). Throws `nameTaken` or `notFound`.
+    func updateSource(_ source: Source) async throws -> Source
+    /// Deletes a source, its syncs and its records. Throws ``SyncStoreError/sourceInUse(activeSyncID:)``
+    /// while a sync is active.
+    func deleteSource(id: String) async throws
+
+    // MARK: Syncs (intents from the API)
+
+    /// Queues a new sync for a source: at most one non-terminal sync per source, enforced
+    /// by a unique index (``SyncStoreError/syncAlreadyActive(activeSyncID:status:)``).
+    func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome
+    func sync(id: String) async throws -> Sync?
+    /// Syncs newest first (by id), before the given id.
+    func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync]
+    /// Cancels a queued or retrying sync at once; flags a running one with `cancel_requested`.
+    func requestCancel(syncID: String, now: Date) async throws -> Sync
+    /// Puts a failed or cancelled sync back in the queue with a fresh attempt budget.
+    func retry(syncID: String, now: Date) async throws -> Sync
+
+    // MARK: Workers (fenced by the lease)
+
+    /// Claims the most urgent runnable sync for `owner` in one transaction.
+    func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync?
+    /// Extends the lease; returns whether a cancel was requested. Throws ``SyncStoreError/leaseLost``.
+    func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool
+    /// Whether a cancel was requested for the leased sync (a cheap read). Throws `leaseLost`.
+    func isCancelRequested(_ lease: Lease) async throws -> Bool
+    /// Commits one page: record upserts, record errors, progress counters and the
+    /// checkpoint in ONE transaction (DESIGN.md invariant 2). Throws `leaseLost`.
+    func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress
+    /// Ends the attempt with the given outcome. Throws `leaseLost`.
+    func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync
+    /// Returns running syncs whose lease expired to `queued` (or `cancelled` if a cancel
+    /// was requested). Returns the ids it rescued.
+    func rescueExpiredLeases(now: Date) async throws -> [String]
+    /// The earliest time at which a retrying or queued sync becomes runnable, if any.
+    func nextRunAt() async throws -> Date?
+
+    // MARK: Records
+
+    func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord]
+    func record(sourceID: String, key: String) async throws -> StoredRecord?
+    func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)]
+}
+
+/// A request to queue a sync.
+public struct EnqueueRequest: Sendable {
+    public var sourceID: String
+    public var mode: SyncMode
+    public var priority: Int
+    public var trigger: SyncTrigger
+    public var idempotencyKey: String?
+    /// A fingerprint of the request body, compared when an idempotency key repeats.
+    public var requestFingerprint: String
+    public var now: Date
+
+    public init(sourceID: String, mode: SyncMode, priority: Int, trigger: SyncTrigger, idempotencyKey: String? = nil, requestFingerprint: String = "", now: Date = Date()) {
+        self.sourceID = sourceID
+        self.mode = mode
+        self.priority = priority
+        self.trigger = trigger
+        self.idempotencyKey = idempotencyKey
+        self.requestFingerprint = requestFingerprint
+        self.now = now
+    }
+}
+
+/// What an enqueue did: created a sync, or replayed the one an idempotency key names.
+public enum EnqueueOutcome: Sendable {
+    case created(Sync)
+    case replayed(Sync)
+
+    public var sync: Sync {
+        switch self {
+        case .created(let s), .replayed(let s): s
+        }
+    }
+}
+
+/// Filters of `GET /v1/syncs`.
+public struct SyncFilter: Sendable {
+    public var sourceID: String?
+    public var statuses: [SyncStatus]
+    public var since: Date?
+    public var until: Date?
+    public init(sourceID: String? = nil, statuses: [SyncStatus] = [], since: Date? = nil, until: Date? = nil) {
+        self.sourceID = sourceID
+        self.statuses = statuses
+        self.since = since
+        self.until = until
+    }
+}
+
+/// The fencing token of a claimed sync: every write a worker makes is conditional on it.
+public struct Lease: Sendable, Hashable {
+    public var syncID: String
+    public var owner: String
+    public var token: String
+    public var attempt: Int
+    public init(syncID: String, owner: String, token: String, attempt: Int) {
+        self.syncID = syncID
+        self.owner = owner
+        self.token = token
+        self.attempt = attempt
+    }
+}
+
+/// A sync claimed by a worker, with its source and its lease.
+public struct ClaimedSync: Sendable {
+    public var sync: Sync
+    public var source: Source
+    public var lease: Lease
+    public init(sync: Sync, source: Source, lease: Lease) {
+        self.sync = sync
+        self.source = source
+        self.lease = lease
+    }
+}
+
+/// One page to commit.
+public struct PageCommit: Sendable {
+    /// 1-based page number within the whole sync.
+    public var pageNumber: Int
+    public var records: [SourceRecord]
+    public var recordErrors: [RecordError]
+    public var bytesRead: Int
+    /// Where the next page starts; `nil` when the source is exhausted.
+    public var checkpoint: JSONValue?
+    /// Keys to merge into the source's state (e.g. the incremental cursor), in the same transaction.
+    public var sourceState: JSONObject?
+
+    public init(pageNumber: Int, records: [SourceRecord], recordErrors: [RecordError] = [], bytesRead: Int, checkpoint: JSONValue?, sourceState: JSONObject? = nil) {
+        self.pageNumber = pageNumber
+        self.records = records
+        self.recordErrors = recordErrors
+        self.bytesRead = bytesRead
+        self.checkpoint = checkpoint
+        self.sourceState = sourceState
+    }
+}
+
+/// How an attempt ended.
+public enum AttemptOutcome: Sendable, Equatable {
+    /// All pages committed; in `full` mode, unseen records are marked deleted.
+    case completed
+    /// A retryable error with attempts left: wait until `nextRetryAt`.
+    case retrying(SyncError, nextRetryAt: Date)
+    /// A permanent error, or attempts exhausted.
+    case failed(SyncError)
+    /// The client's cancel took effect.
+    case cancelled
+    /// Handed back (graceful shutdown): queued again at its last checkpoint, not counted as a failure.
+    case released(reason: String)
+
+    public var status: SyncStatus {
+        switch self {
+        case .completed: .completed
+        case .retrying: .retrying
+        case .failed: .failed
+        case .cancelled: .cancelled
+        case .released: .queued
+        }
+    }
+}
+
+/// The errors a store reports; the API maps each to one problem code.
+public enum SyncStoreError: Error, Sendable, Equatable {
+    case notFound(String)
+    case nameTaken(String)
+    case syncAlreadyActive(activeSyncID: String, status: SyncStatus)
+    case invalidState(current: SyncStatus, message: String)
+    case sourceInUse(activeSyncID: String)
+    case rateLimited(retryAfterSeconds: Double)
+    case idempotencyKeyReused
+    /// The worker no longer holds the sync's lease: it must stop writing (DESIGN.md invariant 3).
+    case leaseLost
+    case illegalTransition(IllegalTransition)
+    case unavailable(String)
+}
+
+/// What a source's syncs say about it: its latest sync, its latest finished one, its last success.
+public struct SourceSyncSummary: Sendable {
+    public var latest: Sync?
+    public var latestFinished: Sync?
+    public var lastCompletedAt: Date?
+
+    public init(latest: Sync?, latestFinished: Sync?, lastCompletedAt: Date?) {
+        self.latest = latest
+        self.latestFinished = latestFinished
+        self.lastCompletedAt = lastCompletedAt
+    }
+
+    public func health(schedule: Schedule?, now: Date) -> SourceHealth {
+        SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
+    }
+}

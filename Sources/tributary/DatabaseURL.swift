@@ -1,0 +1,45 @@
+import Foundation
+import SyncStore
+
+/// A `--database` value: `sqlite:PATH` (default `sqlite:tributary.sqlite`) or `postgres://…`.
+enum DatabaseURL {
+    case sqlite(path: String)
+    case postgres(String)
+
+    static let environmentKey = "TRIBUTARY_DATABASE_URL"
+    static let defaultValue = "sqlite:tributary.sqlite"
+
+    static func parse(_ raw: String) throws -> DatabaseURL {
+        if raw.hasPrefix("sqlite:") {
+            var path = String(raw.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw CommandFailure("--database sqlite: needs a path, e.g. sqlite:tributary.sqlite", exitCode: 3) }
+            return .sqlite(path: path)
+        }
+        if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") { return .postgres(raw) }
+        throw CommandFailure("--database must be sqlite:PATH or postgres://USER[:PASS]@HOST:PORT/DB, got \(raw.prefix(40))", exitCode: 3)
+    }
+
+    /// Opens the store (without migrating).
+    func open() throws -> any SyncStore {
+        switch self {
+        case .sqlite(let path):
+            do {
+                return try SQLiteSyncStore(path: path)
+            } catch {
+                throw CommandFailure("cannot open SQLite database at \(path): \(error)")
+            }
+        case .postgres:
+            throw CommandFailure("PostgreSQL is not available in this build yet; use sqlite:PATH")
+        }
+    }
+
+    /// How the database is named in logs (no password).
+    var redacted: String {
+        switch self {
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let url):
+            if let at = url.lastIndex(of: "@") { "postgres://…" + url[at...] } else { url }
+        }
+    }
+}

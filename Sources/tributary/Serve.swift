@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SyncConnectors
+import SyncEngine
+import SyncServer
+import SyncStore
+
+/// `tributary serve`: the API, the workers and the lease rescuer in one process.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the API server and the sync workers.")
+
+    enum Role: String, ExpressibleByArgument, CaseIterable {
+        case all, api, worker
+    }
+
+    @Option(help: "Address to bind. Without tokens only loopback is allowed.")
+    var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+    @Option(help: "sqlite:PATH (default sqlite:tributary.sqlite) or postgres://… (env TRIBUTARY_DATABASE_URL).")
+    var database: String?
+    @Option(help: "How many syncs this process runs at once (0: none).")
+    var workers = 4
+    @Option(name: .customLong("node-id"), help: "This node's name (default: host name and pid).")
+    var nodeID: String?
+    @Option(name: .customLong("lease-seconds"), help: "How long a sync's lease lasts without a heartbeat.")
+    var leaseSeconds: Double = 30
+    @Option(help: "all, api (no workers) or worker.")
+    var role: Role = .all
+    @Option(name: .customLong("token"), help: "ROLE:TOKEN, ROLE admin or viewer (repeatable; env TRIBUTARY_TOKENS).")
+    var tokens: [String] = []
+    @Option(name: .customLong("max-body-bytes"), help: "Largest accepted request body.")
+    var maxBodyBytes = 1 << 20
+
+    func validate() throws {
+        guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be between 0 and 256") }
+        guard leaseSeconds >= 1 && leaseSeconds <= 3600 else { throw ValidationError("--lease-seconds must be between 1 and 3600") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "tributary")
+
+        let tokenMap = try Self.parseTokens(tokens + (environment["TRIBUTARY_TOKENS"]?.split(separator: ",").map(String.init) ?? []))
+        let serverConfiguration = ServerConfiguration(host: host, port: port, tokens: tokenMap, maxBodyBytes: maxBodyBytes)
+        do {
+            try serverConfiguration.validate()
+        } catch {
+            throw CommandFailure(error.description, exitCode: 3)
+        }
+
+        let url = try DatabaseURL.parse(database ?? environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
+        let store = try url.open()
+        do {
+            try await store.migrate()
+        } catch {
+            throw CommandFailure("database \(url.redacted) is not usable: \(error)")
+        }
+
+        let kinds = SourceKindRegistry.builtIn
+        let engineConfiguration = EngineConfiguration(
+            workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds)
+        let pool = WorkerPool(store: store, kinds: kinds, configuration: engineConfiguration, logger: Logger(label: "tributary.workers"))
+        let rescuer = LeaseRescuer(
+            store: store, interval: .milliseconds(Int(max(1, leaseSeconds / 3) * 1000)), wakeUp: pool.wakeUp)
+        let server = TributaryServer(
+            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: maxBodyBytes),
+            configuration: serverConfiguration)
+        let host = self.host
+        let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
+        let app = server.buildApplication(services: [pool, rescuer], logger: logger) { port in
+            logger.info("tributary listening on http://\(host):\(port) (\(summary))")
+        }
+        do {
+            try await app.runService()
+        } catch {
+            throw CommandFailure("server stopped: \(Self.oneLine(error))")
+        }
+        logger.info("tributary stopped")
+    }
+
+    static func parseTokens(_ specs: [String]) throws -> [String: TokenRole] {
+        var map: [String: TokenRole] = [:]
+        for spec in specs where !spec.isEmpty {
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let role = TokenRole(rawValue: parts[0]), !parts[1].isEmpty else {
+                throw CommandFailure("--token must be admin:TOKEN or viewer:TOKEN", exitCode: 3)
+            }
+            map[parts[1]] = role
+        }
+        return map
+    }
+
+    static func oneLine(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("Address already in use") || text.contains("EADDRINUSE") || text.contains("errno: 98") {
+            return "the port is already in use (\(text.prefix(120)))"
+        }
+        return String(text.split(separator: "\n").first ?? "")
+    }
+}

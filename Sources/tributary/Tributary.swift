@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// The `tributary` command: the server (`serve`, `migrate`) and, later, client commands.
+struct Tributary: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tributary",
+        abstract: "A sync service: durable, checkpointed, retried syncs from upstream APIs into a record store.",
+        subcommands: [Serve.self, Migrate.self]
+    )
+}
+
+/// Entry point: usage errors print one line and exit 3 (API.md, "Client commands").
+@main
+enum Main {
+    static func main() async {
+        do {
+            var command = try Tributary.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("tributary: \(failure.message)\n".utf8))
+            exit(failure.exitCode)
+        } catch {
+            let code = Tributary.exitCode(for: error)
+            if code == .success || error is CleanExit {
+                Tributary.exit(withError: error)
+            }
+            let message = Tributary.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("tributary: \(message)\n".utf8))
+            exit(code == .validationFailure ? 3 : code.rawValue)
+        }
+    }
+}
+
+/// A failure with a one-line reason and an exit status.
+struct CommandFailure: Error {
+    var message: String
+    var exitCode: Int32
+    init(_ message: String, exitCode: Int32 = 1) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+}

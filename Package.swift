@@ -91,7 +91,10 @@ let package = Package(
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"], swiftSettings: strict),
         .testTarget(
             name: "SyncStoreTests",
-            dependencies: ["SyncCore", "SyncStore", "SyncConnectors", "TestSupport"],
+            dependencies: [
+                "SyncCore", "SyncStore", "SyncConnectors", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -38,5 +38,9 @@ public enum SyncTransition {
 public struct IllegalTransition: Error, Sendable, Equatable, CustomStringConvertible {
     public let from: SyncStatus
     public let to: SyncStatus
+    public init(from: SyncStatus, to: SyncStatus) {
+        self.from = from
+        self.to = to
+    }
     public var description: String { "illegal sync transition \(from.rawValue) → \(to.rawValue)" }
 }

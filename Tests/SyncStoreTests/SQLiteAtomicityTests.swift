@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Invariant 2 on SQLite, broken on purpose: a trigger makes the database itself
+/// fail in the middle of a page, after some of its records were written.
+@Suite("SQLite page atomicity")
+struct SQLiteAtomicityTests {
+    @Test func aPageThatFailsHalfwayLeavesNoTrace() async throws {
+        let dir = try TemporaryDirectory("atomic")
+        defer { dir.remove() }
+        let path = dir.file("t.sqlite")
+        let store = try SQLiteSyncStore(path: path)
+        try await store.migrate()
+        let source = try await store.createSource(makeSource())
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 10, checkpoint: .object(["offset": .number(3)])), lease: c.lease, now: Date())
+
+        let raw = try DatabaseQueue(path: path)
+        try await raw.write { db in
+            try db.execute(sql: """
+                CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key = 'poison'
+                BEGIN SELECT RAISE(ABORT, 'poisoned record'); END
+                """)
+        }
+        let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
+        await #expect(throws: (any Error).self) {
+            try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
+        }
+        let after = try #require(try await store.sync(id: c.sync.id))
+        #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
+        #expect(after.checkpoint == .object(["offset": .number(3)]))
+        #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
+    }
+
+    @Test func twoProcessesMigratingAtOnceBothSucceed() async throws {
+        let dir = try TemporaryDirectory("migrate")
+        defer { dir.remove() }
+        let stores = try (0..<4).map { _ in try SQLiteSyncStore(path: dir.file("m.sqlite")) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for store in stores { group.addTask { try await store.migrate() } }
+            try await group.waitForAll()
+        }
+        let source = try await stores[0].createSource(makeSource())
+        #expect(try await stores[3].source(idOrName: source.id) != nil)
+    }
+
+    @Test func theDatabaseRejectsAnUnknownStatusAndASecondActiveSync() async throws {
+        let dir = try TemporaryDirectory("check")
+        defer { dir.remove() }
+        let store = try SQLiteSyncStore(path: dir.file("c.sqlite"))
+        try await store.migrate()
+        let source = try await store.createSource(makeSource())
+        let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
+        let raw = try DatabaseQueue(path: dir.file("c.sqlite"))
+        await #expect(throws: DatabaseError.self) {
+            try await raw.write { db in try db.execute(sql: "UPDATE syncs SET status = 'in_progress' WHERE id = ?", arguments: [sync.id]) }
+        }
+        // Bypass the store's code entirely: the partial unique index alone refuses a second active sync.
+        await #expect(throws: DatabaseError.self) {
+            try await raw.write { db in
+                try db.execute(sql: """
+                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
+                    VALUES ('syn_x', ?, 'running', 'full', 0, 'api', 5, 0, 0)
+                    """, arguments: [source.id])
+            }
+        }
+    }
+}

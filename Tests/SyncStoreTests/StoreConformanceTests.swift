@@ -1,0 +1,303 @@
+import Foundation
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// One suite, every backend: the store's guarantees (DESIGN.md invariants 1–4), tried by breaking them.
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    func withStore(_ backend: StoreBackend, _ body: (any SyncStore) async throws -> Void) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        try await body(store)
+    }
+
+    func enqueue(_ store: any SyncStore, _ source: Source, mode: SyncMode = .full, priority: Int = 0,
+                 key: String? = nil, fingerprint: String = "") async throws -> Sync {
+        try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: mode, priority: priority, trigger: .api,
+                                               idempotencyKey: key, requestFingerprint: fingerprint)).sync
+    }
+
+    func claim(_ store: any SyncStore, owner: String = "node-a", lease: Double = 30, now: Date = Date()) async throws -> ClaimedSync {
+        try #require(try await store.claimNext(owner: owner, leaseSeconds: lease, now: now))
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func migrationsAreIdempotent(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            try await store.migrate()
+            try await store.migrate()
+            try await store.ping()
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func fiftyConcurrentTriggersQueueExactlyOneSync(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            let results = await withTaskGroup(of: Result<Sync, any Error>.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        do { return .success(try await enqueue(store, source)) } catch { return .failure(error) }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let winners = results.compactMap { try? $0.get() }
+            #expect(winners.count == 1)
+            let winner = try #require(winners.first)
+            for case .failure(let error) in results {
+                #expect(error as? SyncStoreError == .syncAlreadyActive(activeSyncID: winner.id, status: .queued))
+            }
+            #expect(try await store.listSyncs(SyncFilter(sourceID: source.id), limit: 100, before: nil).count == 1)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aTerminalSyncFreesTheSourceForTheNext(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            let first = try await enqueue(store, source)
+            _ = try await store.requestCancel(syncID: first.id, now: Date())
+            let second = try await enqueue(store, source)
+            #expect(second.id != first.id)
+            #expect(second.status == .queued)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func idempotencyKeyReplaysTheOriginalAndRejectsADifferentBody(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            let a = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api, idempotencyKey: "k1", requestFingerprint: "f"))
+            let b = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api, idempotencyKey: "k1", requestFingerprint: "f"))
+            guard case .created = a, case .replayed = b else { Issue.record("expected created then replayed"); return }
+            #expect(a.sync.id == b.sync.id)
+            await #expect(throws: SyncStoreError.idempotencyKeyReused) {
+                try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api, idempotencyKey: "k1", requestFingerprint: "other"))
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func minTriggerIntervalIsEnforced(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource(minTriggerIntervalSeconds: 60))
+            let first = try await enqueue(store, source)
+            _ = try await store.requestCancel(syncID: first.id, now: Date())
+            do {
+                _ = try await enqueue(store, source)
+                Issue.record("expected rate_limited")
+            } catch SyncStoreError.rateLimited(let retryAfter) {
+                #expect(retryAfter > 55 && retryAfter <= 60)
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func claimTakesHighestPriorityThenOldest(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let low = try await enqueue(store, try await store.createSource(makeSource()), priority: 0)
+            let high = try await enqueue(store, try await store.createSource(makeSource()), priority: 5)
+            let low2 = try await enqueue(store, try await store.createSource(makeSource()), priority: 0)
+            let order = [try await claim(store), try await claim(store), try await claim(store)].map(\.sync.id)
+            #expect(order == [high.id, low.id, low2.id])
+            #expect(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()) == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func pagesCountCreatedUpdatedUnchangedAndPersistProgress(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c = try await claim(store)
+            #expect(c.sync.status == .running && c.sync.attempt == 1)
+            var p = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<10), bytesRead: 100, checkpoint: .object(["offset": .number(10)])), lease: c.lease, now: Date())
+            #expect(p.recordsCreated == 10 && p.pages == 1 && p.bytesRead == 100)
+            // Same page again with 3 changed records and 2 new ones.
+            let page2 = makeRecords(0..<7) + makeRecords(7..<10, version: 1) + makeRecords(10..<12)
+            p = try await store.commitPage(PageCommit(pageNumber: 2, records: page2, recordErrors: [RecordError(page: 2, recordKey: nil, message: "no id")], bytesRead: 50, checkpoint: .null), lease: c.lease, now: Date())
+            #expect(p.recordsCreated == 12 && p.recordsUpdated == 3 && p.recordsUnchanged == 7 && p.recordsFailed == 1)
+            #expect(p.recordsRead == 10 + 12 + 1 && p.pages == 2 && p.bytesRead == 150)
+            let stored = try #require(try await store.sync(id: c.sync.id))
+            #expect(stored.progress == p)
+            #expect(stored.checkpoint == .null)
+            let done = try await store.finish(c.lease, outcome: .completed, now: Date())
+            #expect(done.status == .completed)
+            #expect(done.result?.recordsCreated == 12)
+            #expect(try await store.recordErrors(syncID: c.sync.id, limit: 10, after: nil).map(\.error.message) == ["no id"])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aStaleLeaseCannotCommitHeartbeatOrFinish(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let a = try await claim(store, owner: "node-a", lease: 5)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<5), bytesRead: 1, checkpoint: .object(["offset": .number(5)])), lease: a.lease, now: Date())
+            // node-a pauses past its lease; the rescuer hands the sync to node-b.
+            let later = Date().addingTimeInterval(60)
+            #expect(try await store.rescueExpiredLeases(now: later) == [a.sync.id])
+            let b = try await claim(store, owner: "node-b", now: later)
+            #expect(b.sync.id == a.sync.id && b.lease.attempt == 2)
+            #expect(b.sync.checkpoint == .object(["offset": .number(5)]))
+            await #expect(throws: SyncStoreError.leaseLost) {
+                try await store.commitPage(PageCommit(pageNumber: 2, records: makeRecords(5..<10), bytesRead: 1, checkpoint: .null), lease: a.lease, now: Date())
+            }
+            await #expect(throws: SyncStoreError.leaseLost) { try await store.heartbeat(a.lease, leaseSeconds: 5, now: Date()) }
+            await #expect(throws: SyncStoreError.leaseLost) { try await store.finish(a.lease, outcome: .completed, now: Date()) }
+            let s = try #require(try await store.sync(id: a.sync.id))
+            #expect(s.status == .running && s.leaseOwner == "node-b" && s.progress.recordsCreated == 5)
+            #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).count == 5)
+            #expect(s.attempts.map(\.status) == [.queued, .running])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func cancelIsImmediateWhenWaitingAndFlaggedWhenRunning(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let s1 = try await store.createSource(makeSource())
+            let queued = try await enqueue(store, s1)
+            let cancelled = try await store.requestCancel(syncID: queued.id, now: Date())
+            #expect(cancelled.status == .cancelled && cancelled.finishedAt != nil)
+            #expect(try await store.requestCancel(syncID: queued.id, now: Date()).status == .cancelled)
+
+            let s2 = try await store.createSource(makeSource())
+            _ = try await enqueue(store, s2)
+            let c = try await claim(store)
+            let flagged = try await store.requestCancel(syncID: c.sync.id, now: Date())
+            #expect(flagged.status == .running && flagged.cancelRequested)
+            #expect(try await store.isCancelRequested(c.lease))
+            #expect(try await store.heartbeat(c.lease, leaseSeconds: 30, now: Date()))
+            let done = try await store.finish(c.lease, outcome: .cancelled, now: Date())
+            #expect(done.status == .cancelled)
+
+            let s3 = try await store.createSource(makeSource())
+            _ = try await enqueue(store, s3)
+            let c3 = try await claim(store)
+            _ = try await store.finish(c3.lease, outcome: .completed, now: Date())
+            await #expect(throws: SyncStoreError.invalidState(current: .completed, message: "A completed sync cannot be cancelled.")) {
+                try await store.requestCancel(syncID: c3.sync.id, now: Date())
+            }
+            await #expect(throws: SyncStoreError.notFound("sync nope")) { try await store.requestCancel(syncID: "nope", now: Date()) }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aRescuedSyncWithACancelRequestEndsCancelled(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c = try await claim(store, lease: 1)
+            _ = try await store.requestCancel(syncID: c.sync.id, now: Date())
+            #expect(try await store.rescueExpiredLeases(now: Date().addingTimeInterval(5)) == [c.sync.id])
+            #expect(try await store.sync(id: c.sync.id)?.status == .cancelled)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func retryingWaitsAndManualRetryResetsTheBudgetAndKeepsProgress(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource(retry: RetryPolicy(maxAttempts: 2, initialDelaySeconds: 1, maxDelaySeconds: 1, multiplier: 1)))
+            _ = try await enqueue(store, source)
+            let c1 = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<5), bytesRead: 1, checkpoint: .object(["offset": .number(5)])), lease: c1.lease, now: Date())
+            let err = SyncError(.upstreamUnavailable, "HTTP 503", httpStatus: 503)
+            let next = Date().addingTimeInterval(60)
+            let retrying = try await store.finish(c1.lease, outcome: .retrying(err, nextRetryAt: next), now: Date())
+            #expect(retrying.status == .retrying && retrying.failedAttempts == 1 && retrying.error == err)
+            #expect(abs((retrying.nextRetryAt ?? .distantPast).timeIntervalSince(next)) < 0.01)
+            // Not runnable before next_retry_at.
+            #expect(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()) == nil)
+            await #expect(throws: SyncStoreError.self) { try await store.retry(syncID: retrying.id, now: Date()) }
+            let c2 = try await claim(store, now: next.addingTimeInterval(1))
+            #expect(c2.sync.attempt == 2)
+            let failed = try await store.finish(c2.lease, outcome: .failed(err), now: Date())
+            #expect(failed.status == .failed && failed.attempts.count == 2 && failed.attempts.allSatisfy { $0.error == err })
+            let again = try await store.retry(syncID: failed.id, now: Date())
+            #expect(again.status == .queued && again.trigger == .retry && again.failedAttempts == 0 && again.error == nil)
+            #expect(again.progress.recordsCreated == 5 && again.checkpoint == .object(["offset": .number(5)]))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func manualRetryObeysTheOneActiveSyncRule(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            let first = try await enqueue(store, source)
+            _ = try await store.requestCancel(syncID: first.id, now: Date())
+            let second = try await enqueue(store, source)
+            await #expect(throws: SyncStoreError.syncAlreadyActive(activeSyncID: second.id, status: .queued)) {
+                try await store.retry(syncID: first.id, now: Date())
+            }
+            await #expect(throws: SyncStoreError.invalidState(current: .queued, message: "Only failed or cancelled syncs can be retried.")) {
+                try await store.retry(syncID: second.id, now: Date())
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func fullModeDeletesUnseenRecordsOnlyOnCompletion(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c1 = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<10), bytesRead: 1, checkpoint: .null), lease: c1.lease, now: Date())
+            _ = try await store.finish(c1.lease, outcome: .completed, now: Date())
+
+            // An incomplete full sync that saw only 0..<4 deletes nothing.
+            _ = try await enqueue(store, source)
+            let c2 = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<4), bytesRead: 1, checkpoint: .object(["offset": .number(4)])), lease: c2.lease, now: Date())
+            _ = try await store.finish(c2.lease, outcome: .failed(SyncError(.upstreamClientError, "404")), now: Date())
+            #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: false).count == 10)
+
+            // A complete full sync that saw 0..<7 deletes exactly 7..<10.
+            _ = try await enqueue(store, source)
+            let c3 = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<7), bytesRead: 1, checkpoint: .null), lease: c3.lease, now: Date())
+            let done = try await store.finish(c3.lease, outcome: .completed, now: Date())
+            #expect(done.result?.recordsDeleted == 3)
+            let live = try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: false)
+            #expect(live.map(\.key) == makeRecords(0..<7).map(\.key))
+            let all = try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true)
+            #expect(all.filter { $0.deletedAt != nil }.map(\.key) == makeRecords(7..<10).map(\.key))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func recordsPageByKeyWithoutSkipsOrRepeats(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<95), bytesRead: 1, checkpoint: .null), lease: c.lease, now: Date())
+            var seen: [String] = []
+            var after: String?
+            repeat {
+                let page = try await store.records(sourceID: source.id, limit: 10, after: after, includeDeleted: false)
+                seen += page.map(\.key)
+                after = page.count == 10 ? page.last?.key : nil
+            } while after != nil
+            #expect(seen == makeRecords(0..<95).map(\.key))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func sourcesAreUniqueByNameAndCannotBeDeletedWhileActive(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource(name: "crm"))
+            await #expect(throws: SyncStoreError.nameTaken("crm")) { try await store.createSource(makeSource(name: "crm")) }
+            #expect(try await store.source(idOrName: "crm")?.id == source.id)
+            let sync = try await enqueue(store, source)
+            await #expect(throws: SyncStoreError.sourceInUse(activeSyncID: sync.id)) { try await store.deleteSource(id: source.id) }
+            _ = try await store.requestCancel(syncID: sync.id, now: Date())
+            try await store.deleteSource(id: source.id)
+            #expect(try await store.source(idOrName: "crm") == nil)
+            #expect(try await store.sync(id: sync.id) == nil)
+        }
+    }
+}

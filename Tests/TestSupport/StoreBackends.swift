@@ -1,0 +1,34 @@
+import Foundation
+import SyncCore
+import SyncStore
+
+/// The store implementations every conformance test runs against.
+public enum StoreBackend: String, CaseIterable, Sendable {
+    case sqlite
+
+    /// A fresh, migrated store and a cleanup closure.
+    public func makeStore() async throws -> (store: any SyncStore, cleanup: @Sendable () -> Void) {
+        switch self {
+        case .sqlite:
+            let dir = try TemporaryDirectory("store")
+            let store = try SQLiteSyncStore(path: dir.file("test.sqlite"))
+            try await store.migrate()
+            return (store, { dir.remove() })
+        }
+    }
+}
+
+
+/// A source definition for tests.
+public func makeSource(name: String = "src-\(UUID().uuidString.prefix(8))", kind: String = "synthetic",
+                       config: JSONObject = ["records": .number(10), "page_size": .number(5)],
+                       retry: RetryPolicy = .default, minTriggerIntervalSeconds: Double = 0) -> Source {
+    let now = Date()
+    return Source(id: Identifier.make("src"), name: name, kind: kind, config: config, retry: retry,
+                  minTriggerIntervalSeconds: minTriggerIntervalSeconds, createdAt: now, updatedAt: now)
+}
+
+/// Records `from..<to` with deterministic bytes.
+public func makeRecords(_ range: Range<Int>, version: Int = 0) -> [SourceRecord] {
+    range.map { SourceRecord(key: String(format: "%06d", $0), data: Array(#"{"id":\#($0),"v":\#(version)}"#.utf8)) }
+}

@@ -1,0 +1,83 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SyncCore
+
+/// A directory under the system temp dir, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ prefix: String = "tributary-test") throws {
+        path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Parses JSON bytes into a ``JSONValue``.
+public func parseJSON(_ bytes: some Collection<UInt8>) throws -> JSONValue {
+    try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+}
+
+/// Polls `condition` until it returns a value or `timeout` passes.
+public func eventually<T: Sendable>(
+    timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(50),
+    _ condition: @Sendable () async throws -> T?
+) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if let value = try await condition() { return value }
+        if ContinuousClock.now > deadline { throw TimedOut(description: "condition not met within \(timeout)") }
+        try await Task.sleep(for: interval)
+    }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A response as tests see it.
+public struct HTTPResult: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    public var json: JSONValue { (try? parseJSON(body)) ?? .null }
+    public var contentType: String? { headers.first(name: "content-type") }
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A small HTTP client over AsyncHTTPClient for talking to a real server on loopback.
+public struct APIClient: Sendable {
+    public var baseURL: String
+    public var token: String?
+
+    public init(baseURL: String, token: String? = nil) {
+        self.baseURL = baseURL
+        self.token = token
+    }
+
+    public func request(
+        _ method: HTTPMethod, _ path: String, json: String? = nil, headers: [(String, String)] = [],
+        timeout: TimeAmount = .seconds(30)
+    ) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let body = try await response.body.collect(upTo: 64 << 20)
+        return HTTPResult(status: Int(response.status.code), headers: response.headers, body: Array(body.readableBytesView))
+    }
+
+    public func get(_ path: String) async throws -> HTTPResult { try await request(.GET, path) }
+    public func post(_ path: String, _ json: String? = nil, headers: [(String, String)] = []) async throws -> HTTPResult {
+        try await request(.POST, path, json: json, headers: headers)
+    }
+}

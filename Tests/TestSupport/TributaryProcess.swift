@@ -1,0 +1,121 @@
+import Foundation
+
+/// The real `tributary` binary, run as a child process for end-to-end tests.
+///
+/// Output goes to a log file next to the database; `start` waits for the
+/// "listening on" line and reads the port from it (the server binds port 0).
+public final class TributaryProcess: @unchecked Sendable {
+    // @unchecked: `process` is set once in init and only read after; Foundation's
+    // Process is thread-safe for terminate/isRunning/terminationStatus.
+    public let process: Process
+    public let logPath: String
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The built binary: `TRIBUTARY_BINARY`, else next to the test bundle.
+    public static var binaryPath: String {
+        if let path = ProcessInfo.processInfo.environment["TRIBUTARY_BINARY"] { return path }
+        let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundleDir, bundleDir.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("tributary").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return ".build/debug/tributary"
+    }
+
+    /// Starts `tributary serve` with `arguments` (plus `--port 0` unless given) and waits until it listens.
+    public init(serve arguments: [String], directory: TemporaryDirectory, name: String = "node", environment: [String: String] = [:]) async throws {
+        logPath = directory.file("\(name)-\(UUID().uuidString.prefix(6)).log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        var args = ["serve"] + arguments
+        if !arguments.contains("--port") { args += ["--port", "0"] }
+        process.arguments = args
+        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
+        env.removeValue(forKey: "TRIBUTARY_TOKENS")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let path = logPath
+        do {
+            port = try await eventually(timeout: .seconds(60), every: .milliseconds(20)) { () -> Int? in
+                guard process.isRunning else { throw ProcessExited(log: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "") }
+                return Self.listeningPort(in: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+            }
+        } catch {
+            if process.isRunning { process.terminate() }
+            throw error
+        }
+    }
+
+    static func listeningPort(in log: String) -> Int? {
+        guard let range = log.range(of: "tributary listening on http://") else { return nil }
+        let rest = log[range.upperBound...]
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        let digits = rest[rest.index(after: colon)...].prefix { $0.isNumber }
+        return Int(digits)
+    }
+
+    public var client: APIClient { APIClient(baseURL: baseURL) }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var isRunning: Bool { process.isRunning }
+
+    /// SIGKILL: the process dies at whatever instruction it is on.
+    public func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then waits for the exit and returns its status.
+    public func terminate(timeout: Duration = .seconds(20)) async throws -> Int32 {
+        Foundation.kill(process.processIdentifier, SIGTERM)
+        return try await waitForExit(timeout: timeout)
+    }
+
+    public func waitForExit(timeout: Duration = .seconds(20)) async throws -> Int32 {
+        let process = process
+        _ = try await eventually(timeout: timeout, every: .milliseconds(20)) { process.isRunning ? nil : true }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
+    }
+}
+
+public struct ProcessExited: Error, CustomStringConvertible {
+    public var log: String
+    public var description: String { "tributary exited early; log:\n\(log)" }
+}
+
+/// Runs the binary to completion with `arguments`; returns (exit status, combined output).
+public func runTributary(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:]) async throws -> (Int32, String) {
+    let outPath = directory.file("run-\(UUID().uuidString.prefix(6)).out")
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: TributaryProcess.binaryPath)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
+    env.removeValue(forKey: "TRIBUTARY_TOKENS")
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    process.standardOutput = out
+    process.standardError = out
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    _ = try await eventually(timeout: .seconds(30), every: .milliseconds(20)) { process.isRunning ? nil : true }
+    return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
+}

@@ -37,6 +37,7 @@ public func eventually<T: Sendable>(
 
 public struct TimedOut: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A response as tests see it.

@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncServer
+import TestSupport
+
+@Suite("HTTP API")
+struct APITests {
+    /// Every served route is in openapi.yaml and every documented route is served.
+    @Test func openAPIDescribesExactlyTheServedRoutes() async throws {
+        let node = try await TestNode()
+        try await node.test { client in
+            let served = try await client.call(.get, "/openapi.yaml")
+            #expect(served.status == .ok)
+            let documented = Self.operations(in: String(buffer: served.body))
+            let registered = Set(node.server.routes.routes.map { "\($0.method) \($0.path)" })
+            #expect(!registered.isEmpty)
+            #expect(documented.subtracting(registered).isEmpty, "documented but not served: \(documented.subtracting(registered).sorted())")
+            #expect(registered.subtracting(documented).isEmpty, "served but not documented: \(registered.subtracting(documented).sorted())")
+        }
+    }
+
+    /// `METHOD /path` pairs under `paths:` (two-space path keys, four-space method keys).
+    static func operations(in yaml: String) -> Set<String> {
+        var result: Set<String> = []
+        var inPaths = false
+        var path: String?
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if !line.hasPrefix(" ") { inPaths = line.hasPrefix("paths:"); continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /") {
+                path = String(line.dropFirst(2).prefix { $0 != ":" })
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), let path {
+                let key = line.dropFirst(4).prefix { $0 != ":" }
+                if ["get", "put", "post", "patch", "delete", "head", "options"].contains(key) {
+                    result.insert("\(key.uppercased()) \(path)")
+                }
+            }
+        }
+        return result
+    }
+
+    @Test func fiftyConcurrentTriggersOverHTTPGiveExactlyOne202() async throws {
+        try await TestNode().test(.live) { client in
+            _ = try await client.createSource("storm")
+            let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+                for _ in 0..<50 { group.addTask { try await client.call(.post, "/v1/sources/storm/syncs") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let accepted = responses.filter { $0.status == .accepted }
+            #expect(accepted.count == 1)
+            let winner = try #require(accepted.first?.json["id"]?.stringValue)
+            let conflicts = responses.filter { $0.status == .conflict }
+            #expect(conflicts.count == 49)
+            #expect(conflicts.allSatisfy { $0.problemCode == "sync_already_active" && $0.json["active_sync_id"]?.stringValue == winner })
+        }
+    }
+
+    @Test func idempotencyKeyReturnsTheOriginalResponse() async throws {
+        try await TestNode().test { client in
+            _ = try await client.createSource("s")
+            let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "abc"]
+            let a = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": 3}"#, headers: key)
+            let b = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": 3}"#, headers: key)
+            #expect(a.status == .accepted && b.status == .accepted)
+            #expect(a.json["id"] == b.json["id"])
+            #expect(a.json["priority"]?.intValue == 3)
+            let other = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": 4}"#, headers: key)
+            #expect(other.status == .unprocessableContent)
+            let noKey = try await client.call(.post, "/v1/sources/s/syncs")
+            #expect(noKey.status == .conflict)
+        }
+    }
+
+    @Test func sourceLifecycleAndSecretsAreWriteOnly() async throws {
+        let node = try await TestNode()
+        try await node.test { client in
+            let created = try await client.call(.post, "/v1/sources", #"""
+                {"name": "crm", "kind": "open", "config": {"url": "http://127.0.0.1:1/x", "headers": {"Authorization": "Bearer s3cr3t", "X-Plain": "p"},
+                 "api_key": "k3y", "nested": {"password": "pw", "page": 1}}, "schedule": {"every_seconds": 60}, "priority": 2,
+                 "retry": {"max_attempts": 3}}
+                """#)
+            #expect(created.status == .created)
+            let id = try #require(created.json["id"]?.stringValue)
+            #expect(created.headers[.location] == "/v1/sources/\(id)")
+            let text = String(buffer: created.body)
+            for secret in ["s3cr3t", "k3y", "\"pw\"", "\"p\""] { #expect(!text.contains(secret), "leaked \(secret)") }
+            let config = try #require(created.json["config"])
+            #expect(config["headers"]?["Authorization"] == .string("***"))
+            #expect(config["api_key"] == .string("***"))
+            #expect(config["nested"]?["password"] == .string("***"))
+            #expect(config["nested"]?["page"] == .number(1))
+            #expect(created.json["health"] == .string("never_synced"))
+            #expect(created.json["last_sync"] == .null)
+            #expect(created.json["retry"]?["max_attempts"] == .number(3))
+
+            // PATCH that does not mention the secrets keeps them; "***" sent back keeps them too.
+            let patched = try await client.call(.patch, "/v1/sources/crm", #"{"config": {"url": "http://127.0.0.1:2/y", "api_key": "***"}, "priority": 7}"#)
+            #expect(patched.status == .ok)
+            #expect(patched.json["priority"] == .number(7))
+            #expect(patched.json["config"]?["url"] == .string("http://127.0.0.1:2/y"))
+            let stored = try #require(try await node.store.source(idOrName: id)).config
+            #expect(stored["api_key"] == .string("k3y"))
+            #expect(stored["headers"]?["Authorization"] == .string("Bearer s3cr3t"))
+            #expect(stored["nested"]?["password"] == .string("pw"))
+            #expect(stored["url"] == .string("http://127.0.0.1:2/y"))
+            let byName = try await client.call(.get, "/v1/sources/crm")
+            #expect(byName.json["id"]?.stringValue == id)
+            #expect(try await client.call(.delete, "/v1/sources/\(id)").status == .noContent)
+            #expect(try await client.call(.get, "/v1/sources/\(id)").status == .notFound)
+        }
+    }
+
+    @Test func listsArePaginatedWithoutSkipsOrRepeats() async throws {
+        try await TestNode().test { client in
+            for i in 0..<7 { _ = try await client.createSource("s\(i)") }
+            var names: [String] = []
+            var cursor: String?
+            repeat {
+                let page = try await client.call(.get, "/v1/sources?limit=3" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                #expect(page.status == .ok)
+                names += page.json["items"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+                cursor = page.json["next_cursor"]?.stringValue
+            } while cursor != nil
+            #expect(names == (0..<7).map { "s\($0)" })
+
+            var ids: [String] = []
+            for i in 0..<5 {
+                ids.append(try #require(try await client.call(.post, "/v1/sources/s\(i)/syncs").json["id"]?.stringValue))
+            }
+            var seen: [String] = []
+            cursor = nil
+            repeat {
+                let page = try await client.call(.get, "/v1/syncs?limit=2&status=queued" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                seen += page.json["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+                cursor = page.json["next_cursor"]?.stringValue
+            } while cursor != nil
+            #expect(seen == ids.reversed())
+            let bySource = try await client.call(.get, "/v1/syncs?source_id=\(try #require(try await client.call(.get, "/v1/sources/s0").json["id"]?.stringValue))")
+            #expect(bySource.json["items"]?.arrayValue?.count == 1)
+            #expect(try await client.call(.get, "/v1/syncs?status=completed").json["items"]?.arrayValue?.isEmpty == true)
+        }
+    }
+}
+

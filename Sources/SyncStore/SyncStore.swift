@@ -172,8 +172,9 @@ public enum AttemptOutcome: Sendable, Equatable {
     case completed
     /// A retryable error with attempts left: wait until `nextRetryAt`.
     case retrying(SyncError, nextRetryAt: Date)
-    /// A permanent error, or attempts exhausted.
-    case failed(SyncError)
+    /// A permanent error, or attempts exhausted; `cause` is the attempt's own error when it
+    /// differs from the sync's (the sync says `attempts_exhausted`, the attempt what went wrong).
+    case failed(SyncError, cause: SyncError? = nil)
     /// The client's cancel took effect.
     case cancelled
     /// Handed back (graceful shutdown): queued again at its last checkpoint, not counted as a failure.

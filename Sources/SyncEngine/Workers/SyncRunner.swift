@@ -143,7 +143,7 @@ struct SyncRunner {
         guard failed < claimed.sync.maxAttempts else {
             var exhausted = SyncError(.attemptsExhausted, "gave up after \(failed) failed attempts; last error: \(error.code.rawValue): \(error.message)", retryable: false)
             exhausted.httpStatus = error.httpStatus
-            return .failed(exhausted)
+            return .failed(exhausted, cause: error)
         }
         let delay = claimed.source.retry.delay(afterFailedAttempts: failed, retryAfter: error.retryAfterSeconds, random: random)
         return .retrying(error, nextRetryAt: Date().addingTimeInterval(delay))

@@ -379,6 +379,7 @@ public final class SQLiteSyncStore: SyncStore {
             var failedDelta = 0
             var finishedAt: Double? = nil
             var nextRetryAt: Double? = nil
+            var attemptCause: SyncError?
             var runAt = (row["run_at"] as Double?) ?? t
             switch outcome {
             case .completed:
@@ -397,8 +398,9 @@ public final class SQLiteSyncStore: SyncStore {
                 failedDelta = 1
                 nextRetryAt = next.timeIntervalSince1970
                 runAt = next.timeIntervalSince1970
-            case .failed(let e):
+            case .failed(let e, let cause):
                 error = e
+                attemptCause = cause
                 failedDelta = 1
                 finishedAt = t
             case .cancelled:
@@ -418,7 +420,7 @@ public final class SQLiteSyncStore: SyncStore {
                     outcome.status.rawValue, finishedAt, nextRetryAt, runAt, error.map(SQLiteRows.json),
                     failedDelta, deleted, ranFor, lease.syncID, lease.token,
                 ])
-            var attemptError = error
+            var attemptError = attemptCause ?? error
             if case .released(let reason) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
             try db.execute(
                 sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?",

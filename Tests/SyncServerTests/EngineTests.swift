@@ -1,0 +1,160 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+import SyncConnectors
+import SyncCore
+import SyncEngine
+import SyncServer
+import SyncStore
+import TestSupport
+
+/// A synthetic kind that logs the offset of every page it is asked for (`-1` for the first page).
+final class RecordingKind: SyncSourceKind, Sendable {
+    let requests = Mutex<[Int]>([])
+    var name: String { "recording" }
+    func validate(config: JSONObject) -> [FieldError] { SyntheticSourceKind().validate(config: config) }
+    func makeSource(_ context: SourceContext) throws -> any SyncSource {
+        Recording(inner: SyntheticSource(config: SyntheticSourceKind.parse(context.source.config)), kind: self)
+    }
+    struct Recording: SyncSource {
+        let inner: SyntheticSource
+        let kind: RecordingKind
+        func readPage(_ request: PageRequest) async throws -> SourcePage {
+            kind.requests.withLock { $0.append(request.checkpoint?["offset"]?.intValue ?? -1) }
+            return try await inner.readPage(request)
+        }
+    }
+}
+
+@Suite("Engine behaviour through the API")
+struct EngineTests {
+    func waitFor(_ client: any TestClientProtocol, _ id: String, timeout: Duration = .seconds(30), _ predicate: @escaping @Sendable (JSONValue) -> Bool) async throws -> JSONValue {
+        try await eventually(timeout: timeout, every: .milliseconds(10)) { () -> JSONValue? in
+            let sync = try await client.call(.get, "/v1/syncs/\(id)").json
+            return predicate(sync) ? sync : nil
+        }
+    }
+
+    @Test func aSyncRunsToCompletionWithRealCounts() async throws {
+        try await TestNode(workers: 2).test { client in
+            _ = try await client.createSource("s", records: 1234, pageSize: 100)
+            let id = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
+            let done = try await waitFor(client, id) { $0["status"]?.stringValue == "completed" }
+            #expect(done["result"]?["records_created"] == .number(1234))
+            #expect(done["result"]?["records_read"] == .number(1234))
+            #expect(done["result"]?["pages"] == .number(13))
+            #expect(done["progress"]?["records_created"] == .number(1234))
+            #expect(done["attempts"]?.arrayValue?.count == 1)
+            let records = try await client.call(.get, "/v1/sources/s/records?limit=2")
+            #expect(records.json["items"]?.arrayValue?.first?["data"]?["name"] == .string("record-0"))
+            // A second full sync sees the same data: all unchanged.
+            let second = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
+            let again = try await waitFor(client, second) { $0["status"]?.stringValue == "completed" }
+            #expect(again["result"]?["records_unchanged"] == .number(1234))
+            #expect(again["result"]?["records_created"] == .number(0))
+            let source = try await client.call(.get, "/v1/sources/s").json
+            #expect(source["health"] == .string("ok"))
+            #expect(source["last_sync"]?["id"]?.stringValue == second)
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func cancelOfASyncBlockedInASlowPageLandsWithinFiveSeconds(inProcess: Bool) async throws {
+        let node = try await TestNode(workers: 1)
+        try await node.test { client in
+            let r = try await client.call(.post, "/v1/sources", #"{"name": "slow", "kind": "synthetic", "config": {"records": 100, "page_size": 10, "delay_ms_per_page": 60000}}"#)
+            #expect(r.status == .created)
+            let id = try #require(try await client.call(.post, "/v1/sources/slow/syncs").json["id"]?.stringValue)
+            _ = try await waitFor(client, id) { $0["status"]?.stringValue == "running" }
+            let start = ContinuousClock.now
+            if inProcess {
+                #expect(try await client.call(.post, "/v1/syncs/\(id)/cancel").status == .accepted)
+            } else {
+                // As another process would: only the database learns of the cancel.
+                _ = try await node.store.requestCancel(syncID: id, now: Date())
+            }
+            let cancelled = try await waitFor(client, id, timeout: .seconds(5)) { $0["status"]?.stringValue == "cancelled" }
+            let latency = ContinuousClock.now - start
+            #expect(latency < .seconds(5))
+            #expect(cancelled["progress"]?["pages"] == .number(0))
+            #expect(cancelled["attempts"]?.arrayValue?.last?["status"] == .string("cancelled"))
+            // The worker slot is free again.
+            _ = try await client.createSource("quick", records: 3)
+            let next = try #require(try await client.call(.post, "/v1/sources/quick/syncs").json["id"]?.stringValue)
+            _ = try await waitFor(client, next, timeout: .seconds(10)) { $0["status"]?.stringValue == "completed" }
+        }
+    }
+
+    @Test func retryableFailuresBackOffThenFailWithEveryAttemptRecorded() async throws {
+        // Jitter pinned near its top so the delays equal the policy's growing caps (0.3 s, 0.6 s).
+        try await TestNode(workers: 1, random: { 0.999 }).test { client in
+            _ = try await client.call(.post, "/v1/sources", #"""
+                {"name": "flaky", "kind": "synthetic", "config": {"records": 50, "page_size": 10, "fail_every_n_pages": 1},
+                 "retry": {"max_attempts": 3, "initial_delay_seconds": 0.3, "max_delay_seconds": 10, "multiplier": 2}}
+                """#)
+            let id = try #require(try await client.call(.post, "/v1/sources/flaky/syncs").json["id"]?.stringValue)
+            let retrying = try await waitFor(client, id) { $0["status"]?.stringValue == "retrying" }
+            #expect(retrying["error"]?["code"] == .string("upstream_unavailable"))
+            #expect(retrying["error"]?["retryable"] == .bool(true))
+            #expect(retrying["next_retry_at"]?.stringValue != nil)
+            let failed = try await waitFor(client, id) { $0["status"]?.stringValue == "failed" }
+            #expect(failed["error"]?["code"] == .string("attempts_exhausted"))
+            #expect(failed["error"]?["retryable"] == .bool(false))
+            let attempts = try #require(failed["attempts"]?.arrayValue)
+            #expect(attempts.map { $0["status"]?.stringValue } == ["retrying", "retrying", "failed"])
+            #expect(attempts.allSatisfy { $0["error"]?["code"] == .string("upstream_unavailable") })
+            func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantPast }
+            let gaps = (0..<2).map { date(attempts[$0 + 1]["started_at"]).timeIntervalSince(date(attempts[$0]["finished_at"])) }
+            #expect(gaps[0] >= 0.29 && gaps[0] < 0.8, "gaps \(gaps)")
+            #expect(gaps[1] >= 0.59 && gaps[1] < 1.1, "gaps \(gaps)")
+            #expect(gaps[1] > gaps[0])
+            let source = try await client.call(.get, "/v1/sources/flaky").json
+            #expect(source["health"] == .string("failing"))
+        }
+    }
+
+    @Test func manualRetryResumesFromTheCheckpointWithoutRefetching() async throws {
+        let directory = try TemporaryDirectory("retry")
+        defer { directory.remove() }
+        let store = try SQLiteSyncStore(path: directory.file("r.sqlite"))
+        try await store.migrate()
+        let recording = RecordingKind()
+        var kinds = SourceKindRegistry.builtIn
+        kinds.register(recording)
+        let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 1, nodeID: "n"))
+        let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool), configuration: ServerConfiguration())
+        try await server.buildApplication(services: [pool], logger: .init(label: "t")).test(.router) { client in
+            _ = try await client.call(.post, "/v1/sources", #"""
+                {"name": "r", "kind": "recording", "config": {"records": 30, "page_size": 10, "fail_every_n_pages": 2},
+                 "retry": {"max_attempts": 1}}
+                """#)
+            let id = try #require(try await client.call(.post, "/v1/sources/r/syncs").json["id"]?.stringValue)
+            var sync = try await waitFor(client, id) { $0["status"]?.stringValue == "failed" }
+            #expect(sync["progress"]?["records_created"] == .number(10))
+            for expectedPages in [2, 3] {
+                #expect(try await client.call(.post, "/v1/syncs/\(id)/retry").status == .accepted)
+                sync = try await waitFor(client, id) { ["failed", "completed"].contains($0["status"]?.stringValue ?? "") && $0["progress"]?["pages"]?.intValue == expectedPages }
+            }
+            #expect(sync["status"] == .string("completed"))
+            #expect(sync["trigger"] == .string("retry"))
+            #expect(sync["result"]?["records_created"] == .number(30))
+            #expect(sync["result"]?["records_read"] == .number(30))
+            // Offsets asked for: start, 10 (fails), 10, 20 (fails), 20; never 0 again.
+            #expect(recording.requests.withLock { $0 } == [-1, 10, 10, 20, 20])
+        }
+    }
+
+    @Test func aWorkerPicksUpANewSyncWithinMilliseconds() async throws {
+        try await TestNode(workers: 1).test { client in
+            _ = try await client.createSource("fast", records: 1)
+            let start = ContinuousClock.now
+            let id = try #require(try await client.call(.post, "/v1/sources/fast/syncs").json["id"]?.stringValue)
+            _ = try await waitFor(client, id, timeout: .seconds(5)) { $0["status"]?.stringValue != "queued" }
+            // Far below the 1 s poll interval: the wake-up, not polling, started it.
+            #expect(ContinuousClock.now - start < .milliseconds(900))
+        }
+    }
+}

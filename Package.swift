@@ -79,6 +79,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "tributary-bench",
+            dependencies: [
+                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/tributary-bench",
+            swiftSettings: strict
+        ),
         .target(
             name: "TestSupport",
             dependencies: [

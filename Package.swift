@@ -101,6 +101,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"], swiftSettings: strict),
+        .testTarget(name: "SyncConnectorsTests", dependencies: ["SyncCore", "SyncConnectors", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SyncStoreTests",
             dependencies: [
@@ -115,6 +116,7 @@ let package = Package(
                 "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import GRDB
 import Testing
 import SyncCore
 import TestSupport
@@ -141,6 +142,22 @@ struct ProblemTests {
             node.pool.beginShutdown()
             expectProblem(try await client.call(.get, "/readyz"), .serviceUnavailable, "unavailable")
             #expect(try await client.call(.get, "/healthz").status == .ok)
+        }
+    }
+
+    @Test func anUnexpectedFailureIsAn500WithARequestIDAndNoInternals() async throws {
+        let node = try await TestNode()
+        try await node.test { client in
+            _ = try await client.createSource("s")
+            let id = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
+            // Break the database behind the server's back: a bug-shaped failure.
+            try await DatabaseQueue(path: node.directory.file("api.sqlite")).write { db in try db.execute(sql: "DROP TABLE record_errors") }
+            let r = try await client.call(.get, "/v1/syncs/\(id)/record-errors")
+            expectProblem(r, .internalServerError, "internal")
+            let requestID = try #require(r.headers[HTTPField.Name("X-Request-Id")!])
+            #expect(r.json["request_id"]?.stringValue == requestID)
+            let body = String(buffer: r.body).lowercased()
+            for leak in ["record_errors", "select", "sqlite", "grdb", ".swift"] { #expect(!body.contains(leak), "leaked \(leak)") }
         }
     }
 

@@ -78,10 +78,14 @@ public protocol SyncSourceKind: Sendable {
     func secretPaths(config: JSONObject) -> [[String]]
     /// A source for one attempt.
     func makeSource(_ context: SourceContext) throws -> any SyncSource
+    /// Throws an `egress_blocked` ``SyncError`` when the config points somewhere the node's
+    /// egress policy forbids; checked when a source is created or changed.
+    func checkEgress(config: JSONObject) async throws
 }
 
 extension SyncSourceKind {
     public func secretPaths(config: JSONObject) -> [[String]] { [] }
+    public func checkEgress(config: JSONObject) async throws {}
 }
 
 /// The kinds a server knows, by name.
@@ -92,8 +96,13 @@ public struct SourceKindRegistry: Sendable {
         for kind in kinds { register(kind) }
     }
 
-    /// The built-in kinds.
+    /// The built-in kinds without network access (`synthetic`).
     public static var builtIn: SourceKindRegistry { SourceKindRegistry([SyntheticSourceKind()]) }
+
+    /// Every built-in kind: `synthetic` and `http-json` over `client`.
+    public static func standard(client: UpstreamClient) -> SourceKindRegistry {
+        SourceKindRegistry([SyntheticSourceKind(), HTTPJSONSourceKind(client: client)])
+    }
 
     public mutating func register(_ kind: any SyncSourceKind) { kinds[kind.name] = kind }
     public func kind(named name: String) -> (any SyncSourceKind)? { kinds[name] }

@@ -34,6 +34,10 @@ struct Serve: AsyncParsableCommand {
     var tokens: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest accepted request body.")
     var maxBodyBytes = 1 << 20
+    @Option(name: .customLong("egress-allow"), help: "Host or CIDR sources may reach even if denied (repeatable, comma-separated).")
+    var egressAllow: [String] = []
+    @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
+    var egressDeny: [String] = []
 
     func validate() throws {
         guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be between 0 and 256") }
@@ -67,7 +71,10 @@ struct Serve: AsyncParsableCommand {
             throw CommandFailure("database \(url.redacted) is not usable: \(error)")
         }
 
-        let kinds = SourceKindRegistry.builtIn
+        let egress = EgressPolicy(allow: try Self.parseRules(egressAllow, flag: "--egress-allow"),
+                                  deny: try Self.parseRules(egressDeny, flag: "--egress-deny"))
+        let upstream = UpstreamClient(egress: egress)
+        let kinds = SourceKindRegistry.standard(client: upstream)
         let engineConfiguration = EngineConfiguration(
             workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds)
         let pool = WorkerPool(store: store, kinds: kinds, configuration: engineConfiguration, logger: Logger(label: "tributary.workers"))
@@ -84,9 +91,20 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
+            try? await upstream.shutdown()
             throw CommandFailure("server stopped: \(Self.oneLine(error))")
         }
+        try? await upstream.shutdown()
         logger.info("tributary stopped")
+    }
+
+    static func parseRules(_ specs: [String], flag: String) throws -> [EgressPolicy.Rule] {
+        try specs.flatMap { $0.split(separator: ",") }.map { raw in
+            guard let rule = EgressPolicy.Rule(String(raw)) else {
+                throw CommandFailure("\(flag) \(raw) is neither a host name nor a CIDR block", exitCode: 3)
+            }
+            return rule
+        }
     }
 
     static func parseTokens(_ specs: [String]) throws -> [String: TokenRole] {

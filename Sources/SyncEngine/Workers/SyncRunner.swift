@@ -53,24 +53,28 @@ struct SyncRunner {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
             }
             let source = try kind.makeSource(SourceContext(source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id))
-            var checkpoint = claimed.sync.checkpoint
+            let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
-            var pageInAttempt = 0
+            var pageInAttempt = 1
             // A stored checkpoint of JSON null means "the last page was committed".
             if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(()) }
+            var page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: 1, pageNumber: pageNumber + 1))
             while true {
                 try Task.checkCancellation()
-                pageInAttempt += 1
                 pageNumber += 1
-                let page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: pageInAttempt, pageNumber: pageNumber))
-                try Task.checkCancellation()
-                _ = try await store.commitPage(
-                    PageCommit(
-                        pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
-                        bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState),
-                    lease: claimed.lease, now: Date())
-                guard let next = page.next else { return .success(()) }
-                checkpoint = next
+                let commit = PageCommit(
+                    pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
+                    bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState)
+                guard let next = page.next else {
+                    _ = try await store.commitPage(commit, lease: claimed.lease, now: Date())
+                    return .success(())
+                }
+                // Fetch page N+1 while page N is written: at most one page ahead, so memory stays flat.
+                pageInAttempt += 1
+                let request = PageRequest(checkpoint: next, pageInAttempt: pageInAttempt, pageNumber: pageNumber + 1)
+                async let upcoming = source.readPage(request)
+                _ = try await store.commitPage(commit, lease: claimed.lease, now: Date())
+                page = try await upcoming
             }
         } catch {
             return .failure(error)

@@ -11,6 +11,7 @@ struct SourceRoutes {
         router.add(.post, "/v1/sources", in: table) { request, _ in
             let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
             let source = try SourceInput.create(body, kinds: env.kinds, now: Date())
+            try await checkEgress(source)
             let created = try await env.store.createSource(source)
             var headers = HTTPFields()
             headers[.location] = "/v1/sources/\(created.id)"
@@ -33,12 +34,22 @@ struct SourceRoutes {
             let existing = try await env.source(try request.path("id", context))
             let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
             let updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
+            try await checkEgress(updated)
             return try await respond(try await env.store.updateSource(updated))
         }
         router.add(.delete, "/v1/sources/{id}", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))
             try await env.store.deleteSource(id: source.id)
             return Response(status: .noContent)
+        }
+    }
+
+    /// A URL the egress policy blocks is `403 forbidden` at create and update time (API.md).
+    private func checkEgress(_ source: Source) async throws {
+        do {
+            try await env.kinds.kind(named: source.kind)?.checkEgress(config: source.config)
+        } catch let error as SyncError where error.code == .egressBlocked {
+            throw Problem.forbidden(error.message)
         }
     }
 

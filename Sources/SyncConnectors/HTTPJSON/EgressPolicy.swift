@@ -1,0 +1,162 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Which upstream addresses sources may reach.
+///
+/// By default link-local and cloud metadata addresses are denied (169.254.0.0/16,
+/// fe80::/10, fd00:ec2::254, 100.100.100.200, `metadata.google.internal`, …).
+/// Rules are host names or CIDR blocks. An address or host on the allow list is
+/// allowed even if a deny rule matches; otherwise any deny rule blocks it; anything
+/// else is allowed. Names are resolved and every address is checked, and for plain
+/// HTTP the request then goes to the vetted address itself, so a name that resolves
+/// differently a moment later (DNS rebinding) cannot redirect it.
+public struct EgressPolicy: Sendable {
+    public var allow: [Rule]
+    public var deny: [Rule]
+
+    public static let defaultDeny: [Rule] = [
+        "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8",
+        "metadata.google.internal", "metadata.goog", "instance-data.ec2.internal",
+    ].compactMap(Rule.init)
+
+    public static let `default` = EgressPolicy()
+
+    public init(allow: [Rule] = [], deny: [Rule] = []) {
+        self.allow = allow
+        self.deny = Self.defaultDeny + deny
+    }
+
+    /// A host name or a CIDR block.
+    public enum Rule: Sendable, Equatable, CustomStringConvertible {
+        case host(String)
+        case network(address: [UInt8], prefix: Int)
+
+        /// Parses `10.0.0.0/8`, `fd00::/8`, `1.2.3.4` (a /32), or a host name.
+        public init?(_ text: String) {
+            let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+            guard !trimmed.isEmpty else { return nil }
+            let parts = trimmed.split(separator: "/", maxSplits: 1).map(String.init)
+            if let address = EgressPolicy.parseAddress(parts[0]) {
+                let maxPrefix = address.count * 8
+                let prefix = parts.count == 2 ? Int(parts[1]) : maxPrefix
+                guard let prefix, (0...maxPrefix).contains(prefix) else { return nil }
+                self = .network(address: address, prefix: prefix)
+            } else {
+                guard parts.count == 1, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else { return nil }
+                self = .host(trimmed)
+            }
+        }
+
+        func matches(host: String) -> Bool {
+            if case .host(let h) = self { return host.lowercased() == h || host.lowercased().hasSuffix("." + h) }
+            return false
+        }
+
+        func matches(address: [UInt8]) -> Bool {
+            guard case .network(let network, let prefix) = self, network.count == address.count else { return false }
+            var bits = prefix
+            for i in 0..<network.count where bits > 0 {
+                let mask: UInt8 = bits >= 8 ? 0xFF : ~(0xFF >> UInt8(bits))
+                if network[i] & mask != address[i] & mask { return false }
+                bits -= 8
+            }
+            return true
+        }
+
+        public var description: String {
+            switch self {
+            case .host(let h): h
+            case .network(let a, let p): "\(EgressPolicy.format(a))/\(p)"
+            }
+        }
+    }
+
+    /// Whether this literal host or address is allowed, before any resolution.
+    func decide(host: String, address: [UInt8]?) -> Bool? {
+        if allow.contains(where: { $0.matches(host: host) || (address.map($0.matches(address:)) ?? false) }) { return true }
+        if deny.contains(where: { $0.matches(host: host) || (address.map($0.matches(address:)) ?? false) }) { return false }
+        return nil
+    }
+
+    /// Resolves `host` and checks every address; returns one allowed address to connect to.
+    /// Throws `egress_blocked` (permanent) or `upstream_unavailable` when the name does not resolve.
+    public func vet(host: String, port: Int) async throws -> [UInt8] {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if let literal = Self.parseAddress(bare) {
+            if decide(host: bare, address: literal) == false { throw Self.blocked(host, literal) }
+            return literal
+        }
+        if decide(host: bare, address: nil) == false { throw Self.blocked(host, nil) }
+        let addresses = try await Self.resolve(bare, port: port)
+        guard !addresses.isEmpty else { throw SyncErrorFactory.unavailable("cannot resolve \(bare)") }
+        // Host-level allow wins; otherwise every address must pass (a name with one metadata address is blocked).
+        if allow.contains(where: { $0.matches(host: bare) }) { return addresses[0] }
+        for address in addresses where decide(host: bare, address: address) == false { throw Self.blocked(host, address) }
+        return addresses[0]
+    }
+
+    static func blocked(_ host: String, _ address: [UInt8]?) -> any Error {
+        SyncErrorFactory.egressBlocked("the egress policy blocks \(host)" + (address.map { " (\(format($0)))" } ?? ""))
+    }
+
+    /// IPv4 (4 bytes) or IPv6 (16 bytes) from text; `nil` for names.
+    public static func parseAddress(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+
+    public static func format(_ address: [UInt8]) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let family = address.count == 4 ? AF_INET : AF_INET6
+        _ = address.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `getaddrinfo` off the cooperative pool (it blocks).
+    static func resolve(_ host: String, port: Int) async throws -> [[UInt8]] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var hints = addrinfo()
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                var result: UnsafeMutablePointer<addrinfo>?
+                let status = getaddrinfo(host, String(port), &hints, &result)
+                guard status == 0, let first = result else {
+                    continuation.resume(throwing: SyncErrorFactory.unavailable("cannot resolve \(host)"))
+                    return
+                }
+                defer { freeaddrinfo(first) }
+                var out: [[UInt8]] = []
+                var node: UnsafeMutablePointer<addrinfo>? = first
+                while let n = node {
+                    if n.pointee.ai_family == AF_INET, let sa = n.pointee.ai_addr {
+                        sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
+                            var a = p.pointee.sin_addr
+                            out.append(withUnsafeBytes(of: &a) { Array($0) })
+                        }
+                    } else if n.pointee.ai_family == AF_INET6, let sa = n.pointee.ai_addr {
+                        sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                            var a = p.pointee.sin6_addr
+                            out.append(withUnsafeBytes(of: &a) { Array($0) })
+                        }
+                    }
+                    node = n.pointee.ai_next
+                }
+                var seen = Set<[UInt8]>()
+                continuation.resume(returning: out.filter { seen.insert($0).inserted })
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SyncCore
+
+/// Fetches upstream pages: one shared AsyncHTTPClient (connection reuse, gzip/deflate),
+/// the egress policy checked on every request and every redirect, and the in-attempt
+/// request retries of API.md (connection errors, timeouts, 408, 429, 5xx; `Retry-After`
+/// honoured as a floor). Cancelling the calling task aborts the request in flight.
+public final class UpstreamClient: Sendable {
+    let http: HTTPClient
+    public let egress: EgressPolicy
+    let random: @Sendable () -> Double
+    /// The longest `Retry-After` waited for inside an attempt; a longer one fails the
+    /// attempt (retryable, with that delay) so the sync's retry policy takes over.
+    let maxRetryAfterWait: Double = 120
+    static let maxRedirects = 5
+
+    public init(egress: EgressPolicy = .default, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .enabled(limit: .ratio(200))
+        configuration.timeout = .init(connect: .seconds(10))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.egress = egress
+        self.random = random
+    }
+
+    /// Closes the connection pool.
+    public func shutdown() async throws { try await http.shutdown() }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: HTTPHeaders
+        public var body: [UInt8]
+        public var url: URL
+    }
+
+    /// GETs `url` with the in-attempt retries; returns a 2xx response or throws a ``SyncError``.
+    public func get(_ url: URL, config: HTTPJSONConfig, limiter: RateLimiter?) async throws -> Response {
+        var attempt = 0
+        while true {
+            try Task.checkCancellation()
+            let error: SyncError
+            do {
+                if let limiter { try await limiter.acquire() }
+                let response = try await fetchFollowingRedirects(url, config: config)
+                switch response.status {
+                case 200..<300: return response
+                case 401, 403:
+                    throw SyncError(.upstreamAuthFailed, "HTTP \(response.status) from upstream", retryable: false, httpStatus: response.status)
+                case 408, 429, 500...599:
+                    let retryAfter = Self.retryAfter(response.headers.first(name: "retry-after"))
+                    throw SyncError(response.status == 429 ? .upstreamRateLimited : (response.status == 408 ? .upstreamTimeout : .upstreamUnavailable),
+                                    "HTTP \(response.status) from upstream", retryable: true, httpStatus: response.status, retryAfterSeconds: retryAfter)
+                default:
+                    throw SyncError(.upstreamClientError, "HTTP \(response.status) from upstream", retryable: false, httpStatus: response.status)
+                }
+            } catch let e as SyncError {
+                error = e
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                throw Self.classify(error, timeout: config.timeoutSeconds)
+            }
+            guard error.retryable, attempt < config.maxRequestRetries else { throw error }
+            if let after = error.retryAfterSeconds, after > maxRetryAfterWait { throw error }
+            attempt += 1
+            let cap = min(30, config.requestBackoffSeconds * pow(2, Double(attempt - 1)))
+            let delay = max(error.retryAfterSeconds ?? 0, cap * random())
+            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        }
+    }
+
+    /// One request, following up to five redirects, each target vetted by the egress policy.
+    func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig) async throws -> Response {
+        var url = start
+        for _ in 0...Self.maxRedirects {
+            let response = try await fetchOnce(url, config: config)
+            guard [301, 302, 303, 307, 308].contains(response.status), let location = response.headers.first(name: "location"),
+                  let next = URL(string: location, relativeTo: url)?.absoluteURL else { return response }
+            guard next.scheme == "http" || next.scheme == "https" else {
+                throw SyncError(.upstreamClientError, "redirect to a non-HTTP URL", retryable: false, httpStatus: response.status)
+            }
+            url = next
+        }
+        throw SyncError(.upstreamClientError, "more than \(Self.maxRedirects) redirects", retryable: false)
+    }
+
+    func fetchOnce(_ url: URL, config: HTTPJSONConfig) async throws -> Response {
+        guard let host = url.host, let scheme = url.scheme?.lowercased() else {
+            throw SyncError(.configInvalid, "not an absolute URL", retryable: false)
+        }
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
+        let address = try await egress.vet(host: host, port: port)
+        var target = url.absoluteString
+        var request = HTTPClientRequest(url: target)
+        if scheme == "http", var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
+            // Connect to the address the policy vetted, not to a second resolution of the name.
+            let literal = EgressPolicy.format(address)
+            components.host = address.count == 16 ? "[\(literal)]" : literal
+            components.percentEncodedHost = address.count == 16 ? "[\(literal)]" : literal
+            target = components.string ?? target
+            request = HTTPClientRequest(url: target)
+            request.headers.add(name: "Host", value: url.port.map { "\(host):\($0)" } ?? host)
+        }
+        request.method = .GET
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
+        request.headers.add(name: "User-Agent", value: "tributary/1")
+        for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
+        let response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
+        let status = Int(response.status.code)
+        var body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: config.maxPageBytes)
+        } catch is NIOTooManyBytesError {
+            throw SyncErrorFactory.invalidResponse("the page is larger than max_page_bytes (\(config.maxPageBytes))", status: status)
+        }
+        return Response(status: status, headers: response.headers, body: body.readBytes(length: body.readableBytes) ?? [], url: url)
+    }
+
+    /// Connection errors, timeouts: retryable; the message never includes headers or secrets.
+    static func classify(_ error: any Error, timeout: Double) -> SyncError {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout, .tlsHandshakeTimeout:
+                return SyncError(.upstreamTimeout, "the upstream did not answer within \(timeout) s", retryable: true)
+            case .remoteConnectionClosed:
+                return SyncErrorFactory.unavailable("the upstream closed the connection")
+            default:
+                return SyncErrorFactory.unavailable("HTTP client error: \(e.description)")
+            }
+        }
+        let text = String(describing: error)
+        if text.contains("connectTimeout") || text.contains("timeout") {
+            return SyncError(.upstreamTimeout, "connecting to the upstream timed out", retryable: true)
+        }
+        if text.contains("refused") || text.contains("ECONNREFUSED") {
+            return SyncErrorFactory.unavailable("the upstream refused the connection")
+        }
+        if text.contains("reset") || text.contains("ECONNRESET") || text.contains("EPIPE") {
+            return SyncErrorFactory.unavailable("the upstream reset the connection")
+        }
+        return SyncErrorFactory.unavailable("cannot reach the upstream: \(type(of: error))")
+    }
+
+    /// `Retry-After` as seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+    public static func retryAfter(_ value: String?, now: Date = Date()) -> Double? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value), seconds >= 0 { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return max(0, date.timeIntervalSince(now))
+    }
+}
+
+/// A token bucket: `requestsPerSecond` sustained, `burst` at once. One per source per node.
+public final class RateLimiter: Sendable {
+    private struct State {
+        var tokens: Double
+        var last: ContinuousClock.Instant
+    }
+    private let state: Mutex<State>
+    let rate: Double
+    let burst: Double
+
+    public init(_ limit: RateLimit) {
+        rate = limit.requestsPerSecond
+        burst = Double(max(1, limit.burst))
+        state = Mutex(State(tokens: Double(max(1, limit.burst)), last: .now))
+    }
+
+    /// Waits until a request may go.
+    public func acquire() async throws {
+        while true {
+            let wait = state.withLock { s -> Double in
+                let now = ContinuousClock.now
+                let elapsed = now - s.last
+                s.tokens = min(burst, s.tokens + (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * rate)
+                s.last = now
+                if s.tokens >= 1 {
+                    s.tokens -= 1
+                    return 0
+                }
+                return (1 - s.tokens) / rate
+            }
+            if wait == 0 { return }
+            try await Task.sleep(for: .milliseconds(max(1, Int(wait * 1000))))
+        }
+    }
+}
+
+import Synchronization

@@ -43,7 +43,7 @@ public final class UpstreamClient: Sendable {
         var attempt = 0
         while true {
             try Task.checkCancellation()
-            let error: SyncError
+            let failure: SyncError
             do {
                 if let limiter { try await limiter.acquire() }
                 let response = try await fetchFollowingRedirects(url, config: config)
@@ -59,18 +59,18 @@ public final class UpstreamClient: Sendable {
                     throw SyncError(.upstreamClientError, "HTTP \(response.status) from upstream", retryable: false, httpStatus: response.status)
                 }
             } catch let e as SyncError {
-                error = e
+                failure = e
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                throw Self.classify(error, timeout: config.timeoutSeconds)
+                failure = Self.classify(error, timeout: config.timeoutSeconds)
             }
-            guard error.retryable, attempt < config.maxRequestRetries else { throw error }
-            if let after = error.retryAfterSeconds, after > maxRetryAfterWait { throw error }
+            guard failure.retryable, attempt < config.maxRequestRetries else { throw failure }
+            if let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
             attempt += 1
             let cap = min(30, config.requestBackoffSeconds * pow(2, Double(attempt - 1)))
-            let delay = max(error.retryAfterSeconds ?? 0, cap * random())
+            let delay = max(failure.retryAfterSeconds ?? 0, cap * random())
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
     }

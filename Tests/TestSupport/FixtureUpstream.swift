@@ -1,0 +1,238 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import SyncCore
+
+/// A deterministic upstream for tests: items in every pagination style, changes between
+/// syncs, and faults on demand. A real HTTP server on loopback (Hummingbird), so the
+/// http-json source is tested over real sockets.
+///
+/// Routes (all filter with `updated_since=…` (items with `updated_at >= …`) and page by id):
+/// `/none` → `{"rows": [...]}`; `/next?size=N&after=ID[&absolute=1]` → `{"rows", "next_url"}`;
+/// `/link?size=N&after=ID` → a bare array with `Link: <…>; rel="next"`;
+/// `/cursor?limit=N&cursor=C` → `{"data", "meta": {"next_cursor"}}`;
+/// `/page?page=P&per_page=N` (from 1) → `{"items"}`; `/offset?offset=O&limit=N` → `{"results"}`.
+public final class FixtureUpstream: Sendable {
+    public struct Item: Sendable, Equatable {
+        public var id: Int
+        public var name: String
+        public var updatedAt: String
+        public var json: String {
+            #"{"id":\#(id),"name":"\#(name)","updated_at":"\#(updatedAt)","payload":"\#(String(repeating: "p", count: 40))"}"#
+        }
+    }
+
+    /// A fault served instead of the normal response.
+    public enum Fault: Sendable {
+        case status(Int, retryAfter: String? = nil)
+        /// The response starts, then the connection is cut.
+        case reset
+        /// No answer for this long.
+        case hang(seconds: Double)
+        case malformedJSON
+        case htmlBody
+        case noRecordsArray
+        case hugePage(bytes: Int)
+        /// This JSON body, as is.
+        case body(String)
+    }
+
+    public struct LoggedRequest: Sendable {
+        public var path: String
+        public var query: String
+        public var at: ContinuousClock.Instant
+        public var headers: [String: String]
+    }
+
+    struct State {
+        var items: [Int: Item] = [:]
+        var version = 0
+        var faults: [(path: String, fault: Fault, remaining: Int, skip: Int)] = []
+        var requests: [LoggedRequest] = []
+        var delay: Double = 0
+    }
+
+    /// Every normal response waits this long first (for tests that kill a sync mid-way).
+    public func setDelay(seconds: Double) { state.withLock { $0.delay = seconds } }
+
+    let state = Mutex(State())
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let portValue = Mutex(0)
+    public var port: Int { portValue.withLock { $0 } }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    public init(items: Int = 0) {
+        insert(count: items)
+    }
+
+    // MARK: Data
+
+    /// Adds `count` items with the next ids.
+    public func insert(count: Int) {
+        state.withLock { s in
+            let start = (s.items.keys.max() ?? 0) + 1
+            for id in start..<(start + count) {
+                s.version += 1
+                s.items[id] = Item(id: id, name: "item-\(id)", updatedAt: Self.stamp(s.version))
+            }
+        }
+    }
+
+    /// Renames the given items and moves their `updated_at` forward.
+    public func update(ids: [Int]) {
+        state.withLock { s in
+            for id in ids where s.items[id] != nil {
+                s.version += 1
+                s.items[id]!.name += "-v\(s.version)"
+                s.items[id]!.updatedAt = Self.stamp(s.version)
+            }
+        }
+    }
+
+    public func delete(ids: [Int]) {
+        state.withLock { s in for id in ids { s.items.removeValue(forKey: id) } }
+    }
+
+    public var items: [Item] { state.withLock { $0.items.values.sorted { $0.id < $1.id } } }
+
+    /// A fixed-width RFC 3339 timestamp that grows with every change.
+    static func stamp(_ version: Int) -> String {
+        Timestamp.format(Date(timeIntervalSince1970: 1_780_000_000 + Double(version)))
+    }
+
+    // MARK: Faults and the request log
+
+    /// Serves `fault` for `times` requests whose path is `path`, after letting `after` of them pass.
+    public func inject(_ fault: Fault, path: String, times: Int = 1, after: Int = 0) {
+        state.withLock { $0.faults.append((path, fault, times, after)) }
+    }
+
+    public var requests: [LoggedRequest] { state.withLock { $0.requests } }
+    public func requests(path: String) -> [LoggedRequest] { requests.filter { $0.path == path } }
+    public func clearLog() { state.withLock { $0.requests.removeAll() } }
+
+    // MARK: Server
+
+    /// Starts listening on a free loopback port.
+    public func start() async throws {
+        let router = Router()
+        for path in ["/none", "/next", "/link", "/cursor", "/page", "/offset"] {
+            router.get(RouterPath(path)) { request, _ in try await self.respond(path: path, request: request) }
+        }
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        var logger = Logger(label: "fixture")
+        logger.logLevel = .critical
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
+        task.withLock { $0 = Task { try await app.run() } }
+        var iterator = stream.makeAsyncIterator()
+        let bound = await iterator.next() ?? 0
+        portValue.withLock { $0 = bound }
+    }
+
+    public func stop() async {
+        let t = task.withLock { $0 }
+        t?.cancel()
+        _ = try? await t?.value
+    }
+
+    func respond(path: String, request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let fault: Fault? = state.withLock { s in
+            s.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers))
+            guard let i = s.faults.firstIndex(where: { $0.path == path }) else { return nil }
+            if s.faults[i].skip > 0 {
+                s.faults[i].skip -= 1
+                return nil
+            }
+            let f = s.faults[i].fault
+            s.faults[i].remaining -= 1
+            if s.faults[i].remaining <= 0 { s.faults.remove(at: i) }
+            return f
+        }
+        if let fault { return try await serve(fault) }
+        let delay = state.withLock { $0.delay }
+        if delay > 0 { try await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
+
+        let since = query["updated_since"].map(String.init)
+        let all = items.filter { since == nil || $0.updatedAt >= since! }
+        func int(_ name: String, _ def: Int) -> Int { query[Substring(name)].flatMap { Int($0) } ?? def }
+        func rows(_ items: ArraySlice<Item>) -> String { "[" + items.map(\.json).joined(separator: ",") + "]" }
+        switch path {
+        case "/none":
+            return Self.json(#"{"rows":\#(rows(all[...]))}"#)
+        case "/next", "/link":
+            let size = int("size", 10)
+            let after = int("after", 0)
+            let page = all.filter { $0.id > after }.prefix(size)
+            let more = all.contains { $0.id > (page.last?.id ?? Int.max) }
+            var nextQuery = "size=\(size)&after=\(page.last?.id ?? after)"
+            if let since { nextQuery += "&updated_since=\(Self.percent(since))" }
+            if path == "/link" {
+                var h = HTTPFields()
+                if more { h[HTTPField.Name("Link")!] = #"<\#(baseURL)/link?\#(nextQuery)>; rel="next", <\#(baseURL)/link>; rel="first""# }
+                return Self.json(rows(page), headers: h)
+            }
+            let base = query["absolute"] != nil ? baseURL : ""
+            let next = more ? #""\#(base)/next?\#(nextQuery)\#(query["absolute"] != nil ? "&absolute=1" : "")""# : "null"
+            return Self.json(#"{"rows":\#(rows(page)),"next_url":\#(next)}"#)
+        case "/cursor":
+            let limit = int("limit", 10)
+            let after = query["cursor"].flatMap { Int($0.dropFirst()) } ?? 0
+            let page = all.filter { $0.id > after }.prefix(limit)
+            let more = all.contains { $0.id > (page.last?.id ?? Int.max) }
+            return Self.json(#"{"data":\#(rows(page)),"meta":{"next_cursor":"\#(more ? "c\(page.last!.id)" : "")"}}"#)
+        case "/page":
+            let per = int("per_page", 10)
+            let page = int("page", 1)
+            return Self.json(#"{"items":\#(rows(all.dropFirst((page - 1) * per).prefix(per)))}"#)
+        default:
+            let offset = int("offset", 0)
+            let limit = int("limit", 10)
+            return Self.json(#"{"results":\#(rows(all.dropFirst(offset).prefix(limit)))}"#)
+        }
+    }
+
+    func serve(_ fault: Fault) async throws -> Response {
+        switch fault {
+        case .status(let code, let retryAfter):
+            var h = HTTPFields()
+            if let retryAfter { h[.retryAfter] = retryAfter }
+            return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: #"{"error":"injected"}"#)))
+        case .reset:
+            return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "100000"], body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: #"{"rows":[{"id":1,"#))
+                throw CancellationError()
+            })
+        case .hang(let seconds):
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return Self.json(#"{"rows":[]}"#)
+        case .malformedJSON:
+            return Self.json(#"{"rows":[{"id":1},"#)
+        case .htmlBody:
+            return Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "<html>maintenance</html>")))
+        case .noRecordsArray:
+            return Self.json(#"{"rows":{"id":1}}"#)
+        case .body(let text):
+            return Self.json(text)
+        case .hugePage(let bytes):
+            return Self.json(#"{"rows":[],"pad":""# + String(repeating: "x", count: bytes) + #""}"#)
+        }
+    }
+
+    static func json(_ text: String, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = "application/json"
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func percent(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+}

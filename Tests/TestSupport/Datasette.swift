@@ -1,0 +1,66 @@
+import Foundation
+
+/// A real upstream nobody here wrote: Datasette (PyPI), serving a SQLite file as a
+/// paginated JSON API. Installed into a virtualenv outside the repository on first use
+/// (`TRIBUTARY_DATASETTE` may name an existing executable instead).
+public final class DatasetteServer: @unchecked Sendable {
+    // @unchecked: `process` and `port` are set in init and never mutated afterwards.
+    let process: Process
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The `datasette` executable, installing it with pip when missing.
+    public static func executable() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["TRIBUTARY_DATASETTE"] { return path }
+        let venv = FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/tributary-tests/datasette-venv"
+        let binary = venv + "/bin/datasette"
+        if FileManager.default.isExecutableFile(atPath: binary) { return binary }
+        try FileManager.default.createDirectory(atPath: venv, withIntermediateDirectories: true)
+        try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+        try run(venv + "/bin/pip", ["install", "--quiet", "datasette"])
+        return binary
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw TimedOut(description: "\(executable) \(arguments.joined(separator: " ")) exited \(p.terminationStatus)")
+        }
+    }
+
+    /// Serves `database` (a SQLite file) on a free loopback port.
+    public init(database: String, directory: TemporaryDirectory) async throws {
+        let log = directory.file("datasette.log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Self.executable())
+        p.arguments = ["serve", database, "--host", "127.0.0.1", "--port", "0", "--setting", "max_returned_rows", "1000"]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        process = p
+        port = try await eventually(timeout: .seconds(60), every: .milliseconds(50)) { () -> Int? in
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard let range = text.range(of: "running on http://127.0.0.1:") else {
+                if !p.isRunning { throw TimedOut(description: "datasette exited: \(text)") }
+                return nil
+            }
+            return Int(text[range.upperBound...].prefix { $0.isNumber })
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if uvicorn is still draining connections after two seconds.
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<40 where process.isRunning { usleep(50_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    deinit { stop() }
+}

@@ -81,6 +81,7 @@ enum SQLiteSchema {
             PRIMARY KEY (sync_id, number)
         ) WITHOUT ROWID;
         CREATE TABLE records (
+            id INTEGER PRIMARY KEY,
             source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
             key TEXT NOT NULL,
             data BLOB NOT NULL,
@@ -90,8 +91,8 @@ enum SQLiteSchema {
             deleted_at REAL,
             sync_id TEXT NOT NULL,
             seen_sync_id TEXT NOT NULL,
-            PRIMARY KEY (source_id, key)
-        ) WITHOUT ROWID;
+            UNIQUE (source_id, key)
+        );
         CREATE TABLE record_errors (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             sync_id TEXT NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,

@@ -334,10 +334,12 @@ public final class SQLiteSyncStore: SyncStore {
         return try await pool.write { db in
             // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                db, sql: "SELECT source_id, mode FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
                 arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
             let sourceID: String = row["source_id"]
-            let counts = try SQLiteRecordWriter.upsert(page.records, sourceID: sourceID, syncID: lease.syncID, now: t, db: db)
+            let counts = try SQLiteRecordWriter.upsert(
+                page.records, sourceID: sourceID, syncID: lease.syncID, markSeen: (row["mode"] as String) == SyncMode.full.rawValue,
+                now: t, db: db)
             for error in page.recordErrors {
                 try db.cachedStatement(sql: "INSERT INTO record_errors (sync_id, page, record_key, message) VALUES (?, ?, ?, ?)")
                     .execute(arguments: [lease.syncID, error.page, error.recordKey, error.message])

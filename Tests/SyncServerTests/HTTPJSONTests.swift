@@ -228,6 +228,8 @@ struct HTTPJSONTests {
         ("a page over max_page_bytes", .hugePage(bytes: 200_000), 1, "failed", "invalid_response", 1),
         ("404", .status(404), 1, "failed", "upstream_client_error", 1),
         ("408 once", .status(408), 1, "completed", nil, 2),
+        ("429 beyond the request retries", .status(429, retryAfter: "0"), 10, "retrying", "upstream_rate_limited", 3),
+        ("Retry-After past the in-attempt ceiling", .status(503, retryAfter: "600"), 10, "retrying", "upstream_unavailable", 1),
     ] as [(String, FixtureUpstream.Fault, Int, String, String?, Int)])
     func faultsEndInTheRightStatusWithTheRightNumberOfRequests(_ name: String, _ fault: FixtureUpstream.Fault, _ times: Int,
                                                               _ status: String, _ code: String?, _ requests: Int) async throws {
@@ -289,6 +291,16 @@ struct HTTPJSONTests {
             #expect(sync["error"]?["code"] == .string("egress_blocked"))
             #expect(sync["attempts"]?.arrayValue?.count == 1)
             #expect(fixture.requests.isEmpty)
+        }
+    }
+
+    @Test func aConfigThatBecameInvalidFailsAsConfigInvalid() async throws {
+        try await withHTTPNode { client, _, store in
+            _ = try await store.createSource(makeSource(name: "broken", kind: "http-json", config: ["url": .string("not a url")]))
+            let sync = try await client.runSync("broken")
+            #expect(sync["status"] == .string("failed"))
+            #expect(sync["error"]?["code"] == .string("config_invalid"))
+            #expect(sync["attempts"]?.arrayValue?.count == 1)
         }
     }
 

@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import SyncCore
+@testable import SyncConnectors
+
+@Suite("http-json parts: egress rules, Retry-After, Link, query strings, config")
+struct HTTPPartsTests {
+    @Test func defaultPolicyDeniesLinkLocalAndMetadataButNotLoopback() async throws {
+        let policy = EgressPolicy.default
+        for host in ["169.254.169.254", "169.254.0.1", "fe80::1", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal"] {
+            await #expect(throws: SyncError.self, "\(host)") { _ = try await policy.vet(host: host, port: 80) }
+        }
+        #expect(try await policy.vet(host: "127.0.0.1", port: 80) == [127, 0, 0, 1])
+        #expect(try await policy.vet(host: "::1", port: 80).count == 16)
+        do {
+            _ = try await policy.vet(host: "169.254.169.254", port: 80)
+        } catch let error as SyncError {
+            #expect(error.code == .egressBlocked)
+            #expect(!error.retryable)
+        }
+    }
+
+    @Test func allowRulesWinAndDenyRulesMatchCIDRsAndSubdomains() async throws {
+        let policy = EgressPolicy(allow: [EgressPolicy.Rule("169.254.10.0/24")!], deny: [EgressPolicy.Rule("10.0.0.0/8")!, EgressPolicy.Rule("internal.example")!, EgressPolicy.Rule("2001:db8::/32")!])
+        #expect(try await policy.vet(host: "169.254.10.7", port: 80).count == 4)
+        await #expect(throws: SyncError.self) { _ = try await policy.vet(host: "169.254.11.7", port: 80) }
+        await #expect(throws: SyncError.self) { _ = try await policy.vet(host: "10.200.3.4", port: 80) }
+        await #expect(throws: SyncError.self) { _ = try await policy.vet(host: "api.internal.example", port: 80) }
+        await #expect(throws: SyncError.self) { _ = try await policy.vet(host: "[2001:db8::5]", port: 80) }
+        #expect(try await policy.vet(host: "11.0.0.1", port: 80).count == 4)
+        #expect(EgressPolicy.Rule("10.0.0.0/33") == nil)
+        #expect(EgressPolicy.Rule("not a host!") == nil)
+    }
+
+    @Test func retryAfterReadsSecondsAndHTTPDates() {
+        #expect(UpstreamClient.retryAfter("2") == 2)
+        #expect(UpstreamClient.retryAfter(" 120 ") == 120)
+        let now = Date(timeIntervalSince1970: 1_795_000_000)
+        let later = UpstreamClient.retryAfter("Sun, 11 Nov 2026 08:26:50 GMT", now: Date(timeIntervalSince1970: 1_794_385_600))
+        #expect(later.map { abs($0 - 10) < 0.001 } == true, "\(String(describing: later))")
+        #expect(UpstreamClient.retryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 0)
+        #expect(UpstreamClient.retryAfter("soon") == nil)
+        #expect(UpstreamClient.retryAfter(nil) == nil)
+        #expect(UpstreamClient.retryAfter("-5") == nil)
+    }
+
+    @Test func linkHeaderFindsRelNextAmongOthers() {
+        let base = URL(string: "http://h/api/items?page=1")!
+        #expect(LinkHeader.next(#"<http://h/api/items?page=2>; rel="next", <http://h/api/items?page=9>; rel="last""#, base: base)?.absoluteString == "http://h/api/items?page=2")
+        #expect(LinkHeader.next(#"<http://h/first>; rel="first", </api/items?page=3>; rel="prev next""#, base: base)?.absoluteString == "http://h/api/items?page=3")
+        #expect(LinkHeader.next(#"<http://h/x?a=1,2>; title="a, b"; rel=next"#, base: base)?.absoluteString == "http://h/x?a=1,2")
+        #expect(LinkHeader.next(#"<http://h/prev>; rel="prev""#, base: base) == nil)
+        #expect(LinkHeader.next(nil, base: base) == nil)
+    }
+
+    @Test func queryParametersAreEncodedAndReplaced() {
+        let url = URL(string: "http://h/x?_size=10&keep=1")!
+        let out = QueryString.appending([("_size", "1000"), ("updated_at__gte", "2026-11-20T10:00:00+01:00"), ("q", "a b&c")], to: url)
+        #expect(out.absoluteString == "http://h/x?keep=1&_size=1000&updated_at__gte=2026-11-20T10%3A00%3A00%2B01%3A00&q=a%20b%26c")
+    }
+
+    @Test func cursorsCompareNumericallyOrAsStrings() {
+        #expect(CursorOrder.isGreater(.number(10), than: .number(9)))
+        #expect(CursorOrder.isGreater(.string("2026-11-21T00:00:00Z"), than: .string("2026-11-20T23:59:59Z")))
+        #expect(CursorOrder.max(nil, .number(3)) == .number(3))
+        #expect(CursorOrder.max(.number(5), .number(3)) == .number(5))
+    }
+
+    @Test func configDefaultsAndPaginationShapes() throws {
+        let parsed = try HTTPJSONConfig.parse([
+            "url": .string("https://api.example/v1/items"), "primary_key": .array([.string("a"), .string("b")]),
+            "pagination": .object(["type": .string("page")]),
+        ]).get()
+        #expect(parsed.pagination == .page(param: "page", sizeParam: nil, size: nil, start: 1))
+        #expect(parsed.recordsPath.tokens.isEmpty)
+        #expect(parsed.timeoutSeconds == 30 && parsed.maxRequestRetries == 5)
+        #expect(parsed.primaryKey == ["a", "b"])
+        #expect(JSONPointer("/a~1b/c~0d")?.tokens == ["a/b", "c~d"])
+        #expect(JSONPointer("a") == nil)
+        #expect(JSONPointer("/a~2") == nil)
+    }
+}

@@ -64,8 +64,8 @@ struct SQLiteAtomicityTests {
         await #expect(throws: DatabaseError.self) {
             try await raw.write { db in
                 try db.execute(sql: """
-                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
-                    VALUES ('syn_x', ?, 'running', 'full', 0, 'api', 5, 0, 0)
+                    INSERT INTO syncs (id, seq, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
+                    VALUES ('syn_x', 999, ?, 'running', 'full', 0, 'api', 5, 0, 0)
                     """, arguments: [source.id])
             }
         }

@@ -97,7 +97,7 @@ enum SQLiteRows {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
             deletedAt: date(row["deleted_at"]),
-            syncID: row["sync_id"]
+            syncID: (row["sync_id"] as String?) ?? ""
         )
     }
 }

@@ -18,6 +18,7 @@ enum SQLiteSchema {
         """
         CREATE TABLE sources (
             id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
             name TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,
             config TEXT NOT NULL,
@@ -33,6 +34,7 @@ enum SQLiteSchema {
         );
         CREATE TABLE syncs (
             id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
             source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
             status TEXT NOT NULL CHECK (status IN (\(statusList))),
             mode TEXT NOT NULL CHECK (mode IN ('incremental', 'full')),
@@ -80,19 +82,21 @@ enum SQLiteSchema {
             node TEXT,
             PRIMARY KEY (sync_id, number)
         ) WITHOUT ROWID;
+        -- The record store. Sources and syncs are referenced by their integer seq, not their
+        -- 30-character ids: keys and rows stay small on the hottest table (see docs/benchmarks.md).
+        -- No foreign key (a per-row check on every upsert); deleteSource removes the rows.
         CREATE TABLE records (
-            id INTEGER PRIMARY KEY,
-            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            source_seq INTEGER NOT NULL,
             key TEXT NOT NULL,
             data BLOB NOT NULL,
             hash INTEGER NOT NULL,
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL,
             deleted_at REAL,
-            sync_id TEXT NOT NULL,
-            seen_sync_id TEXT NOT NULL,
-            UNIQUE (source_id, key)
-        );
+            sync_seq INTEGER NOT NULL,
+            seen_sync_seq INTEGER NOT NULL,
+            PRIMARY KEY (source_seq, key)
+        ) WITHOUT ROWID;
         CREATE TABLE record_errors (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             sync_id TEXT NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,

@@ -40,8 +40,8 @@ public final class SQLiteSyncStore: SyncStore {
                 try db.execute(
                     sql: """
                     INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                        min_trigger_interval_seconds, state, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        min_trigger_interval_seconds, state, created_at, updated_at, seq)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources))
                     """,
                     arguments: [
                         source.id, source.name, source.kind, SQLiteRows.json(source.config), source.schedule?.everySeconds,
@@ -121,6 +121,7 @@ public final class SQLiteSyncStore: SyncStore {
             ) {
                 throw SyncStoreError.sourceInUse(activeSyncID: active)
             }
+            try db.execute(sql: "DELETE FROM records WHERE source_seq = (SELECT seq FROM sources WHERE id = ?)", arguments: [id])
             try db.execute(sql: "DELETE FROM sources WHERE id = ?", arguments: [id])
             guard db.changesCount == 1 else { throw SyncStoreError.notFound("source \(id)") }
         }
@@ -156,8 +157,8 @@ public final class SQLiteSyncStore: SyncStore {
             do {
                 try db.execute(
                     sql: """
-                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
-                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, seq)
+                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs))
                     """,
                     arguments: [id, source.id, request.mode.rawValue, request.priority, request.trigger.rawValue,
                                 source.retry.maxAttempts, now, now])
@@ -334,12 +335,16 @@ public final class SQLiteSyncStore: SyncStore {
         return try await pool.write { db in
             // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT source_id, mode FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                db, sql: """
+                    SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq
+                    FROM syncs JOIN sources ON sources.id = syncs.source_id
+                    WHERE syncs.id = ? AND syncs.lease_token = ? AND syncs.status = 'running'
+                    """,
                 arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
             let sourceID: String = row["source_id"]
             let counts = try SQLiteRecordWriter.upsert(
-                page.records, sourceID: sourceID, syncID: lease.syncID, markSeen: (row["mode"] as String) == SyncMode.full.rawValue,
-                now: t, db: db)
+                page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"],
+                markSeen: (row["mode"] as String) == SyncMode.full.rawValue, now: t, db: db)
             for error in page.recordErrors {
                 try db.cachedStatement(sql: "INSERT INTO record_errors (sync_id, page, record_key, message) VALUES (?, ?, ?, ?)")
                     .execute(arguments: [lease.syncID, error.page, error.recordKey, error.message])
@@ -389,10 +394,10 @@ public final class SQLiteSyncStore: SyncStore {
                 if current.mode == .full {
                     try db.execute(
                         sql: """
-                        UPDATE records SET deleted_at = ?, updated_at = ?, sync_id = ?
-                        WHERE source_id = ? AND deleted_at IS NULL AND seen_sync_id <> ?
+                        UPDATE records SET deleted_at = ?1, updated_at = ?1, sync_seq = ?2
+                        WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq <> ?2
                         """,
-                        arguments: [t, t, lease.syncID, current.sourceID, lease.syncID])
+                        arguments: [t, row["seq"] as Int64, current.sourceID])
                     deleted = db.changesCount
                 }
             case .retrying(let e, let next):
@@ -471,7 +476,10 @@ public final class SQLiteSyncStore: SyncStore {
         try await pool.read { db in
             let deleted = includeDeleted ? "" : "AND deleted_at IS NULL"
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM records WHERE source_id = ? AND key > ? \(deleted) ORDER BY key LIMIT ?",
+                db, sql: """
+                    SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq
+                    WHERE source_seq = (SELECT seq FROM sources WHERE id = ?) AND key > ? \(deleted) ORDER BY key LIMIT ?
+                    """,
                 arguments: [sourceID, after ?? "", limit]
             ).map(SQLiteRows.record)
         }
@@ -479,7 +487,10 @@ public final class SQLiteSyncStore: SyncStore {
 
     public func record(sourceID: String, key: String) async throws -> StoredRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM records WHERE source_id = ? AND key = ?", arguments: [sourceID, key])
+            try Row.fetchOne(db, sql: """
+                SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq
+                WHERE source_seq = (SELECT seq FROM sources WHERE id = ?) AND key = ?
+                """, arguments: [sourceID, key])
                 .map(SQLiteRows.record)
         }
     }

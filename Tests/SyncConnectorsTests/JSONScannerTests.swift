@@ -41,6 +41,17 @@ struct JSONScannerTests {
             }
             #expect(keys == ["a\"b", "7", nil, nil])
             #expect(cursors == ["2026-01-01", nil, nil, nil])
+            // The fused walk finds the same members and the same element ranges.
+            var fused: [String?] = []
+            var ranges: [Range<Int>] = []
+            JSONScanner.forEachElement(of: root, in: buffer, members: ["id", "updated_at"]) { element, m in
+                ranges.append(element.range)
+                fused.append(m[0].map { $0.kind == .string ? JSONScanner.string($0, in: buffer)! : JSONScanner.literal($0, in: buffer) })
+            }
+            #expect(fused == keys)
+            var plain: [Range<Int>] = []
+            JSONScanner.forEachElement(of: root, in: buffer) { plain.append($0.range) }
+            #expect(ranges == plain)
         }
     }
 

@@ -49,13 +49,12 @@ struct PageParser {
             }
             let fields = config.primaryKey + (config.incremental.map { [$0.cursorField] } ?? [])
             let keyCount = config.primaryKey.count
-            JSONScanner.forEachElement(of: array, in: buffer) { element in
+            JSONScanner.forEachElement(of: array, in: buffer, members: fields) { element, members in
                 parsed.elementCount += 1
                 guard element.kind == .object else {
                     parsed.recordErrors.append(RecordError(page: pageNumber, recordKey: nil, message: "record is a JSON \(element.kind), not an object"))
                     return
                 }
-                let members = JSONScanner.members(fields, of: element, in: buffer)
                 var components: [String] = []
                 for (i, name) in config.primaryKey.enumerated() {
                     guard let value = members[i] else { break }

@@ -68,6 +68,58 @@ public struct JSONScanner {
         }
     }
 
+    /// Calls `body` with each element of the (already validated) array at `array` and, for
+    /// object elements, the values of the named top-level members: one walk over each
+    /// element instead of one to skip it and another to read its members.
+    public static func forEachElement(
+        of array: Value, in document: UnsafeBufferPointer<UInt8>, members names: [String], _ body: (Value, [Value?]) -> Void
+    ) {
+        let wanted = names.map { Array($0.utf8) }
+        var scanner = JSONScanner(document)
+        scanner.index = array.range.lowerBound + 1
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "]") { return }
+        var ignored = [Value?]()
+        while true {
+            scanner.skipWhitespace()
+            let start = scanner.index
+            let kind = scanner.kindAtIndex()
+            var found = [Value?](repeating: nil, count: wanted.count)
+            if kind == .object {
+                scanner.index += 1
+                scanner.skipWhitespace()
+                if scanner.peek == UInt8(ascii: "}") {
+                    scanner.index += 1
+                } else {
+                    while true {
+                        scanner.skipWhitespace()
+                        let keyStart = scanner.index
+                        _ = try? scanner.scanString()
+                        let keyRange = keyStart + 1..<scanner.index - 1
+                        scanner.skipWhitespace()
+                        scanner.index += 1 // ':'
+                        scanner.skipWhitespace()
+                        let valueStart = scanner.index
+                        let valueKind = scanner.kindAtIndex()
+                        _ = try? scanner.scanValue(depth: 2, paths: [], found: &ignored)
+                        for i in wanted.indices where found[i] == nil && scanner.keyEquals(keyRange, wanted[i]) {
+                            found[i] = Value(range: valueStart..<scanner.index, kind: valueKind)
+                        }
+                        scanner.skipWhitespace()
+                        let c = scanner.peek
+                        scanner.index += 1
+                        if c != UInt8(ascii: ",") { break }
+                    }
+                }
+            } else {
+                _ = try? scanner.scanValue(depth: 1, paths: [], found: &ignored)
+            }
+            body(Value(range: start..<scanner.index, kind: kind), found)
+            scanner.skipWhitespace()
+            if scanner.peek == UInt8(ascii: ",") { scanner.index += 1 } else { return }
+        }
+    }
+
     /// The values of the named top-level members of the (already validated) object at `object`.
     public static func members(_ names: [String], of object: Value, in document: UnsafeBufferPointer<UInt8>) -> [Value?] {
         var result = [Value?](repeating: nil, count: names.count)

@@ -27,22 +27,9 @@ public final class TributaryProcess: @unchecked Sendable {
     public init(serve arguments: [String], directory: TemporaryDirectory, name: String = "node", environment: [String: String] = [:]) async throws {
         logPath = directory.file("\(name)-\(UUID().uuidString.prefix(6)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         var args = ["serve"] + arguments
         if !arguments.contains("--port") { args += ["--port", "0"] }
-        process.arguments = args
-        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
-        env.removeValue(forKey: "TRIBUTARY_TOKENS")
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.launch(args, directory: directory, environment: environment, output: logPath)
         self.process = process
         let path = logPath
         do {
@@ -54,6 +41,25 @@ public final class TributaryProcess: @unchecked Sendable {
             if process.isRunning { process.terminate() }
             throw error
         }
+    }
+
+    /// Starts the binary with a clean Tributary environment plus `environment`, output to `output`.
+    static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> Process {
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binaryPath)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
+        env.removeValue(forKey: "TRIBUTARY_TOKENS")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     static func listeningPort(in log: String) -> Int? {
@@ -102,20 +108,7 @@ public struct ProcessExited: Error, CustomStringConvertible {
 public func runTributary(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:]) async throws -> (Int32, String) {
     let outPath = directory.file("run-\(UUID().uuidString.prefix(6)).out")
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: TributaryProcess.binaryPath)
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
-    var env = ProcessInfo.processInfo.environment
-    env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
-    env.removeValue(forKey: "TRIBUTARY_TOKENS")
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    process.standardOutput = out
-    process.standardError = out
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
+    let process = try TributaryProcess.launch(arguments, directory: directory, environment: environment, output: outPath)
     _ = try await eventually(timeout: .seconds(30), every: .milliseconds(20)) { process.isRunning ? nil : true }
     return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
 }

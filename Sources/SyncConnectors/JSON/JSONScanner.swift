@@ -50,22 +50,8 @@ public struct JSONScanner {
     }
 
     /// Calls `body` with each element of the (already validated) array at `array`.
-    public static func forEachElement(of array: Value, in document: UnsafeBufferPointer<UInt8>, _ body: (Value) throws -> Void) rethrows {
-        var scanner = JSONScanner(document)
-        scanner.index = array.range.lowerBound + 1
-        scanner.skipWhitespace()
-        if scanner.peek == UInt8(ascii: "]") { return }
-        while true {
-            scanner.skipWhitespace()
-            let start = scanner.index
-            let kind = scanner.kindAtIndex()
-            // Validated already: skipping cannot fail.
-            var ignored = [Value?]()
-            _ = try? scanner.scanValue(depth: 1, paths: [], found: &ignored)
-            try body(Value(range: start..<scanner.index, kind: kind))
-            scanner.skipWhitespace()
-            if scanner.peek == UInt8(ascii: ",") { scanner.index += 1 } else { return }
-        }
+    public static func forEachElement(of array: Value, in document: UnsafeBufferPointer<UInt8>, _ body: (Value) -> Void) {
+        forEachElement(of: array, in: document, members: []) { element, _ in body(element) }
     }
 
     /// Calls `body` with each element of the (already validated) array at `array` and, for
@@ -117,35 +103,6 @@ public struct JSONScanner {
             body(Value(range: start..<scanner.index, kind: kind), found)
             scanner.skipWhitespace()
             if scanner.peek == UInt8(ascii: ",") { scanner.index += 1 } else { return }
-        }
-    }
-
-    /// The values of the named top-level members of the (already validated) object at `object`.
-    public static func members(_ names: [String], of object: Value, in document: UnsafeBufferPointer<UInt8>) -> [Value?] {
-        var result = [Value?](repeating: nil, count: names.count)
-        guard object.kind == .object else { return result }
-        let wanted = names.map { Array($0.utf8) }
-        var scanner = JSONScanner(document)
-        scanner.index = object.range.lowerBound + 1
-        scanner.skipWhitespace()
-        if scanner.peek == UInt8(ascii: "}") { return result }
-        while true {
-            scanner.skipWhitespace()
-            let keyStart = scanner.index
-            _ = try? scanner.scanString()
-            let keyRange = keyStart + 1..<scanner.index - 1
-            scanner.skipWhitespace()
-            scanner.index += 1 // ':'
-            scanner.skipWhitespace()
-            let start = scanner.index
-            let kind = scanner.kindAtIndex()
-            var ignored = [Value?]()
-            _ = try? scanner.scanValue(depth: 1, paths: [], found: &ignored)
-            for (i, name) in wanted.enumerated() where result[i] == nil && scanner.keyEquals(keyRange, name) {
-                result[i] = Value(range: start..<scanner.index, kind: kind)
-            }
-            scanner.skipWhitespace()
-            if scanner.peek == UInt8(ascii: ",") { scanner.index += 1 } else { return result }
         }
     }
 

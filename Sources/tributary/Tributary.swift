@@ -6,7 +6,7 @@ struct Tributary: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary",
         abstract: "A sync service: durable, checkpointed, retried syncs from upstream APIs into a record store.",
-        subcommands: [Serve.self, Migrate.self]
+        subcommands: [Serve.self, Migrate.self, SourceCommand.self, SyncCommand.self, RecordsCommand.self]
     )
 }
 
@@ -21,6 +21,8 @@ enum Main {
             } else {
                 try command.run()
             }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
         } catch let failure as CommandFailure {
             FileHandle.standardError.write(Data("tributary: \(failure.message)\n".utf8))
             exit(failure.exitCode)

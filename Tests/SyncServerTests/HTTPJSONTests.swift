@@ -294,6 +294,18 @@ struct HTTPJSONTests {
         }
     }
 
+    @Test func aRefusedConnectionIsRetriedThenUpstreamUnavailable() async throws {
+        try await withHTTPNode { client, _, _ in
+            _ = try await client.createHTTPSource("closed", #"{"url": "http://127.0.0.1:1/x", "primary_key": "id", "max_request_retries": 2, "request_backoff_seconds": 0.01}"#,
+                                                  extra: #", "retry": {"max_attempts": 1}"#)
+            let start = ContinuousClock.now
+            let sync = try await client.runSync("closed")
+            #expect(sync["status"] == .string("failed"))
+            #expect(sync["attempts"]?.arrayValue?.first?["error"]?["code"] == .string("upstream_unavailable"))
+            #expect(ContinuousClock.now - start < .seconds(10))
+        }
+    }
+
     @Test func aConfigThatBecameInvalidFailsAsConfigInvalid() async throws {
         try await withHTTPNode { client, _, store in
             _ = try await store.createSource(makeSource(name: "broken", kind: "http-json", config: ["url": .string("not a url")]))

@@ -23,6 +23,8 @@ public final class UpstreamClient: Sendable {
         configuration.decompression = .enabled(limit: .ratio(200))
         configuration.timeout = .init(connect: .seconds(10))
         configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        // A refused connection surfaces at once; the in-attempt retries (with backoff) retry it.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.egress = egress
         self.random = random

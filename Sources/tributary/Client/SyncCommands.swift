@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import SyncCore
+
+/// `tributary sync start|list|show|cancel|retry|watch` and `tributary records`.
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync", abstract: "Start, follow, cancel and retry syncs.",
+        subcommands: [Start.self, List.self, Show.self, Cancel.self, Retry.self, Watch.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue a sync of a source.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var source: String
+        @Option(help: "full or incremental (default: incremental when the source has it).") var mode: SyncMode?
+        @Option(help: "Priority, -1000…1000.") var priority: Int?
+        @Flag(help: "Follow it until it ends; exit 1 if it failed, 2 if cancelled.") var wait = false
+
+        func run() async throws {
+            var body: JSONObject = [:]
+            if let mode { body["mode"] = .string(mode.rawValue) }
+            if let priority { body["priority"] = .number(Double(priority)) }
+            let sync = try await connection.connection.call(.POST, "/v1/sources/\(PathSegment.encode(source))/syncs", body: .object(body))
+            let id = Output.text(sync["id"])
+            if wait { return try await SyncWatcher(connection: connection).follow(id) }
+            if connection.json { Output.json(sync) } else { print("queued sync \(id)") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List syncs, newest first.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Only this source (name or id).") var source: String?
+        @Option(help: "Only these statuses (repeatable).") var status: [SyncStatus] = []
+        @Option(help: "How many, 1…1000.") var limit = 20
+
+        func run() async throws {
+            var query = ["limit=\(limit)"]
+            if let source {
+                let resolved = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))")
+                query.append("source_id=\(Output.text(resolved["id"]))")
+            }
+            query += status.map { "status=\($0.rawValue)" }
+            let page = try await connection.connection.call(.GET, "/v1/syncs?" + query.joined(separator: "&"))
+            let items = page["items"]?.arrayValue ?? []
+            if connection.json { return Output.json(.array(items)) }
+            Output.table(["ID", "STATUS", "MODE", "PAGES", "RECORDS", "QUEUED", "ERROR"], items.map { s in
+                [Output.text(s["id"]), Output.text(s["status"]), Output.text(s["mode"]), Output.text(s["progress"]?["pages"]),
+                 Output.text(s["progress"]?["records_read"]), Output.text(s["queued_at"]), Output.text(s["error"]?["code"])]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one sync.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        func run() async throws { Output.json(try await connection.connection.call(.GET, "/v1/syncs/\(PathSegment.encode(id))")) }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a sync, wherever it runs.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        func run() async throws {
+            let sync = try await connection.connection.call(.POST, "/v1/syncs/\(PathSegment.encode(id))/cancel")
+            if connection.json { Output.json(sync) } else { print("sync \(id): \(Output.text(sync["status"]))\(sync["cancel_requested"] == .bool(true) && sync["status"] != .string("cancelled") ? " (cancel requested)" : "")") }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue a failed or cancelled sync again; it resumes from its checkpoint.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        func run() async throws {
+            let sync = try await connection.connection.call(.POST, "/v1/syncs/\(PathSegment.encode(id))/retry")
+            if connection.json { Output.json(sync) } else { print("sync \(id): \(Output.text(sync["status"]))") }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Follow a sync until it ends (a progress bar on a terminal).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        func run() async throws { try await SyncWatcher(connection: connection).follow(id) }
+    }
+}
+
+extension SyncMode: ExpressibleByArgument {}
+extension SyncStatus: ExpressibleByArgument {}
+
+/// Follows a sync: a live progress line on a terminal, one line per status change otherwise.
+/// Exits 0 when it completes, 1 when it fails, 2 when it is cancelled.
+struct SyncWatcher {
+    let connection: ConnectionOptions
+
+    func follow(_ id: String) async throws {
+        let terminal = isatty(STDOUT_FILENO) == 1 && !connection.json
+        var lastStatus = ""
+        while true {
+            let sync = try await connection.connection.call(.GET, "/v1/syncs/\(PathSegment.encode(id))")
+            let status = Output.text(sync["status"])
+            if terminal {
+                // Unbuffered, so the line updates in place.
+                FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + Self.progressLine(sync)).utf8))
+            } else if status != lastStatus && !connection.json {
+                print("\(id) \(status) pages=\(Output.text(sync["progress"]?["pages"])) records=\(Output.text(sync["progress"]?["records_read"]))")
+            }
+            lastStatus = status
+            if ["completed", "failed", "cancelled"].contains(status) {
+                if terminal { FileHandle.standardOutput.write(Data("\n".utf8)) }
+                if connection.json { Output.json(sync) }
+                if let error = sync["error"], error != .null, !connection.json {
+                    FileHandle.standardError.write(Data("\(Output.text(error["code"])): \(Output.text(error["message"]))\n".utf8))
+                }
+                switch status {
+                case "failed": throw ExitCode(1)
+                case "cancelled": throw ExitCode(2)
+                default: return
+                }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// `running  [#########···········]  41 pages  41000 records  +40000 ~900 =100  8120 rec/s`
+    static func progressLine(_ sync: JSONValue) -> String {
+        let p = sync["progress"]
+        let pages = p?["pages"]?.intValue ?? 0
+        let records = p?["records_read"]?.intValue ?? 0
+        // Pages ahead are unknown, so the bar cycles through a window of 20 pages.
+        let width = 20
+        let filled = sync["status"] == .string("completed") ? width : pages % (width + 1)
+        let bar = String(repeating: "#", count: filled) + String(repeating: "·", count: width - filled)
+        let started = sync["started_at"]?.stringValue.flatMap(Timestamp.parse)
+        let rate = started.map { Double(records) / max(0.001, Date().timeIntervalSince($0)) } ?? 0
+        return "\(Output.text(sync["status"]).padding(toLength: 9, withPad: " ", startingAt: 0)) [\(bar)] \(pages) pages  \(records) records  "
+            + "+\(p?["records_created"]?.intValue ?? 0) ~\(p?["records_updated"]?.intValue ?? 0) =\(p?["records_unchanged"]?.intValue ?? 0)  "
+            + "\(Int(rate)) rec/s"
+    }
+}
+
+/// `tributary records SOURCE`: one JSON record per line.
+struct RecordsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "records", abstract: "Print a source's records, one JSON object per line.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument var source: String
+    @Option(help: "How many, 1…1000.") var limit = 50
+
+    func run() async throws {
+        let page = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))/records?limit=\(limit)")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for item in page["items"]?.arrayValue ?? [] {
+            print(String(decoding: (try? encoder.encode(connection.json ? item : (item["data"] ?? .null))) ?? Data(), as: UTF8.self))
+        }
+    }
+}

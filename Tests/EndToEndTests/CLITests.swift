@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+import SyncCore
+import TestSupport
+
+/// The client commands against a real server process, with API.md's exit statuses.
+@Suite("Command-line client", .serialized)
+struct CLITests {
+    @Test func sourcesSyncsAndExitStatuses() async throws {
+        let dir = try TemporaryDirectory("e2e-cli")
+        defer { dir.remove() }
+        let server = try await TributaryProcess(serve: ["--database", "sqlite:cli.sqlite", "--workers", "1"], directory: dir)
+        let env = ["TRIBUTARY_URL": server.baseURL]
+        func cli(_ args: [String]) async throws -> (Int32, String) { try await runTributary(args, directory: dir, environment: env) }
+
+        var (code, out) = try await cli(["source", "add", "demo", "--kind", "synthetic", "--config", #"{"records": 2500, "page_size": 500}"#])
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("created source demo"))
+        (code, out) = try await cli(["sync", "start", "demo", "--wait"])
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("completed"))
+        (code, out) = try await cli(["sync", "list", "--source", "demo", "--json"])
+        #expect(code == 0)
+        let listed = try parseJSON(Array(out.utf8))
+        #expect(listed.arrayValue?.first?["result"]?["records_created"] == .number(2500))
+        #expect(listed.arrayValue?.first?["trigger"] == .string("cli"))
+        (code, out) = try await cli(["source", "list"])
+        #expect(code == 0 && out.contains("demo") && out.contains("ok"), "\(out)")
+        (code, out) = try await cli(["records", "demo", "--limit", "2"])
+        #expect(code == 0)
+        #expect(out.split(separator: "\n").count == 2)
+
+        // A cancelled sync: watch exits 2.
+        (code, out) = try await cli(["source", "add", "slow", "--kind", "synthetic", "--config", #"{"records": 100, "page_size": 10, "delay_ms_per_page": 60000}"#])
+        (code, out) = try await cli(["sync", "start", "slow", "--json"])
+        let id = try #require(try parseJSON(Array(out.utf8))["id"]?.stringValue)
+        (code, _) = try await cli(["sync", "cancel", id])
+        #expect(code == 0)
+        (code, _) = try await cli(["sync", "watch", id])
+        #expect(code == 2)
+
+        // A failed sync: exit 1, its error on stderr.
+        let created = try await server.client.post("/v1/sources", #"{"name": "bad", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1}, "retry": {"max_attempts": 1}}"#)
+        #expect(created.status == 201)
+        (code, out) = try await cli(["sync", "start", "bad", "--wait"])
+        #expect(code == 1, "\(out)")
+        #expect(out.contains("attempts_exhausted"))
+
+        // The server answers with a problem: exit 4, its detail on stderr.
+        (code, out) = try await cli(["source", "show", "nope"])
+        #expect(code == 4)
+        #expect(out.contains("No source nope"))
+        // Usage error: exit 3.
+        (code, _) = try await cli(["sync", "start"])
+        #expect(code == 3)
+        (code, _) = try await cli(["source", "add", "x", "--kind", "synthetic", "--config", "not json"])
+        #expect(code == 3)
+        // Unreachable server: exit 5.
+        (code, _) = try await runTributary(["source", "list", "--server", "http://127.0.0.1:1"], directory: dir)
+        #expect(code == 5)
+        #expect(try await server.terminate() == 0)
+    }
+}

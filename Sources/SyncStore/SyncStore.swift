@@ -37,6 +37,9 @@ public protocol SyncStore: Sendable {
     /// by a unique index (``SyncStoreError/syncAlreadyActive(activeSyncID:status:)``).
     func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome
     func sync(id: String) async throws -> Sync?
+    /// Queues a sync (trigger `schedule`) for every source whose schedule is due and that has
+    /// no active sync; returns the new sync ids. Safe on every node at once.
+    func enqueueDueSchedules(now: Date) async throws -> [String]
     /// Syncs newest first (by id), before the given id.
     func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync]
     /// Cancels a queued or retrying sync at once; flags a running one with `cancel_requested`.

@@ -85,7 +85,8 @@ struct Serve: AsyncParsableCommand {
             configuration: serverConfiguration)
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
-        let app = server.buildApplication(services: [pool, rescuer], logger: logger) { port in
+        let scheduler = Scheduler(store: store, wakeUp: pool.wakeUp)
+        let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger) { port in
             logger.info("tributary listening on http://\(host):\(port) (\(summary))")
         }
         do {

@@ -80,7 +80,7 @@ struct APITests {
         try await node.test { client in
             let created = try await client.call(.post, "/v1/sources", #"""
                 {"name": "crm", "kind": "open", "config": {"url": "http://127.0.0.1:1/x", "headers": {"Authorization": "Bearer s3cr3t", "X-Plain": "p"},
-                 "api_key": "k3y", "nested": {"password": "pw", "page": 1}}, "schedule": {"every_seconds": 60}, "priority": 2,
+                 "api_key": "k3y", "nested": {"password": "pw", "page": 1}}, "priority": 2,
                  "retry": {"max_attempts": 3}}
                 """#)
             #expect(created.status == .created)

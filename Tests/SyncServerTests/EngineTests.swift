@@ -147,6 +147,22 @@ struct EngineTests {
         }
     }
 
+    @Test func aScheduledSourceSyncsOnItsOwn() async throws {
+        try await TestNode(workers: 1).test { client in
+            _ = try await client.createSource("cron", records: 5, extra: #", "schedule": {"every_seconds": 1}"#)
+            let syncs = try await eventually(timeout: .seconds(10), every: .milliseconds(50)) { () -> [JSONValue]? in
+                let items = try await client.call(.get, "/v1/syncs?status=completed").json["items"]?.arrayValue ?? []
+                return items.count >= 2 ? items : nil
+            }
+            #expect(syncs.allSatisfy { $0["trigger"] == .string("schedule") })
+            // Queued about every_seconds apart, never two at once.
+            let queued = syncs.compactMap { $0["queued_at"]?.stringValue.flatMap(Timestamp.parse) }.sorted()
+            #expect(queued[1].timeIntervalSince(queued[0]) >= 0.99)
+            let source = try await client.call(.get, "/v1/sources/cron").json
+            #expect(source["health"] == .string("ok"))
+        }
+    }
+
     @Test func aWorkerPicksUpANewSyncWithinMilliseconds() async throws {
         try await TestNode(workers: 1).test { client in
             _ = try await client.createSource("fast", records: 1)

@@ -47,7 +47,8 @@ struct TestNode {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let rescuer = LeaseRescuer(store: store, interval: .seconds(1), wakeUp: pool.wakeUp)
-        let app = server.buildApplication(services: [pool, rescuer], logger: logger)
+        let scheduler = Scheduler(store: store, interval: .milliseconds(100), wakeUp: pool.wakeUp)
+        let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger)
         defer { directory.remove() }
         return try await app.test(setup, body)
     }

@@ -96,6 +96,26 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func schedulesQueueOnceWhenDueAndNeverBesideAnActiveSync(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            var scheduled = makeSource()
+            scheduled.schedule = Schedule(everySeconds: 60)
+            let source = try await store.createSource(scheduled)
+            _ = try await store.createSource(makeSource())
+            let t0 = Date()
+            let first = try await store.enqueueDueSchedules(now: t0)
+            #expect(first.count == 1)
+            #expect(try await store.sync(id: first[0])?.trigger == .schedule)
+            #expect(try await store.enqueueDueSchedules(now: t0.addingTimeInterval(120)).isEmpty)
+            _ = try await store.requestCancel(syncID: first[0], now: t0)
+            #expect(try await store.enqueueDueSchedules(now: t0.addingTimeInterval(30)).isEmpty)
+            let again = try await store.enqueueDueSchedules(now: t0.addingTimeInterval(61))
+            #expect(again.count == 1)
+            #expect(try await store.sync(id: again[0])?.sourceID == source.id)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func claimTakesHighestPriorityThenOldest(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
             let low = try await enqueue(store, try await store.createSource(makeSource()), priority: 0)

@@ -153,24 +153,7 @@ public final class SQLiteSyncStore: SyncStore {
                now - last < source.minTriggerIntervalSeconds {
                 throw SyncStoreError.rateLimited(retryAfterSeconds: source.minTriggerIntervalSeconds - (now - last))
             }
-            let id = Identifier.make("syn", now: request.now)
-            do {
-                try db.execute(
-                    sql: """
-                    INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, seq)
-                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs))
-                    """,
-                    arguments: [id, source.id, request.mode.rawValue, request.priority, request.trigger.rawValue,
-                                source.retry.maxAttempts, now, now])
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                // The index, not the SELECT above, is the guard (another process may have won).
-                let active = try Row.fetchOne(
-                    db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
-                    arguments: [source.id])
-                throw SyncStoreError.syncAlreadyActive(
-                    activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
-            }
-            try db.execute(sql: "UPDATE sources SET last_queued_at = ? WHERE id = ?", arguments: [now, source.id])
+            let id = try Self.insertSync(db, source: source, mode: request.mode, priority: request.priority, trigger: request.trigger, now: request.now)
             if let key = request.idempotencyKey {
                 try db.execute(
                     sql: "INSERT INTO idempotency_keys (source_id, key, fingerprint, sync_id, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -178,6 +161,47 @@ public final class SQLiteSyncStore: SyncStore {
             }
             guard let sync = try Self.sync(db, id: id) else { throw SyncStoreError.notFound("sync \(id)") }
             return .created(sync)
+        }
+    }
+
+    /// Inserts a queued sync and stamps the source's `last_queued_at`; the partial unique
+    /// index, not any check before it, turns a second active sync into `syncAlreadyActive`.
+    static func insertSync(_ db: Database, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, now: Date) throws -> String {
+        let id = Identifier.make("syn", now: now)
+        let t = now.timeIntervalSince1970
+        do {
+            try db.execute(
+                sql: """
+                INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, seq)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs))
+                """,
+                arguments: [id, source.id, mode.rawValue, priority, trigger.rawValue, source.retry.maxAttempts, t, t])
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            let active = try Row.fetchOne(
+                db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
+                arguments: [source.id])
+            throw SyncStoreError.syncAlreadyActive(
+                activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
+        }
+        try db.execute(sql: "UPDATE sources SET last_queued_at = ? WHERE id = ?", arguments: [t, source.id])
+        return id
+    }
+
+    public func enqueueDueSchedules(now: Date) async throws -> [String] {
+        try await pool.write { db in
+            let due = try Row.fetchAll(
+                db,
+                sql: """
+                SELECT * FROM sources
+                WHERE schedule_every_seconds IS NOT NULL
+                  AND (last_queued_at IS NULL OR last_queued_at + schedule_every_seconds <= ?)
+                  AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.source_id = sources.id AND syncs.status IN (\(SQLiteSchema.activeList)))
+                """,
+                arguments: [now.timeIntervalSince1970]
+            ).map(SQLiteRows.source)
+            return try due.map { source in
+                try Self.insertSync(db, source: source, mode: source.defaultMode, priority: source.priority, trigger: .schedule, now: now)
+            }
         }
     }
 

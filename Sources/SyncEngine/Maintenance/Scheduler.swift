@@ -1,0 +1,39 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SyncStore
+
+/// Queues syncs for sources with a `schedule`: every `interval`, each source whose
+/// `every_seconds` have passed since its last sync was queued (by anyone) and that has no
+/// active sync gets one with trigger `schedule`. Every node may run one: the store's
+/// transaction and the one-active-sync index make a second enqueue impossible.
+public struct Scheduler: Service {
+    let store: any SyncStore
+    let interval: Duration
+    let wakeUp: WakeUpSignal
+    let logger: Logger
+
+    public init(store: any SyncStore, interval: Duration = .seconds(1), wakeUp: WakeUpSignal, logger: Logger = Logger(label: "tributary.scheduler")) {
+        self.store = store
+        self.interval = interval
+        self.wakeUp = wakeUp
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let queued = try await store.enqueueDueSchedules(now: Date())
+                    if !queued.isEmpty {
+                        logger.info("queued scheduled syncs", metadata: ["sync_ids": .string(queued.joined(separator: ","))])
+                        wakeUp.signal()
+                    }
+                } catch {
+                    logger.error("scheduling failed: \(error)")
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}

@@ -144,11 +144,7 @@ public final class SQLiteSyncStore: SyncStore {
                 guard let sync = try Self.sync(db, id: row["sync_id"]) else { throw SyncStoreError.notFound("sync") }
                 return .replayed(sync)
             }
-            if let active = try Row.fetchOne(
-                db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
-                arguments: [source.id]) {
-                throw SyncStoreError.syncAlreadyActive(activeSyncID: active["id"], status: SyncStatus(rawValue: active["status"]) ?? .queued)
-            }
+            if let conflict = try Self.activeSyncConflict(db, sourceID: source.id) { throw conflict }
             if source.minTriggerIntervalSeconds > 0, let last = sourceRow["last_queued_at"] as Double?,
                now - last < source.minTriggerIntervalSeconds {
                 throw SyncStoreError.rateLimited(retryAfterSeconds: source.minTriggerIntervalSeconds - (now - last))
@@ -164,6 +160,14 @@ public final class SQLiteSyncStore: SyncStore {
         }
     }
 
+    /// `syncAlreadyActive` naming the source's active sync, if it has one.
+    static func activeSyncConflict(_ db: Database, sourceID: String) throws -> SyncStoreError? {
+        guard let active = try Row.fetchOne(
+            db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
+            arguments: [sourceID]) else { return nil }
+        return .syncAlreadyActive(activeSyncID: active["id"], status: SyncStatus(rawValue: active["status"]) ?? .queued)
+    }
+
     /// Inserts a queued sync and stamps the source's `last_queued_at`; the partial unique
     /// index, not any check before it, turns a second active sync into `syncAlreadyActive`.
     static func insertSync(_ db: Database, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, now: Date) throws -> String {
@@ -177,11 +181,7 @@ public final class SQLiteSyncStore: SyncStore {
                 """,
                 arguments: [id, source.id, mode.rawValue, priority, trigger.rawValue, source.retry.maxAttempts, t, t])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            let active = try Row.fetchOne(
-                db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
-                arguments: [source.id])
-            throw SyncStoreError.syncAlreadyActive(
-                activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
+            throw try activeSyncConflict(db, sourceID: source.id) ?? error
         }
         try db.execute(sql: "UPDATE sources SET last_queued_at = ? WHERE id = ?", arguments: [t, source.id])
         return id
@@ -285,11 +285,7 @@ public final class SQLiteSyncStore: SyncStore {
                     """,
                     arguments: [now.timeIntervalSince1970, syncID, sync.status.rawValue])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                let active = try Row.fetchOne(
-                    db, sql: "SELECT id, status FROM syncs WHERE source_id = ? AND status IN (\(SQLiteSchema.activeList))",
-                    arguments: [sync.sourceID])
-                throw SyncStoreError.syncAlreadyActive(
-                    activeSyncID: active?["id"] ?? "", status: (active?["status"]).flatMap(SyncStatus.init(rawValue:)) ?? .queued)
+                throw try Self.activeSyncConflict(db, sourceID: sync.sourceID) ?? error
             }
             guard let updated = try Self.sync(db, id: syncID) else { throw SyncStoreError.notFound("sync \(syncID)") }
             return updated

@@ -87,7 +87,8 @@ public final class WorkerPool: Service, Sendable {
         while !isShuttingDown && !Task.isCancelled {
             do {
                 let now = Date()
-                if let due = try await store.nextRunAt(), due <= now,
+                let due = try await store.nextRunAt()
+                if let due, due <= now,
                    let claimed = try await store.claimNext(owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: now) {
                     let control = RunControl()
                     running.withLock { $0[claimed.lease.syncID] = control }
@@ -97,7 +98,7 @@ public final class WorkerPool: Service, Sendable {
                     running.withLock { _ = $0.removeValue(forKey: claimed.lease.syncID) }
                     continue
                 }
-                await wakeUp.wait(timeout: try await idleWait())
+                await wakeUp.wait(timeout: idleWait(until: due))
             } catch {
                 logger.error("worker loop error: \(error)")
                 await wakeUp.wait(timeout: configuration.pollInterval)
@@ -106,8 +107,8 @@ public final class WorkerPool: Service, Sendable {
     }
 
     /// How long to sleep when nothing is runnable: until the next retry is due, at most the poll interval.
-    private func idleWait() async throws -> Duration {
-        guard let next = try await store.nextRunAt() else { return configuration.pollInterval }
+    private func idleWait(until next: Date?) -> Duration {
+        guard let next else { return configuration.pollInterval }
         let seconds = max(0.001, next.timeIntervalSinceNow)
         return min(configuration.pollInterval, .milliseconds(Int(seconds * 1000)))
     }

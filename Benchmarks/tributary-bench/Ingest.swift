@@ -86,7 +86,6 @@ struct Commit: AsyncParsableCommand {
         _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .cli))
         let claimed = try await store.claimNext(owner: "b", leaseSeconds: 30, now: Date())!
         let upstream = UpstreamClient()
-        defer { Task { try? await upstream.shutdown() } }
         let reader: any SyncSource
         if let url {
             let config: JSONObject = ["url": .string(url), "records_path": .string("/rows"), "primary_key": .string("id"),
@@ -108,6 +107,7 @@ struct Commit: AsyncParsableCommand {
             readTime += t1 - t0
             checkpoint = page.next
         }
+        try await upstream.shutdown()
         print("read \(readTime), commit \(commitTime)")
     }
 }

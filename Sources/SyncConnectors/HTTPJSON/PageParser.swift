@@ -56,7 +56,7 @@ struct PageParser {
                     return
                 }
                 var components: [String] = []
-                for (i, name) in config.primaryKey.enumerated() {
+                for i in config.primaryKey.indices {
                     guard let value = members[i] else { break }
                     switch value.kind {
                     case .string: components.append(JSONScanner.string(value, in: buffer) ?? "")
@@ -64,7 +64,6 @@ struct PageParser {
                     default: break
                     }
                     if components.count != i + 1 { break }
-                    _ = name
                 }
                 guard components.count == keyCount else {
                     let missing = config.primaryKey[components.count]

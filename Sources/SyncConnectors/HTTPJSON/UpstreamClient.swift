@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import SyncCore
 
 /// Fetches upstream pages: one shared AsyncHTTPClient (connection reuse, gzip/deflate),
@@ -198,5 +199,3 @@ public final class RateLimiter: Sendable {
         }
     }
 }
-
-import Synchronization

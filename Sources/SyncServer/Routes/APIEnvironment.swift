@@ -1,5 +1,6 @@
 import Foundation
 import SyncConnectors
+import SyncCore
 import SyncEngine
 import SyncStore
 
@@ -23,5 +24,3 @@ public struct APIEnvironment: Sendable {
         return source
     }
 }
-
-import SyncCore

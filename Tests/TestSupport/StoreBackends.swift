@@ -5,6 +5,7 @@ import SyncStore
 /// The store implementations every conformance test runs against.
 public enum StoreBackend: String, CaseIterable, Sendable {
     case sqlite
+    case postgres
 
     /// A fresh, migrated store and a cleanup closure.
     public func makeStore() async throws -> (store: any SyncStore, cleanup: @Sendable () -> Void) {
@@ -14,6 +15,11 @@ public enum StoreBackend: String, CaseIterable, Sendable {
             let store = try SQLiteSyncStore(path: dir.file("test.sqlite"))
             try await store.migrate()
             return (store, { dir.remove() })
+        case .postgres:
+            let url = try await PostgresCluster.shared().createDatabase("store")
+            let store = try PostgresSyncStore(url: url, maximumConnections: 8)
+            try await store.migrate()
+            return (store, { Task { await store.close() } })
         }
     }
 }

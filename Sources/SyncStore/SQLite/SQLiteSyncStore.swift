@@ -44,9 +44,9 @@ public final class SQLiteSyncStore: SyncStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources))
                     """,
                     arguments: [
-                        source.id, source.name, source.kind, SQLiteRows.json(source.config), source.schedule?.everySeconds,
-                        source.priority, SQLiteRows.json(source.retry), source.rateLimit.map(SQLiteRows.json),
-                        source.minTriggerIntervalSeconds, SQLiteRows.json(source.state),
+                        source.id, source.name, source.kind, StoreRows.json(source.config), source.schedule?.everySeconds,
+                        source.priority, StoreRows.json(source.retry), source.rateLimit.map(StoreRows.json),
+                        source.minTriggerIntervalSeconds, StoreRows.json(source.state),
                         source.createdAt.timeIntervalSince1970, source.updatedAt.timeIntervalSince1970,
                     ])
             }
@@ -63,14 +63,14 @@ public final class SQLiteSyncStore: SyncStore {
     static func source(_ db: Database, idOrName: String) throws -> Source? {
         let row = try Row.fetchOne(db, sql: "SELECT * FROM sources WHERE id = ?", arguments: [idOrName])
             ?? Row.fetchOne(db, sql: "SELECT * FROM sources WHERE name = ?", arguments: [idOrName])
-        return row.map(SQLiteRows.source)
+        return try row.map({ try StoreRows.source($0) })
     }
 
     public func listSources(limit: Int, after: String?) async throws -> [Source] {
         try await pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM sources WHERE id > ? ORDER BY id LIMIT ?", arguments: [after ?? "", limit]
-            ).map(SQLiteRows.source)
+            ).map({ try StoreRows.source($0) })
         }
     }
 
@@ -86,7 +86,7 @@ public final class SQLiteSyncStore: SyncStore {
             return SourceSyncSummary(
                 latest: try latestID.flatMap { try Self.sync(db, id: $0) },
                 latestFinished: try finishedID.flatMap { try Self.sync(db, id: $0) },
-                lastCompletedAt: SQLiteRows.date(lastCompleted))
+                lastCompletedAt: StoreRows.date(lastCompleted))
         }
     }
 
@@ -100,8 +100,8 @@ public final class SQLiteSyncStore: SyncStore {
                     WHERE id = ?
                     """,
                     arguments: [
-                        source.name, source.kind, SQLiteRows.json(source.config), source.schedule?.everySeconds, source.priority,
-                        SQLiteRows.json(source.retry), source.rateLimit.map(SQLiteRows.json), source.minTriggerIntervalSeconds,
+                        source.name, source.kind, StoreRows.json(source.config), source.schedule?.everySeconds, source.priority,
+                        StoreRows.json(source.retry), source.rateLimit.map(StoreRows.json), source.minTriggerIntervalSeconds,
                         source.updatedAt.timeIntervalSince1970, source.id,
                     ])
                 return db.changesCount
@@ -134,7 +134,7 @@ public final class SQLiteSyncStore: SyncStore {
             guard let sourceRow = try Row.fetchOne(db, sql: "SELECT * FROM sources WHERE id = ?", arguments: [request.sourceID]) else {
                 throw SyncStoreError.notFound("source \(request.sourceID)")
             }
-            let source = SQLiteRows.source(sourceRow)
+            let source = try StoreRows.source(sourceRow)
             let now = request.now.timeIntervalSince1970
             if let key = request.idempotencyKey,
                let row = try Row.fetchOne(
@@ -198,7 +198,7 @@ public final class SQLiteSyncStore: SyncStore {
                   AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.source_id = sources.id AND syncs.status IN (\(SQLiteSchema.activeList)))
                 """,
                 arguments: [now.timeIntervalSince1970]
-            ).map(SQLiteRows.source)
+            ).map({ try StoreRows.source($0) })
             return try due.map { source in
                 try Self.insertSync(db, source: source, mode: source.defaultMode, priority: source.priority, trigger: .schedule, now: now)
             }
@@ -213,8 +213,8 @@ public final class SQLiteSyncStore: SyncStore {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM syncs WHERE id = ?", arguments: [id]) else { return nil }
         let attempts = try Row.fetchAll(
             db, sql: "SELECT * FROM sync_attempts WHERE sync_id = ? ORDER BY number", arguments: [id]
-        ).map(SQLiteRows.attempt)
-        return SQLiteRows.sync(row, attempts: attempts)
+        ).map { try StoreRows.attempt($0) }
+        return try StoreRows.sync(row, attempts: attempts)
     }
 
     public func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync] {
@@ -239,9 +239,9 @@ public final class SQLiteSyncStore: SyncStore {
             for row in try Row.fetchAll(
                 db, sql: "SELECT * FROM sync_attempts WHERE sync_id IN (\(placeholders)) ORDER BY sync_id, number",
                 arguments: StatementArguments(ids)) {
-                attempts[row["sync_id"], default: []].append(SQLiteRows.attempt(row))
+                attempts[row["sync_id"], default: []].append(try StoreRows.attempt(row))
             }
-            return rows.map { SQLiteRows.sync($0, attempts: attempts[$0["id"]] ?? []) }
+            return try rows.map { try StoreRows.sync($0, attempts: attempts[$0["id"]] ?? []) }
         }
     }
 
@@ -254,7 +254,7 @@ public final class SQLiteSyncStore: SyncStore {
             case .completed, .failed:
                 throw SyncStoreError.invalidState(current: sync.status, message: "A \(sync.status.rawValue) sync cannot be cancelled.")
             case .queued, .retrying:
-                try Self.checked(from: sync.status, to: .cancelled)
+                try StoreRows.checked(from: sync.status, to: .cancelled)
                 try db.execute(
                     sql: """
                     UPDATE syncs SET status = 'cancelled', finished_at = ?, cancel_requested = 1, next_retry_at = NULL
@@ -307,7 +307,7 @@ public final class SQLiteSyncStore: SyncStore {
                 """,
                 arguments: [t]) else { return nil }
             let id: String = row["id"]
-            try Self.checked(from: SyncStatus(rawValue: row["status"]) ?? .queued, to: .running)
+            try StoreRows.checked(from: SyncStatus(rawValue: row["status"]) ?? .queued, to: .running)
             try db.execute(
                 sql: """
                 UPDATE syncs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_token = ?,
@@ -356,11 +356,16 @@ public final class SQLiteSyncStore: SyncStore {
             // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
             guard let row = try Row.fetchOne(
                 db, sql: """
-                    SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq
+                    SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.pages
                     FROM syncs JOIN sources ON sources.id = syncs.source_id
                     WHERE syncs.id = ? AND syncs.lease_token = ? AND syncs.status = 'running'
                     """,
                 arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+            // A page that is already in (a retried commit whose first COMMIT did land) counts once.
+            if (row["pages"] as Int) >= page.pageNumber {
+                guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
+                return sync.progress
+            }
             let sourceID: String = row["source_id"]
             let counts = try SQLiteRecordWriter.upsert(
                 page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"],
@@ -379,13 +384,13 @@ public final class SQLiteSyncStore: SyncStore {
                 """,
                 arguments: [
                     page.records.count + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
-                    page.recordErrors.count, page.bytesRead, page.checkpoint.map(SQLiteRows.json), t, t, lease.syncID,
+                    page.recordErrors.count, page.bytesRead, page.checkpoint.map(StoreRows.json), t, t, lease.syncID,
                 ])
             if let state = page.sourceState, !state.isEmpty {
                 let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [sourceID])
-                var merged = SQLiteRows.decode(JSONObject.self, current) ?? [:]
+                var merged = StoreRows.decode(JSONObject.self, current) ?? [:]
                 merged.merge(state) { _, new in new }
-                try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [SQLiteRows.json(merged), sourceID])
+                try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [StoreRows.json(merged), sourceID])
             }
             guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
             return sync.progress
@@ -398,42 +403,18 @@ public final class SQLiteSyncStore: SyncStore {
             guard let row = try Row.fetchOne(
                 db, sql: "SELECT * FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
                 arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
-            let current = SQLiteRows.sync(row, attempts: [])
-            try Self.checked(from: current.status, to: outcome.status)
+            let current = try StoreRows.sync(row, attempts: [])
+            try StoreRows.checked(from: current.status, to: outcome.status)
             let ranFor = max(0, t - ((row["running_since"] as Double?) ?? t))
-            var deleted = 0
-            var error: SyncError?
-            var failedDelta = 0
-            var finishedAt: Double? = nil
-            var nextRetryAt: Double? = nil
-            var attemptCause: SyncError?
-            var runAt = (row["run_at"] as Double?) ?? t
-            switch outcome {
-            case .completed:
-                finishedAt = t
-                if current.mode == .full {
-                    try db.execute(
-                        sql: """
-                        UPDATE records SET deleted_at = ?1, updated_at = ?1, sync_seq = ?2
-                        WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq <> ?2
-                        """,
-                        arguments: [t, row["seq"] as Int64, current.sourceID])
-                    deleted = db.changesCount
-                }
-            case .retrying(let e, let next):
-                error = e
-                failedDelta = 1
-                nextRetryAt = next.timeIntervalSince1970
-                runAt = next.timeIntervalSince1970
-            case .failed(let e, let cause):
-                error = e
-                attemptCause = cause
-                failedDelta = 1
-                finishedAt = t
-            case .cancelled:
-                finishedAt = t
-            case .released:
-                runAt = t
+            var change = FinishChange(outcome: outcome, runAt: (row["run_at"] as Double?) ?? t, now: t)
+            if case .completed = outcome, current.mode == .full {
+                try db.execute(
+                    sql: """
+                    UPDATE records SET deleted_at = ?1, updated_at = ?1, sync_seq = ?2
+                    WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq <> ?2
+                    """,
+                    arguments: [t, row["seq"] as Int64, current.sourceID])
+                change.deleted = db.changesCount
             }
             try db.execute(
                 sql: """
@@ -444,14 +425,12 @@ public final class SQLiteSyncStore: SyncStore {
                 WHERE id = ? AND lease_token = ?
                 """,
                 arguments: [
-                    outcome.status.rawValue, finishedAt, nextRetryAt, runAt, error.map(SQLiteRows.json),
-                    failedDelta, deleted, ranFor, lease.syncID, lease.token,
+                    outcome.status.rawValue, change.finishedAt, change.nextRetryAt, change.runAt, change.error.map(StoreRows.json),
+                    change.failedDelta, change.deleted, ranFor, lease.syncID, lease.token,
                 ])
-            var attemptError = attemptCause ?? error
-            if case .released(let reason) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
             try db.execute(
                 sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?",
-                arguments: [t, outcome.status.rawValue, attemptError.map(SQLiteRows.json), lease.syncID, lease.attempt])
+                arguments: [t, outcome.status.rawValue, change.attemptError.map(StoreRows.json), lease.syncID, lease.attempt])
             guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
             return sync
         }
@@ -467,7 +446,7 @@ public final class SQLiteSyncStore: SyncStore {
                 let id: String = row["id"]
                 let cancel: Bool = row["cancel_requested"]
                 let to: SyncStatus = cancel ? .cancelled : .queued
-                try Self.checked(from: .running, to: to)
+                try StoreRows.checked(from: .running, to: to)
                 try db.execute(
                     sql: """
                     UPDATE syncs SET status = ?, finished_at = ?, run_at = ?, running_since = NULL,
@@ -478,7 +457,7 @@ public final class SQLiteSyncStore: SyncStore {
                 let error = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
                 try db.execute(
                     sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?",
-                    arguments: [t, to.rawValue, SQLiteRows.json(error), id, row["attempt"] as Int])
+                    arguments: [t, to.rawValue, StoreRows.json(error), id, row["attempt"] as Int])
             }
             return rows.map { $0["id"] }
         }
@@ -486,7 +465,7 @@ public final class SQLiteSyncStore: SyncStore {
 
     public func nextRunAt() async throws -> Date? {
         try await pool.read { db in
-            SQLiteRows.date(try Double.fetchOne(db, sql: "SELECT MIN(run_at) FROM syncs WHERE status IN ('queued', 'retrying')"))
+            StoreRows.date(try Double.fetchOne(db, sql: "SELECT MIN(run_at) FROM syncs WHERE status IN ('queued', 'retrying')"))
         }
     }
 
@@ -501,7 +480,7 @@ public final class SQLiteSyncStore: SyncStore {
                     WHERE source_seq = (SELECT seq FROM sources WHERE id = ?) AND key > ? \(deleted) ORDER BY key LIMIT ?
                     """,
                 arguments: [sourceID, after ?? "", limit]
-            ).map(SQLiteRows.record)
+            ).map { try StoreRows.record($0) }
         }
     }
 
@@ -511,7 +490,7 @@ public final class SQLiteSyncStore: SyncStore {
                 SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq
                 WHERE source_seq = (SELECT seq FROM sources WHERE id = ?) AND key = ?
                 """, arguments: [sourceID, key])
-                .map(SQLiteRows.record)
+                .map { try StoreRows.record($0) }
         }
     }
 
@@ -520,13 +499,7 @@ public final class SQLiteSyncStore: SyncStore {
             try Row.fetchAll(
                 db, sql: "SELECT * FROM record_errors WHERE sync_id = ? AND id > ? ORDER BY id LIMIT ?",
                 arguments: [syncID, after ?? 0, limit]
-            ).map { row in
-                (id: row["id"], error: SyncCore.RecordError(page: row["page"], recordKey: row["record_key"], message: row["message"]))
-            }
+            ).map { try StoreRows.recordError($0) }
         }
-    }
-
-    static func checked(from: SyncStatus, to: SyncStatus) throws {
-        do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
     }
 }

@@ -1,0 +1,158 @@
+import Logging
+import PostgresNIO
+import SyncCore
+
+/// The PostgreSQL schema, as an ordered list of migrations (each a list of statements:
+/// the extended protocol runs one statement per query).
+///
+/// Many nodes may start at once: the whole check-and-apply runs in one transaction
+/// holding a transaction-scoped advisory lock, so the second node waits, then sees
+/// the new version and does nothing. Versions are rows of `tributary_schema`, the
+/// counterpart of SQLite's `PRAGMA user_version`. Migrations only ever append.
+enum PostgresSchema {
+    /// The advisory lock key of migrations ("tributary" folded into 63 bits).
+    static let migrationLock: Int64 = 0x7472_6962_7574_6172
+
+    static let statusList = SyncStatus.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    static let activeList = SyncStatus.active.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+
+    // Times are seconds since 1970 (double precision), as in SQLite, so both stores share
+    // one row mapping. Identifiers and record keys use the "C" collation: they sort by
+    // bytes, as in SQLite, whatever the database's locale (keyset pagination relies on it).
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE sources (
+                id text COLLATE "C" PRIMARY KEY,
+                seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+                name text COLLATE "C" NOT NULL UNIQUE,
+                kind text NOT NULL,
+                config text NOT NULL,
+                schedule_every_seconds double precision,
+                priority integer NOT NULL DEFAULT 0,
+                retry text NOT NULL,
+                rate_limit text,
+                min_trigger_interval_seconds double precision NOT NULL DEFAULT 0,
+                state text NOT NULL DEFAULT '{}',
+                last_queued_at double precision,
+                created_at double precision NOT NULL,
+                updated_at double precision NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE syncs (
+                id text COLLATE "C" PRIMARY KEY,
+                seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+                source_id text COLLATE "C" NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+                status text NOT NULL CHECK (status IN (\(statusList))),
+                mode text NOT NULL CHECK (mode IN ('incremental', 'full')),
+                priority integer NOT NULL DEFAULT 0,
+                trigger text NOT NULL CHECK (trigger IN ('api', 'schedule', 'retry', 'cli')),
+                attempt integer NOT NULL DEFAULT 0,
+                max_attempts integer NOT NULL,
+                failed_attempts integer NOT NULL DEFAULT 0,
+                queued_at double precision NOT NULL,
+                run_at double precision NOT NULL,
+                started_at double precision,
+                finished_at double precision,
+                next_retry_at double precision,
+                heartbeat_at double precision,
+                running_since double precision,
+                run_seconds double precision NOT NULL DEFAULT 0,
+                cancel_requested boolean NOT NULL DEFAULT false,
+                lease_owner text,
+                lease_token text,
+                lease_expires_at double precision,
+                checkpoint text,
+                error text,
+                pages bigint NOT NULL DEFAULT 0,
+                records_read bigint NOT NULL DEFAULT 0,
+                records_created bigint NOT NULL DEFAULT 0,
+                records_updated bigint NOT NULL DEFAULT 0,
+                records_unchanged bigint NOT NULL DEFAULT 0,
+                records_deleted bigint NOT NULL DEFAULT 0,
+                records_failed bigint NOT NULL DEFAULT 0,
+                bytes_read bigint NOT NULL DEFAULT 0,
+                checkpoint_at double precision
+            )
+            """,
+            // DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
+            "CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList))",
+            "CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN ('queued', 'retrying')",
+            "CREATE INDEX syncs_next_run ON syncs(run_at) WHERE status IN ('queued', 'retrying')",
+            "CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running'",
+            "CREATE INDEX syncs_by_source ON syncs(source_id, id)",
+            """
+            CREATE TABLE sync_attempts (
+                sync_id text COLLATE "C" NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+                number integer NOT NULL,
+                started_at double precision NOT NULL,
+                finished_at double precision,
+                status text NOT NULL CHECK (status IN (\(statusList))),
+                error text,
+                node text,
+                PRIMARY KEY (sync_id, number)
+            )
+            """,
+            // The record store, keyed by the integer seq of its source (see SQLiteSchema).
+            """
+            CREATE TABLE records (
+                source_seq bigint NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                data bytea NOT NULL,
+                hash bigint NOT NULL,
+                created_at double precision NOT NULL,
+                updated_at double precision NOT NULL,
+                deleted_at double precision,
+                sync_seq bigint NOT NULL,
+                seen_sync_seq bigint NOT NULL,
+                PRIMARY KEY (source_seq, key)
+            )
+            """,
+            """
+            CREATE TABLE record_errors (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                sync_id text COLLATE "C" NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+                page integer NOT NULL,
+                record_key text,
+                message text NOT NULL
+            )
+            """,
+            "CREATE INDEX record_errors_by_sync ON record_errors(sync_id, id)",
+            """
+            CREATE TABLE idempotency_keys (
+                source_id text COLLATE "C" NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+                key text NOT NULL,
+                fingerprint text NOT NULL,
+                sync_id text NOT NULL,
+                created_at double precision NOT NULL,
+                PRIMARY KEY (source_id, key)
+            )
+            """,
+            """
+            CREATE TABLE nodes (
+                id text COLLATE "C" PRIMARY KEY,
+                role text NOT NULL,
+                workers integer NOT NULL,
+                started_at double precision NOT NULL,
+                heartbeat_at double precision NOT NULL
+            )
+            """,
+        ],
+    ]
+
+    /// Applies the missing migrations under the advisory lock, in one transaction.
+    static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.run("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
+        try await connection.run(
+            "CREATE TABLE IF NOT EXISTS tributary_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            logger: logger)
+        let version = try await connection.one("SELECT COALESCE(MAX(version), 0)::int8 AS v FROM tributary_schema", logger: logger)
+            .map { try $0.int("v") } ?? 0
+        guard version < migrations.count else { return }
+        for (index, statements) in migrations.enumerated() where index >= version {
+            for sql in statements { try await connection.run(PostgresQuery(unsafeSQL: sql), logger: logger) }
+            try await connection.run("INSERT INTO tributary_schema (version) VALUES (\(index + 1))", logger: logger)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SyncCore
+
+extension PostgresSyncStore {
+    static let sourceColumns = [
+        "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
+        "min_trigger_interval_seconds", "state", "created_at", "updated_at",
+    ]
+    /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
+    static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
+
+    public func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync? {
+        let logger = logger
+        let token = UUID().uuidString
+        let t = now.timeIntervalSince1970
+        // One statement, one round trip: pick the most urgent runnable sync nobody else is
+        // claiming (SKIP LOCKED), lease it, open its attempt, and return it with its source.
+        let row = try await read { connection in
+            try await connection.one("""
+                WITH next AS (
+                    SELECT id FROM syncs
+                    WHERE status IN ('queued', 'retrying') AND run_at <= \(t)
+                    ORDER BY priority DESC, run_at
+                    LIMIT 1 FOR UPDATE SKIP LOCKED
+                ), claimed AS (
+                    UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = \(owner),
+                        lease_token = \(token), lease_expires_at = \(t + leaseSeconds), heartbeat_at = \(t),
+                        started_at = COALESCE(syncs.started_at, \(t)), running_since = \(t), next_retry_at = NULL
+                    FROM next WHERE syncs.id = next.id
+                    RETURNING syncs.*
+                ), opened AS (
+                    INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
+                    SELECT id, attempt, \(t), 'running', \(owner) FROM claimed
+                )
+                SELECT claimed.*, \(unescaped: Self.prefixedSourceColumns)
+                FROM claimed JOIN sources src ON src.id = claimed.source_id
+                """, logger: logger)
+        }
+        guard let row else { return nil }
+        // The claimed sync's earlier attempts are not loaded: the worker does not need them.
+        let sync = try StoreRows.sync(row, attempts: [])
+        let source = try StoreRows.source(PrefixedRow(base: row, prefix: "src_"))
+        return ClaimedSync(sync: sync, source: source, lease: Lease(syncID: sync.id, owner: owner, token: token, attempt: sync.attempt))
+    }
+
+    public func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool {
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        let row = try await read { connection in
+            try await connection.one("""
+                UPDATE syncs SET heartbeat_at = \(t), lease_expires_at = \(t + leaseSeconds)
+                WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = 'running'
+                RETURNING cancel_requested
+                """, logger: logger)
+        }
+        guard let row else { throw SyncStoreError.leaseLost }
+        return try row.bool("cancel_requested")
+    }
+
+    public func isCancelRequested(_ lease: Lease) async throws -> Bool {
+        let logger = logger
+        let row = try await read { connection in
+            try await connection.one("""
+                SELECT cancel_requested FROM syncs WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = 'running'
+                """, logger: logger)
+        }
+        guard let row else { throw SyncStoreError.leaseLost }
+        return try row.bool("cancel_requested")
+    }
+
+    public func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        return try await write { connection in
+            // Fence first, and hold the row: a rescuer cannot take the lease until this commits.
+            guard let fence = try await connection.one("""
+                SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.pages
+                FROM syncs JOIN sources ON sources.id = syncs.source_id
+                WHERE syncs.id = \(lease.syncID) AND syncs.lease_token = \(lease.token) AND syncs.status = 'running'
+                FOR UPDATE OF syncs
+                """, logger: logger) else { throw SyncStoreError.leaseLost }
+            // A page that is already in (a retried commit whose first COMMIT did land) counts once.
+            if try fence.int("pages") >= page.pageNumber {
+                guard let sync = try await Self.sync(connection, id: lease.syncID, logger: logger) else { throw SyncStoreError.leaseLost }
+                return sync.progress
+            }
+            let sourceID = try fence.string("source_id")
+            let counts = try await PostgresRecordWriter.upsert(
+                page.records, sourceSeq: Int64(try fence.int("source_seq")), syncSeq: Int64(try fence.int("sync_seq")),
+                markSeen: try fence.string("mode") == SyncMode.full.rawValue, now: t, connection: connection, logger: logger)
+            for error in page.recordErrors {
+                try await connection.run("""
+                    INSERT INTO record_errors (sync_id, page, record_key, message)
+                    VALUES (\(lease.syncID), \(error.page), \(error.recordKey), \(error.message))
+                    """, logger: logger)
+            }
+            if let state = page.sourceState, !state.isEmpty {
+                try await connection.run(
+                    "UPDATE sources SET state = (state::jsonb || \(StoreRows.json(state))::jsonb)::text WHERE id = \(sourceID)",
+                    logger: logger)
+            }
+            guard let row = try await connection.one("""
+                UPDATE syncs SET pages = pages + 1, records_read = records_read + \(page.records.count + page.recordErrors.count),
+                    records_created = records_created + \(counts.created), records_updated = records_updated + \(counts.updated),
+                    records_unchanged = records_unchanged + \(counts.unchanged), records_failed = records_failed + \(page.recordErrors.count),
+                    bytes_read = bytes_read + \(page.bytesRead), checkpoint = \(page.checkpoint.map(StoreRows.json)),
+                    checkpoint_at = \(t), heartbeat_at = \(t)
+                WHERE id = \(lease.syncID)
+                RETURNING *
+                """, logger: logger) else { throw SyncStoreError.leaseLost }
+            return try StoreRows.sync(row, attempts: []).progress
+        }
+    }
+
+    public func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        return try await write { connection in
+            guard let row = try await connection.one("""
+                SELECT syncs.*, sources.seq AS source_seq FROM syncs JOIN sources ON sources.id = syncs.source_id
+                WHERE syncs.id = \(lease.syncID) AND syncs.lease_token = \(lease.token) AND syncs.status = 'running'
+                FOR UPDATE OF syncs
+                """, logger: logger) else { throw SyncStoreError.leaseLost }
+            let current = try StoreRows.sync(row, attempts: [])
+            try StoreRows.checked(from: current.status, to: outcome.status)
+            let ranFor = max(0, t - (try row.optionalDouble("running_since") ?? t))
+            var change = FinishChange(outcome: outcome, runAt: try row.double("run_at"), now: t)
+            if case .completed = outcome, current.mode == .full {
+                change.deleted = try await connection.all("""
+                    UPDATE records SET deleted_at = \(t), updated_at = \(t), sync_seq = \(Int64(try row.int("seq")))
+                    WHERE source_seq = \(Int64(try row.int("source_seq"))) AND deleted_at IS NULL
+                      AND seen_sync_seq <> \(Int64(try row.int("seq")))
+                    RETURNING 1 AS one
+                    """, logger: logger).count
+            }
+            try await connection.run("""
+                UPDATE syncs SET status = \(outcome.status.rawValue), finished_at = \(change.finishedAt),
+                    next_retry_at = \(change.nextRetryAt), run_at = \(change.runAt), error = \(change.error.map(StoreRows.json)),
+                    failed_attempts = failed_attempts + \(change.failedDelta), records_deleted = records_deleted + \(change.deleted),
+                    run_seconds = run_seconds + \(ranFor), running_since = NULL,
+                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                WHERE id = \(lease.syncID)
+                """, logger: logger)
+            try await connection.run("""
+                UPDATE sync_attempts SET finished_at = \(t), status = \(outcome.status.rawValue),
+                    error = \(change.attemptError.map(StoreRows.json))
+                WHERE sync_id = \(lease.syncID) AND number = \(lease.attempt)
+                """, logger: logger)
+            if outcome.status == .queued { try await Self.notify("wake", connection, logger: logger) }
+            guard let sync = try await Self.sync(connection, id: lease.syncID, logger: logger) else { throw SyncStoreError.leaseLost }
+            return sync
+        }
+    }
+
+    public func rescueExpiredLeases(now: Date) async throws -> [String] {
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        let error = StoreRows.json(SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true))
+        // One statement: whichever node's rescuer runs first takes the rows; the others find none.
+        let rows = try await read { connection in
+            try await connection.all("""
+                WITH rescued AS (
+                    UPDATE syncs SET
+                        status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                        finished_at = CASE WHEN cancel_requested THEN \(t) END,
+                        run_at = \(t), running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                    WHERE status = 'running' AND lease_expires_at < \(t)
+                    RETURNING id, attempt, status
+                ), closed AS (
+                    UPDATE sync_attempts SET finished_at = \(t), status = rescued.status, error = \(error)
+                    FROM rescued WHERE sync_attempts.sync_id = rescued.id AND sync_attempts.number = rescued.attempt
+                ), woken AS (
+                    SELECT pg_notify(\(Self.channel), 'wake') FROM (SELECT 1 FROM rescued LIMIT 1) AS any_rescued
+                )
+                SELECT rescued.id, (SELECT count(*) FROM woken) AS notified FROM rescued
+                """, logger: logger)
+        }
+        return try rows.map { try $0.string("id") }
+    }
+
+    public func nextRunAt() async throws -> Date? {
+        let logger = logger
+        let row = try await read { connection in
+            try await connection.one("SELECT MIN(run_at) AS t FROM syncs WHERE status IN ('queued', 'retrying')", logger: logger)
+        }
+        return StoreRows.date(try row?.optionalDouble("t"))
+    }
+}

@@ -1,0 +1,36 @@
+import SyncCore
+
+/// What ending an attempt writes to its sync and its attempt row, whichever the database.
+struct FinishChange {
+    var finishedAt: Double?
+    var nextRetryAt: Double?
+    var runAt: Double
+    var error: SyncError?
+    var attemptError: SyncError?
+    var failedDelta = 0
+    /// Records marked deleted by a completed full sync (the store fills it in).
+    var deleted = 0
+
+    init(outcome: AttemptOutcome, runAt: Double, now t: Double) {
+        self.runAt = runAt
+        var cause: SyncError?
+        switch outcome {
+        case .completed, .cancelled:
+            finishedAt = t
+        case .retrying(let e, let next):
+            error = e
+            failedDelta = 1
+            nextRetryAt = next.timeIntervalSince1970
+            self.runAt = next.timeIntervalSince1970
+        case .failed(let e, let c):
+            error = e
+            cause = c
+            failedDelta = 1
+            finishedAt = t
+        case .released:
+            self.runAt = t
+        }
+        attemptError = cause ?? error
+        if case .released(let reason) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
+    }
+}

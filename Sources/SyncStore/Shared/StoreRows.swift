@@ -1,0 +1,122 @@
+import Foundation
+import SyncCore
+
+/// A database row as the mapping below reads it. Both stores name their columns the
+/// same way and keep times as seconds since 1970 (a double), so one mapping serves both:
+/// a change to a domain type is made once, not once per driver.
+protocol StoreRow {
+    func string(_ column: String) throws -> String
+    func optionalString(_ column: String) throws -> String?
+    func int(_ column: String) throws -> Int
+    func double(_ column: String) throws -> Double
+    func optionalDouble(_ column: String) throws -> Double?
+    func bool(_ column: String) throws -> Bool
+    func bytes(_ column: String) throws -> [UInt8]
+}
+
+/// Mapping between rows and domain values, and the JSON text of stored documents.
+enum StoreRows {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+    static let decoder = JSONDecoder()
+
+    static func json<T: Encodable>(_ value: T) -> String {
+        // Encoding our own Codable value types cannot fail.
+        String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? decoder.decode(T.self, from: Data(text.utf8))
+    }
+
+    static func date(_ value: Double?) -> Date? { value.map { Date(timeIntervalSince1970: $0) } }
+
+    static func source(_ row: some StoreRow) throws -> Source {
+        Source(
+            id: try row.string("id"),
+            name: try row.string("name"),
+            kind: try row.string("kind"),
+            config: decode(JSONObject.self, try row.string("config")) ?? [:],
+            schedule: try row.optionalDouble("schedule_every_seconds").map { Schedule(everySeconds: $0) },
+            priority: try row.int("priority"),
+            retry: decode(RetryPolicy.self, try row.string("retry")) ?? .default,
+            rateLimit: decode(RateLimit.self, try row.optionalString("rate_limit")),
+            minTriggerIntervalSeconds: try row.double("min_trigger_interval_seconds"),
+            state: decode(JSONObject.self, try row.string("state")) ?? [:],
+            createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
+            updatedAt: Date(timeIntervalSince1970: try row.double("updated_at"))
+        )
+    }
+
+    static func sync(_ row: some StoreRow, attempts: [SyncAttempt]) throws -> Sync {
+        var progress = SyncProgress()
+        progress.pages = try row.int("pages")
+        progress.recordsRead = try row.int("records_read")
+        progress.recordsCreated = try row.int("records_created")
+        progress.recordsUpdated = try row.int("records_updated")
+        progress.recordsUnchanged = try row.int("records_unchanged")
+        progress.recordsDeleted = try row.int("records_deleted")
+        progress.recordsFailed = try row.int("records_failed")
+        progress.bytesRead = try row.int("bytes_read")
+        progress.checkpointAt = date(try row.optionalDouble("checkpoint_at"))
+        return Sync(
+            id: try row.string("id"),
+            sourceID: try row.string("source_id"),
+            status: SyncStatus(rawValue: try row.string("status")) ?? .failed,
+            mode: SyncMode(rawValue: try row.string("mode")) ?? .full,
+            priority: try row.int("priority"),
+            trigger: SyncTrigger(rawValue: try row.string("trigger")) ?? .api,
+            attempt: try row.int("attempt"),
+            maxAttempts: try row.int("max_attempts"),
+            failedAttempts: try row.int("failed_attempts"),
+            queuedAt: Date(timeIntervalSince1970: try row.double("queued_at")),
+            startedAt: date(try row.optionalDouble("started_at")),
+            finishedAt: date(try row.optionalDouble("finished_at")),
+            nextRetryAt: date(try row.optionalDouble("next_retry_at")),
+            heartbeatAt: date(try row.optionalDouble("heartbeat_at")),
+            cancelRequested: try row.bool("cancel_requested"),
+            progress: progress,
+            error: decode(SyncError.self, try row.optionalString("error")),
+            attempts: attempts,
+            leaseOwner: try row.optionalString("lease_owner"),
+            leaseExpiresAt: date(try row.optionalDouble("lease_expires_at")),
+            checkpoint: decode(JSONValue.self, try row.optionalString("checkpoint")),
+            runSeconds: try row.double("run_seconds")
+        )
+    }
+
+    static func attempt(_ row: some StoreRow) throws -> SyncAttempt {
+        SyncAttempt(
+            number: try row.int("number"),
+            startedAt: Date(timeIntervalSince1970: try row.double("started_at")),
+            finishedAt: date(try row.optionalDouble("finished_at")),
+            status: SyncStatus(rawValue: try row.string("status")) ?? .failed,
+            error: decode(SyncError.self, try row.optionalString("error")),
+            node: try row.optionalString("node")
+        )
+    }
+
+    static func record(_ row: some StoreRow) throws -> StoredRecord {
+        StoredRecord(
+            key: try row.string("key"),
+            data: try row.bytes("data"),
+            createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
+            updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
+            deletedAt: date(try row.optionalDouble("deleted_at")),
+            syncID: try row.optionalString("sync_id") ?? ""
+        )
+    }
+
+    static func recordError(_ row: some StoreRow) throws -> (id: Int64, error: RecordError) {
+        (id: Int64(try row.int("id")),
+         error: RecordError(page: try row.int("page"), recordKey: try row.optionalString("record_key"), message: try row.string("message")))
+    }
+
+    static func checked(from: SyncStatus, to: SyncStatus) throws {
+        do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// A throwaway PostgreSQL server for tests: `initdb` into a temp dir (as the `postgres`
+/// user when running as root, which `initdb` refuses), listening on a free loopback port,
+/// stopped and removed after the test process exits (a small reaper watches our pid).
+///
+/// `TRIBUTARY_TEST_POSTGRES_URL` (a URL of a role allowed to create databases) replaces
+/// the shared cluster; tests that restart the server always start a private one. There is
+/// no skipping: if neither works, the test fails with the reason.
+public final class PostgresCluster: Sendable {
+    /// `postgres://USER@127.0.0.1:PORT` (no database).
+    public let serverURL: String
+    public let port: Int
+    let dataDirectory: String?
+    let binDirectory: String?
+
+    /// The cluster shared by every test of this process (started once).
+    public static func shared() async throws -> PostgresCluster {
+        try await sharedCluster.value
+    }
+
+    private static let sharedCluster = Task<PostgresCluster, any Error> {
+        if let url = ProcessInfo.processInfo.environment["TRIBUTARY_TEST_POSTGRES_URL"], !url.isEmpty {
+            return PostgresCluster(externalURL: url)
+        }
+        return try PostgresCluster.start()
+    }
+
+    private init(externalURL: String) {
+        var base = externalURL
+        if let slash = base.range(of: "/", options: .backwards), base[..<slash.lowerBound].contains("@") { base = String(base[..<slash.lowerBound]) }
+        serverURL = base
+        port = URLComponents(string: externalURL)?.port ?? 5432
+        dataDirectory = nil
+        binDirectory = nil
+    }
+
+    private init(serverURL: String, port: Int, dataDirectory: String, binDirectory: String) {
+        self.serverURL = serverURL
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.binDirectory = binDirectory
+    }
+
+    /// Starts a private cluster (tests that stop and restart the server use their own).
+    public static func start() throws -> PostgresCluster {
+        let bin = try binDirectory()
+        let directory = try TemporaryDirectory("tributary-pg")
+        let data = directory.file("data")
+        let asRoot = getuid() == 0
+        if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory.path]) }
+        try run(bin + "/initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"], asPostgres: asRoot)
+        let port = try freePort()
+        let cluster = PostgresCluster(serverURL: "postgres://postgres@127.0.0.1:\(port)", port: port, dataDirectory: data, binDirectory: bin)
+        try cluster.startServer()
+        // The reaper: once this test process is gone, stop the server and delete its files.
+        let reaper = """
+            while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
+            \(asRoot ? "runuser -u postgres -- " : "")\(bin)/pg_ctl -D \(data) -m immediate stop >/dev/null 2>&1
+            rm -rf \(directory.path)
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = ["/bin/sh", "-c", reaper]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return cluster
+    }
+
+    /// Starts (or restarts) the server process of a private cluster.
+    public func startServer() throws {
+        guard let data = dataDirectory, let bin = binDirectory else { throw ClusterError("an external server cannot be started") }
+        let options = "-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
+        try Self.run(bin + "/pg_ctl", ["-D", data, "-o", options, "-l", data + "/server.log", "-w", "-t", "60", "start"], asPostgres: getuid() == 0)
+    }
+
+    /// Stops the server at once (`immediate`: like a crash, every connection drops).
+    public func stopServer() throws {
+        guard let data = dataDirectory, let bin = binDirectory else { throw ClusterError("an external server cannot be stopped") }
+        try Self.run(bin + "/pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"], asPostgres: getuid() == 0)
+    }
+
+    /// Creates an empty database and returns its URL.
+    public func createDatabase(_ prefix: String = "t") throws -> String {
+        let name = "\(prefix)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        try Self.run("/usr/bin/env", ["psql", serverURL + "/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", "CREATE DATABASE \(name)"])
+        return serverURL + "/" + name
+    }
+
+    /// The folder of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin.
+    static func binDirectory() throws -> String {
+        if let out = try? output("/usr/bin/env", ["pg_config", "--bindir"]), FileManager.default.isExecutableFile(atPath: out + "/initdb") {
+            return out
+        }
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        for version in versions.reversed() where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
+            return "\(root)/\(version)/bin"
+        }
+        throw ClusterError("PostgreSQL server binaries not found (install postgresql, or set TRIBUTARY_TEST_POSTGRES_URL)")
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClusterError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw ClusterError("could not find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], asPostgres: Bool = false) throws -> String {
+        let (status, text) = try execute(asPostgres ? "/usr/sbin/runuser" : executable,
+                                         asPostgres ? ["-u", "postgres", "--", executable] + arguments : arguments)
+        guard status == 0 else { throw ClusterError("\(executable) \(arguments.joined(separator: " ")) failed (\(status)): \(text)") }
+        return text
+    }
+
+    static func output(_ executable: String, _ arguments: [String]) throws -> String {
+        try run(executable, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs a command to its end with `posix_spawn` and `waitpid`. (Foundation's `Process`
+    /// missed the exit of these short-lived children when called from a test task and
+    /// waited forever on a zombie.)
+    static func execute(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        let outputPath = NSTemporaryDirectory() + "tributary-cmd-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = quoted.joined(separator: " ") + " >" + outputPath + " 2>&1 </dev/null"
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+        defer { for pointer in argv { free(pointer) } }
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
+        guard spawned == 0 else { throw ClusterError("posix_spawn failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = status & 0x7f == 0
+        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)
+    }
+}
+
+public struct ClusterError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -66,6 +66,17 @@ public protocol SyncStore: Sendable {
     /// The earliest time at which a retrying or queued sync becomes runnable, if any.
     func nextRunAt() async throws -> Date?
 
+    // MARK: Nodes and health
+
+    /// Records (or refreshes) a node of the cluster and its heartbeat.
+    func registerNode(_ node: NodeInfo) async throws
+    /// Refreshes a node's heartbeat (re-registering it if it was removed).
+    func heartbeatNode(_ node: NodeInfo, now: Date) async throws
+    /// Removes a node that stops gracefully.
+    func removeNode(id: String) async throws
+    /// What `/v1/health` reports: the queue, stuck syncs and the nodes.
+    func healthSnapshot(now: Date) async throws -> HealthSnapshot
+
     // MARK: Records
 
     func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord]
@@ -224,4 +235,58 @@ public struct SourceSyncSummary: Sendable {
     public func health(schedule: Schedule?, now: Date) -> SourceHealth {
         SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
     }
+}
+
+/// A `tributary serve` process sharing the database.
+public struct NodeInfo: Sendable, Equatable {
+    public var id: String
+    public var role: String
+    public var workers: Int
+    public var startedAt: Date
+    public var heartbeatAt: Date
+    public init(id: String, role: String, workers: Int, startedAt: Date, heartbeatAt: Date) {
+        self.id = id
+        self.role = role
+        self.workers = workers
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+    }
+}
+
+/// The queue and cluster as `/v1/health` sees them.
+public struct HealthSnapshot: Sendable {
+    public var queued: Int
+    public var oldestQueuedAt: Date?
+    public var running: Int
+    /// Running syncs whose lease has expired (the rescuer has not taken them back yet).
+    public var expiredLeases: Int
+    public var nodes: [NodeInfo]
+    public init(queued: Int, oldestQueuedAt: Date?, running: Int, expiredLeases: Int, nodes: [NodeInfo]) {
+        self.queued = queued
+        self.oldestQueuedAt = oldestQueuedAt
+        self.running = running
+        self.expiredLeases = expiredLeases
+        self.nodes = nodes
+    }
+}
+
+/// What one node tells the others through the database.
+public enum StoreEvent: Sendable, Equatable {
+    /// A sync became runnable: an idle worker should try to claim.
+    case wake
+    /// A client cancelled this running sync: the node running it should stop it.
+    case cancelRequested(syncID: String)
+
+    public init?(payload: String) {
+        if payload == "wake" { self = .wake; return }
+        if payload.hasPrefix("cancel:") { self = .cancelRequested(syncID: String(payload.dropFirst("cancel:".count))); return }
+        return nil
+    }
+}
+
+/// A store that pushes ``StoreEvent``s from other processes (PostgreSQL LISTEN/NOTIFY).
+/// A push is only a hint that saves a poll: workers and running syncs still poll.
+public protocol StoreEventSource: Sendable {
+    /// Delivers events until the task is cancelled; throws when the listening connection drops.
+    func listen(_ onEvent: @escaping @Sendable (StoreEvent) -> Void) async throws
 }

@@ -29,8 +29,22 @@ enum DatabaseURL {
             } catch {
                 throw CommandFailure("cannot open SQLite database at \(path): \(error)")
             }
-        case .postgres:
-            throw CommandFailure("PostgreSQL is not available in this build yet; use sqlite:PATH")
+        case .postgres(let url):
+            do {
+                return try PostgresSyncStore(url: url)
+            } catch {
+                throw CommandFailure("--database: \(error)", exitCode: 3)
+            }
+        }
+    }
+
+    /// Migrates a freshly opened store; an unreachable database fails within seconds with one line.
+    func migrate(_ store: any SyncStore) async throws {
+        do {
+            try await store.migrate()
+        } catch {
+            if let postgres = store as? PostgresSyncStore { await postgres.close() }
+            throw CommandFailure("database \(redacted) is not usable: \(error)")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SyncStore
 
 /// `tributary migrate`: brings the database schema up to date and exits.
 struct Migrate: AsyncParsableCommand {
@@ -11,11 +12,8 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         let url = try DatabaseURL.parse(database ?? ProcessInfo.processInfo.environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
         let store = try url.open()
-        do {
-            try await store.migrate()
-        } catch {
-            throw CommandFailure("migration failed on \(url.redacted): \(error)")
-        }
+        try await url.migrate(store)
+        if let postgres = store as? PostgresSyncStore { await postgres.close() }
         print("migrated \(url.redacted)")
     }
 }

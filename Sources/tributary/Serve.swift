@@ -65,11 +65,7 @@ struct Serve: AsyncParsableCommand {
 
         let url = try DatabaseURL.parse(database ?? environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
         let store = try url.open()
-        do {
-            try await store.migrate()
-        } catch {
-            throw CommandFailure("database \(url.redacted) is not usable: \(error)")
-        }
+        try await url.migrate(store)
 
         let egress = EgressPolicy(allow: try Self.parseRules(egressAllow, flag: "--egress-allow"),
                                   deny: try Self.parseRules(egressDeny, flag: "--egress-deny"))
@@ -86,7 +82,15 @@ struct Serve: AsyncParsableCommand {
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
         let scheduler = Scheduler(store: store, wakeUp: pool.wakeUp)
-        let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger) { port in
+        let now = Date()
+        let heartbeat = NodeHeartbeat(store: store, node: NodeInfo(
+            id: engineConfiguration.nodeID, role: role.rawValue, workers: engineConfiguration.workers, startedAt: now, heartbeatAt: now))
+        var services: [any Service] = [pool, rescuer, scheduler, heartbeat]
+        // Other nodes' enqueues and cancels arrive as notifications (PostgreSQL); polling stays the fallback.
+        if let events = store as? any StoreEventSource, engineConfiguration.workers > 0 {
+            services.append(StoreEventRelay(source: events, workers: pool))
+        }
+        let app = server.buildApplication(services: services, logger: logger) { port in
             logger.info("tributary listening on http://\(host):\(port) (\(summary))")
         }
         do {
@@ -96,6 +100,7 @@ struct Serve: AsyncParsableCommand {
             throw CommandFailure("server stopped: \(Self.oneLine(error))")
         }
         try? await upstream.shutdown()
+        if let postgres = store as? PostgresSyncStore { await postgres.close() }
         logger.info("tributary stopped")
     }
 

@@ -66,18 +66,44 @@ struct SyncRunner {
                     pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
                     bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState)
                 guard let next = page.next else {
-                    _ = try await store.commitPage(commit, lease: claimed.lease, now: Date())
+                    try await self.commit(commit, lease: claimed.lease)
                     return .success(())
                 }
                 // Fetch page N+1 while page N is written: at most one page ahead, so memory stays flat.
                 pageInAttempt += 1
                 let request = PageRequest(checkpoint: next, pageInAttempt: pageInAttempt, pageNumber: pageNumber + 1)
                 async let upcoming = source.readPage(request)
-                _ = try await store.commitPage(commit, lease: claimed.lease, now: Date())
+                try await self.commit(commit, lease: claimed.lease)
                 page = try await upcoming
             }
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// Commits a page, retrying while the database is unreachable (a restart, a failover):
+    /// a database that blinks must not fail the sync. The retry is safe because a page that
+    /// already landed counts once. After two lease lengths it gives up with `unavailable`,
+    /// and the attempt is handed back at its last checkpoint.
+    private func commit(_ page: PageCommit, lease: Lease) async throws {
+        try await whileUnavailable("commit page \(page.pageNumber)") {
+            _ = try await store.commitPage(page, lease: lease, now: Date())
+        }
+    }
+
+    /// Runs `operation`, retrying with backoff (100 ms doubling to 2 s) for up to two lease
+    /// lengths while it fails with ``SyncStoreError/unavailable(_:)``.
+    private func whileUnavailable<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(2 * configuration.leaseSeconds)
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await operation()
+            } catch SyncStoreError.unavailable(let reason) where ContinuousClock.now < deadline {
+                logger.warning("database unavailable; will retry", metadata: ["operation": .string(what), "reason": .string(reason)])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
         }
     }
 
@@ -124,11 +150,15 @@ struct SyncRunner {
             outcome = .cancelled
         case (.failure, .shutdown):
             outcome = .released(reason: "handed back at its last checkpoint: graceful shutdown of node \(configuration.nodeID)")
+        case (.failure(SyncStoreError.unavailable(let reason)), nil):
+            outcome = .released(reason: "handed back at its last checkpoint: the database was unavailable (\(reason))")
         case (.failure(let error), nil):
             outcome = failureOutcome(claimed, error: Self.syncError(error))
         }
         do {
-            let sync = try await store.finish(claimed.lease, outcome: outcome, now: Date())
+            let sync = try await whileUnavailable("finish") {
+                try await store.finish(claimed.lease, outcome: outcome, now: Date())
+            }
             logger.info("sync attempt ended", metadata: [
                 "status": .string(sync.status.rawValue),
                 "records_read": .stringConvertible(sync.progress.recordsRead),

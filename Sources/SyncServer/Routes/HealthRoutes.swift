@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SyncCore
+import SyncStore
 
 /// Liveness, readiness and the served OpenAPI document.
 struct HealthRoutes {
@@ -14,7 +15,7 @@ struct HealthRoutes {
         router.add(.get, "/readyz", in: table) { _, _ in
             if isShuttingDown() { throw Problem.unavailable("The server is shutting down.") }
             do {
-                try await env.store.ping()
+                try await withTimeout(.seconds(2)) { try await env.store.ping() }
             } catch {
                 throw Problem.unavailable("The database does not answer.")
             }
@@ -22,6 +23,10 @@ struct HealthRoutes {
                 throw Problem.unavailable("The workers are not running.")
             }
             return JSONResponse.make(.object(["status": .string("ready")]))
+        }
+        router.add(.get, "/v1/health", in: table) { _, _ in
+            let report = await HealthReport.evaluate(store: env.store, now: Date())
+            return JSONResponse.make(report.json, status: report.status == "unhealthy" ? .serviceUnavailable : .ok)
         }
         router.add(.get, "/openapi.yaml", in: table) { _, _ in
             var headers = HTTPFields()
@@ -38,4 +43,78 @@ public enum OpenAPIDocument {
               let data = try? Data(contentsOf: url) else { return [] }
         return [UInt8](data)
     }()
+}
+
+/// Runs `operation`, failing with ``TimedOut`` if it takes longer than `limit`: a database
+/// that does not answer must not hang a health check (the pool waits for a connection).
+func withTimeout<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw TimedOut()
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw TimedOut() }
+        return first
+    }
+}
+
+struct TimedOut: Error {}
+
+/// `GET /v1/health`: the database, the nodes of the cluster, the queue and stuck syncs.
+struct HealthReport {
+    var status: String
+    var json: JSONValue
+
+    /// A node whose heartbeat is older than this is stale (three missed 5 s heartbeats).
+    static let staleNodeSeconds: Double = 15
+
+    static func evaluate(store: any SyncStore, now: Date) async -> HealthReport {
+        let started = ContinuousClock.now
+        let snapshot: HealthSnapshot
+        do {
+            snapshot = try await withTimeout(.seconds(2)) { try await store.healthSnapshot(now: now) }
+        } catch {
+            let database: JSONValue = .object(["name": .string("database"), "status": .string("unhealthy"),
+                                               "detail": .string("The database does not answer.")])
+            return HealthReport(status: "unhealthy", json: .object(["status": .string("unhealthy"), "checks": .array([database])]))
+        }
+        let elapsed = ContinuousClock.now - started
+        let latency = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        var checks: [JSONValue] = [
+            .object(["name": .string("database"), "status": .string("ok"), "latency_ms": .number((latency * 10).rounded() / 10)]),
+        ]
+        var degraded = false
+
+        let nodes = snapshot.nodes.map { node -> (NodeInfo, Bool) in (node, now.timeIntervalSince(node.heartbeatAt) > staleNodeSeconds) }
+        let liveWorkers = nodes.filter { !$0.1 }.reduce(0) { $0 + $1.0.workers }
+        let staleNodes = nodes.filter(\.1).count
+        let workersOK = staleNodes == 0 && (liveWorkers > 0 || snapshot.queued == 0)
+        degraded = degraded || !workersOK
+        checks.append(.object([
+            "name": .string("workers"), "status": .string(workersOK ? "ok" : "degraded"),
+            "live_workers": .number(Double(liveWorkers)), "stale_nodes": .number(Double(staleNodes)),
+            "nodes": .array(nodes.map { node, stale in
+                .object([
+                    "id": .string(node.id), "role": .string(node.role), "workers": .number(Double(node.workers)),
+                    "started_at": .string(Timestamp.format(node.startedAt)), "heartbeat_at": .string(Timestamp.format(node.heartbeatAt)),
+                    "status": .string(stale ? "stale" : "ok"),
+                ])
+            }),
+        ]))
+        let oldest = snapshot.oldestQueuedAt.map { max(0, now.timeIntervalSince($0)) }
+        checks.append(.object([
+            "name": .string("queue"), "status": .string("ok"), "depth": .number(Double(snapshot.queued)),
+            "running": .number(Double(snapshot.running)),
+            "oldest_queued_seconds": oldest.map { .number(($0 * 10).rounded() / 10) } ?? .null,
+        ]))
+        degraded = degraded || snapshot.expiredLeases > 0
+        checks.append(.object([
+            "name": .string("stuck_syncs"), "status": .string(snapshot.expiredLeases > 0 ? "degraded" : "ok"),
+            "count": .number(Double(snapshot.expiredLeases)),
+        ]))
+        let status = degraded ? "degraded" : "ok"
+        return HealthReport(status: status, json: .object(["status": .string(status), "checks": .array(checks)]))
+    }
 }

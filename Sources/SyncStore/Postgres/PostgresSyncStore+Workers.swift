@@ -187,4 +187,64 @@ extension PostgresSyncStore {
         }
         return StoreRows.date(try row?.optionalDouble("t"))
     }
+
+    // MARK: Nodes and health
+
+    public func registerNode(_ node: NodeInfo) async throws {
+        try await heartbeatNode(node, now: node.heartbeatAt)
+    }
+
+    public func heartbeatNode(_ node: NodeInfo, now: Date) async throws {
+        let logger = logger
+        try await read { connection in
+            try await connection.run("""
+                INSERT INTO nodes (id, role, workers, started_at, heartbeat_at)
+                VALUES (\(node.id), \(node.role), \(node.workers), \(node.startedAt.timeIntervalSince1970), \(now.timeIntervalSince1970))
+                ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role, workers = EXCLUDED.workers, heartbeat_at = EXCLUDED.heartbeat_at
+                """, logger: logger)
+        }
+    }
+
+    public func removeNode(id: String) async throws {
+        let logger = logger
+        try await read { connection in try await connection.run("DELETE FROM nodes WHERE id = \(id)", logger: logger) }
+    }
+
+    public func healthSnapshot(now: Date) async throws -> HealthSnapshot {
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        return try await read { connection in
+            let queue = try await connection.one("""
+                SELECT COUNT(*) FILTER (WHERE status = 'queued') AS queued,
+                       MIN(queued_at) FILTER (WHERE status = 'queued') AS oldest,
+                       COUNT(*) FILTER (WHERE status = 'running') AS running,
+                       COUNT(*) FILTER (WHERE status = 'running' AND lease_expires_at < \(t)) AS expired
+                FROM syncs WHERE status IN ('queued', 'running')
+                """, logger: logger)
+            let nodes = try await connection.all("SELECT * FROM nodes ORDER BY id", logger: logger).map { try StoreRows.node($0) }
+            return HealthSnapshot(
+                queued: try queue?.int("queued") ?? 0, oldestQueuedAt: StoreRows.date(try queue?.optionalDouble("oldest")),
+                running: try queue?.int("running") ?? 0, expiredLeases: try queue?.int("expired") ?? 0, nodes: nodes)
+        }
+    }
+}
+
+extension PostgresSyncStore: StoreEventSource {
+    /// LISTENs on a pooled connection held for as long as this runs; NOTIFYs sent by
+    /// enqueue, retry, release, rescue (`wake`) and cancel (`cancel:<id>`) arrive here.
+    public func listen(_ onEvent: @escaping @Sendable (StoreEvent) -> Void) async throws {
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: Self.channel) { notifications in
+                    // Anything queued while nobody listened is found by the workers' poll; say so.
+                    onEvent(.wake)
+                    for try await notification in notifications {
+                        if let event = StoreEvent(payload: notification.payload) { onEvent(event) }
+                    }
+                }
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
 }

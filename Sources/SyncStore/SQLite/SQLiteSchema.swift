@@ -114,6 +114,16 @@ enum SQLiteSchema {
             PRIMARY KEY (source_id, key)
         ) WITHOUT ROWID;
         """,
+        // 2: the nodes of the cluster (several processes may share one SQLite file).
+        """
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            workers INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

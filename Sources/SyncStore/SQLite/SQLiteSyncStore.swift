@@ -469,6 +469,43 @@ public final class SQLiteSyncStore: SyncStore {
         }
     }
 
+    // MARK: Nodes and health
+
+    public func registerNode(_ node: NodeInfo) async throws {
+        try await heartbeatNode(node, now: node.heartbeatAt)
+    }
+
+    public func heartbeatNode(_ node: NodeInfo, now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                INSERT INTO nodes (id, role, workers, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET role = excluded.role, workers = excluded.workers, heartbeat_at = excluded.heartbeat_at
+                """,
+                arguments: [node.id, node.role, node.workers, node.startedAt.timeIntervalSince1970, now.timeIntervalSince1970])
+        }
+    }
+
+    public func removeNode(id: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [id]) }
+    }
+
+    public func healthSnapshot(now: Date) async throws -> HealthSnapshot {
+        try await pool.read { db in
+            let queue = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) FILTER (WHERE status = 'queued') AS queued,
+                       MIN(queued_at) FILTER (WHERE status = 'queued') AS oldest,
+                       COUNT(*) FILTER (WHERE status = 'running') AS running,
+                       COUNT(*) FILTER (WHERE status = 'running' AND lease_expires_at < ?) AS expired
+                FROM syncs WHERE status IN ('queued', 'running')
+                """, arguments: [now.timeIntervalSince1970])
+            let nodes = try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY id").map { try StoreRows.node($0) }
+            return HealthSnapshot(
+                queued: queue?["queued"] ?? 0, oldestQueuedAt: StoreRows.date(queue?["oldest"]),
+                running: queue?["running"] ?? 0, expiredLeases: queue?["expired"] ?? 0, nodes: nodes)
+        }
+    }
+
     // MARK: Records
 
     public func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord] {

@@ -116,6 +116,13 @@ enum StoreRows {
          error: RecordError(page: try row.int("page"), recordKey: try row.optionalString("record_key"), message: try row.string("message")))
     }
 
+    static func node(_ row: some StoreRow) throws -> NodeInfo {
+        NodeInfo(
+            id: try row.string("id"), role: try row.string("role"), workers: try row.int("workers"),
+            startedAt: Date(timeIntervalSince1970: try row.double("started_at")),
+            heartbeatAt: Date(timeIntervalSince1970: try row.double("heartbeat_at")))
+    }
+
     static func checked(from: SyncStatus, to: SyncStatus) throws {
         do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
     }

@@ -1,0 +1,43 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SyncStore
+
+/// Hands events from other nodes to this node's workers: `wake` → an idle worker claims
+/// at once; `cancel` → the sync stops now rather than at its next database check.
+/// When the listening connection drops it reconnects with a short backoff; while it is
+/// down, nothing is lost, only slower (workers poll, running syncs poll for cancels).
+public struct StoreEventRelay: Service {
+    let source: any StoreEventSource
+    let workers: WorkerPool
+    let logger: Logger
+
+    public init(source: any StoreEventSource, workers: WorkerPool, logger: Logger = Logger(label: "tributary.events")) {
+        self.source = source
+        self.workers = workers
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let workers = workers
+        await cancelWhenGracefulShutdown {
+            var backoff = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    try await source.listen { event in
+                        switch event {
+                        case .wake: workers.wakeUp.signal()
+                        case .cancelRequested(let id): workers.cancelLocally(syncID: id)
+                        }
+                    }
+                    backoff = .milliseconds(100)
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("listening for events failed; retrying: \(error)")
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+}

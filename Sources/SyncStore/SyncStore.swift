@@ -216,6 +216,10 @@ public enum SyncStoreError: Error, Sendable, Equatable {
     case idempotencyKeyReused
     /// The worker no longer holds the sync's lease: it must stop writing (DESIGN.md invariant 3).
     case leaseLost
+    /// The database holds fewer pages than the worker committed: a commit it acknowledged
+    /// was lost (a crash without synchronous commit, a failover to a lagging replica). The
+    /// worker must resume from the stored checkpoint instead of writing past the gap.
+    case checkpointBehind(storedPages: Int, page: Int)
     case illegalTransition(IllegalTransition)
     case unavailable(String)
 }

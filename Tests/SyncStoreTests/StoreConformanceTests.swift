@@ -152,6 +152,71 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func aRetriedPageCountsOnceAndAPageAfterAGapIsRefused(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c = try await claim(store)
+            let page1 = PageCommit(pageNumber: 1, records: makeRecords(0..<5), bytesRead: 10, checkpoint: .object(["offset": .number(5)]))
+            _ = try await store.commitPage(page1, lease: c.lease, now: Date())
+            // The acknowledgement of the first commit was lost; the worker sends it again.
+            let again = try await store.commitPage(page1, lease: c.lease, now: Date())
+            #expect(again.pages == 1 && again.recordsCreated == 5 && again.recordsRead == 5 && again.bytesRead == 10)
+            // Page 3 after page 1: page 2's commit was lost by the database; writing past the gap is refused.
+            await #expect(throws: SyncStoreError.checkpointBehind(storedPages: 1, page: 3)) {
+                try await store.commitPage(PageCommit(pageNumber: 3, records: makeRecords(10..<15), bytesRead: 1, checkpoint: .null), lease: c.lease, now: Date())
+            }
+            #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).count == 5)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func concurrentClaimsFromManyWorkersNeverHandOutASyncTwice(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            var expected: Set<String> = []
+            for _ in 0..<20 {
+                let source = try await store.createSource(makeSource())
+                expected.insert(try await enqueue(store, source).id)
+            }
+            let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while let c = try await store.claimNext(owner: "w\(worker)", leaseSeconds: 30, now: Date()) { mine.append(c.sync.id) }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(claimed.count == 20)
+            #expect(Set(claimed) == expected)
+            // Every node's rescuer at once, after the leases expired: each sync is rescued exactly once.
+            let later = Date().addingTimeInterval(60)
+            let rescued = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<4 { group.addTask { try await store.rescueExpiredLeases(now: later) } }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(rescued.count == 20 && Set(rescued) == expected)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func nodesRegisterHeartbeatAndLeave(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let start = Date(timeIntervalSince1970: 1_800_000_000)
+            try await store.registerNode(NodeInfo(id: "a", role: "all", workers: 4, startedAt: start, heartbeatAt: start))
+            try await store.registerNode(NodeInfo(id: "b", role: "api", workers: 0, startedAt: start, heartbeatAt: start))
+            try await store.heartbeatNode(NodeInfo(id: "a", role: "all", workers: 4, startedAt: start, heartbeatAt: start), now: start.addingTimeInterval(5))
+            var nodes = try await store.healthSnapshot(now: start).nodes
+            #expect(nodes.map(\.id) == ["a", "b"])
+            #expect(nodes[0].heartbeatAt == start.addingTimeInterval(5) && nodes[0].startedAt == start)
+            try await store.removeNode(id: "b")
+            nodes = try await store.healthSnapshot(now: start).nodes
+            #expect(nodes.map(\.id) == ["a"])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func aStaleLeaseCannotCommitHeartbeatOrFinish(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
             let source = try await store.createSource(makeSource())

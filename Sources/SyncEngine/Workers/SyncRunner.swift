@@ -150,6 +150,8 @@ struct SyncRunner {
             outcome = .cancelled
         case (.failure, .shutdown):
             outcome = .released(reason: "handed back at its last checkpoint: graceful shutdown of node \(configuration.nodeID)")
+        case (.failure(SyncStoreError.checkpointBehind(let stored, let page)), nil):
+            outcome = .released(reason: "handed back: the database holds \(stored) pages but page \(page) followed a committed one (a lost commit); resuming from the stored checkpoint")
         case (.failure(SyncStoreError.unavailable(let reason)), nil):
             outcome = .released(reason: "handed back at its last checkpoint: the database was unavailable (\(reason))")
         case (.failure(let error), nil):

@@ -33,7 +33,7 @@ extension Problem {
                            extra: ["retry_after_seconds": .number(Double(whole))], headers: headers)
         case .idempotencyKeyReused:
             return .validation([FieldError("Idempotency-Key", "was already used with a different request body")])
-        case .leaseLost, .illegalTransition:
+        case .leaseLost, .illegalTransition, .checkpointBehind:
             return .internalError()
         case .unavailable(let detail):
             return .unavailable(detail)

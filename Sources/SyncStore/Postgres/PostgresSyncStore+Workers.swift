@@ -82,10 +82,12 @@ extension PostgresSyncStore {
                 FOR UPDATE OF syncs
                 """, logger: logger) else { throw SyncStoreError.leaseLost }
             // A page that is already in (a retried commit whose first COMMIT did land) counts once.
-            if try fence.int("pages") >= page.pageNumber {
+            let stored = try fence.int("pages")
+            if stored >= page.pageNumber {
                 guard let sync = try await Self.sync(connection, id: lease.syncID, logger: logger) else { throw SyncStoreError.leaseLost }
                 return sync.progress
             }
+            if stored < page.pageNumber - 1 { throw SyncStoreError.checkpointBehind(storedPages: stored, page: page.pageNumber) }
             let sourceID = try fence.string("source_id")
             let counts = try await PostgresRecordWriter.upsert(
                 page.records, sourceSeq: Int64(try fence.int("source_seq")), syncSeq: Int64(try fence.int("sync_seq")),

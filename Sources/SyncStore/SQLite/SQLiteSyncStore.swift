@@ -362,10 +362,12 @@ public final class SQLiteSyncStore: SyncStore {
                     """,
                 arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
             // A page that is already in (a retried commit whose first COMMIT did land) counts once.
-            if (row["pages"] as Int) >= page.pageNumber {
+            let stored: Int = row["pages"]
+            if stored >= page.pageNumber {
                 guard let sync = try Self.sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
                 return sync.progress
             }
+            if stored < page.pageNumber - 1 { throw SyncStoreError.checkpointBehind(storedPages: stored, page: page.pageNumber) }
             let sourceID: String = row["source_id"]
             let counts = try SQLiteRecordWriter.upsert(
                 page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"],

@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+import SyncConnectors
+import SyncCore
+import TestSupport
+
+/// Many `tributary serve` processes on one PostgreSQL database: the invariants of
+/// DESIGN.md across processes, with the built binary and a real server.
+@Suite("Cluster on PostgreSQL", .serialized)
+struct ClusterTests {
+    /// Starts `count` nodes on `database`, named n1, n2, …
+    func startNodes(_ count: Int, database: String, directory: TemporaryDirectory, extra: [String] = []) async throws -> [TributaryProcess] {
+        var nodes: [TributaryProcess] = []
+        for index in 1...count {
+            nodes.append(try await TributaryProcess(
+                serve: ["--database", database, "--node-id", "n\(index)"] + extra, directory: directory, name: "n\(index)"))
+        }
+        return nodes
+    }
+
+    func createSlowSource(_ client: APIClient, name: String = "slow", records: Int, pageSize: Int, delayMs: Int) async throws {
+        let r = try await client.post("/v1/sources", #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": \#(records), "page_size": \#(pageSize), "delay_ms_per_page": \#(delayMs)}}"#)
+        #expect(r.status == 201, "\(r.text)")
+    }
+
+    func sync(_ client: APIClient, _ id: String) async throws -> JSONValue {
+        try await client.get("/v1/syncs/\(id)").json
+    }
+
+    /// The node of the sync's running attempt, once it runs.
+    func runningNode(_ client: APIClient, _ id: String) async throws -> String {
+        try await eventually(every: .milliseconds(10)) { () -> String? in
+            let s = try await sync(client, id)
+            guard s["status"]?.stringValue == "running", (s["progress"]?["pages"]?.intValue ?? 0) >= 2 else { return nil }
+            return s["attempts"]?.arrayValue?.last?["node"]?.stringValue
+        }
+    }
+
+    func stopAll(_ nodes: [TributaryProcess]) async throws {
+        for node in nodes where node.isRunning { #expect(try await node.terminate() == 0, "\(node.log.suffix(2000))") }
+    }
+
+    @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
+        let dir = try TemporaryDirectory("cluster-storm")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("storm")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "0"])
+        try await createSlowSource(nodes[0].client, records: 10, pageSize: 5, delayMs: 0)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<100 {
+                let client = nodes[i % 3].client
+                group.addTask { try await client.post("/v1/sources/slow/syncs").status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 202 }.count == 1)
+        #expect(statuses.filter { $0 == 409 }.count == 99)
+        let listed = try await nodes[2].client.get("/v1/syncs?source=slow").json["items"]?.arrayValue ?? []
+        #expect(listed.count == 1)
+        try await stopAll(nodes)
+    }
+
+    @Test func sigkillTheNodeRunningASyncAnotherNodeResumesItWithinTheLeasePlusTwoSeconds() async throws {
+        let dir = try TemporaryDirectory("cluster-kill")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("kill")
+        let lease = 2.0
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--lease-seconds", "2", "--workers", "2"])
+        try await createSlowSource(nodes[0].client, records: 2000, pageSize: 100, delayMs: 100)
+        let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let owner = try await runningNode(nodes[0].client, id)
+        let victim = try #require(nodes.first { $0.log.contains("node \(owner)") })
+        let survivor = try #require(nodes.first { $0 !== victim })
+        victim.kill()
+        let killedAt = ContinuousClock.now
+        let takeover = try await eventually(timeout: .seconds(30), every: .milliseconds(10)) { () -> (String, Duration)? in
+            let attempts = try await sync(survivor.client, id)["attempts"]?.arrayValue ?? []
+            guard attempts.count >= 2, let node = attempts.last?["node"]?.stringValue else { return nil }
+            return (node, ContinuousClock.now - killedAt)
+        }
+        print("cluster: takeover after SIGKILL took \(takeover.1) (lease \(lease) s)")
+        #expect(takeover.0 != owner)
+        #expect(takeover.1 < .seconds(lease + 2))
+
+        let done = try await eventually(timeout: .seconds(60), every: .milliseconds(50)) { () -> JSONValue? in
+            let s = try await sync(survivor.client, id)
+            return s["status"]?.stringValue == "completed" ? s : nil
+        }
+        #expect(done["result"]?["records_created"] == .number(2000))
+        #expect(done["result"]?["records_read"] == .number(2000))
+        #expect(done["result"]?["records_updated"] == .number(0))
+        #expect(done["result"]?["pages"] == .number(20))
+        var keys: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try await survivor.client.get("/v1/sources/slow/records?limit=1000" + (cursor.map { "&after=\($0)" } ?? ""))
+            for item in page.json["items"]?.arrayValue ?? [] {
+                let key = try #require(item["key"]?.stringValue)
+                keys.append(key)
+                let expected = try parseJSON(SyntheticSource.record(Int(key)!))
+                #expect(item["data"] == expected)
+            }
+            cursor = page.json["next_cursor"]?.stringValue
+        } while cursor != nil
+        #expect(keys.count == 2000)
+        #expect(Set(keys).count == 2000)
+        // The dead node shows as stale in /v1/health only after 15 s; it is listed already.
+        let health = try await survivor.client.get("/v1/health").json
+        let workers = health["checks"]?.arrayValue?.first { $0["name"] == .string("workers") }
+        #expect((workers?["nodes"]?.arrayValue ?? []).contains { $0["id"] == .string(owner) })
+        try await stopAll(nodes.filter { $0 !== victim })
+    }
+
+    @Test func cancelSentToOneNodeStopsTheSyncRunningOnAnother() async throws {
+        let dir = try TemporaryDirectory("cluster-cancel")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("cancel")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "1"])
+        try await createSlowSource(nodes[0].client, records: 1000, pageSize: 10, delayMs: 300)
+        let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let owner = try await runningNode(nodes[0].client, id)
+        let other = try #require(nodes.first { !$0.log.contains("node \(owner)") })
+        let start = ContinuousClock.now
+        #expect(try await other.client.post("/v1/syncs/\(id)/cancel").status == 202)
+        _ = try await eventually(timeout: .seconds(5), every: .milliseconds(5)) { () -> Bool? in
+            try await sync(other.client, id)["status"]?.stringValue == "cancelled" ? true : nil
+        }
+        let took = ContinuousClock.now - start
+        print("cluster: cancel via another node took \(took)")
+        #expect(took < .seconds(5))
+        try await stopAll(nodes)
+    }
+
+    @Test func fiveHundredSyncsOverThreeNodesEachRunOnceAndNeverOnTwoNodes() async throws {
+        let fixture = FixtureUpstream(items: 3)
+        try await fixture.start()
+        fixture.setDelay(seconds: 0.02)
+        let dir = try TemporaryDirectory("cluster-500")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("many")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "4"])
+        let count = 500
+        // Create the sources, then trigger them all at once, spread over the nodes.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<count {
+                let client = nodes[i % 3].client
+                group.addTask {
+                    let r = try await client.post("/v1/sources", #"""
+                        {"name": "s\#(i)", "kind": "http-json", "config": {"url": "\#(fixture.baseURL)/none?tag=s\#(i)", "records_path": "/rows", "primary_key": "id"}}
+                        """#)
+                    #expect(r.status == 201, "\(r.text)")
+                }
+                if i % 20 == 19 { try await group.waitForAll() }
+            }
+        }
+        let ids = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 0..<count {
+                let client = nodes[(i + 1) % 3].client
+                group.addTask { try await client.post("/v1/sources/s\(i)/syncs").json["id"]?.stringValue }
+            }
+            return try await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
+        }
+        #expect(ids.count == count)
+        let all = try await eventually(timeout: .seconds(120), every: .milliseconds(200)) { () -> [JSONValue]? in
+            var items: [JSONValue] = []
+            var cursor: String?
+            repeat {
+                let page = try await nodes[0].client.get("/v1/syncs?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? "")).json
+                items += page["items"]?.arrayValue ?? []
+                cursor = page["next_cursor"]?.stringValue
+            } while cursor != nil
+            return items.count == count && items.allSatisfy({ $0["status"] == .string("completed") }) ? items : nil
+        }
+        // The attempt log: one attempt per sync, on one node; the three nodes shared the work.
+        var perNode: [String: Int] = [:]
+        for item in all {
+            let attempts = item["attempts"]?.arrayValue ?? []
+            #expect(attempts.count == 1, "\(item)")
+            perNode[attempts.first?["node"]?.stringValue ?? "?", default: 0] += 1
+            #expect(item["result"]?["records_created"] == .number(3))
+        }
+        #expect(Set(perNode.keys) == ["n1", "n2", "n3"], "\(perNode)")
+        // The upstream's own log: every source was fetched exactly once, so no sync ran twice.
+        var fetches: [String: Int] = [:]
+        for request in fixture.requests(path: "/none") {
+            let tag = request.query.split(separator: "&").first { $0.hasPrefix("tag=") }.map { String($0.dropFirst(4)) } ?? "?"
+            fetches[tag, default: 0] += 1
+        }
+        #expect(fetches.count == count)
+        #expect(fetches.values.allSatisfy { $0 == 1 }, "\(fetches.filter { $0.value != 1 })")
+        print("cluster: 500 syncs per node \(perNode)")
+        try await stopAll(nodes)
+        await fixture.stop()
+    }
+
+    @Test func restartingPostgreSQLMidSyncLosesNothingAndCrashesNothing() async throws {
+        let cluster = try PostgresCluster.start()
+        let dir = try TemporaryDirectory("cluster-restart")
+        defer { dir.remove() }
+        let database = try cluster.createDatabase("restart")
+        let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--lease-seconds", "6", "--workers", "2"])
+        try await createSlowSource(nodes[0].client, records: 3000, pageSize: 100, delayMs: 100)
+        let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        _ = try await runningNode(nodes[0].client, id)
+        try cluster.stopServer()
+        // While the database is down: readiness says so, liveness does not.
+        let ready = try await nodes[1].client.get("/readyz")
+        #expect(ready.status == 503)
+        #expect(try await nodes[1].client.get("/healthz").status == 200)
+        try await Task.sleep(for: .seconds(2))
+        try cluster.startServer()
+        let done = try await eventually(timeout: .seconds(90), every: .milliseconds(100)) { () -> JSONValue? in
+            let s = try await sync(nodes[0].client, id)
+            return s["status"]?.stringValue == "completed" ? s : nil
+        }
+        #expect(done["result"]?["records_created"] == .number(3000))
+        #expect(done["result"]?["records_read"] == .number(3000))
+        #expect(done["result"]?["records_updated"] == .number(0))
+        #expect(done["result"]?["pages"] == .number(30))
+        #expect(done["error"] == .null)
+        let records = try await nodes[1].client.get("/v1/sources/slow/records?limit=1000").json["items"]?.arrayValue ?? []
+        #expect(records.count == 1000)
+        #expect(nodes.allSatisfy { $0.isRunning })
+        #expect(try await nodes[1].client.get("/readyz").status == 200)
+        try await stopAll(nodes)
+        try? cluster.stopServer()
+    }
+}

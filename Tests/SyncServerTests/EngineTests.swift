@@ -108,9 +108,10 @@ struct EngineTests {
             #expect(attempts.allSatisfy { $0["error"]?["code"] == .string("upstream_unavailable") })
             func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantPast }
             let gaps = (0..<2).map { date(attempts[$0 + 1]["started_at"]).timeIntervalSince(date(attempts[$0]["finished_at"])) }
-            #expect(gaps[0] >= 0.29 && gaps[0] < 0.8, "gaps \(gaps)")
-            #expect(gaps[1] >= 0.59 && gaps[1] < 1.1, "gaps \(gaps)")
-            #expect(gaps[1] > gaps[0])
+            // Never before the policy's delay (0.3 s, then 0.6 s). The upper bound only proves the
+            // retry was not lost: on a loaded 2-core CI machine a wake-up can come seconds late.
+            #expect(gaps[0] >= 0.29 && gaps[0] < 10, "gaps \(gaps)")
+            #expect(gaps[1] >= 0.59 && gaps[1] < 10, "gaps \(gaps)")
             let source = try await client.call(.get, "/v1/sources/flaky").json
             #expect(source["health"] == .string("failing"))
         }

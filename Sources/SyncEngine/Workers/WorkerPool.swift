@@ -86,10 +86,8 @@ public final class WorkerPool: Service, Sendable {
         let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random)
         while !isShuttingDown && !Task.isCancelled {
             do {
-                let now = Date()
-                let due = try await store.nextRunAt()
-                if let due, due <= now,
-                   let claimed = try await store.claimNext(owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: now) {
+                // Claim first (one round trip); ask when the next sync is due only when there was none.
+                if let claimed = try await store.claimNext(owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: Date()) {
                     let control = RunControl()
                     running.withLock { $0[claimed.lease.syncID] = control }
                     // Shutdown may have begun between the claim and the registration.
@@ -98,7 +96,7 @@ public final class WorkerPool: Service, Sendable {
                     running.withLock { _ = $0.removeValue(forKey: claimed.lease.syncID) }
                     continue
                 }
-                await wakeUp.wait(timeout: idleWait(until: due))
+                await wakeUp.wait(timeout: idleWait(until: try await store.nextRunAt()))
             } catch {
                 logger.error("worker loop error: \(error)")
                 await wakeUp.wait(timeout: configuration.pollInterval)

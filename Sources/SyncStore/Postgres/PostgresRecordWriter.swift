@@ -25,17 +25,7 @@ enum PostgresRecordWriter {
         // One statement cannot touch a row twice, so a page that repeats a key is written in
         // rounds of distinct keys, in order: the later version wins, as it does in SQLite.
         for round in distinctRounds(records) {
-            var keys: [String] = []
-            var data: [ByteBuffer] = []
-            var hashes: [Int64] = []
-            keys.reserveCapacity(round.count)
-            data.reserveCapacity(round.count)
-            hashes.reserveCapacity(round.count)
-            for record in round {
-                keys.append(record.key)
-                data.append(ByteBuffer(bytes: record.data))
-                hashes.append(ContentHash.of(record.data))
-            }
+            let (keys, data, hashes) = columns(round)
             let row = try await connection.one("""
                 WITH page AS (
                     SELECT * FROM unnest(\(keys)::text[], \(data)::bytea[], \(hashes)::int8[]) AS p(key, data, hash)
@@ -63,6 +53,22 @@ enum PostgresRecordWriter {
             }
         }
         return counts
+    }
+
+    /// A page as the three arrays the upserts unnest.
+    static func columns(_ records: some Collection<SourceRecord>) -> (keys: [String], data: [ByteBuffer], hashes: [Int64]) {
+        var keys: [String] = []
+        var data: [ByteBuffer] = []
+        var hashes: [Int64] = []
+        keys.reserveCapacity(records.count)
+        data.reserveCapacity(records.count)
+        hashes.reserveCapacity(records.count)
+        for record in records {
+            keys.append(record.key)
+            data.append(ByteBuffer(bytes: record.data))
+            hashes.append(ContentHash.of(record.data))
+        }
+        return (keys, data, hashes)
     }
 
     /// Splits records into consecutive runs without a repeated key (one run in the usual case).

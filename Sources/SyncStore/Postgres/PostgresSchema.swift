@@ -79,7 +79,6 @@ enum PostgresSchema {
             // DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
             "CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList))",
             "CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN ('queued', 'retrying')",
-            "CREATE INDEX syncs_next_run ON syncs(run_at) WHERE status IN ('queued', 'retrying')",
             "CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running'",
             "CREATE INDEX syncs_by_source ON syncs(source_id, id)",
             """

@@ -15,29 +15,9 @@ extension PostgresSyncStore {
         let logger = logger
         let token = UUID().uuidString
         let t = now.timeIntervalSince1970
-        // One statement, one round trip: pick the most urgent runnable sync nobody else is
-        // claiming (SKIP LOCKED), lease it, open its attempt, and return it with its source.
-        let row = try await read { connection in
-            try await connection.one("""
-                WITH next AS (
-                    SELECT id FROM syncs
-                    WHERE status IN ('queued', 'retrying') AND run_at <= \(t)
-                    ORDER BY priority DESC, run_at
-                    LIMIT 1 FOR UPDATE SKIP LOCKED
-                ), claimed AS (
-                    UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = \(owner),
-                        lease_token = \(token), lease_expires_at = \(t + leaseSeconds), heartbeat_at = \(t),
-                        started_at = COALESCE(syncs.started_at, \(t)), running_since = \(t), next_retry_at = NULL
-                    FROM next WHERE syncs.id = next.id
-                    RETURNING syncs.*
-                ), opened AS (
-                    INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
-                    SELECT id, attempt, \(t), 'running', \(owner) FROM claimed
-                )
-                SELECT claimed.*, \(unescaped: Self.prefixedSourceColumns)
-                FROM claimed JOIN sources src ON src.id = claimed.source_id
-                """, logger: logger)
-        }
+        // One prepared statement, one round trip (``PostgresStatements/Claim``).
+        let statement = PostgresStatements.Claim(now: t, owner: owner, token: token, expiresAt: t + leaseSeconds)
+        let row = try await read { connection in try await connection.first(statement, logger: logger) }
         guard let row else { return nil }
         // The claimed sync's earlier attempts are not loaded: the worker does not need them.
         let sync = try StoreRows.sync(row, attempts: [])
@@ -71,6 +51,29 @@ extension PostgresSyncStore {
     }
 
     public func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
+        if let progress = try await commitPageInOneStatement(page, lease: lease, now: now) { return progress }
+        return try await commitPageInTransaction(page, lease: lease, now: now)
+    }
+
+    /// The common page (distinct keys, no record errors, no source state) in one statement,
+    /// so one round trip and an implicit transaction. Every step hangs off the fence row, which
+    /// also requires the page to follow the stored one: no row back means nothing was written,
+    /// and the transactional path then tells a lost lease from a replayed page or a gap.
+    func commitPageInOneStatement(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress? {
+        guard page.recordErrors.isEmpty, page.sourceState?.isEmpty ?? true,
+              PostgresRecordWriter.distinctRounds(page.records).count <= 1 else { return nil }
+        let logger = logger
+        let t = now.timeIntervalSince1970
+        let columns = PostgresRecordWriter.columns(page.records)
+        let statement = PostgresStatements.CommitPage(
+            syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys, data: columns.data,
+            hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
+            checkpoint: page.checkpoint.map(StoreRows.json))
+        let row = try await read { connection in try await connection.first(statement, logger: logger) }
+        return try row.map { try StoreRows.sync($0, attempts: []).progress }
+    }
+
+    func commitPageInTransaction(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
         let logger = logger
         let t = now.timeIntervalSince1970
         return try await write { connection in
@@ -119,40 +122,27 @@ extension PostgresSyncStore {
     public func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
         let logger = logger
         let t = now.timeIntervalSince1970
-        return try await write { connection in
-            guard let row = try await connection.one("""
-                SELECT syncs.*, sources.seq AS source_seq FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = \(lease.syncID) AND syncs.lease_token = \(lease.token) AND syncs.status = 'running'
-                FOR UPDATE OF syncs
-                """, logger: logger) else { throw SyncStoreError.leaseLost }
-            let current = try StoreRows.sync(row, attempts: [])
-            try StoreRows.checked(from: current.status, to: outcome.status)
-            let ranFor = max(0, t - (try row.optionalDouble("running_since") ?? t))
-            var change = FinishChange(outcome: outcome, runAt: try row.double("run_at"), now: t)
-            if case .completed = outcome, current.mode == .full {
-                change.deleted = try await connection.all("""
-                    UPDATE records SET deleted_at = \(t), updated_at = \(t), sync_seq = \(Int64(try row.int("seq")))
-                    WHERE source_seq = \(Int64(try row.int("source_seq"))) AND deleted_at IS NULL
-                      AND seen_sync_seq <> \(Int64(try row.int("seq")))
-                    RETURNING 1 AS one
-                    """, logger: logger).count
-            }
-            try await connection.run("""
-                UPDATE syncs SET status = \(outcome.status.rawValue), finished_at = \(change.finishedAt),
-                    next_retry_at = \(change.nextRetryAt), run_at = \(change.runAt), error = \(change.error.map(StoreRows.json)),
-                    failed_attempts = failed_attempts + \(change.failedDelta), records_deleted = records_deleted + \(change.deleted),
-                    run_seconds = run_seconds + \(ranFor), running_since = NULL,
-                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                WHERE id = \(lease.syncID)
-                """, logger: logger)
-            try await connection.run("""
-                UPDATE sync_attempts SET finished_at = \(t), status = \(outcome.status.rawValue),
-                    error = \(change.attemptError.map(StoreRows.json))
-                WHERE sync_id = \(lease.syncID) AND number = \(lease.attempt)
-                """, logger: logger)
-            if outcome.status == .queued { try await Self.notify("wake", connection, logger: logger) }
-            guard let sync = try await Self.sync(connection, id: lease.syncID, logger: logger) else { throw SyncStoreError.leaseLost }
-            return sync
+        try StoreRows.checked(from: .running, to: outcome.status)
+        let change = FinishChange(outcome: outcome, runAt: 0, now: t)
+        let newRunAt: Double? = switch outcome {
+        case .retrying, .released: change.runAt
+        default: nil
+        }
+        var deleteUnseen = false
+        if case .completed = outcome { deleteUnseen = true }
+        let wake = outcome.status == .queued
+        let statement = PostgresStatements.Finish(
+            syncID: lease.syncID, token: lease.token, now: t, deleteUnseen: deleteUnseen, status: outcome.status.rawValue,
+            attemptError: change.attemptError.map(StoreRows.json), attempt: lease.attempt, finishedAt: change.finishedAt,
+            nextRetryAt: change.nextRetryAt, runAt: newRunAt, error: change.error.map(StoreRows.json),
+            failedDelta: change.failedDelta, wake: wake)
+        return try await read { connection in
+            guard let row = try await connection.first(statement, logger: logger) else { throw SyncStoreError.leaseLost }
+            // The attempt closed above is not visible to this statement's snapshot: read the log after it.
+            let attempts = try await connection.all(
+                "SELECT * FROM sync_attempts WHERE sync_id = \(lease.syncID) ORDER BY number", logger: logger
+            ).map { try StoreRows.attempt($0) }
+            return try StoreRows.sync(row, attempts: attempts)
         }
     }
 

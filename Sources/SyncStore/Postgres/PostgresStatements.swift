@@ -1,0 +1,194 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The statements of the hot path (claim, page, finish) as named prepared statements.
+///
+/// Measured on the queue benchmark: planning these CTE statements cost more than running
+/// them (1.8 ms of planning against 1.0 ms of execution for a one-record page), because an
+/// unnamed statement is planned on every call. Prepared once per connection, PostgreSQL
+/// plans them a few times and then reuses a generic plan. Parameters carry explicit casts:
+/// the binary values must match the types the server settles on at PREPARE time.
+enum PostgresStatements {
+    /// Claim the most urgent runnable sync nobody else is claiming, lease it, open its attempt,
+    /// and return it with its source (columns `src_*`).
+    struct Claim: PostgresPreparedStatement {
+        static let name = "tributary_claim_v1"
+        static let sql = """
+            WITH next AS (
+                SELECT id FROM syncs
+                WHERE status IN ('queued', 'retrying') AND run_at <= $1::float8
+                ORDER BY priority DESC, run_at
+                LIMIT 1 FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = $2::text,
+                    lease_token = $3::text, lease_expires_at = $4::float8, heartbeat_at = $1::float8,
+                    started_at = COALESCE(syncs.started_at, $1::float8), running_since = $1::float8, next_retry_at = NULL
+                FROM next WHERE syncs.id = next.id
+                RETURNING syncs.*
+            ), opened AS (
+                INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
+                SELECT id, attempt, $1::float8, 'running', $2::text FROM claimed
+            )
+            SELECT claimed.*, \(PostgresSyncStore.prefixedSourceColumns)
+            FROM claimed JOIN sources src ON src.id = claimed.source_id
+            """
+        var now: Double
+        var owner: String
+        var token: String
+        var expiresAt: Double
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 4)
+            b.append(now)
+            b.append(owner)
+            b.append(token)
+            b.append(expiresAt)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
+    struct CommitPage: PostgresPreparedStatement {
+        static let name = "tributary_commit_page_v1"
+        static let sql = """
+            WITH fence AS (
+                SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode
+                FROM syncs JOIN sources ON sources.id = syncs.source_id
+                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.status = 'running'
+                  AND syncs.pages = $3::int8
+                FOR UPDATE OF syncs
+            ), page AS (
+                SELECT * FROM unnest($4::text[], $5::bytea[], $6::int8[]) AS p(key, data, hash)
+            ), written AS (
+                INSERT INTO records AS r (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
+                SELECT fence.source_seq, page.key, page.data, page.hash, $7::float8, $7::float8, fence.sync_seq, fence.sync_seq
+                FROM page, fence
+                ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+                    updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
+                    seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
+                WHERE r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL
+                RETURNING (xmax = 0) AS inserted
+            ), seen AS (
+                -- A full sync stamps its unchanged records as seen: exactly the rows the upsert
+                -- left alone (same hash, not deleted), so the two never touch one row.
+                UPDATE records SET seen_sync_seq = fence.sync_seq FROM fence, page
+                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.key = page.key
+                  AND records.hash = page.hash AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.sync_seq
+            ), counts AS (
+                SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
+            )
+            UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
+                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
+                records_unchanged = records_unchanged + $8::int8 - counts.created - counts.updated,
+                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
+            FROM fence, counts WHERE syncs.id = fence.id
+            RETURNING syncs.*
+            """
+        var syncID: String
+        var token: String
+        var storedPages: Int
+        var keys: [String]
+        var data: [ByteBuffer]
+        var hashes: [Int64]
+        var now: Double
+        var records: Int
+        var bytesRead: Int
+        var checkpoint: String?
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 10)
+            b.append(syncID)
+            b.append(token)
+            b.append(storedPages)
+            b.append(keys)
+            b.append(data)
+            b.append(hashes)
+            b.append(now)
+            b.append(records)
+            b.append(bytesRead)
+            b.append(checkpoint)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// End an attempt: the fenced row, a completed full sync's unseen records marked deleted,
+    /// the attempt closed, the sync's final state, a wake-up when the sync is handed back.
+    struct Finish: PostgresPreparedStatement {
+        static let name = "tributary_finish_v1"
+        static let sql = """
+            WITH fence AS (
+                SELECT syncs.id, syncs.seq, syncs.mode, syncs.running_since, sources.seq AS source_seq
+                FROM syncs JOIN sources ON sources.id = syncs.source_id
+                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.status = 'running'
+                FOR UPDATE OF syncs
+            ), deleted AS (
+                UPDATE records SET deleted_at = $3::float8, updated_at = $3::float8, sync_seq = fence.seq FROM fence
+                WHERE $4::bool AND fence.mode = 'full' AND records.source_seq = fence.source_seq
+                  AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.seq
+                RETURNING 1
+            ), closed AS (
+                UPDATE sync_attempts SET finished_at = $3::float8, status = $5::text, error = $6::text
+                FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $7::int8
+            ), done AS (
+                UPDATE syncs SET status = $5::text, finished_at = $8::float8, next_retry_at = $9::float8,
+                    run_at = COALESCE($10::float8, syncs.run_at), error = $11::text,
+                    failed_attempts = failed_attempts + $12::int8, records_deleted = records_deleted + (SELECT count(*) FROM deleted),
+                    run_seconds = run_seconds + GREATEST(0, $3::float8 - COALESCE(fence.running_since, $3::float8)),
+                    running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                FROM fence WHERE syncs.id = fence.id
+                RETURNING syncs.*
+            ), woken AS (
+                SELECT pg_notify('\(PostgresSyncStore.channel)', 'wake') FROM done WHERE $13::bool
+            )
+            SELECT done.*, (SELECT count(*) FROM woken) AS notified FROM done
+            """
+        var syncID: String
+        var token: String
+        var now: Double
+        var deleteUnseen: Bool
+        var status: String
+        var attemptError: String?
+        var attempt: Int
+        var finishedAt: Double?
+        var nextRetryAt: Double?
+        var runAt: Double?
+        var error: String?
+        var failedDelta: Int
+        var wake: Bool
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 13)
+            b.append(syncID)
+            b.append(token)
+            b.append(now)
+            b.append(deleteUnseen)
+            b.append(status)
+            b.append(attemptError)
+            b.append(attempt)
+            b.append(finishedAt)
+            b.append(nextRetryAt)
+            b.append(runAt)
+            b.append(error)
+            b.append(failedDelta)
+            b.append(wake)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+}
+
+extension PostgresConnection {
+    /// The first row of a prepared statement, if any.
+    func first<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> PostgresRandomAccessRow?
+    where S.Row == PostgresRow {
+        var result: PostgresRandomAccessRow?
+        for try await row in try await execute(statement, logger: logger) where result == nil { result = row.makeRandomAccess() }
+        return result
+    }
+}

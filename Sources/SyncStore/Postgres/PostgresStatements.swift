@@ -57,7 +57,7 @@ enum PostgresStatements {
             WITH fence AS (
                 SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode
                 FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.status = 'running'
+                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text
                   AND syncs.pages = $3::int8
                 FOR UPDATE OF syncs
             ), page AS (
@@ -124,7 +124,7 @@ enum PostgresStatements {
             WITH fence AS (
                 SELECT syncs.id, syncs.seq, syncs.mode, syncs.running_since, sources.seq AS source_seq
                 FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.status = 'running'
+                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text
                 FOR UPDATE OF syncs
             ), deleted AS (
                 UPDATE records SET deleted_at = $3::float8, updated_at = $3::float8, sync_seq = fence.seq FROM fence

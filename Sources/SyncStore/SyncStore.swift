@@ -51,6 +51,8 @@ public protocol SyncStore: Sendable {
 
     /// Claims the most urgent runnable sync for `owner` in one transaction.
     func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync?
+    /// Claims up to `limit` runnable syncs, most urgent first, each with its own lease.
+    func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync]
     /// Extends the lease; returns whether a cancel was requested. Throws ``SyncStoreError/leaseLost``.
     func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool
     /// Whether a cancel was requested for the leased sync (a cheap read). Throws `leaseLost`.
@@ -82,6 +84,18 @@ public protocol SyncStore: Sendable {
     func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord]
     func record(sourceID: String, key: String) async throws -> StoredRecord?
     func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)]
+}
+
+extension SyncStore {
+    /// One claim after another: right for SQLite, where a claim is a local write; PostgreSQL
+    /// claims a batch in one statement.
+    public func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync] {
+        var claimed: [ClaimedSync] = []
+        while claimed.count < limit, let next = try await claimNext(owner: owner, leaseSeconds: leaseSeconds, now: now) {
+            claimed.append(next)
+        }
+        return claimed
+    }
 }
 
 /// A request to queue a sync.

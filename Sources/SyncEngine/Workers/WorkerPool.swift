@@ -6,7 +6,7 @@ import SyncConnectors
 import SyncCore
 import SyncStore
 
-/// The node's workers: each claims a runnable sync, runs one attempt, and claims again.
+/// The node's workers: up to `workers` syncs at once, claimed in batches as workers free up.
 ///
 /// A `Service`: on graceful shutdown it stops claiming, stops its running syncs
 /// at their last committed checkpoint and hands them back as `queued`
@@ -52,8 +52,39 @@ public final class WorkerPool: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for index in 0..<configuration.workers {
-                    group.addTask { await self.workerLoop(index) }
+                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random)
+                // One dispatcher claims as many syncs as there are free workers, in one round trip
+                // on PostgreSQL (a claim per sync was the queue's ceiling: docs/benchmarks.md), and
+                // starts each at once: a claimed sync never waits unleased-in-spirit in a buffer.
+                while !isShuttingDown && !Task.isCancelled {
+                    let free = configuration.workers - runningCount
+                    guard free > 0 else {
+                        await wakeUp.wait(timeout: configuration.pollInterval)
+                        continue
+                    }
+                    do {
+                        let claimed = try await store.claimBatch(
+                            owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: Date(),
+                            limit: min(free, Self.maximumBatch))
+                        guard !claimed.isEmpty else {
+                            await wakeUp.wait(timeout: idleWait(until: try await store.nextRunAt()))
+                            continue
+                        }
+                        for sync in claimed {
+                            let control = RunControl()
+                            running.withLock { $0[sync.lease.syncID] = control }
+                            // Shutdown may have begun between the claim and the registration.
+                            if isShuttingDown { control.stop(.shutdown) }
+                            group.addTask {
+                                _ = await runner.run(sync, control: control)
+                                self.running.withLock { _ = $0.removeValue(forKey: sync.lease.syncID) }
+                                self.wakeUp.signal()
+                            }
+                        }
+                    } catch {
+                        logger.error("claim failed: \(error)")
+                        await wakeUp.wait(timeout: configuration.pollInterval)
+                    }
                 }
             }
         } onGracefulShutdown: {
@@ -61,12 +92,15 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
+    /// The most syncs one claim takes.
+    static let maximumBatch = 32
+
     /// Stops claiming and hands running syncs back. Called on graceful shutdown; callable directly.
     public func beginShutdown() {
         shuttingDown.withLock { $0 = true }
         for control in running.withLock({ Array($0.values) }) { control.stop(.shutdown) }
-        // Wake every idle worker so it sees the flag (each wait consumes one signal).
-        for _ in 0..<max(1, configuration.workers) { wakeUp.signal() }
+        // Wake the dispatcher so it sees the flag.
+        wakeUp.signal()
     }
 
     /// Asks this node to stop a sync it runs because a client cancelled it; the
@@ -79,30 +113,6 @@ public final class WorkerPool: Service, Sendable {
     }
 
     private var isShuttingDown: Bool { shuttingDown.withLock { $0 } }
-
-    private func workerLoop(_ index: Int) async {
-        var logger = logger
-        logger[metadataKey: "worker"] = .stringConvertible(index)
-        let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random)
-        while !isShuttingDown && !Task.isCancelled {
-            do {
-                // Claim first (one round trip); ask when the next sync is due only when there was none.
-                if let claimed = try await store.claimNext(owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: Date()) {
-                    let control = RunControl()
-                    running.withLock { $0[claimed.lease.syncID] = control }
-                    // Shutdown may have begun between the claim and the registration.
-                    if isShuttingDown { control.stop(.shutdown) }
-                    _ = await runner.run(claimed, control: control)
-                    running.withLock { _ = $0.removeValue(forKey: claimed.lease.syncID) }
-                    continue
-                }
-                await wakeUp.wait(timeout: idleWait(until: try await store.nextRunAt()))
-            } catch {
-                logger.error("worker loop error: \(error)")
-                await wakeUp.wait(timeout: configuration.pollInterval)
-            }
-        }
-    }
 
     /// How long to sleep when nothing is runnable: until the next retry is due, at most the poll interval.
     private func idleWait(until next: Date?) -> Duration {

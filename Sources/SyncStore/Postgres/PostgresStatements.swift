@@ -10,19 +10,20 @@ import PostgresNIO
 /// plans them a few times and then reuses a generic plan. Parameters carry explicit casts:
 /// the binary values must match the types the server settles on at PREPARE time.
 enum PostgresStatements {
-    /// Claim the most urgent runnable sync nobody else is claiming, lease it, open its attempt,
-    /// and return it with its source (columns `src_*`).
+    /// Claim up to `limit` of the most urgent runnable syncs nobody else is claiming, lease each
+    /// (a fresh random token per sync), open their attempts, and return them with their sources
+    /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v1"
+        static let name = "tributary_claim_v2"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
                 WHERE status IN ('queued', 'retrying') AND run_at <= $1::float8
                 ORDER BY priority DESC, run_at
-                LIMIT 1 FOR UPDATE SKIP LOCKED
+                LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (
                 UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = $2::text,
-                    lease_token = $3::text, lease_expires_at = $4::float8, heartbeat_at = $1::float8,
+                    lease_token = gen_random_uuid()::text, lease_expires_at = $4::float8, heartbeat_at = $1::float8,
                     started_at = COALESCE(syncs.started_at, $1::float8), running_since = $1::float8, next_retry_at = NULL
                 FROM next WHERE syncs.id = next.id
                 RETURNING syncs.*
@@ -35,14 +36,14 @@ enum PostgresStatements {
             """
         var now: Double
         var owner: String
-        var token: String
+        var limit: Int
         var expiresAt: Double
 
         func makeBindings() throws -> PostgresBindings {
             var b = PostgresBindings(capacity: 4)
             b.append(now)
             b.append(owner)
-            b.append(token)
+            b.append(limit)
             b.append(expiresAt)
             return b
         }
@@ -184,6 +185,14 @@ enum PostgresStatements {
 }
 
 extension PostgresConnection {
+    /// All rows of a prepared statement.
+    func rows<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [PostgresRandomAccessRow]
+    where S.Row == PostgresRow {
+        var result: [PostgresRandomAccessRow] = []
+        for try await row in try await execute(statement, logger: logger) { result.append(row.makeRandomAccess()) }
+        return result
+    }
+
     /// The first row of a prepared statement, if any.
     func first<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> PostgresRandomAccessRow?
     where S.Row == PostgresRow {

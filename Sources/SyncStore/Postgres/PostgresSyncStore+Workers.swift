@@ -12,17 +12,22 @@ extension PostgresSyncStore {
     static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
 
     public func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync? {
+        try await claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: 1).first
+    }
+
+    public func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync] {
         let logger = logger
-        let token = UUID().uuidString
         let t = now.timeIntervalSince1970
-        // One prepared statement, one round trip (``PostgresStatements/Claim``).
-        let statement = PostgresStatements.Claim(now: t, owner: owner, token: token, expiresAt: t + leaseSeconds)
-        let row = try await read { connection in try await connection.first(statement, logger: logger) }
-        guard let row else { return nil }
-        // The claimed sync's earlier attempts are not loaded: the worker does not need them.
-        let sync = try StoreRows.sync(row, attempts: [])
-        let source = try StoreRows.source(PrefixedRow(base: row, prefix: "src_"))
-        return ClaimedSync(sync: sync, source: source, lease: Lease(syncID: sync.id, owner: owner, token: token, attempt: sync.attempt))
+        // One prepared statement, one round trip for the whole batch (``PostgresStatements/Claim``).
+        let statement = PostgresStatements.Claim(now: t, owner: owner, limit: max(1, limit), expiresAt: t + leaseSeconds)
+        let rows = try await read { connection in try await connection.rows(statement, logger: logger) }
+        return try rows.map { row in
+            // The claimed sync's earlier attempts are not loaded: the worker does not need them.
+            let sync = try StoreRows.sync(row, attempts: [])
+            let source = try StoreRows.source(PrefixedRow(base: row, prefix: "src_"))
+            let lease = Lease(syncID: sync.id, owner: owner, token: try row.string("lease_token"), attempt: sync.attempt)
+            return ClaimedSync(sync: sync, source: source, lease: lease)
+        }
     }
 
     public func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool {

@@ -60,6 +60,9 @@ public protocol SyncStore: Sendable {
     /// Commits one page: record upserts, record errors, progress counters and the
     /// checkpoint in ONE transaction (DESIGN.md invariant 2). Throws `leaseLost`.
     func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress
+    /// Commits the last page and completes the sync, atomically (the sync's `attempts` in the
+    /// result may be left unloaded). Throws like ``commitPage(_:lease:now:)``.
+    func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync
     /// Ends the attempt with the given outcome. Throws `leaseLost`.
     func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync
     /// Returns running syncs whose lease expired to `queued` (or `cancelled` if a cancel
@@ -95,6 +98,16 @@ extension SyncStore {
             claimed.append(next)
         }
         return claimed
+    }
+}
+
+extension SyncStore {
+    /// The last page, then the end of the attempt: two transactions, which is fine where a
+    /// transaction is a local write (SQLite). A crash between them leaves a sync whose
+    /// checkpoint says "done"; its next attempt completes it without reading a page.
+    public func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync {
+        _ = try await commitPage(page, lease: lease, now: now)
+        return try await finish(lease, outcome: .completed, now: now)
     }
 }
 

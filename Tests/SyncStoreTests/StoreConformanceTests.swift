@@ -354,6 +354,42 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func completingWithTheFinalPageCountsLikeCommitThenFinish(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let source = try await store.createSource(makeSource())
+            _ = try await enqueue(store, source)
+            let c1 = try await claim(store)
+            let first = try await store.completeWithFinalPage(
+                PageCommit(pageNumber: 1, records: makeRecords(0..<10), bytesRead: 7, checkpoint: .null), lease: c1.lease, now: Date())
+            #expect(first.status == .completed && first.result?.recordsCreated == 10 && first.progress.bytesRead == 7)
+            #expect(first.leaseOwner == nil)
+
+            // A full sync: page 1 sees 0..<4 unchanged, the final page 4..<7 with 5 and 6 changed;
+            // 7..<10 were not seen and are deleted, the final page's own records are not.
+            _ = try await enqueue(store, source)
+            let c2 = try await claim(store)
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<4), bytesRead: 1, checkpoint: .object(["offset": .number(4)])), lease: c2.lease, now: Date())
+            let final = makeRecords(4..<5) + makeRecords(5..<7, version: 1)
+            let done = try await store.completeWithFinalPage(
+                PageCommit(pageNumber: 2, records: final, bytesRead: 1, checkpoint: .null), lease: c2.lease, now: Date())
+            #expect(done.status == .completed)
+            let result = try #require(done.result)
+            #expect(result.recordsCreated == 0 && result.recordsUpdated == 2 && result.recordsUnchanged == 5 && result.recordsDeleted == 3)
+            #expect(result.pages == 2 && result.recordsRead == 7)
+            let live = try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: false)
+            #expect(live.map(\.key) == makeRecords(0..<7).map(\.key))
+            let stored = try #require(try await store.sync(id: c2.sync.id))
+            #expect(stored.attempts.map(\.status) == [.completed] && stored.attempts.first?.finishedAt != nil)
+
+            // A lost lease writes nothing, and says so.
+            await #expect(throws: SyncStoreError.leaseLost) {
+                try await store.completeWithFinalPage(PageCommit(pageNumber: 3, records: makeRecords(20..<21), bytesRead: 1, checkpoint: .null), lease: c2.lease, now: Date())
+            }
+            #expect(try await store.record(sourceID: source.id, key: makeRecords(20..<21)[0].key) == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func recordsPageByKeyWithoutSkipsOrRepeats(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
             let source = try await store.createSource(makeSource())

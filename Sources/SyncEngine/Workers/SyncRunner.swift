@@ -14,7 +14,7 @@ struct SyncRunner {
     let random: @Sendable () -> Double
 
     private enum Finished: Sendable {
-        case pages(Result<Void, any Error>)
+        case pages(Result<Sync?, any Error>)
         case monitor(StopReason?)
     }
 
@@ -28,10 +28,10 @@ struct SyncRunner {
         logger[metadataKey: "attempt"] = .stringConvertible(lease.attempt)
         logger.info("sync attempt started")
 
-        let pageResult: Result<Void, any Error> = await withTaskGroup(of: Finished.self) { group in
+        let pageResult: Result<Sync?, any Error> = await withTaskGroup(of: Finished.self) { group in
             group.addTask { .pages(await self.readAllPages(claimed)) }
             group.addTask { .monitor(await self.monitor(lease, control: control)) }
-            var pages: Result<Void, any Error>?
+            var pages: Result<Sync?, any Error>?
             while let next = await group.next() {
                 switch next {
                 case .pages(let r):
@@ -47,7 +47,7 @@ struct SyncRunner {
     }
 
     /// Reads pages from the last checkpoint until the source is exhausted.
-    private func readAllPages(_ claimed: ClaimedSync) async -> Result<Void, any Error> {
+    private func readAllPages(_ claimed: ClaimedSync) async -> Result<Sync?, any Error> {
         do {
             guard let kind = kinds.kind(named: claimed.source.kind) else {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
@@ -57,7 +57,7 @@ struct SyncRunner {
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1
             // A stored checkpoint of JSON null means "the last page was committed".
-            if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(()) }
+            if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(nil) }
             var page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: 1, pageNumber: pageNumber + 1))
             while true {
                 try Task.checkCancellation()
@@ -66,8 +66,11 @@ struct SyncRunner {
                     pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
                     bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState)
                 guard let next = page.next else {
-                    try await self.commit(commit, lease: claimed.lease)
-                    return .success(())
+                    // The last page and the end of the attempt in one write where the store can.
+                    let done = try await whileUnavailable("complete with page \(pageNumber)") {
+                        try await store.completeWithFinalPage(commit, lease: claimed.lease, now: Date())
+                    }
+                    return .success(done)
                 }
                 // Fetch page N+1 while page N is written: at most one page ahead, so memory stays flat.
                 pageInAttempt += 1
@@ -138,13 +141,16 @@ struct SyncRunner {
     }
 
     /// Turns the page loop's result into the attempt's outcome and writes it, fenced by the lease.
-    private func conclude(_ claimed: ClaimedSync, pageResult: Result<Void, any Error>, stopReason: StopReason?, logger: Logger) async -> Sync? {
+    private func conclude(_ claimed: ClaimedSync, pageResult: Result<Sync?, any Error>, stopReason: StopReason?, logger: Logger) async -> Sync? {
         let outcome: AttemptOutcome
         switch (pageResult, stopReason) {
         case (_, .leaseLost), (.failure(SyncStoreError.leaseLost), _):
             logger.warning("lease lost; another node owns the sync now")
             return nil
-        case (.success, _):
+        case (.success(let done?), _):
+            Self.logEnded(done, logger: logger)
+            return done
+        case (.success(nil), _):
             outcome = .completed
         case (.failure, .cancelRequested):
             outcome = .cancelled
@@ -161,15 +167,19 @@ struct SyncRunner {
             let sync = try await whileUnavailable("finish") {
                 try await store.finish(claimed.lease, outcome: outcome, now: Date())
             }
-            logger.info("sync attempt ended", metadata: [
-                "status": .string(sync.status.rawValue),
-                "records_read": .stringConvertible(sync.progress.recordsRead),
-            ])
+            Self.logEnded(sync, logger: logger)
             return sync
         } catch {
             logger.error("could not record the end of the attempt: \(error)")
             return nil
         }
+    }
+
+    static func logEnded(_ sync: Sync, logger: Logger) {
+        logger.info("sync attempt ended", metadata: [
+            "status": .string(sync.status.rawValue),
+            "records_read": .stringConvertible(sync.progress.recordsRead),
+        ])
     }
 
     /// Retrying with the policy's delay while attempts remain, else failed.

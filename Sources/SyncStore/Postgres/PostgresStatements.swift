@@ -117,6 +117,67 @@ enum PostgresStatements {
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
+    /// The last page of a sync and its completion in one statement: ``CommitPage`` followed by
+    /// ``Finish`` with `.completed`. A full sync's unseen records are those not in this page
+    /// and not stamped by an earlier one (the page's own rows are left to the upsert: no row
+    /// is touched twice by one statement).
+    struct CompleteWithPage: PostgresPreparedStatement {
+        static let name = "tributary_complete_with_page_v1"
+        static let sql = """
+            WITH fence AS (
+                SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode, syncs.running_since
+                FROM syncs JOIN sources ON sources.id = syncs.source_id
+                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.pages = $3::int8
+                FOR UPDATE OF syncs
+            ), page AS (
+                SELECT * FROM unnest($4::text[], $5::bytea[], $6::int8[]) AS p(key, data, hash)
+            ), written AS (
+                INSERT INTO records AS r (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
+                SELECT fence.source_seq, page.key, page.data, page.hash, $7::float8, $7::float8, fence.sync_seq, fence.sync_seq
+                FROM page, fence
+                ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+                    updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
+                    seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
+                WHERE r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL
+                RETURNING (xmax = 0) AS inserted
+            ), seen AS (
+                UPDATE records SET seen_sync_seq = fence.sync_seq FROM fence, page
+                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.key = page.key
+                  AND records.hash = page.hash AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.sync_seq
+            ), deleted AS (
+                UPDATE records SET deleted_at = $7::float8, updated_at = $7::float8, sync_seq = fence.sync_seq FROM fence
+                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.deleted_at IS NULL
+                  AND records.seen_sync_seq <> fence.sync_seq AND NOT (records.key = ANY($4::text[]))
+                RETURNING 1
+            ), counts AS (
+                SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
+            ), closed AS (
+                UPDATE sync_attempts SET finished_at = $7::float8, status = 'completed', error = NULL
+                FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $11::int8
+            )
+            UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
+                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
+                records_unchanged = records_unchanged + $8::int8 - counts.created - counts.updated,
+                records_deleted = records_deleted + (SELECT count(*) FROM deleted),
+                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8,
+                status = 'completed', finished_at = $7::float8, next_retry_at = NULL, error = NULL,
+                run_seconds = run_seconds + GREATEST(0, $7::float8 - COALESCE(fence.running_since, $7::float8)),
+                running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+            FROM fence, counts WHERE syncs.id = fence.id
+            RETURNING syncs.*
+            """
+        var page: CommitPage
+        var attempt: Int
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = try page.makeBindings()
+            b.append(attempt)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
     /// End an attempt: the fenced row, a completed full sync's unseen records marked deleted,
     /// the attempt closed, the sync's final state, a wake-up when the sync is handed back.
     struct Finish: PostgresPreparedStatement {

@@ -65,8 +65,7 @@ extension PostgresSyncStore {
     /// also requires the page to follow the stored one: no row back means nothing was written,
     /// and the transactional path then tells a lost lease from a replayed page or a gap.
     func commitPageInOneStatement(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress? {
-        guard page.recordErrors.isEmpty, page.sourceState?.isEmpty ?? true,
-              PostgresRecordWriter.distinctRounds(page.records).count <= 1 else { return nil }
+        guard Self.isSimple(page) else { return nil }
         let logger = logger
         let t = now.timeIntervalSince1970
         let columns = PostgresRecordWriter.columns(page.records)
@@ -76,6 +75,31 @@ extension PostgresSyncStore {
             checkpoint: page.checkpoint.map(StoreRows.json))
         let row = try await read { connection in try await connection.first(statement, logger: logger) }
         return try row.map { try StoreRows.sync($0, attempts: []).progress }
+    }
+
+    /// Whether a page can go through the one-statement paths.
+    static func isSimple(_ page: PageCommit) -> Bool {
+        page.recordErrors.isEmpty && (page.sourceState?.isEmpty ?? true) && PostgresRecordWriter.distinctRounds(page.records).count <= 1
+    }
+
+    public func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync {
+        if Self.isSimple(page) {
+            let logger = logger
+            let t = now.timeIntervalSince1970
+            let columns = PostgresRecordWriter.columns(page.records)
+            let statement = PostgresStatements.CompleteWithPage(
+                page: PostgresStatements.CommitPage(
+                    syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys,
+                    data: columns.data, hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
+                    checkpoint: page.checkpoint.map(StoreRows.json)),
+                attempt: lease.attempt)
+            if let row = try await read({ connection in try await connection.first(statement, logger: logger) }) {
+                return try StoreRows.sync(row, attempts: [])
+            }
+        }
+        // Not simple, or nothing written (lost lease, replayed page, gap): the two-step path says which.
+        _ = try await commitPage(page, lease: lease, now: now)
+        return try await finish(lease, outcome: .completed, now: now)
     }
 
     func commitPageInTransaction(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {

@@ -51,12 +51,12 @@ enum PostgresStatements {
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
-    /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
-    struct CommitPage: PostgresPreparedStatement {
-        static let name = "tributary_commit_page_v1"
-        static let sql = """
+    /// The part of ``CommitPage`` and ``CompleteWithPage`` that writes the page: the fence
+    /// (lease token and the page following the stored one), the page as rows, the upsert
+    /// and, for a full sync, the stamp on unchanged records. Parameters $1–$7.
+    static let pageCTEs = """
             WITH fence AS (
-                SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode
+                SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode, syncs.running_since
                 FROM syncs JOIN sources ON sources.id = syncs.source_id
                 WHERE syncs.id = $1::text AND syncs.lease_token = $2::text
                   AND syncs.pages = $3::int8
@@ -78,6 +78,13 @@ enum PostgresStatements {
                 UPDATE records SET seen_sync_seq = fence.sync_seq FROM fence, page
                 WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.key = page.key
                   AND records.hash = page.hash AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.sync_seq
+        """
+
+    /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
+    struct CommitPage: PostgresPreparedStatement {
+        static let name = "tributary_commit_page_v1"
+        static let sql = """
+            \(pageCTEs)
             ), counts AS (
                 SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
             )
@@ -124,26 +131,7 @@ enum PostgresStatements {
     struct CompleteWithPage: PostgresPreparedStatement {
         static let name = "tributary_complete_with_page_v1"
         static let sql = """
-            WITH fence AS (
-                SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode, syncs.running_since
-                FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = $1::text AND syncs.lease_token = $2::text AND syncs.pages = $3::int8
-                FOR UPDATE OF syncs
-            ), page AS (
-                SELECT * FROM unnest($4::text[], $5::bytea[], $6::int8[]) AS p(key, data, hash)
-            ), written AS (
-                INSERT INTO records AS r (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
-                SELECT fence.source_seq, page.key, page.data, page.hash, $7::float8, $7::float8, fence.sync_seq, fence.sync_seq
-                FROM page, fence
-                ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
-                    updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
-                    seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
-                WHERE r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL
-                RETURNING (xmax = 0) AS inserted
-            ), seen AS (
-                UPDATE records SET seen_sync_seq = fence.sync_seq FROM fence, page
-                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.key = page.key
-                  AND records.hash = page.hash AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.sync_seq
+            \(pageCTEs)
             ), deleted AS (
                 UPDATE records SET deleted_at = $7::float8, updated_at = $7::float8, sync_seq = fence.sync_seq FROM fence
                 WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.deleted_at IS NULL

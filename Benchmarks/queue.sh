@@ -40,7 +40,7 @@ SELECT 'syncs', count(*),
        'started_per_s', round(($syncs / (max(started_at) - $t0))::numeric, 0),
        'completed_per_s', round(($syncs / (max(finished_at) - $t0))::numeric, 0),
        'drain_s', round((max(finished_at) - $t0)::numeric, 3),
-       'nodes', count(DISTINCT lease_owner) FILTER (WHERE lease_owner IS NOT NULL),
+       'nodes', (SELECT count(DISTINCT node) FROM sync_attempts),
        'records', (SELECT count(*) FROM records)
 FROM syncs;
 SELECT 'per_node', node, count(*) FROM sync_attempts GROUP BY node ORDER BY node;

@@ -29,6 +29,14 @@ struct CLITests {
         (code, out) = try await cli(["records", "demo", "--limit", "2"])
         #expect(code == 0)
         #expect(out.split(separator: "\n").count == 2)
+        (code, out) = try await cli(["health", "--json"])
+        #expect(code == 0, "\(out)")
+        let health = try parseJSON(Array(out.utf8))
+        #expect(health["status"] == .string("ok"), "\(out)")
+        let workers = health["checks"]?.arrayValue?.first { $0["name"] == .string("workers") }
+        #expect(workers?["nodes"]?.arrayValue?.count == 1 && workers?["live_workers"] == .number(1), "\(out)")
+        (code, out) = try await cli(["health"])
+        #expect(code == 0 && out.contains("status: ok") && out.contains("database"), "\(out)")
 
         // A cancelled sync: watch exits 2.
         (code, out) = try await cli(["source", "add", "slow", "--kind", "synthetic", "--config", #"{"records": 100, "page_size": 10, "delay_ms_per_page": 60000}"#])

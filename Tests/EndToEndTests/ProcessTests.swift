@@ -129,6 +129,13 @@ struct ProcessTests {
         let (code3, out3) = try await runTributary(["serve", "--database", "mysql://x"], directory: dir)
         #expect(code3 != 0)
         #expect(out3.split(separator: "\n").count == 1, "\(out3)")
+        // An unreachable PostgreSQL: one line, within seconds (the connection deadline is 5 s).
+        let start = ContinuousClock.now
+        let (code6, out6) = try await runTributary(
+            ["serve", "--port", "0", "--database", "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing"], directory: dir)
+        #expect(code6 != 0)
+        #expect(out6.contains("cannot be reached") && out6.split(separator: "\n").count == 1, "\(out6)")
+        #expect(ContinuousClock.now - start < .seconds(20))
         // A port in use.
         let holder = try await TributaryProcess(serve: ["--database", "sqlite:a.sqlite"], directory: dir, name: "holder")
         let (code4, out4) = try await runTributary(["serve", "--database", "sqlite:b.sqlite", "--port", String(holder.port)], directory: dir)

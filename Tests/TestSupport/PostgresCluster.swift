@@ -89,6 +89,12 @@ public final class PostgresCluster: Sendable {
         return serverURL + "/" + name
     }
 
+    /// Runs SQL on a database with psql (stopping at the first error); throws with psql's output on failure.
+    @discardableResult
+    public static func psql(_ url: String, _ sql: String) throws -> String {
+        try run("/usr/bin/env", ["psql", url, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql])
+    }
+
     /// The folder of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin.
     static func binDirectory() throws -> String {
         if let out = try? output("/usr/bin/env", ["pg_config", "--bindir"]), FileManager.default.isExecutableFile(atPath: out + "/initdb") {
@@ -102,7 +108,8 @@ public final class PostgresCluster: Sendable {
         throw ClusterError("PostgreSQL server binaries not found (install postgresql, or set TRIBUTARY_TEST_POSTGRES_URL)")
     }
 
-    static func freePort() throws -> Int {
+    /// A loopback port nobody listens on (bound, then released).
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClusterError("socket() failed") }
         defer { close(fd) }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import SyncCore
+import Synchronization
 
 /// The scale-out store: many `tributary serve` processes on one PostgreSQL database.
 ///
@@ -28,8 +29,8 @@ public final class PostgresSyncStore: SyncStore {
     public init(url: String, maximumConnections: Int = 20, logger: Logger = Logger(label: "tributary.postgres")) throws {
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = maximumConnections
-        // Waiting requests fail after this long without a connection (the pool's circuit
-        // breaker), which is how an outage reaches /readyz and the workers as `unavailable`.
+        // One connection attempt gives up after this long; operations waiting for a connection
+        // give up after `connectionDeadline` (an outage reaches the API and workers as `unavailable`).
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
         self.configuration = configuration
@@ -53,20 +54,24 @@ public final class PostgresSyncStore: SyncStore {
 
     // MARK: Plumbing
 
+    /// How long an operation may wait for a pooled connection before it is `unavailable`.
+    /// (The pool itself keeps waiting requests for 60 s while it cannot connect.)
+    static let connectionDeadline: Duration = .seconds(5)
+
     /// Runs `body` on a pooled connection outside a transaction.
-    func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withConnection(body)
         } catch {
             throw Self.mapped(error)
         }
     }
 
     /// Runs `body` in a transaction (READ COMMITTED) and commits it, or rolls back on any error.
-    func write<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = logger
         do {
-            return try await client.withConnection { connection in
+            return try await withConnection { connection in
                 try await connection.run("BEGIN", logger: logger)
                 do {
                     let value = try await body(connection)
@@ -79,6 +84,33 @@ public final class PostgresSyncStore: SyncStore {
             }
         } catch {
             throw Self.mapped(error)
+        }
+    }
+
+    /// Leases a connection for `body`, giving up with `unavailable` if none comes within
+    /// ``connectionDeadline``; once `body` runs, it runs to its end.
+    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = client
+        let leased = LeaseFlag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    leased.value.store(true, ordering: .relaxed)
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: Self.connectionDeadline)
+                if leased.value.load(ordering: .relaxed) { return nil }
+                throw SyncStoreError.unavailable("The database cannot be reached.")
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw CancellationError()
         }
     }
 
@@ -426,4 +458,9 @@ public final class PostgresSyncStore: SyncStore {
         }
         return try rows.map { try StoreRows.recordError($0) }
     }
+}
+
+/// Whether an operation got its connection (shared by the operation and its deadline).
+private final class LeaseFlag: Sendable {
+    let value = Atomic(false)
 }

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// The PostgreSQL counterparts of `SQLiteAtomicityTests`: what the database itself enforces,
+/// tried with raw SQL from outside the store.
+@Suite("PostgreSQL database guarantees")
+struct PostgresDatabaseTests {
+    func freshStore(migrated: Bool = true) async throws -> (PostgresSyncStore, String) {
+        let url = try await PostgresCluster.shared().createDatabase("guard")
+        let store = try PostgresSyncStore(url: url, maximumConnections: 4)
+        if migrated { try await store.migrate() }
+        return (store, url)
+    }
+
+    @Test func aPageThatFailsHalfwayLeavesNoTrace() async throws {
+        let (store, url) = try await freshStore()
+        defer { Task { await store.close() } }
+        let source = try await store.createSource(makeSource())
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 10, checkpoint: .object(["offset": .number(3)])), lease: c.lease, now: Date())
+        try PostgresCluster.psql(url, """
+            CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.key = 'poison' THEN RAISE EXCEPTION 'poisoned record'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER poison BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION poison();
+            """)
+        let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
+        // Both write paths: the one-statement page, and the last page with the completion.
+        await #expect(throws: (any Error).self) {
+            try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .object(["offset": .number(8)])), lease: c.lease, now: Date())
+        }
+        await #expect(throws: (any Error).self) {
+            try await store.completeWithFinalPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
+        }
+        let after = try #require(try await store.sync(id: c.sync.id))
+        #expect(after.status == .running)
+        #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
+        #expect(after.checkpoint == .object(["offset": .number(3)]))
+        #expect(after.attempts.map(\.status) == [.running])
+        #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
+    }
+
+    @Test func manyProcessesMigratingAtOnceApplyEachMigrationOnce() async throws {
+        let url = try await PostgresCluster.shared().createDatabase("migrate")
+        let stores = try (0..<6).map { _ in try PostgresSyncStore(url: url, maximumConnections: 2) }
+        defer { for store in stores { Task { await store.close() } } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for store in stores { group.addTask { try await store.migrate() } }
+            try await group.waitForAll()
+        }
+        let versions = try PostgresCluster.psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM tributary_schema")
+        #expect(versions.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        let source = try await stores[0].createSource(makeSource())
+        #expect(try await stores[5].source(idOrName: source.id) != nil)
+    }
+
+    @Test func theDatabaseRejectsAnUnknownStatusAndASecondActiveSync() async throws {
+        let (store, url) = try await freshStore()
+        defer { Task { await store.close() } }
+        let source = try await store.createSource(makeSource())
+        let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
+        #expect(throws: ClusterError.self) {
+            try PostgresCluster.psql(url, "UPDATE syncs SET status = 'in_progress' WHERE id = '\(sync.id)'")
+        }
+        #expect(throws: ClusterError.self) {
+            try PostgresCluster.psql(url, """
+                INSERT INTO syncs (id, source_id, status, mode, trigger, max_attempts, queued_at, run_at)
+                VALUES ('syn_second', '\(source.id)', 'queued', 'full', 'api', 3, 0, 0)
+                """)
+        }
+        #expect(try await store.listSyncs(SyncFilter(sourceID: source.id), limit: 10, before: nil).map(\.id) == [sync.id])
+    }
+
+    @Test func anUnreachableDatabaseIsUnavailableWithinSeconds() async throws {
+        let store = try PostgresSyncStore(url: "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing", maximumConnections: 2)
+        defer { Task { await store.close() } }
+        let start = ContinuousClock.now
+        await #expect(throws: SyncStoreError.unavailable("The database cannot be reached.")) { try await store.ping() }
+        #expect(ContinuousClock.now - start < .seconds(15))
+    }
+}

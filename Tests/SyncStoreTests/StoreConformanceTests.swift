@@ -201,6 +201,36 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func healthNamesFailingAndStaleSources(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            func run(_ source: Source, _ outcome: AttemptOutcome, at time: Date) async throws {
+                _ = try await enqueue(store, source)
+                let c = try await claim(store)
+                _ = try await store.finish(c.lease, outcome: outcome, now: time)
+            }
+            let now = Date()
+            let failing = try await store.createSource(makeSource(name: "a-failing"))
+            var scheduled = makeSource(name: "b-stale")
+            scheduled.schedule = Schedule(everySeconds: 10)
+            let stale = try await store.createSource(scheduled)
+            var fresh = makeSource(name: "c-fresh")
+            fresh.schedule = Schedule(everySeconds: 1000)
+            let ok = try await store.createSource(fresh)
+            _ = try await store.createSource(makeSource(name: "d-never"))
+            try await run(failing, .completed, at: now.addingTimeInterval(-50))
+            try await run(failing, .failed(SyncError(.upstreamClientError, "404")), at: now.addingTimeInterval(-40))
+            try await run(stale, .completed, at: now.addingTimeInterval(-100))
+            try await run(ok, .completed, at: now.addingTimeInterval(-100))
+            let snapshot = try await store.healthSnapshot(now: now)
+            #expect(snapshot.failingSources == [SourceRef(id: failing.id, name: "a-failing")])
+            #expect(snapshot.staleSources == [SourceRef(id: stale.id, name: "b-stale")])
+            // A newer completed sync heals the failing source.
+            try await run(failing, .completed, at: now.addingTimeInterval(-1))
+            #expect(try await store.healthSnapshot(now: now).failingSources.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func nodesRegisterHeartbeatAndLeave(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
             let start = Date(timeIntervalSince1970: 1_800_000_000)

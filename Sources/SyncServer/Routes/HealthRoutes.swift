@@ -62,7 +62,7 @@ func withTimeout<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendabl
 
 struct TimedOut: Error {}
 
-/// `GET /v1/health`: the database, the nodes of the cluster, the queue and stuck syncs.
+/// `GET /v1/health`: the database, the nodes of the cluster, the queue, stuck syncs, failing and stale sources.
 struct HealthReport {
     var status: String
     var json: JSONValue
@@ -114,6 +114,14 @@ struct HealthReport {
             "name": .string("stuck_syncs"), "status": .string(snapshot.expiredLeases > 0 ? "degraded" : "ok"),
             "count": .number(Double(snapshot.expiredLeases)),
         ]))
+        for (name, sources) in [("failing_sources", snapshot.failingSources), ("stale_sources", snapshot.staleSources)] {
+            degraded = degraded || !sources.isEmpty
+            checks.append(.object([
+                "name": .string(name), "status": .string(sources.isEmpty ? "ok" : "degraded"),
+                "count": .number(Double(sources.count)),
+                "sources": .array(sources.map { .object(["id": .string($0.id), "name": .string($0.name)]) }),
+            ]))
+        }
         let status = degraded ? "degraded" : "ok"
         return HealthReport(status: status, json: .object(["status": .string(status), "checks": .array(checks)]))
     }

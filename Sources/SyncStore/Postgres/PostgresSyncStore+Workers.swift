@@ -243,9 +243,16 @@ extension PostgresSyncStore {
                 FROM syncs WHERE status IN ('queued', 'running')
                 """, logger: logger)
             let nodes = try await connection.all("SELECT * FROM nodes ORDER BY id", logger: logger).map { try StoreRows.node($0) }
+            let failing = try await connection.all(PostgresQuery(unsafeSQL: StoreRows.failingSourcesSQL), logger: logger)
+                .map { try StoreRows.sourceRef($0) }
+            var binds = PostgresBindings()
+            binds.append(t)
+            let stale = try await connection.all(PostgresQuery(unsafeSQL: StoreRows.staleSourcesSQL(now: "$1::float8"), binds: binds), logger: logger)
+                .map { try StoreRows.sourceRef($0) }
             return HealthSnapshot(
                 queued: try queue?.int("queued") ?? 0, oldestQueuedAt: StoreRows.date(try queue?.optionalDouble("oldest")),
-                running: try queue?.int("running") ?? 0, expiredLeases: try queue?.int("expired") ?? 0, nodes: nodes)
+                running: try queue?.int("running") ?? 0, expiredLeases: try queue?.int("expired") ?? 0, nodes: nodes,
+                failingSources: failing, staleSources: stale)
         }
     }
 }

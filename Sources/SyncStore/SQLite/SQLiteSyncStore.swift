@@ -502,9 +502,13 @@ public final class SQLiteSyncStore: SyncStore {
                 FROM syncs WHERE status IN ('queued', 'running')
                 """, arguments: [now.timeIntervalSince1970])
             let nodes = try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY id").map { try StoreRows.node($0) }
+            let failing = try Row.fetchAll(db, sql: StoreRows.failingSourcesSQL).map { try StoreRows.sourceRef($0) }
+            let stale = try Row.fetchAll(db, sql: StoreRows.staleSourcesSQL(now: "?"), arguments: [now.timeIntervalSince1970])
+                .map { try StoreRows.sourceRef($0) }
             return HealthSnapshot(
                 queued: queue?["queued"] ?? 0, oldestQueuedAt: StoreRows.date(queue?["oldest"]),
-                running: queue?["running"] ?? 0, expiredLeases: queue?["expired"] ?? 0, nodes: nodes)
+                running: queue?["running"] ?? 0, expiredLeases: queue?["expired"] ?? 0, nodes: nodes,
+                failingSources: failing, staleSources: stale)
         }
     }
 

@@ -71,7 +71,7 @@ struct ClusterTests {
         let owner = try await runningNode(nodes[0].client, id)
         let victim = try #require(nodes.first { $0.log.contains("node \(owner)") })
         let survivor = try #require(nodes.first { $0 !== victim })
-        victim.kill()
+        await victim.kill()
         let killedAt = ContinuousClock.now
         let takeover = try await eventually(timeout: .seconds(30), every: .milliseconds(10)) { () -> (String, Duration)? in
             let attempts = try await sync(survivor.client, id)["attempts"]?.arrayValue ?? []
@@ -194,21 +194,21 @@ struct ClusterTests {
     }
 
     @Test func restartingPostgreSQLMidSyncLosesNothingAndCrashesNothing() async throws {
-        let cluster = try PostgresCluster.start()
+        let cluster = try await PostgresCluster.start()
         let dir = try TemporaryDirectory("cluster-restart")
         defer { dir.remove() }
-        let database = try cluster.createDatabase("restart")
+        let database = try await cluster.createDatabase("restart")
         let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--lease-seconds", "6", "--workers", "2"])
         try await createSlowSource(nodes[0].client, records: 3000, pageSize: 100, delayMs: 100)
         let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
         _ = try await runningNode(nodes[0].client, id)
-        try cluster.stopServer()
+        try await cluster.stopServer()
         // While the database is down: readiness says so, liveness does not.
         let ready = try await nodes[1].client.get("/readyz")
         #expect(ready.status == 503)
         #expect(try await nodes[1].client.get("/healthz").status == 200)
         try await Task.sleep(for: .seconds(2))
-        try cluster.startServer()
+        try await cluster.startServer()
         let done = try await eventually(timeout: .seconds(90), every: .milliseconds(100)) { () -> JSONValue? in
             let s = try await sync(nodes[0].client, id)
             return s["status"]?.stringValue == "completed" ? s : nil
@@ -223,6 +223,6 @@ struct ClusterTests {
         #expect(nodes.allSatisfy { $0.isRunning })
         #expect(try await nodes[1].client.get("/readyz").status == 200)
         try await stopAll(nodes)
-        try? cluster.stopServer()
+        try? await cluster.stopServer()
     }
 }

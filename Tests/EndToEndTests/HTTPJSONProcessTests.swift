@@ -22,7 +22,7 @@ struct HTTPJSONProcessTests {
         _ = try await eventually(every: .milliseconds(10)) { () -> Bool? in
             (try await first.client.get("/v1/syncs/\(id)").json["progress"]?["pages"]?.intValue ?? 0) >= 5 ? true : nil
         }
-        first.kill()
+        await first.kill()
         let requestsBefore = fixture.requests.count
         fixture.setDelay(seconds: 0)
 

@@ -27,7 +27,7 @@ struct ProcessTests {
             let pages = try await sync(first.client, id)["progress"]?["pages"]?.intValue ?? 0
             return pages >= 5 ? pages : nil
         }
-        first.kill()
+        await first.kill()
         #expect(!first.isRunning)
 
         let second = try await TributaryProcess(serve: args, directory: dir, name: "second")

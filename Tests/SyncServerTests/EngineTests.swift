@@ -160,18 +160,22 @@ struct EngineTests {
             let queued = syncs.compactMap { $0["queued_at"]?.stringValue.flatMap(Timestamp.parse) }.sorted()
             #expect(queued[1].timeIntervalSince(queued[0]) >= 0.99)
             let source = try await client.call(.get, "/v1/sources/cron").json
-            #expect(source["health"] == .string("ok"))
+            // ok, or stale when a loaded machine let more than two intervals pass since the last completion.
+            #expect(["ok", "stale"].contains(source["health"]?.stringValue ?? ""), "\(source)")
         }
     }
 
     @Test func aWorkerPicksUpANewSyncWithinMilliseconds() async throws {
-        try await TestNode(workers: 1).test { client in
+        // Polling every 60 s: a start within seconds can only come from the wake-up.
+        try await TestNode(workers: 1, pollInterval: .seconds(60)).test { client in
             _ = try await client.createSource("fast", records: 1)
-            let start = ContinuousClock.now
+            // Let the idle worker go to sleep first.
+            try await Task.sleep(for: .milliseconds(300))
             let id = try #require(try await client.call(.post, "/v1/sources/fast/syncs").json["id"]?.stringValue)
-            _ = try await waitFor(client, id, timeout: .seconds(5)) { $0["status"]?.stringValue != "queued" }
-            // Far below the 1 s poll interval: the wake-up, not polling, started it.
-            #expect(ContinuousClock.now - start < .milliseconds(900))
+            let started = try await waitFor(client, id, timeout: .seconds(20)) { $0["status"]?.stringValue != "queued" }
+            // Server timestamps: queued to started, unaffected by how fast this test polls.
+            func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantFuture }
+            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 10)
         }
     }
 }

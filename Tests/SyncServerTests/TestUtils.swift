@@ -30,14 +30,15 @@ struct TestNode {
     let directory: TemporaryDirectory
 
     init(workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20, leaseSeconds: Double = 30,
-         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
+         pollInterval: Duration = .seconds(1), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         directory = try TemporaryDirectory("api")
         store = try SQLiteSyncStore(path: directory.file("api.sqlite"))
         try await store.migrate()
         var kinds = SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())
         pool = WorkerPool(store: store, kinds: kinds,
-                          configuration: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds),
+                          configuration: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds,
+                                                             pollInterval: pollInterval),
                           random: random)
         server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: maxBodyBytes),
                                  configuration: ServerConfiguration(tokens: tokens, maxBodyBytes: maxBodyBytes))

@@ -22,7 +22,7 @@ struct PostgresDatabaseTests {
         _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
         let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
         _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 10, checkpoint: .object(["offset": .number(3)])), lease: c.lease, now: Date())
-        try PostgresCluster.psql(url, """
+        try await PostgresCluster.psql(url, """
             CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN IF NEW.key = 'poison' THEN RAISE EXCEPTION 'poisoned record'; END IF; RETURN NEW; END $$;
             CREATE TRIGGER poison BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION poison();
@@ -51,7 +51,7 @@ struct PostgresDatabaseTests {
             for store in stores { group.addTask { try await store.migrate() } }
             try await group.waitForAll()
         }
-        let versions = try PostgresCluster.psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM tributary_schema")
+        let versions = try await PostgresCluster.psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM tributary_schema")
         #expect(versions.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
         let source = try await stores[0].createSource(makeSource())
         #expect(try await stores[5].source(idOrName: source.id) != nil)
@@ -62,11 +62,11 @@ struct PostgresDatabaseTests {
         defer { Task { await store.close() } }
         let source = try await store.createSource(makeSource())
         let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
-        #expect(throws: ClusterError.self) {
-            try PostgresCluster.psql(url, "UPDATE syncs SET status = 'in_progress' WHERE id = '\(sync.id)'")
+        await #expect(throws: ClusterError.self) {
+            try await PostgresCluster.psql(url, "UPDATE syncs SET status = 'in_progress' WHERE id = '\(sync.id)'")
         }
-        #expect(throws: ClusterError.self) {
-            try PostgresCluster.psql(url, """
+        await #expect(throws: ClusterError.self) {
+            try await PostgresCluster.psql(url, """
                 INSERT INTO syncs (id, source_id, status, mode, trigger, max_attempts, queued_at, run_at)
                 VALUES ('syn_second', '\(source.id)', 'queued', 'full', 'api', 3, 0, 0)
                 """)

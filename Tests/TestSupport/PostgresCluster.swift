@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// A throwaway PostgreSQL server for tests: `initdb` into a temp dir (as the `postgres`
@@ -23,7 +24,7 @@ public final class PostgresCluster: Sendable {
         if let url = ProcessInfo.processInfo.environment["TRIBUTARY_TEST_POSTGRES_URL"], !url.isEmpty {
             return PostgresCluster(externalURL: url)
         }
-        return try PostgresCluster.start()
+        return try await PostgresCluster.start()
     }
 
     private init(externalURL: String) {
@@ -43,7 +44,11 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Starts a private cluster (tests that stop and restart the server use their own).
-    public static func start() throws -> PostgresCluster {
+    public static func start() async throws -> PostgresCluster {
+        try await offThePool { try startBlocking() }
+    }
+
+    static func startBlocking() throws -> PostgresCluster {
         let bin = try binDirectory()
         let directory = try TemporaryDirectory("tributary-pg")
         let data = directory.file("data")
@@ -52,7 +57,7 @@ public final class PostgresCluster: Sendable {
         try run(bin + "/initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"], asPostgres: asRoot)
         let port = try freePort()
         let cluster = PostgresCluster(serverURL: "postgres://postgres@127.0.0.1:\(port)", port: port, dataDirectory: data, binDirectory: bin)
-        try cluster.startServer()
+        try cluster.startServerBlocking()
         // The reaper: once this test process is gone, stop the server and delete its files.
         let reaper = """
             while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
@@ -70,20 +75,33 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Starts (or restarts) the server process of a private cluster.
-    public func startServer() throws {
+    public func startServer() async throws {
+        try await Self.offThePool { try self.startServerBlocking() }
+    }
+
+    func startServerBlocking() throws {
         guard let data = dataDirectory, let bin = binDirectory else { throw ClusterError("an external server cannot be started") }
         let options = "-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
         try Self.run(bin + "/pg_ctl", ["-D", data, "-o", options, "-l", data + "/server.log", "-w", "-t", "60", "start"], asPostgres: getuid() == 0)
     }
 
     /// Stops the server at once (`immediate`: like a crash, every connection drops).
-    public func stopServer() throws {
+    public func stopServer() async throws {
+        try await Self.offThePool { try self.stopServerBlocking() }
+    }
+
+    func stopServerBlocking() throws {
         guard let data = dataDirectory, let bin = binDirectory else { throw ClusterError("an external server cannot be stopped") }
         try Self.run(bin + "/pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"], asPostgres: getuid() == 0)
     }
 
     /// Creates an empty database and returns its URL.
-    public func createDatabase(_ prefix: String = "t") throws -> String {
+    public func createDatabase(_ prefix: String = "t") async throws -> String {
+        let serverURL = serverURL
+        return try await Self.offThePool { try Self.createDatabase(prefix, serverURL: serverURL) }
+    }
+
+    static func createDatabase(_ prefix: String, serverURL: String) throws -> String {
         let name = "\(prefix)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         try Self.run("/usr/bin/env", ["psql", serverURL + "/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", "CREATE DATABASE \(name)"])
         return serverURL + "/" + name
@@ -91,8 +109,16 @@ public final class PostgresCluster: Sendable {
 
     /// Runs SQL on a database with psql (stopping at the first error); throws with psql's output on failure.
     @discardableResult
-    public static func psql(_ url: String, _ sql: String) throws -> String {
-        try run("/usr/bin/env", ["psql", url, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql])
+    public static func psql(_ url: String, _ sql: String) async throws -> String {
+        try await offThePool { try run("/usr/bin/env", ["psql", url, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]) }
+    }
+
+    /// Runs blocking work (spawning and waiting for commands) on a Dispatch thread: blocking
+    /// one of the few cooperative threads stalled every other test of the process for seconds.
+    static func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
     }
 
     /// The folder of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin.

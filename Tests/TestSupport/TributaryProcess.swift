@@ -75,9 +75,10 @@ public final class TributaryProcess: @unchecked Sendable {
     public var isRunning: Bool { process.isRunning }
 
     /// SIGKILL: the process dies at whatever instruction it is on.
-    public func kill() {
+    public func kill() async {
         Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        // Polls rather than `waitUntilExit()`, which would block a cooperative thread.
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// SIGTERM, then waits for the exit and returns its status.

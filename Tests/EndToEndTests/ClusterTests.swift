@@ -193,6 +193,41 @@ struct ClusterTests {
         await fixture.stop()
     }
 
+    @Test func killingTheListeningConnectionStrandsNothing() async throws {
+        let dir = try TemporaryDirectory("cluster-listen")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("listen")
+        let worker = try await TributaryProcess(serve: ["--database", database, "--node-id", "w", "--workers", "2"], directory: dir, name: "w")
+        let api = try await TributaryProcess(serve: ["--database", database, "--node-id", "a", "--role", "api"], directory: dir, name: "a")
+        @Sendable func killListeners() async throws -> Int {
+            let out = try await PostgresCluster.psql(database, """
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()
+                """)
+            return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        _ = try await eventually { () -> Bool? in try await killListeners() >= 1 ? true : nil }
+        // Queued through the other node right after the worker lost its notifications: it still runs.
+        try await createSlowSource(api.client, name: "quick", records: 10, pageSize: 5, delayMs: 0)
+        let quick = try #require(try await api.client.post("/v1/sources/quick/syncs").json["id"]?.stringValue)
+        _ = try await eventually(timeout: .seconds(10), every: .milliseconds(20)) { () -> Bool? in
+            try await sync(api.client, quick)["status"]?.stringValue == "completed" ? true : nil
+        }
+        // A cancel through the other node while the worker's listener is down again: the database poll carries it.
+        try await createSlowSource(api.client, name: "slow", records: 100, pageSize: 10, delayMs: 60_000)
+        let slow = try #require(try await api.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        _ = try await eventually { () -> Bool? in try await sync(api.client, slow)["status"]?.stringValue == "running" ? true : nil }
+        _ = try await eventually { () -> Bool? in try await killListeners() >= 1 ? true : nil }
+        let start = ContinuousClock.now
+        #expect(try await api.client.post("/v1/syncs/\(slow)/cancel").status == 202)
+        _ = try await eventually(timeout: .seconds(5), every: .milliseconds(10)) { () -> Bool? in
+            try await sync(api.client, slow)["status"]?.stringValue == "cancelled" ? true : nil
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(worker.log.contains("listening for events failed"), "the test did not break the listener")
+        try await stopAll([worker, api])
+    }
+
     @Test func restartingPostgreSQLMidSyncLosesNothingAndCrashesNothing() async throws {
         let cluster = try await PostgresCluster.start()
         let dir = try TemporaryDirectory("cluster-restart")

@@ -11,28 +11,22 @@ public struct NodeHeartbeat: Service {
     let interval: Duration
     let logger: Logger
 
-    public init(store: any SyncStore, node: NodeInfo, interval: Duration = .seconds(5), logger: Logger = Logger(label: "tributary.node")) {
+    /// How often a node heartbeats.
+    public static let defaultInterval: Duration = .seconds(5)
+    /// A node whose heartbeat is older than this (three missed heartbeats) is reported stale.
+    public static let staleAfterSeconds: Double = 15
+
+    public init(store: any SyncStore, node: NodeInfo, interval: Duration = NodeHeartbeat.defaultInterval,
+                logger: Logger = Logger(label: "tributary.node")) {
         self.store = store
         self.node = node
         self.interval = interval
         self.logger = logger
     }
 
-    /// A node whose heartbeat is older than this is reported stale.
-    public static func staleAfter(interval: Duration = .seconds(5)) -> TimeInterval {
-        Double(interval.components.seconds) * 3
-    }
-
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await store.heartbeatNode(node, now: Date())
-                } catch {
-                    logger.warning("node heartbeat failed: \(error)")
-                }
-                try? await Task.sleep(for: interval)
-            }
+        await runPeriodically(every: interval, logger: logger, level: .warning, failure: "node heartbeat failed") {
+            try await store.heartbeatNode(node, now: Date())
         }
         try? await store.removeNode(id: node.id)
     }

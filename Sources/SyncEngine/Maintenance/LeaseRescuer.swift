@@ -20,12 +20,8 @@ public struct LeaseRescuer: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await rescueOnce()
-                try? await Task.sleep(for: interval)
-            }
-        }
+        // rescueOnce logs its own failures.
+        await runPeriodically(every: interval, logger: logger, failure: "lease rescue failed") { await rescueOnce() }
     }
 
     /// One pass; returns the rescued sync ids.

@@ -21,18 +21,11 @@ public struct Scheduler: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let queued = try await store.enqueueDueSchedules(now: Date())
-                    if !queued.isEmpty {
-                        logger.info("queued scheduled syncs", metadata: ["sync_ids": .string(queued.joined(separator: ","))])
-                        wakeUp.signal()
-                    }
-                } catch {
-                    logger.error("scheduling failed: \(error)")
-                }
-                try? await Task.sleep(for: interval)
+        await runPeriodically(every: interval, logger: logger, failure: "scheduling failed") {
+            let queued = try await store.enqueueDueSchedules(now: Date())
+            if !queued.isEmpty {
+                logger.info("queued scheduled syncs", metadata: ["sync_ids": .string(queued.joined(separator: ","))])
+                wakeUp.signal()
             }
         }
     }

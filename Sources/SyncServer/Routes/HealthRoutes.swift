@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SyncCore
+import SyncEngine
 import SyncStore
 
 /// Liveness, readiness and the served OpenAPI document.
@@ -67,8 +68,8 @@ struct HealthReport {
     var status: String
     var json: JSONValue
 
-    /// A node whose heartbeat is older than this is stale (three missed 5 s heartbeats).
-    static let staleNodeSeconds: Double = 15
+    /// A node whose heartbeat is older than this is stale (three missed heartbeats).
+    static let staleNodeSeconds = NodeHeartbeat.staleAfterSeconds
 
     static func evaluate(store: any SyncStore, now: Date) async -> HealthReport {
         let started = ContinuousClock.now

@@ -18,15 +18,6 @@ struct ClusterTests {
         return nodes
     }
 
-    func createSlowSource(_ client: APIClient, name: String = "slow", records: Int, pageSize: Int, delayMs: Int) async throws {
-        let r = try await client.post("/v1/sources", #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": \#(records), "page_size": \#(pageSize), "delay_ms_per_page": \#(delayMs)}}"#)
-        #expect(r.status == 201, "\(r.text)")
-    }
-
-    func sync(_ client: APIClient, _ id: String) async throws -> JSONValue {
-        try await client.get("/v1/syncs/\(id)").json
-    }
-
     /// The node of the sync's running attempt, once it runs.
     func runningNode(_ client: APIClient, _ id: String) async throws -> String {
         try await eventually(every: .milliseconds(10)) { () -> String? in
@@ -90,18 +81,7 @@ struct ClusterTests {
         #expect(done["result"]?["records_read"] == .number(2000))
         #expect(done["result"]?["records_updated"] == .number(0))
         #expect(done["result"]?["pages"] == .number(20))
-        var keys: [String] = []
-        var cursor: String?
-        repeat {
-            let page = try await survivor.client.get("/v1/sources/slow/records?limit=1000" + (cursor.map { "&after=\($0)" } ?? ""))
-            for item in page.json["items"]?.arrayValue ?? [] {
-                let key = try #require(item["key"]?.stringValue)
-                keys.append(key)
-                let expected = try parseJSON(SyntheticSource.record(Int(key)!))
-                #expect(item["data"] == expected)
-            }
-            cursor = page.json["next_cursor"]?.stringValue
-        } while cursor != nil
+        let keys = try await syntheticRecordKeys(survivor.client, source: "slow")
         #expect(keys.count == 2000)
         #expect(Set(keys).count == 2000)
         // The dead node shows as stale in /v1/health only after 15 s; it is listed already.

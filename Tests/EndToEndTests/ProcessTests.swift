@@ -7,15 +7,6 @@ import TestSupport
 /// The real binary as a process: killed, terminated, restarted on the same database.
 @Suite("Process lifecycle", .serialized)
 struct ProcessTests {
-    func createSlowSource(_ client: APIClient, records: Int, pageSize: Int, delayMs: Int) async throws {
-        let r = try await client.post("/v1/sources", #"{"name": "slow", "kind": "synthetic", "config": {"records": \#(records), "page_size": \#(pageSize), "delay_ms_per_page": \#(delayMs)}}"#)
-        #expect(r.status == 201, "\(r.text)")
-    }
-
-    func sync(_ client: APIClient, _ id: String) async throws -> JSONValue {
-        try await client.get("/v1/syncs/\(id)").json
-    }
-
     @Test func sigkillMidSyncThenRestartResumesFromTheCheckpointWithExactCounts() async throws {
         let dir = try TemporaryDirectory("e2e-kill")
         defer { dir.remove() }
@@ -46,18 +37,7 @@ struct ProcessTests {
         #expect(before >= 5)
 
         // The record store equals an uninterrupted run: every key once, every byte as generated.
-        var keys: [String] = []
-        var cursor: String?
-        repeat {
-            let page = try await second.client.get("/v1/sources/slow/records?limit=1000" + (cursor.map { "&after=\($0)" } ?? ""))
-            for item in page.json["items"]?.arrayValue ?? [] {
-                let key = try #require(item["key"]?.stringValue)
-                keys.append(key)
-                let expected = try parseJSON(SyntheticSource.record(Int(key)!))
-                #expect(item["data"] == expected)
-            }
-            cursor = page.json["next_cursor"]?.stringValue
-        } while cursor != nil
+        let keys = try await syntheticRecordKeys(second.client, source: "slow")
         #expect(keys.count == 2000)
         #expect(Set(keys).count == 2000)
         #expect(try await second.terminate() == 0)

@@ -11,17 +11,11 @@ import SyncCore
 /// `RETURNING (xmax = 0)` tells an insert from an update, and the rest are unchanged.
 /// A full sync then stamps the unchanged rows as seen in a second statement.
 enum PostgresRecordWriter {
-    struct Counts {
-        var created = 0
-        var updated = 0
-        var unchanged = 0
-    }
-
     static func upsert(
         _ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, markSeen: Bool, now: Double,
         connection: PostgresConnection, logger: Logger
-    ) async throws -> Counts {
-        var counts = Counts()
+    ) async throws -> UpsertCounts {
+        var counts = UpsertCounts()
         // One statement cannot touch a row twice, so a page that repeats a key is written in
         // rounds of distinct keys, in order: the later version wins, as it does in SQLite.
         for round in distinctRounds(records) {

@@ -19,7 +19,6 @@ public final class PostgresSyncStore: SyncStore {
     public static let channel = "tributary_events"
 
     let client: PostgresClient
-    let configuration: PostgresClient.Configuration
     let logger: Logger
     private let clientTask: Task<Void, Never>
 
@@ -33,7 +32,6 @@ public final class PostgresSyncStore: SyncStore {
         // give up after `connectionDeadline` (an outage reaches the API and workers as `unavailable`).
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
-        self.configuration = configuration
         self.logger = logger
         // The pool's own log: its warning that a lease came before `run()` started (the
         // task below starts a moment after init returns; requests just wait) is noise.

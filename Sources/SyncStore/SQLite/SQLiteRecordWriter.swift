@@ -15,12 +15,6 @@ import SyncCore
 /// - on a conflict, `UPDATE … WHERE hash differs or deleted`: `changes() == 1` means
 ///   updated, else unchanged; a full sync then stamps the unchanged row as seen.
 enum SQLiteRecordWriter {
-    struct Counts {
-        var created = 0
-        var updated = 0
-        var unchanged = 0
-    }
-
     static let insertSQL = """
         INSERT INTO records (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6)
@@ -35,8 +29,8 @@ enum SQLiteRecordWriter {
     /// SQLite copies bound values it must keep (`SQLITE_TRANSIENT`).
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
-    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, markSeen: Bool, now: Double, db: Database) throws -> Counts {
-        var counts = Counts()
+    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, markSeen: Bool, now: Double, db: Database) throws -> UpsertCounts {
+        var counts = UpsertCounts()
         let connection = db.sqliteConnection
         let insert = try db.cachedStatement(sql: insertSQL).sqliteStatement
         let update = try db.cachedStatement(sql: updateSQL).sqliteStatement

@@ -34,3 +34,10 @@ struct FinishChange {
         if case .released(let reason) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
     }
 }
+
+/// What upserting a page did to the record store: the counters both record writers return.
+struct UpsertCounts {
+    var created = 0
+    var updated = 0
+    var unchanged = 0
+}

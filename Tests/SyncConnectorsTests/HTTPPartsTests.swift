@@ -80,3 +80,16 @@ struct HTTPPartsTests {
         #expect(JSONPointer("/a~2") == nil)
     }
 }
+
+@Suite("Retry-After from a hostile upstream")
+struct RetryAfterParsingTests {
+    @Test(arguments: [
+        ("inf", nil), ("Infinity", nil), ("nan", nil), ("-5", nil), ("soon", nil), ("", nil),
+        ("99999999999999999999", UpstreamClient.retryAfterCeiling), ("1000000000000", UpstreamClient.retryAfterCeiling),
+        ("1e400", nil), ("1e12", UpstreamClient.retryAfterCeiling), ("120", 120), ("0", 0), ("1.5", 1.5),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", UpstreamClient.retryAfterCeiling),
+    ] as [(String, Double?)])
+    func isClampedOrIgnored(_ header: String, _ expected: Double?) {
+        #expect(UpstreamClient.retryAfter(header) == expected, "\(header)")
+    }
+}

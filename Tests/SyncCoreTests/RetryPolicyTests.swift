@@ -38,3 +38,22 @@ struct RetryPolicyTests {
         #expect(Set(bad.validationErrors().map(\.field)) == ["retry.max_attempts", "retry.initial_delay_seconds", "retry.multiplier"])
     }
 }
+
+@Suite("Hostile numbers from outside")
+struct HostileNumberTests {
+    let policy = RetryPolicy(maxAttempts: 5, initialDelaySeconds: 2, maxDelaySeconds: 30, multiplier: 2)
+
+    @Test(arguments: [Double.infinity, 1e12, 604_800, Double.nan, -5, -Double.infinity])
+    func aRetryWaitsAtMostMaxDelayWhateverRetryAfterSays(_ retryAfter: Double) {
+        let d = policy.delay(afterFailedAttempts: 1, retryAfter: retryAfter, random: { 0.5 })
+        #expect(d.isFinite)
+        #expect(d >= 0 && d <= 30)
+    }
+
+    @Test(arguments: [Double.infinity, -Double.infinity, Double.nan, 1e300, -1e300, 1e12 * 365 * 86_400])
+    func anyDateFormatsWithoutTrapping(_ seconds: Double) {
+        let text = Timestamp.format(Date(timeIntervalSince1970: seconds))
+        #expect(text.count == 24, "\(text)")
+        #expect(Timestamp.parse(text) != nil, "\(text)")
+    }
+}

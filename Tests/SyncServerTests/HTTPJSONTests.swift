@@ -11,19 +11,17 @@ import SyncServer
 import SyncStore
 import TestSupport
 
-/// A node with the http-json kind, against a fixture upstream; both torn down after.
+/// A node with the http-json kind on `backend`, against a fixture upstream; both torn down after.
 func withHTTPNode<T: Sendable>(
-    items: Int = 50, egress: EgressPolicy = .default,
-    _ body: @Sendable (any TestClientProtocol, FixtureUpstream, SQLiteSyncStore) async throws -> T
+    items: Int = 50, egress: EgressPolicy = .default, backend: StoreBackend = .sqlite,
+    _ body: @Sendable (any TestClientProtocol, FixtureUpstream, any SyncStore) async throws -> T
 ) async throws -> T {
     let fixture = FixtureUpstream(items: items)
     try await fixture.start()
-    let directory = try TemporaryDirectory("http")
     let upstream = UpstreamClient(egress: egress)
-    defer { directory.remove() }
+    let (store, cleanup) = try await backend.makeStore()
+    defer { cleanup() }
     do {
-        let store = try SQLiteSyncStore(path: directory.file("h.sqlite"))
-        try await store.migrate()
         let kinds = SourceKindRegistry.standard(client: upstream)
         let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 2, nodeID: "n"))
         let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool), configuration: ServerConfiguration())
@@ -217,6 +215,33 @@ struct HTTPJSONTests {
         }
     }
 
+    /// Each of these once trapped a node (Double → Int of infinity, Int64 overflow while
+    /// formatting) or scheduled a retry in the year 33715. The retry now waits at most
+    /// `max_delay_seconds`, and the node keeps answering and completes the sync.
+    @Test(arguments: ["inf", "99999999999999999999", "1000000000000", "nan", "-1", "Fri, 31 Dec 9999 23:59:59 GMT"])
+    func aHostileRetryAfterWaitsAtMostMaxDelayAndTrapsNothing(_ header: String) async throws {
+        try await withHTTPNode(items: 5) { client, fixture, _ in
+            _ = try await client.createHTTPSource("ra", #"""
+                {"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}
+                """#, extra: #", "retry": {"max_attempts": 3, "initial_delay_seconds": 0.5, "max_delay_seconds": 2}"#)
+            fixture.inject(.status(429, retryAfter: header), path: "/none", times: 1)
+            let id = try #require(try await client.call(.post, "/v1/sources/ra/syncs").json["id"]?.stringValue)
+            let retrying = try await eventually(timeout: .seconds(20), every: .milliseconds(5)) { () -> JSONValue? in
+                let s = try await client.call(.get, "/v1/syncs/\(id)").json
+                return s["status"] == .string("retrying") || s["status"] == .string("completed") ? s : nil
+            }
+            if retrying["status"] == .string("retrying") {
+                let next = try #require(retrying["next_retry_at"]?.stringValue.flatMap(Timestamp.parse), "\(header)")
+                #expect(next.timeIntervalSinceNow <= 2.5, "\(header): \(next)")
+            }
+            #expect(try await client.call(.get, "/v1/syncs").status == .ok)
+            let done = try await client.waitTerminal(id, timeout: .seconds(20))
+            #expect(done["status"] == .string("completed"), "\(header): \(done["error"] ?? .null)")
+            #expect(done["attempt"] == .number(2))
+            #expect(fixture.requests.count == 2)
+        }
+    }
+
     // A 2 s request timeout: 0.5 s timed out healthy requests when the whole suite (three-node
     // PostgreSQL clusters included) loads the two cores.
     @Test(arguments: [
@@ -267,10 +292,11 @@ struct HTTPJSONTests {
             #expect(sync["result"]?["records_failed"] == .number(4))
             #expect(sync["result"]?["records_read"] == .number(7))
             let keys = try await client.allRecords("rec").keys.sorted()
-            #expect(keys == [#"["e\"u","4"]"#, #"["eu","1"]"#, #"["us","1"]"#])
+            // Composite keys are JSON arrays of the parts: numbers canonical, strings quoted (docs/api.md, "Record keys").
+            #expect(keys == [#"["e\"u",4]"#, #"["eu",1]"#, #"["us",1]"#])
             let errors = try await client.call(.get, "/v1/syncs/\(sync["id"]!.stringValue!)/record-errors").json["items"]?.arrayValue ?? []
             #expect(errors.count == 4)
-            #expect(errors.compactMap { $0["record_key"]?.stringValue } == [#"["eu","3"]"#])
+            #expect(errors.compactMap { $0["record_key"]?.stringValue } == [#"["eu",3]"#])
             #expect(errors.allSatisfy { $0["page"] == .number(1) && ($0["message"]?.stringValue?.isEmpty == false) })
         }
     }

@@ -32,6 +32,29 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A retry time from outside (an upstream's `Retry-After`, an older version's stored
+    /// `Infinity`) is stored clamped and reads back as a time every reader can format.
+    @Test(arguments: StoreBackend.allCases)
+    func anAbsurdRetryTimeIsStoredClampedAndReadsBack(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            for absurd in [Double.infinity, 1e15, -Double.infinity] {
+                let source = try await store.createSource(makeSource())
+                _ = try await enqueue(store, source)
+                let claimed = try await claim(store)
+                let error = SyncError(.upstreamRateLimited, "HTTP 429 from upstream", retryable: true)
+                let sync = try await store.finish(claimed.lease, outcome: .retrying(error, nextRetryAt: Date(timeIntervalSince1970: absurd)), now: Date())
+                let next = try #require(sync.nextRetryAt)
+                #expect(next.timeIntervalSince1970 >= -62_135_596_800 && next.timeIntervalSince1970 < 253_402_300_800, "\(absurd)")
+                #expect(Timestamp.parse(Timestamp.format(next)) != nil)
+                let read = try #require(try await store.sync(id: sync.id))
+                #expect(read.nextRetryAt == next)
+                _ = try await store.nextRunAt()
+                _ = try await store.listSyncs(SyncFilter(sourceID: source.id), limit: 10, before: nil)
+                _ = try await store.requestCancel(syncID: sync.id, now: Date())
+            }
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func fiftyConcurrentTriggersQueueExactlyOneSync(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in

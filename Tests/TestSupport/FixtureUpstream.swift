@@ -41,6 +41,39 @@ public final class FixtureUpstream: Sendable {
         case body(String)
     }
 
+    /// A scripted answer for `/s/…` routes (see ``script(_:)``).
+    public struct Scripted: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: String
+        /// Send the body one byte at a time with this pause between bytes (a slow upstream).
+        public var trickle: Duration?
+        /// Wait this long before answering.
+        public var delay: Duration?
+        public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: String,
+                    trickle: Duration? = nil, delay: Duration? = nil) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+            self.trickle = trickle
+            self.delay = delay
+        }
+        public static func json(_ body: String) -> Scripted { Scripted(body: body) }
+    }
+
+    /// A request as a script sees it: the path under `/s`, the decoded query, the headers.
+    public struct ScriptRequest: Sendable {
+        public var path: String
+        public var query: [String: String]
+        public var rawQuery: String
+        public var headers: [String: String]
+    }
+
+    public typealias Script = @Sendable (ScriptRequest) -> Scripted
+
+    /// Answers every request under `/s/` with `script` (the faults still come first).
+    public func script(_ script: @escaping Script) { scriptHandler.withLock { $0 = script } }
+
     public struct LoggedRequest: Sendable {
         public var path: String
         public var query: String
@@ -60,12 +93,16 @@ public final class FixtureUpstream: Sendable {
     public func setDelay(seconds: Double) { state.withLock { $0.delay = seconds } }
 
     let state = Mutex(State())
+    private let scriptHandler = Mutex<Script?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let portValue = Mutex(0)
     public var port: Int { portValue.withLock { $0 } }
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// The loopback address it listens on (127.0.0.1 unless given: 127.0.0.2 is another origin).
+    public let host: String
+    public var baseURL: String { "http://\(host):\(port)" }
 
-    public init(items: Int = 0) {
+    public init(items: Int = 0, host: String = "127.0.0.1") {
+        self.host = host
         insert(count: items)
     }
 
@@ -123,10 +160,11 @@ public final class FixtureUpstream: Sendable {
         for path in ["/none", "/next", "/link", "/cursor", "/page", "/offset"] {
             router.get(RouterPath(path)) { request, _ in try await self.respond(path: path, request: request) }
         }
+        router.get("/s/**") { request, _ in try await self.respondScripted(request) }
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "fixture")
         logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: 0)),
                               onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
         task.withLock { $0 = Task { try await app.run() } }
         var iterator = stream.makeAsyncIterator()
@@ -144,6 +182,8 @@ public final class FixtureUpstream: Sendable {
         let query = request.uri.queryParameters
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
+        // HTTP/1.1's Host travels as the :authority pseudo-header in HTTPTypes.
+        if let authority = request.head.authority { headers["host"] = authority }
         let fault: Fault? = state.withLock { s in
             s.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers))
             guard let i = s.faults.firstIndex(where: { $0.path == path }) else { return nil }
@@ -197,6 +237,33 @@ public final class FixtureUpstream: Sendable {
             let limit = int("limit", 10)
             return Self.json(#"{"results":\#(rows(all.dropFirst(offset).prefix(limit)))}"#)
         }
+    }
+
+    func respondScripted(_ request: Request) async throws -> Response {
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        // HTTP/1.1's Host travels as the :authority pseudo-header in HTTPTypes.
+        if let authority = request.head.authority { headers["host"] = authority }
+        let path = request.uri.path
+        state.withLock { $0.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers)) }
+        var query: [String: String] = [:]
+        for (k, v) in request.uri.queryParameters { query[String(k)] = String(v) }
+        guard let script = scriptHandler.withLock({ $0 }) else { return Response(status: .notFound) }
+        let answer = script(ScriptRequest(path: String(path.dropFirst(2)), query: query, rawQuery: request.uri.query ?? "", headers: headers))
+        if let delay = answer.delay { try await Task.sleep(for: delay) }
+        var fields = HTTPFields()
+        for (name, value) in answer.headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        guard let trickle = answer.trickle else {
+            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+        }
+        let bytes = Array(answer.body.utf8)
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody { writer in
+            for byte in bytes {
+                try await writer.write(ByteBuffer(bytes: [byte]))
+                try await Task.sleep(for: trickle)
+            }
+            try await writer.finish(nil)
+        })
     }
 
     func serve(_ fault: Fault) async throws -> Response {

@@ -20,6 +20,16 @@ public struct HTTPJSONConfig: Sendable, Equatable {
     public struct Incremental: Sendable, Equatable {
         public var cursorField: String
         public var param: String
+        /// The upstream returns records in ascending cursor order, so the saved cursor may
+        /// move with every page instead of only when the sync completes.
+        public var sorted: Bool = false
+    }
+
+    /// Which redirects carry the configured headers (see ``UpstreamClient``).
+    public enum FollowRedirects: String, Sendable, Equatable, CaseIterable {
+        case sameOrigin = "same-origin"
+        case any
+        case none
     }
 
     public var url: URL
@@ -35,17 +45,19 @@ public struct HTTPJSONConfig: Sendable, Equatable {
     public var requestBackoffSeconds: Double
     public var maxRecordBytes: Int
     public var maxPageBytes: Int
+    public var followRedirects: FollowRedirects = .sameOrigin
 
     public static func == (a: HTTPJSONConfig, b: HTTPJSONConfig) -> Bool {
         a.url == b.url && a.query.elementsEqual(b.query, by: ==) && a.headers.elementsEqual(b.headers, by: ==)
             && a.recordsPath == b.recordsPath && a.primaryKey == b.primaryKey && a.pagination == b.pagination
             && a.incremental == b.incremental && a.timeoutSeconds == b.timeoutSeconds && a.maxRequestRetries == b.maxRequestRetries
             && a.requestBackoffSeconds == b.requestBackoffSeconds && a.maxRecordBytes == b.maxRecordBytes && a.maxPageBytes == b.maxPageBytes
+            && a.followRedirects == b.followRedirects
     }
 
     static let knownKeys: Set<String> = [
         "url", "query", "headers", "records_path", "primary_key", "pagination", "incremental", "timeout_seconds",
-        "max_request_retries", "request_backoff_seconds", "max_record_bytes", "max_page_bytes",
+        "max_request_retries", "request_backoff_seconds", "max_record_bytes", "max_page_bytes", "follow_redirects",
     ]
 
     /// Parses `config`, collecting every problem as a field error under `config.`.
@@ -160,8 +172,12 @@ public struct HTTPJSONConfig: Sendable, Equatable {
                 let param = o["param"]?.stringValue ?? ""
                 if field.isEmpty { err("incremental.cursor_field", "is required") }
                 if param.isEmpty { err("incremental.param", "is required") }
-                for key in o.keys where key != "cursor_field" && key != "param" { err("incremental.\(key)", "unknown field") }
-                incremental = Incremental(cursorField: field, param: param)
+                var sorted = false
+                if let value = o["sorted"] {
+                    if let b = value.boolValue { sorted = b } else { err("incremental.sorted", "must be true or false") }
+                }
+                for key in o.keys where !["cursor_field", "param", "sorted"].contains(key) { err("incremental.\(key)", "unknown field") }
+                incremental = Incremental(cursorField: field, param: param, sorted: sorted)
             } else {
                 err("incremental", "must be an object with cursor_field and param")
             }
@@ -182,11 +198,35 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         let maxRecord = Int(number("max_record_bytes", 64...67_108_864, 1_048_576))
         let maxPage = Int(number("max_page_bytes", 1024...1_073_741_824, 67_108_864))
 
+        var followRedirects = FollowRedirects.sameOrigin
+        if let value = config["follow_redirects"] {
+            if let parsed = value.stringValue.flatMap(FollowRedirects.init(rawValue:)) {
+                followRedirects = parsed
+            } else {
+                err("follow_redirects", "must be one of: same-origin, any, none")
+            }
+        }
+
         guard errors.isEmpty else { return .failure(FieldErrors(errors: errors)) }
-        return .success(HTTPJSONConfig(
+        var parsed = HTTPJSONConfig(
             url: url, query: query, headers: headers, recordsPath: recordsPath, primaryKey: primaryKey,
             pagination: pagination, incremental: incremental, timeoutSeconds: timeout, maxRequestRetries: retries,
-            requestBackoffSeconds: backoff, maxRecordBytes: maxRecord, maxPageBytes: maxPage))
+            requestBackoffSeconds: backoff, maxRecordBytes: maxRecord, maxPageBytes: maxPage)
+        parsed.followRedirects = followRedirects
+        return .success(parsed)
+    }
+
+    /// A fingerprint of what decides which pages a sync reads and how they become records
+    /// (not of headers or timeouts): a checkpoint written under another fingerprint is not
+    /// continued (see ``HTTPJSONSource``).
+    public var readFingerprint: String {
+        var text = url.absoluteString
+        for (k, v) in query { text += "\u{0}q\u{0}\(k)\u{0}\(v)" }
+        text += "\u{0}r\u{0}\(recordsPath.description)\u{0}k\u{0}\(primaryKey.joined(separator: "\u{0}"))"
+        text += "\u{0}p\u{0}\(pagination)"
+        if let incremental { text += "\u{0}i\u{0}\(incremental.cursorField)\u{0}\(incremental.param)" }
+        let hash = UInt64(bitPattern: ContentHash.of(Array(text.utf8)))
+        return String(hash, radix: 16)
     }
 
     static func isValidHeader(name: String, value: String) -> Bool {
@@ -201,11 +241,12 @@ public struct FieldErrors: Error, Sendable {
 }
 
 extension JSONValue {
-    /// The text of a scalar as a query parameter or key: strings as is, integers without `.0`.
+    /// The text of a scalar as a query parameter: strings as is, numbers in their canonical
+    /// digits (`1000`, never `1e+3` or `1000.0`).
     public static func scalarText(_ value: JSONValue) -> String? {
         switch value {
         case .string(let s): s
-        case .number(let n): n.rounded() == n && abs(n) < 9.0e15 ? String(Int64(n)) : String(n)
+        case .number: value.exactNumber?.canonical
         case .bool(let b): b ? "true" : "false"
         default: nil
         }

@@ -51,43 +51,92 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
     }
 }
 
-/// Reads one http-json source. The checkpoint is an object: `url` (next_url, link_header),
-/// `cursor`, `page` or `offset` for where the next page starts, `since` (the incremental
-/// cursor this sync filters by, fixed for the whole sync) and `max_cursor` (the largest
-/// cursor value committed so far).
+/// Reads one http-json source, one instance per attempt.
+///
+/// The checkpoint is an object: `url` (next_url, link_header), `cursor`, `page` or `offset`
+/// for where the next page starts; `since` (the incremental cursor this sync filters by,
+/// fixed for the whole sync); `max_cursor` (the largest cursor value read so far by this
+/// sync); `read` (a fingerprint of the config that decides what the pages are).
+///
+/// Two rules keep records from being skipped:
+/// - The source's saved cursor moves only with the sync's last page, in the transaction
+///   that completes it, unless the config declares the upstream sorted by the cursor
+///   (`incremental.sorted: true`), when it moves with every page. An upstream that is not
+///   sorted may send a large cursor on page 1 and a small one on page 5: a sync that stops
+///   at page 3 must not save the large one, or the next sync skips the rest.
+/// - A checkpoint written under another `read` fingerprint (the URL, query, pagination,
+///   records path, key or cursor changed since the sync started) is not continued: the read
+///   starts again from the first page. Nothing is deleted on the way (a full sync deletes
+///   only what neither read saw).
 struct HTTPJSONSource: SyncSource {
     let config: HTTPJSONConfig
     let client: UpstreamClient
     let limiter: RateLimiter?
     let since: JSONValue?
     let savedCursor: JSONValue?
+    let readFingerprint: String
+    /// Pages and cursors requested in this attempt, to catch a pagination cycle.
+    let visited = VisitedSet()
+
+    init(config: HTTPJSONConfig, client: UpstreamClient, limiter: RateLimiter?, since: JSONValue?, savedCursor: JSONValue?) {
+        self.config = config
+        self.client = client
+        self.limiter = limiter
+        self.since = since
+        self.savedCursor = savedCursor
+        readFingerprint = config.readFingerprint
+    }
 
     func readPage(_ request: PageRequest) async throws -> SourcePage {
-        let checkpoint = request.checkpoint?.objectValue
+        var checkpoint = request.checkpoint?.objectValue
+        if let read = checkpoint?["read"]?.stringValue, read != readFingerprint {
+            // Started under another config: keep what the sync filters by, read from the start.
+            checkpoint = checkpoint?.filter { $0.key == "since" || $0.key == "max_cursor" }
+        }
         let since = checkpoint == nil ? self.since : checkpoint?["since"].flatMap { $0.isNull ? nil : $0 }
         let previousMax = checkpoint == nil ? savedCursor : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
         let url = try pageURL(checkpoint: checkpoint, since: since)
+        visited.insert(url.absoluteString)
+        let currentCursor = checkpoint?["cursor"]?.stringValue
+        if let currentCursor { visited.insert("cursor:" + currentCursor) }
         let response = try await client.get(url, config: config, limiter: limiter)
         try Task.checkCancellation()
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
-        var next: JSONObject? = ["since": since ?? .null]
+        func cycle(_ what: String) -> SyncError {
+            SyncErrorFactory.invalidResponse("the upstream's next \(what) was already read in this sync (a pagination loop)", status: response.status)
+        }
+        var next: JSONObject? = ["since": since ?? .null, "read": .string(readFingerprint)]
         switch config.pagination {
         case .none:
             next = nil
-        case .nextURL:
-            if let value = parsed.paginationValue {
+        case .nextURL, .linkHeader:
+            var target: URL?
+            if case .nextURL = config.pagination, let value = parsed.paginationValue {
                 guard let resolved = URL(string: value, relativeTo: url)?.absoluteURL, resolved.scheme?.hasPrefix("http") == true else {
                     throw SyncErrorFactory.invalidResponse("the next-page URL \"\(value.prefix(200))\" is not a URL", status: response.status)
                 }
-                next?["url"] = .string(resolved.absoluteString)
-            } else { next = nil }
-        case .linkHeader:
-            if let link = LinkHeader.next(response.headers[canonicalForm: "link"].joined(separator: ", "), base: url) {
-                next?["url"] = .string(link.absoluteString)
-            } else { next = nil }
+                target = resolved
+            } else if case .linkHeader = config.pagination {
+                // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
+                let link = response.headers["link"]
+                target = LinkHeader.next(link.isEmpty ? nil : link.joined(separator: ", "), base: url)
+            }
+            if let target, target.absoluteString != url.absoluteString {
+                guard !visited.contains(target.absoluteString) else { throw cycle("page URL") }
+                next?["url"] = .string(target.absoluteString)
+            } else {
+                // No next page, or a page that names itself as the next: this was the last page.
+                next = nil
+            }
         case .cursor:
-            if let value = parsed.paginationValue { next?["cursor"] = .string(value) } else { next = nil }
+            if let value = parsed.paginationValue, value != currentCursor {
+                guard !visited.contains("cursor:" + value) else { throw cycle("cursor") }
+                next?["cursor"] = .string(value)
+            } else {
+                // No cursor, or the cursor just sent again (on an empty page or not): the end.
+                next = nil
+            }
         case .page(_, _, _, let start):
             let current = checkpoint?["page"]?.intValue ?? start
             if parsed.elementCount > 0 { next?["page"] = .number(Double(current + 1)) } else { next = nil }
@@ -95,17 +144,17 @@ struct HTTPJSONSource: SyncSource {
             let current = checkpoint?["offset"]?.intValue ?? 0
             if parsed.elementCount > 0 { next?["offset"] = .number(Double(current + parsed.elementCount)) } else { next = nil }
         }
-        if let nextURL = next?["url"]?.stringValue, nextURL == url.absoluteString {
-            throw SyncErrorFactory.invalidResponse("the upstream's next page is the page just read (a pagination loop)", status: response.status)
-        }
 
-        var state: JSONObject?
         var runningMax = previousMax
         if let pageMax = parsed.maxCursor, runningMax == nil || CursorOrder.isGreater(pageMax, than: runningMax!) {
             runningMax = pageMax
-            state = ["cursor": pageMax]
         }
         next?["max_cursor"] = runningMax ?? .null
+        var state: JSONObject?
+        let cursorMayMove = next == nil || config.incremental?.sorted == true
+        if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!) {
+            state = ["cursor": runningMax]
+        }
         return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: response.body.count,
                           next: next.map(JSONValue.object), sourceState: state)
     }
@@ -134,6 +183,23 @@ struct HTTPJSONSource: SyncSource {
         }
         return QueryString.appending(params, to: config.url)
     }
+}
+
+/// What one attempt has requested, as hashes: a bounded set that tells a pagination cycle
+/// (`/p → /q → /p`, a cursor seen before) from progress. Past ``limit`` entries it starts
+/// afresh, so a cycle longer than that is caught one lap later rather than never.
+final class VisitedSet: Sendable {
+    static let limit = 100_000
+    private let seen = Mutex<Set<Int>>([])
+
+    func insert(_ value: String) {
+        seen.withLock { set in
+            if set.count >= Self.limit { set.removeAll(keepingCapacity: true) }
+            set.insert(value.hashValue)
+        }
+    }
+
+    func contains(_ value: String) -> Bool { seen.withLock { $0.contains(value.hashValue) } }
 }
 
 /// Query strings with RFC 3986 unreserved characters only (so `+` in a timestamp stays a plus).

@@ -23,8 +23,14 @@ struct PageParser {
         }
     }
 
+    /// A UTF-8 byte order mark, which RFC 8259 §8.1 lets a parser ignore.
+    static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
     func parse(_ body: [UInt8], pageNumber: Int, status: Int) throws(SyncError) -> Parsed {
-        try body.withUnsafeBufferPointer { (buffer) throws(SyncError) -> Parsed in
+        if body.starts(with: Self.byteOrderMark) {
+            return try parse(Array(body.dropFirst(Self.byteOrderMark.count)), pageNumber: pageNumber, status: status)
+        }
+        return try body.withUnsafeBufferPointer { (buffer) throws(SyncError) -> Parsed in
             let pointers = [config.recordsPath] + (paginationPath.map { [$0] } ?? [])
             let located: [JSONScanner.Value?]
             do {
@@ -51,39 +57,40 @@ struct PageParser {
             let keyCount = config.primaryKey.count
             JSONScanner.forEachElement(of: array, in: buffer, members: fields) { element, members in
                 parsed.elementCount += 1
+                func recordError(_ key: String?, _ message: String) {
+                    parsed.recordErrors.append(RecordError(page: pageNumber, recordKey: key, message: message))
+                }
                 guard element.kind == .object else {
-                    parsed.recordErrors.append(RecordError(page: pageNumber, recordKey: nil, message: "record is a JSON \(element.kind), not an object"))
+                    recordError(nil, "record is a JSON \(element.kind), not an object")
                     return
                 }
-                var components: [String] = []
-                for i in config.primaryKey.indices {
-                    guard let value = members[i] else { break }
-                    switch value.kind {
-                    case .string: components.append(JSONScanner.string(value, in: buffer) ?? "")
-                    case .number: components.append(JSONScanner.literal(value, in: buffer))
-                    default: break
-                    }
-                    if components.count != i + 1 { break }
-                }
-                guard components.count == keyCount else {
-                    let missing = config.primaryKey[components.count]
-                    parsed.recordErrors.append(RecordError(
-                        page: pageNumber, recordKey: nil,
-                        message: "record has no usable primary key field \"\(missing)\" (a string or number is required)"))
-                    return
-                }
-                let key = keyCount == 1 ? components[0] : Self.compositeKey(components)
-                if element.range.count > config.maxRecordBytes {
-                    parsed.recordErrors.append(RecordError(
-                        page: pageNumber, recordKey: key,
-                        message: "record is \(element.range.count) bytes, over max_record_bytes \(config.maxRecordBytes)"))
-                    return
-                }
-                if config.incremental != nil, let value = members[keyCount] {
-                    let cursor: JSONValue? = switch value.kind {
-                    case .string: JSONScanner.string(value, in: buffer).map(JSONValue.string)
-                    case .number: Double(JSONScanner.literal(value, in: buffer)).map(JSONValue.number)
+                var parts: [RecordKey.Part] = []
+                for (i, field) in config.primaryKey.enumerated() {
+                    let part: RecordKey.Part? = switch members[i]?.kind {
+                    case .string?: JSONScanner.string(members[i]!, in: buffer).map(RecordKey.Part.string)
+                    case .number?: ExactNumber(JSONScanner.literal(members[i]!, in: buffer)).map(RecordKey.Part.number)
                     default: nil
+                    }
+                    guard let part else {
+                        recordError(nil, "record has no usable primary key field \"\(field)\" (a string or number is required)")
+                        return
+                    }
+                    parts.append(part)
+                }
+                let key = RecordKey.encode(parts)
+                if element.range.count > config.maxRecordBytes {
+                    recordError(key, "record is \(element.range.count) bytes, over max_record_bytes \(config.maxRecordBytes)")
+                    return
+                }
+                if let incremental = config.incremental, let value = members[keyCount] {
+                    let cursor: JSONValue?
+                    switch value.kind {
+                    case .string: cursor = JSONScanner.string(value, in: buffer).map(JSONValue.string)
+                    case .number: cursor = ExactNumber(JSONScanner.literal(value, in: buffer))?.jsonValue
+                    case .null: cursor = nil
+                    case .bool, .object, .array:
+                        recordError(key, "the cursor field \"\(incremental.cursorField)\" is a JSON \(value.kind), not a string or number")
+                        return
                     }
                     if let cursor { parsed.maxCursor = CursorOrder.max(parsed.maxCursor, cursor) }
                 }
@@ -92,39 +99,15 @@ struct PageParser {
             return parsed
         }
     }
-
-    /// A stable encoding of a composite key: a JSON array of the components' texts.
-    static func compositeKey(_ components: [String]) -> String {
-        "[" + components.map(jsonQuoted).joined(separator: ",") + "]"
-    }
-
-    static func jsonQuoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
-/// How incremental cursor values compare: numbers numerically, anything else as strings
-/// (RFC 3339 timestamps in one format order correctly as strings).
+/// How incremental cursor values compare: numbers exactly by value (a JSON number, or a
+/// string holding one, as a cursor too long for a float is stored), anything else as
+/// strings (RFC 3339 timestamps in one format order correctly as strings).
 public enum CursorOrder {
     public static func isGreater(_ a: JSONValue, than b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.number(let x), .number(let y)): x > y
-        default: (JSONValue.scalarText(a) ?? "") > (JSONValue.scalarText(b) ?? "")
-        }
+        if let x = a.exactNumber, let y = b.exactNumber { return x > y }
+        return (JSONValue.scalarText(a) ?? "") > (JSONValue.scalarText(b) ?? "")
     }
 
     public static func max(_ a: JSONValue?, _ b: JSONValue) -> JSONValue {

@@ -49,7 +49,9 @@ public final class UpstreamClient: Sendable {
             let failure: SyncError
             do {
                 if let limiter { try await limiter.acquire() }
-                let response = try await fetchFollowingRedirects(url, config: config)
+                let response = try await withDeadline(seconds: config.timeoutSeconds) {
+                    try await self.fetchFollowingRedirects(url, config: config)
+                }
                 switch response.status {
                 case 200..<300: return response
                 case 401, 403:
@@ -78,22 +80,58 @@ public final class UpstreamClient: Sendable {
         }
     }
 
+    /// Runs `operation` (a request: headers, body and redirects) with `timeout_seconds` as a
+    /// deadline on the whole of it: an upstream that sends its headers and then one byte a
+    /// second is cut off like one that never answers (`upstream_timeout`).
+    func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            // The first to finish decides; cancelling the other aborts the request in flight.
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let result = first else { throw HTTPClientError.deadlineExceeded }
+            return result
+        }
+    }
+
     /// One request, following up to five redirects, each target vetted by the egress policy.
+    ///
+    /// `follow_redirects` decides what a redirect may take along: `same-origin` (the default)
+    /// follows every redirect but sends the configured headers only to the source URL's own
+    /// origin (scheme, host and port), so an `Authorization` never reaches a host it was not
+    /// written for; `any` sends them to every hop; `none` follows no redirect (the 3xx fails
+    /// the attempt as `upstream_client_error`). No cookies are kept or sent.
     func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig) async throws -> Response {
         var url = start
+        let origin = Self.origin(of: start)
         for _ in 0...Self.maxRedirects {
-            let response = try await fetchOnce(url, config: config)
-            guard [301, 302, 303, 307, 308].contains(response.status), let location = response.headers.first(name: "location"),
-                  let next = URL(string: location, relativeTo: url)?.absoluteURL else { return response }
-            guard next.scheme == "http" || next.scheme == "https" else {
-                throw SyncError(.upstreamClientError, "redirect to a non-HTTP URL", retryable: false, httpStatus: response.status)
+            let withHeaders = config.followRedirects == .any || Self.origin(of: url) == origin
+            let response = try await fetchOnce(url, config: config, configuredHeaders: withHeaders)
+            guard [301, 302, 303, 307, 308].contains(response.status) else { return response }
+            guard config.followRedirects != .none else {
+                throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect, and follow_redirects is none", retryable: false, httpStatus: response.status)
+            }
+            guard let location = response.headers.first(name: "location"), let next = URL(string: location, relativeTo: url)?.absoluteURL,
+                  let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https", next.host?.isEmpty == false else {
+                throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect to a missing or non-HTTP location", retryable: false, httpStatus: response.status)
             }
             url = next
         }
         throw SyncError(.upstreamClientError, "more than \(Self.maxRedirects) redirects", retryable: false)
     }
 
-    func fetchOnce(_ url: URL, config: HTTPJSONConfig) async throws -> Response {
+    /// Scheme, host and effective port: what "same origin" compares (RFC 6454).
+    static func origin(of url: URL) -> String {
+        let scheme = url.scheme?.lowercased() ?? ""
+        return "\(scheme)://\(url.host?.lowercased() ?? ""):\(url.port ?? (scheme == "https" ? 443 : 80))"
+    }
+
+    func fetchOnce(_ url: URL, config: HTTPJSONConfig, configuredHeaders: Bool) async throws -> Response {
         guard let host = url.host, let scheme = url.scheme?.lowercased() else {
             throw SyncError(.configInvalid, "not an absolute URL", retryable: false)
         }
@@ -108,13 +146,17 @@ public final class UpstreamClient: Sendable {
             components.percentEncodedHost = address.count == 16 ? "[\(literal)]" : literal
             target = components.string ?? target
             request = HTTPClientRequest(url: target)
-            request.headers.add(name: "Host", value: url.port.map { "\(host):\($0)" } ?? host)
+            // An IPv6 literal keeps its brackets in Host (RFC 9110 §7.2).
+            let hostText = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            request.headers.add(name: "Host", value: url.port.map { "\(hostText):\($0)" } ?? hostText)
         }
         request.method = .GET
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         request.headers.add(name: "User-Agent", value: "tributary/1")
-        for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
+        if configuredHeaders {
+            for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
+        }
         let response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
         let status = Int(response.status.code)
         var body: ByteBuffer
@@ -138,6 +180,10 @@ public final class UpstreamClient: Sendable {
                 return SyncErrorFactory.unavailable("HTTP client error: \(e.description)")
             }
         }
+        if String(reflecting: type(of: error)).contains("DecompressionError") {
+            // A gzip bomb (over the 200× ratio) or a corrupt stream: the same bytes fail again.
+            return SyncErrorFactory.invalidResponse("the compressed body is corrupt or inflates past 200 times its size", status: nil)
+        }
         let text = String(describing: error)
         if text.contains("connectTimeout") || text.contains("timeout") {
             return SyncError(.upstreamTimeout, "connecting to the upstream timed out", retryable: true)
@@ -151,16 +197,29 @@ public final class UpstreamClient: Sendable {
         return SyncErrorFactory.unavailable("cannot reach the upstream: \(type(of: error))")
     }
 
-    /// `Retry-After` as seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+    /// The longest `Retry-After` believed: 7 days, the largest `retry.max_delay_seconds`.
+    public static let retryAfterCeiling: Double = 604_800
+
+    /// `Retry-After` as seconds in `0...retryAfterCeiling`: delta-seconds or an HTTP-date
+    /// (RFC 9110 §10.2.3). Hostile values are clamped or ignored, never trusted: `inf`,
+    /// `nan`, negative numbers and text are ignored (`nil`); `99999999999999999999` and a
+    /// date in the year 9999 become the ceiling.
     public static func retryAfter(_ value: String?, now: Date = Date()) -> Double? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Double(value), seconds >= 0 { return seconds }
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty, value.utf8.count <= 64 else { return nil }
+        if value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // Digits only, however many: no conversion that can overflow.
+            return value.utf8.count > 7 ? retryAfterCeiling : min(retryAfterCeiling, Double(value)!)
+        }
+        if let seconds = Double(value) {
+            // Not RFC 9110's form, but some upstreams send "1.5": accepted when finite and not negative.
+            return seconds.isFinite && seconds >= 0 ? min(retryAfterCeiling, seconds) : nil
+        }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
-        return max(0, date.timeIntervalSince(now))
+        return min(retryAfterCeiling, max(0, date.timeIntervalSince(now)))
     }
 }
 
@@ -186,7 +245,7 @@ public final class RateLimiter: Sendable {
             let wait = state.withLock { s -> Double in
                 let now = ContinuousClock.now
                 let elapsed = now - s.last
-                s.tokens = min(burst, s.tokens + (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * rate)
+                s.tokens = min(burst, s.tokens + elapsed.inSeconds * rate)
                 s.last = now
                 if s.tokens >= 1 {
                     s.tokens -= 1

@@ -55,8 +55,8 @@ public struct JSONScanner {
     }
 
     /// Calls `body` with each element of the (already validated) array at `array` and, for
-    /// object elements, the values of the named top-level members: one walk over each
-    /// element instead of one to skip it and another to read its members.
+    /// object elements, the values of the named top-level members (the last of a repeated
+    /// member): one walk over each element instead of one to skip it and another to read its members.
     public static func forEachElement(
         of array: Value, in document: UnsafeBufferPointer<UInt8>, members names: [String], _ body: (Value, [Value?]) -> Void
     ) {
@@ -88,7 +88,8 @@ public struct JSONScanner {
                         let valueStart = scanner.index
                         let valueKind = scanner.kindAtIndex()
                         _ = try? scanner.scanValue(depth: 2, paths: [], found: &ignored)
-                        for i in wanted.indices where found[i] == nil && scanner.keyEquals(keyRange, wanted[i]) {
+                        // A repeated member: the last one wins, as it does when the stored bytes are parsed later.
+                        for i in wanted.indices where scanner.keyEquals(keyRange, wanted[i]) {
                             found[i] = Value(range: valueStart..<scanner.index, kind: valueKind)
                         }
                         scanner.skipWhitespace()

@@ -3,7 +3,8 @@
 /// Delays grow exponentially (`initial * multiplier^(n-1)`), are capped at
 /// `maxDelaySeconds`, and use *full jitter*: the actual delay is uniform in
 /// `[0, cap]`, so that many syncs failing together do not retry together.
-/// A `Retry-After` from the upstream is a floor.
+/// A `Retry-After` from the upstream is a floor, but never past `maxDelaySeconds`:
+/// whatever an upstream asks for, a retry waits at most that long.
 public struct RetryPolicy: Sendable, Codable, Equatable {
     public var maxAttempts: Int
     public var initialDelaySeconds: Double
@@ -56,11 +57,16 @@ public struct RetryPolicy: Sendable, Codable, Equatable {
     /// The delay before the next attempt after `failedAttempts` failures, with full jitter.
     /// - Parameters:
     ///   - failedAttempts: how many attempts have failed so far (1 after the first failure).
-    ///   - retryAfter: the upstream's `Retry-After`, used as a floor.
+    ///   - retryAfter: the upstream's `Retry-After`, used as a floor up to `maxDelaySeconds`
+    ///     (a negative, NaN or infinite value is ignored).
     ///   - random: a source of uniform numbers in `[0, 1)`; injectable for tests.
+    /// - Returns: seconds in `0...maxDelaySeconds`.
     public func delay(afterFailedAttempts failedAttempts: Int, retryAfter: Double? = nil, random: () -> Double = { Double.random(in: 0..<1) }) -> Double {
         let jittered = cap(afterFailedAttempts: failedAttempts) * random()
-        return max(jittered, retryAfter ?? 0)
+        let floor = retryAfter.flatMap { $0.isFinite && $0 > 0 ? $0 : nil } ?? 0
+        let bound = maxDelaySeconds.isFinite ? max(0, maxDelaySeconds) : RetryPolicy.default.maxDelaySeconds
+        let delay = max(jittered.isFinite ? jittered : bound, floor)
+        return min(delay, bound)
     }
 }
 

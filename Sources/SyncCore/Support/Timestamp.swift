@@ -14,7 +14,7 @@ public enum Timestamp {
     /// Formatted by hand: Foundation's ISO 8601 style truncates the binary fraction
     /// (`.123` becomes `.122`) and is slow on a path that renders every sync.
     public static func format(_ date: Date) -> String {
-        let totalMs = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let totalMs = Int64((clamped(date).timeIntervalSince1970 * 1000).rounded())
         var seconds = time_t(totalMs >= 0 ? totalMs / 1000 : (totalMs - 999) / 1000)
         let ms = Int(totalMs - Int64(seconds) * 1000)
         var parts = tm()
@@ -25,6 +25,18 @@ public enum Timestamp {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+    }
+
+    /// The earliest and latest instants RFC 3339 can write (years 0001 to 9999).
+    public static let earliest = Date(timeIntervalSince1970: -62_135_596_800)
+    public static let latest = Date(timeIntervalSince1970: 253_402_300_799.999)
+
+    /// `date` moved into ``earliest``...``latest`` (NaN becomes 1970): a stored value from
+    /// outside, however absurd, never traps a reader or a timer.
+    public static func clamped(_ date: Date) -> Date {
+        let t = date.timeIntervalSince1970
+        guard !t.isNaN else { return Date(timeIntervalSince1970: 0) }
+        return min(max(date, earliest), latest)
     }
 
     /// Parses RFC 3339 with or without fractional seconds; `nil` if malformed.

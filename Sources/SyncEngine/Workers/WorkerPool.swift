@@ -117,7 +117,9 @@ public final class WorkerPool: Service, Sendable {
     /// How long to sleep when nothing is runnable: until the next retry is due, at most the poll interval.
     private func idleWait(until next: Date?) -> Duration {
         guard let next else { return configuration.pollInterval }
-        let seconds = max(0.001, next.timeIntervalSinceNow)
-        return min(configuration.pollInterval, .milliseconds(Int(seconds * 1000)))
+        let seconds = next.timeIntervalSinceNow
+        // Compared as seconds before any conversion: a far-future or non-finite time must not trap.
+        guard seconds.isFinite, seconds < configuration.pollInterval.inSeconds else { return configuration.pollInterval }
+        return .milliseconds(Int(max(0.001, seconds) * 1000))
     }
 }

@@ -33,7 +33,11 @@ struct RecordRoutes {
         }
         router.add(.get, "/v1/sources/{id}/records/{key}", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))
-            let key = try request.path("key", context)
+            // Keys travel percent-encoded (`a%20b`, `%C3%A9`, `a%2Fb`, `%5B7%2C%22eu%22%5D`).
+            let raw = try request.path("key", context)
+            guard let key = raw.removingPercentEncoding else {
+                throw Problem.notFound("No record \(raw) in source \(source.name).")
+            }
             guard let record = try await env.store.record(sourceID: source.id, key: key) else {
                 throw Problem.notFound("No record \(key) in source \(source.name).")
             }

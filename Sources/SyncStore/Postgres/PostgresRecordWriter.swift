@@ -49,6 +49,16 @@ enum PostgresRecordWriter {
         return counts
     }
 
+    /// Stamps existing records as seen by a full sync without changing them (keys the sync
+    /// read as record errors).
+    static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, connection: PostgresConnection, logger: Logger) async throws {
+        guard !keys.isEmpty else { return }
+        try await connection.run("""
+            UPDATE records SET seen_sync_seq = \(syncSeq)
+            WHERE source_seq = \(sourceSeq) AND key = ANY(\(keys)::text[]) AND seen_sync_seq <> \(syncSeq)
+            """, logger: logger)
+    }
+
     /// A page as the three arrays the upserts unnest.
     static func columns(_ records: some Collection<SourceRecord>) -> (keys: [String], data: [ByteBuffer], hashes: [Int64]) {
         var keys: [String] = []

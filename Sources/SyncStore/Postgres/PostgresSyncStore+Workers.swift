@@ -121,9 +121,13 @@ extension PostgresSyncStore {
             }
             if stored < page.pageNumber - 1 { throw SyncStoreError.checkpointBehind(storedPages: stored, page: page.pageNumber) }
             let sourceID = try fence.string("source_id")
+            let sourceSeq = Int64(try fence.int("source_seq")), syncSeq = Int64(try fence.int("sync_seq"))
+            let fullMode = try fence.string("mode") == SyncMode.full.rawValue
             let counts = try await PostgresRecordWriter.upsert(
-                page.records, sourceSeq: Int64(try fence.int("source_seq")), syncSeq: Int64(try fence.int("sync_seq")),
-                markSeen: try fence.string("mode") == SyncMode.full.rawValue, now: t, connection: connection, logger: logger)
+                page.records, sourceSeq: sourceSeq, syncSeq: syncSeq, markSeen: fullMode, now: t, connection: connection, logger: logger)
+            if fullMode {
+                try await PostgresRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: sourceSeq, syncSeq: syncSeq, connection: connection, logger: logger)
+            }
             for error in page.recordErrors {
                 try await connection.run("""
                     INSERT INTO record_errors (sync_id, page, record_key, message)

@@ -26,6 +26,14 @@ enum SQLiteRecordWriter {
         """
     static let touchSQL = "UPDATE records SET seen_sync_seq = ?6 WHERE source_seq = ?1 AND key = ?2"
 
+    /// Stamps existing records as seen by a full sync without changing them (keys the sync
+    /// read as record errors).
+    static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, db: Database) throws {
+        guard !keys.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "UPDATE records SET seen_sync_seq = ?3 WHERE source_seq = ?1 AND key = ?2")
+        for key in keys { try statement.execute(arguments: [sourceSeq, key, syncSeq]) }
+    }
+
     /// SQLite copies bound values it must keep (`SQLITE_TRANSIENT`).
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 

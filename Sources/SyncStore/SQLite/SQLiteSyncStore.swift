@@ -369,9 +369,12 @@ public final class SQLiteSyncStore: SyncStore {
             }
             if stored < page.pageNumber - 1 { throw SyncStoreError.checkpointBehind(storedPages: stored, page: page.pageNumber) }
             let sourceID: String = row["source_id"]
+            let fullMode = (row["mode"] as String) == SyncMode.full.rawValue
             let counts = try SQLiteRecordWriter.upsert(
-                page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"],
-                markSeen: (row["mode"] as String) == SyncMode.full.rawValue, now: t, db: db)
+                page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], markSeen: fullMode, now: t, db: db)
+            if fullMode {
+                try SQLiteRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], db: db)
+            }
             for error in page.recordErrors {
                 try db.cachedStatement(sql: "INSERT INTO record_errors (sync_id, page, record_key, message) VALUES (?, ?, ?, ?)")
                     .execute(arguments: [lease.syncID, error.page, error.recordKey, error.message])

@@ -33,7 +33,8 @@ enum StoreRows {
         return try? decoder.decode(T.self, from: Data(text.utf8))
     }
 
-    static func date(_ value: Double?) -> Date? { value.map { Date(timeIntervalSince1970: $0) } }
+    /// A stored time; one written by an older version out of range (`Infinity`, year 33715) reads clamped.
+    static func date(_ value: Double?) -> Date? { value.map { Timestamp.clamped(Date(timeIntervalSince1970: $0)) } }
 
     static func source(_ row: some StoreRow) throws -> Source {
         Source(

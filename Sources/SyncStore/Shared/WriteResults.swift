@@ -20,8 +20,10 @@ struct FinishChange {
         case .retrying(let e, let next):
             error = e
             failedDelta = 1
-            nextRetryAt = next.timeIntervalSince1970
-            self.runAt = next.timeIntervalSince1970
+            // Nothing from outside can store a time that a reader cannot format or wait for.
+            let at = Timestamp.clamped(next).timeIntervalSince1970
+            nextRetryAt = at
+            self.runAt = at
         case .failed(let e, let c):
             error = e
             cause = c

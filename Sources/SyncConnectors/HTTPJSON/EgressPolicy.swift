@@ -43,9 +43,12 @@ public struct EgressPolicy: Sendable {
             guard !trimmed.isEmpty else { return nil }
             let parts = trimmed.split(separator: "/", maxSplits: 1).map(String.init)
             if let address = EgressPolicy.parseAddress(parts[0]) {
-                let maxPrefix = address.count * 8
-                let prefix = parts.count == 2 ? Int(parts[1]) : maxPrefix
-                guard let prefix, (0...maxPrefix).contains(prefix) else { return nil }
+                // A rule written as a mapped IPv6 network (`::ffff:10.0.0.0/104`) is an IPv4 rule.
+                let writtenAsIPv6 = parts[0].contains(":")
+                let maxPrefix = writtenAsIPv6 ? 128 : address.count * 8
+                guard let written = parts.count == 2 ? Int(parts[1]) : maxPrefix, (0...maxPrefix).contains(written) else { return nil }
+                let prefix = writtenAsIPv6 && address.count == 4 ? written - 96 : written
+                guard prefix >= 0 else { return nil }
                 self = .network(address: address, prefix: prefix)
             } else {
                 guard parts.count == 1, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else { return nil }
@@ -105,7 +108,9 @@ public struct EgressPolicy: Sendable {
         SyncErrorFactory.egressBlocked("the egress policy blocks \(host)" + (address.map { " (\(format($0)))" } ?? ""))
     }
 
-    /// IPv4 (4 bytes) or IPv6 (16 bytes) from text; `nil` for names.
+    /// IPv4 (4 bytes) or IPv6 (16 bytes) from text; `nil` for names. An IPv6 spelling of an
+    /// IPv4 address (see ``embeddedIPv4(_:)``) comes back as the 4-byte IPv4 address, so one
+    /// rule matches every spelling of an address.
     public static func parseAddress(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
@@ -113,9 +118,22 @@ public struct EgressPolicy: Sendable {
         }
         var v6 = in6_addr()
         if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
+            let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+            return embeddedIPv4(bytes) ?? bytes
         }
         return nil
+    }
+
+    /// The IPv4 address an IPv6 address stands for: IPv4-mapped `::ffff:a.b.c.d` (what a
+    /// dual-stack socket connects to as IPv4), IPv4-compatible `::a.b.c.d` (deprecated, but
+    /// still parsed) and the NAT64 well-known prefix `64:ff9b::a.b.c.d`. `::` and `::1` are not.
+    public static func embeddedIPv4(_ address: [UInt8]) -> [UInt8]? {
+        guard address.count == 16 else { return nil }
+        let head = address.prefix(12), tail = Array(address.suffix(4))
+        let mapped = head.prefix(10).allSatisfy { $0 == 0 } && head[10] == 0xFF && head[11] == 0xFF
+        let compatible = head.allSatisfy { $0 == 0 } && tail.prefix(3).contains { $0 != 0 }
+        let nat64 = Array(head) == [0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]
+        return mapped || compatible || nat64 ? tail : nil
     }
 
     public static func format(_ address: [UInt8]) -> String {
@@ -155,7 +173,8 @@ public struct EgressPolicy: Sendable {
                     node = n.pointee.ai_next
                 }
                 var seen = Set<[UInt8]>()
-                continuation.resume(returning: out.filter { seen.insert($0).inserted })
+                let normalised = out.map { embeddedIPv4($0) ?? $0 }
+                continuation.resume(returning: normalised.filter { seen.insert($0).inserted })
             }
         }
     }

@@ -9,6 +9,17 @@ public enum Identifier {
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
     private static let last = Mutex<(ms: UInt64, random: (UInt16, UInt64))>((0, (0, 0)))
 
+    /// Whether `text` has the shape of an identifier: a three-letter prefix, `_` and 26
+    /// letters or digits (in any case). Source names of that shape are refused, so a name
+    /// can never shadow another source's id in a path.
+    public static func looksLikeID(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 30, bytes[3] == UInt8(ascii: "_") else { return false }
+        func isLetter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
+        func isAlnum(_ c: UInt8) -> Bool { isLetter(c) || (c >= 0x30 && c <= 0x39) }
+        return bytes[0..<3].allSatisfy(isLetter) && bytes[4...].allSatisfy(isAlnum)
+    }
+
     /// A new identifier with the given prefix, e.g. `make("syn")` → `syn_01JD…`.
     public static func make(_ prefix: String, now: Date = Date()) -> String {
         let ms = UInt64(max(0, now.timeIntervalSince1970 * 1000))

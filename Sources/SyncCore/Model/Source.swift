@@ -66,8 +66,10 @@ public struct RateLimit: Sendable, Codable, Equatable {
 
 /// A source's name rule: 1–100 characters of `[A-Za-z0-9._-]`.
 public enum SourceName {
+    /// 1–100 characters of `A-Z a-z 0-9 . _ -`, and not shaped like an id (`src_` and 26
+    /// characters): paths accept a name or an id, so a name must never read as another's id.
     public static func isValid(_ name: String) -> Bool {
-        guard (1...100).contains(name.utf8.count) else { return false }
+        guard (1...100).contains(name.utf8.count), !Identifier.looksLikeID(name) else { return false }
         return name.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
         }

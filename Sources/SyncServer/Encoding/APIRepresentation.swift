@@ -108,14 +108,25 @@ enum APIRepresentation {
     }
 }
 
-/// Write-only secrets (API.md, "Secrets"): every value under `headers`, and every
-/// key named like a token, password, secret or API key, at any depth.
+/// Write-only secrets (API.md, "Secrets"; docs/sources.md, "Secrets"): every value under
+/// `headers`; every key named like a credential, at any depth (see ``isSecretKey(_:)``);
+/// and, inside any URL in the config, its userinfo and its credential-named query parameters.
 enum SecretRedaction {
     static let mask = JSONValue.string("***")
 
+    /// Names that hold a secret wherever they appear in the name (after lowercasing and
+    /// dropping `-`, `_`, `.` and spaces: `X-Api-Key` reads `xapikey`).
+    static let secretParts = ["token", "password", "passwd", "secret", "apikey", "accesskey", "privatekey",
+                              "authorization", "signature", "credential", "cookie", "session"]
+    /// Names that are a secret only as a whole word (or as its end: `x-auth`), since as a part
+    /// they are ordinary (`primary_key`, `author`, `design`).
+    static let secretWords = ["key", "auth", "sig", "pass", "pwd"]
+
     static func isSecretKey(_ key: String) -> Bool {
-        let k = key.lowercased()
-        return ["token", "password", "secret", "api_key", "apikey", "authorization"].contains { k.contains($0) }
+        let k = String(key.lowercased().unicodeScalars.filter { !"-_. ".unicodeScalars.contains($0) })
+        if secretParts.contains(where: { k.contains($0) }) { return true }
+        if secretWords.contains(k) { return true }
+        return k.count > 4 && (k.hasSuffix("auth") || k.hasSuffix("apikey"))
     }
 
     static func redact(_ object: JSONObject, underHeaders: Bool = false) -> JSONObject {
@@ -131,6 +142,8 @@ enum SecretRedaction {
                 out[key] = .object(redact(inner, underHeaders: true))
             } else if case .object(let inner) = value {
                 out[key] = .object(redact(inner))
+            } else if case .string(let text) = value {
+                out[key] = .string(redactURL(text))
             } else {
                 out[key] = value
             }
@@ -138,8 +151,32 @@ enum SecretRedaction {
         return out
     }
 
-    /// RFC 7396 merge patch of `patch` onto `base`, where a secret given as `"***"`
-    /// keeps the stored value (so a client can send back what it read).
+    /// `http://alice:hunter2@host/d?access_token=tok&x=1` → `http://***@host/d?access_token=***&x=1`;
+    /// any other text as it is.
+    static func redactURL(_ text: String) -> String {
+        guard text.contains("://"), var components = URLComponents(string: text) else { return text }
+        var changed = false
+        if components.percentEncodedUser != nil || components.percentEncodedPassword != nil {
+            components.percentEncodedUser = "***"
+            components.percentEncodedPassword = nil
+            changed = true
+        }
+        if let query = components.percentEncodedQuery {
+            let items = query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+                let name = item.prefix { $0 != "=" }
+                let decoded = String(name).removingPercentEncoding ?? String(name)
+                guard item.contains("="), isSecretKey(decoded) else { return String(item) }
+                changed = true
+                return name + "=***"
+            }
+            components.percentEncodedQuery = items.joined(separator: "&")
+        }
+        return changed ? (components.string ?? text) : text
+    }
+
+    /// RFC 7396 merge patch of `patch` onto `base`, where a secret given as `"***"` (or a URL
+    /// given exactly as it was shown, secrets masked) keeps the stored value, so a client can
+    /// send back what it read.
     static func merge(_ base: JSONObject, patch: JSONObject, underHeaders: Bool = false) -> JSONObject {
         var out = base
         for (key, value) in patch {
@@ -153,6 +190,8 @@ enum SecretRedaction {
             default:
                 if secret && value == mask {
                     // keep the stored secret
+                } else if case .string(let shown)? = base[key], shown != redactURL(shown), value == .string(redactURL(shown)) {
+                    // the stored URL as it was shown: keep its secrets
                 } else {
                     out[key] = value
                 }

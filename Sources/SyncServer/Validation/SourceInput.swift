@@ -45,7 +45,7 @@ struct SourceInput {
         }
         if let v = body["name"] {
             if let name = v.stringValue, SourceName.isValid(name) { source.name = name }
-            else { errors.append(FieldError("name", "must be 1–100 characters of A-Z a-z 0-9 . _ -")) }
+            else { errors.append(FieldError("name", "must be 1–100 characters of A-Z a-z 0-9 . _ -, and not shaped like an id (src_ and 26 characters)")) }
         }
         if let v = body["kind"] {
             if let kind = v.stringValue, kinds.kind(named: kind) != nil { source.kind = kind }

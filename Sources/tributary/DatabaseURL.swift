@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SyncStore
 
 /// A `--database` value: `sqlite:PATH` (default `sqlite:tributary.sqlite`) or `postgres://…`.
@@ -17,7 +18,9 @@ enum DatabaseURL {
             return .sqlite(path: path)
         }
         if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") { return .postgres(raw) }
-        throw CommandFailure("--database must be sqlite:PATH or postgres://USER[:PASS]@HOST:PORT/DB, got \(raw.prefix(40))", exitCode: 3)
+        // Never echo the value: a mistyped scheme still carries the password.
+        let scheme = raw.range(of: "://").map { String(raw[..<$0.lowerBound].prefix(20)) + "://…" } ?? "a value without sqlite: or postgres://"
+        throw CommandFailure("--database must be sqlite:PATH or postgres://USER[:PASS]@HOST:PORT/DB, got \(scheme)", exitCode: 3)
     }
 
     /// Opens the store (without migrating).
@@ -40,6 +43,14 @@ enum DatabaseURL {
 
     /// Migrates a freshly opened store; an unreachable database fails within seconds with one line.
     func migrate(_ store: any SyncStore) async throws {
+        if case .postgres(let url) = self {
+            do {
+                try await PostgresSyncStore.checkLogin(url: url, logger: Logger(label: "tributary.postgres"))
+            } catch {
+                if let postgres = store as? PostgresSyncStore { await postgres.close() }
+                throw CommandFailure("database \(redacted): \(error)")
+            }
+        }
         do {
             try await store.migrate()
         } catch {

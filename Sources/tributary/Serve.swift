@@ -34,6 +34,12 @@ struct Serve: AsyncParsableCommand {
     var tokens: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest accepted request body.")
     var maxBodyBytes = 1 << 20
+    @Option(name: .customLong("max-connections"), help: "Most connections held open at once (default: 1024, or 3/4 of the open-file limit).")
+    var maxConnections: Int?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may go without a complete request (headers included) before it is closed.")
+    var idleTimeout: Double = 30
+    @Option(name: .customLong("read-timeout"), help: "Seconds a request's body may take to arrive after its headers.")
+    var readTimeout: Double = 60
     @Option(name: .customLong("egress-allow"), help: "Host or CIDR sources may reach even if denied (repeatable, comma-separated).")
     var egressAllow: [String] = []
     @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
@@ -55,8 +61,11 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "tributary")
 
-        let tokenMap = try Self.parseTokens(tokens + (environment["TRIBUTARY_TOKENS"]?.split(separator: ",").map(String.init) ?? []))
-        let serverConfiguration = ServerConfiguration(host: host, port: port, tokens: tokenMap, maxBodyBytes: maxBodyBytes)
+        let tokenMap = try TokenSpecs.parse(flags: tokens, environment: environment["TRIBUTARY_TOKENS"])
+        let serverConfiguration = ServerConfiguration(
+            host: host, port: port, tokens: tokenMap, maxBodyBytes: maxBodyBytes,
+            maxConnections: maxConnections ?? ServerConfiguration.defaultMaxConnections,
+            idleTimeoutSeconds: idleTimeout, requestReadTimeoutSeconds: readTimeout)
         do {
             try serverConfiguration.validate()
         } catch {
@@ -111,18 +120,6 @@ struct Serve: AsyncParsableCommand {
             }
             return rule
         }
-    }
-
-    static func parseTokens(_ specs: [String]) throws -> [String: TokenRole] {
-        var map: [String: TokenRole] = [:]
-        for spec in specs where !spec.isEmpty {
-            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let role = TokenRole(rawValue: parts[0]), !parts[1].isEmpty else {
-                throw CommandFailure("--token must be admin:TOKEN or viewer:TOKEN", exitCode: 3)
-            }
-            map[parts[1]] = role
-        }
-        return map
     }
 
     static func oneLine(_ error: any Error) -> String {

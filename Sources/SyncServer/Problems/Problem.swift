@@ -34,6 +34,13 @@ public struct Problem: Error, Sendable, HTTPResponseError {
 
     /// The response for this problem at path `instance`.
     public func render(instance: String, requestID: String?) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/problem+json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body(instance: instance, requestID: requestID))))
+    }
+
+    /// The problem+json body.
+    func body(instance: String, requestID: String?) -> Data {
         var body: [String: JSONValue] = extra
         body["type"] = .string("/problems/" + code.replacingOccurrences(of: "_", with: "-"))
         body["title"] = .string(title)
@@ -45,10 +52,7 @@ public struct Problem: Error, Sendable, HTTPResponseError {
             body["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
         }
         if code == "internal", let requestID { body["request_id"] = .string(requestID) }
-        var headers = headers
-        headers[.contentType] = "application/problem+json"
-        let data = (try? APIJSON.encoder.encode(JSONValue.object(body))) ?? Data()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return (try? APIJSON.encoder.encode(JSONValue.object(body))) ?? Data()
     }
 }
 

@@ -120,6 +120,39 @@ public final class PostgresSyncStore: SyncStore {
 
     static func isUniqueViolation(_ error: any Error) -> Bool { (error as? PSQLError)?.sqlState == "23505" }
 
+    /// One direct login with the store's settings, to tell at once what retrying cannot mend:
+    /// a wrong password or user, or a database that does not exist (the pool would retry them
+    /// until its deadline and report only that the database cannot be reached). A server
+    /// that does not answer is not an error here: the pool's deadline reports it.
+    public static func checkLogin(url: String, timeout: Duration = .seconds(5), logger: Logger) async throws {
+        let configuration = try PostgresURL.connectionConfiguration(url)
+        let attempt = Task { try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger) }
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            attempt.cancel()
+        }
+        defer { timer.cancel() }
+        do {
+            let connection = try await attempt.value
+            try? await connection.close()
+        } catch let error as PSQLError where error.code == .server {
+            let state = error.serverInfo?[.sqlState] ?? ""
+            let user = configuration.username, database = configuration.database ?? ""
+            switch state {
+            case "28P01":
+                throw PostgresLoginError(description: "password authentication failed for user \"\(user)\" (check the password in the URL)")
+            case "28000":
+                throw PostgresLoginError(description: "the server refuses user \"\(user)\" (an unknown user, or one pg_hba.conf does not admit)")
+            case "3D000":
+                throw PostgresLoginError(description: "database \"\(database)\" does not exist (create it, or name another in the URL)")
+            default:
+                return
+            }
+        } catch {
+            return
+        }
+    }
+
     public func migrate() async throws {
         let logger = logger
         try await write { connection in try await PostgresSchema.migrate(connection, logger: logger) }
@@ -461,4 +494,10 @@ public final class PostgresSyncStore: SyncStore {
 /// Whether an operation got its connection (shared by the operation and its deadline).
 private final class LeaseFlag: Sendable {
     let value = Atomic(false)
+}
+
+/// A login that cannot succeed however often it is tried: the wrong password, an unknown
+/// user or database. Its description never contains the password.
+public struct PostgresLoginError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }

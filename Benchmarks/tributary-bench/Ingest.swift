@@ -9,15 +9,18 @@ import SyncStore
 import Glibc
 #endif
 
-/// Pulls a paginated JSON API (next_url pagination) into a fresh SQLite record store
-/// through the real engine, and reports the wall time, records per second and peak RSS.
+/// Pulls a paginated JSON API (next_url pagination) into a fresh SQLite record store (or a
+/// new source on a PostgreSQL database) through the real engine, and reports the wall time,
+/// records per second and peak RSS.
 struct Ingest: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Time one full http-json sync into a fresh SQLite store.")
+    static let configuration = CommandConfiguration(abstract: "Time one full http-json sync into a fresh SQLite store or a PostgreSQL database.")
 
     @Option(help: "URL of the first page; pages are {\"rows\": [...], \"next_url\": ...}.") var url: String
     @Option(help: "Runs; the table shows each and the median.") var runs = 3
     @Flag(help: "Generate the same number of records with the synthetic kind instead (no HTTP, no parsing): the store's share.")
     var synthetic = false
+    @Option(help: "postgres://… to ingest into PostgreSQL (a new source per run) instead of a fresh SQLite file.")
+    var database: String?
 
     func run() async throws {
         var times: [Double] = []
@@ -26,7 +29,7 @@ struct Ingest: AsyncParsableCommand {
             let dir = NSTemporaryDirectory() + "tributary-ingest-\(UUID().uuidString.prefix(6))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteSyncStore(path: dir + "/ingest.sqlite")
+            let store: any SyncStore = try database.map { try PostgresSyncStore(url: $0) } ?? SQLiteSyncStore(path: dir + "/ingest.sqlite")
             try await store.migrate()
             let upstream = UpstreamClient()
             let kinds = SourceKindRegistry.standard(client: upstream)
@@ -34,7 +37,7 @@ struct Ingest: AsyncParsableCommand {
                                   logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
             let now = Date()
             let source = try await store.createSource(Source(
-                id: Identifier.make("src"), name: "bench", kind: synthetic ? "synthetic" : "http-json",
+                id: Identifier.make("src"), name: "bench-\(UUID().uuidString.prefix(8))", kind: synthetic ? "synthetic" : "http-json",
                 config: synthetic ? ["records": .number(200_000), "page_size": .number(1000)] :
                     ["url": .string(url), "records_path": .string("/rows"), "primary_key": .string("id"),
                      "pagination": .object(["type": .string("next_url"), "path": .string("/next_url")])],
@@ -56,6 +59,7 @@ struct Ingest: AsyncParsableCommand {
                 return current
             }
             try await upstream.shutdown()
+            if let postgres = store as? PostgresSyncStore { await postgres.close() }
             guard sync.status == .completed else {
                 throw ValidationError("the sync did not complete: \(String(describing: sync.error))")
             }
@@ -65,7 +69,7 @@ struct Ingest: AsyncParsableCommand {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         let median = times.sorted()[times.count / 2]
-        print("| tributary (release), 1 worker\(synthetic ? ", synthetic kind" : "") | \(records) | " + times.map { String(format: "%.2f s", $0) }.joined(separator: ", ")
+        print("| tributary (release), 1 worker\(synthetic ? ", synthetic kind" : "")\(database == nil ? "" : ", PostgreSQL") | \(records) | " + times.map { String(format: "%.2f s", $0) }.joined(separator: ", ")
               + " | \(String(format: "%.2f s", median)) | \(Int(Double(records) / median)) records/s | \(usage.ru_maxrss / 1024) MB |")
     }
 }

@@ -86,7 +86,8 @@ public struct TributaryServer: Sendable {
 
     /// The router with every route and middleware.
     public func buildRouter() -> Router<TributaryRequestContext> {
-        let router = Router(context: TributaryRequestContext.self)
+        // HEAD answers every GET route as GET would, without the body (RFC 9110 §9.3.2).
+        let router = Router(context: TributaryRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ProblemMiddleware(routes: routes, maxBodyBytes: env.maxBodyBytes))
         router.add(middleware: AuthMiddleware(tokens: configuration.tokens))

@@ -28,7 +28,15 @@ struct CLITests {
         #expect(code == 0 && out.contains("demo") && out.contains("ok"), "\(out)")
         (code, out) = try await cli(["records", "demo", "--limit", "2"])
         #expect(code == 0)
-        #expect(out.split(separator: "\n").count == 2)
+        // Two records, and a note (stderr, here in the same output) that more exist.
+        #expect(out.split(separator: "\n").filter { $0.hasPrefix("{") }.count == 2, "\(out)")
+        #expect(out.contains("there are more"), "\(out)")
+        // Past one page of the API (1,000), and every one with --all, without the note.
+        (code, out) = try await cli(["records", "demo", "--limit", "1500"])
+        #expect(code == 0 && out.split(separator: "\n").filter { $0.hasPrefix("{") }.count == 1500)
+        (code, out) = try await cli(["records", "demo", "--all"])
+        #expect(code == 0 && out.split(separator: "\n").filter { $0.hasPrefix("{") }.count == 2500)
+        #expect(!out.contains("there are more"))
         (code, out) = try await cli(["health", "--json"])
         #expect(code == 0, "\(out)")
         let health = try parseJSON(Array(out.utf8))

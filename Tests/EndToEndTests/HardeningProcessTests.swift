@@ -50,6 +50,21 @@ struct HardeningProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// Item 18: the 409s a client expects (a name taken, a sync already active) are not logged as errors.
+    @Test func expectedConflictsAreNotLoggedAsErrors() async throws {
+        let dir = try TemporaryDirectory("e2e-409")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:c.sqlite", "--workers", "0"], directory: dir)
+        let body = #"{"name": "dup", "kind": "synthetic", "config": {"records": 10}}"#
+        #expect(try await node.client.post("/v1/sources", body).status == 201)
+        #expect(try await node.client.post("/v1/sources", body).status == 409)
+        #expect(try await node.client.post("/v1/sources/dup/syncs").status == 202)
+        #expect(try await node.client.post("/v1/sources/dup/syncs").status == 409)
+        #expect(try await node.terminate() == 0)
+        let errors = node.log.split(separator: "\n").filter { $0.contains(" error ") || $0.contains("store error") }
+        #expect(errors.isEmpty, "\(errors)")
+    }
+
     /// Item 13: no start-up error echoes a password; a login that cannot succeed says why at once.
     @Test func startUpErrorsNameTheProblemAndNeverThePassword() async throws {
         let dir = try TemporaryDirectory("e2e-secrets")

@@ -114,6 +114,43 @@ struct APITests {
         }
     }
 
+    /// Item 18 of issue 13: a cursor the server did not issue is a 422, whatever it decodes to.
+    @Test func aCursorTheServerDidNotIssueIsA422() async throws {
+        try await TestNode().test { client in
+            for i in 0..<3 { _ = try await client.createSource("c\(i)") }
+            let issued = try #require(try await client.call(.get, "/v1/sources?limit=1").json["next_cursor"]?.stringValue)
+            #expect(try await client.call(.get, "/v1/sources?limit=1&cursor=\(issued)").status == .ok)
+            func b64(_ text: String) -> String {
+                Data(text.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            }
+            // Made up in the old format, edited, of another list, or plain garbage.
+            for forged in [b64("src:src_0"), b64("src:0:src_0"), b64("rec:zzz"), String(issued.dropLast(2)) + "AA", "zzz", "42"] {
+                let r = try await client.call(.get, "/v1/sources?limit=1&cursor=\(forged)")
+                #expect(r.status == .unprocessableContent, "\(forged)")
+                #expect(r.json["code"] == .string("validation_failed"), "\(forged)")
+            }
+            let source = try #require(try await client.call(.get, "/v1/sources/c0").json["id"]?.stringValue)
+            #expect(try await client.call(.get, "/v1/sources/\(source)/records?after=\(b64("rec:zzz"))").status == .unprocessableContent)
+        }
+    }
+
+    /// HEAD answers every GET route like GET, without a body; the 405 lists HEAD too.
+    @Test func headAnswersLikeGet() async throws {
+        try await TestNode().test { client in
+            _ = try await client.createSource("h")
+            for path in ["/healthz", "/v1/sources", "/v1/sources/h", "/openapi.yaml"] {
+                let r = try await client.call(.head, path)
+                #expect(r.status == .ok, "\(path)")
+                #expect(r.body.readableBytes == 0, "\(path)")
+            }
+            #expect(try await client.call(.head, "/v1/sources/nope").status == .notFound)
+            let refused = try await client.call(.put, "/v1/sources")
+            #expect(refused.status == .methodNotAllowed)
+            #expect(refused.headers[.allow]?.contains("HEAD") == true, "\(refused.headers)")
+        }
+    }
+
     @Test func listsArePaginatedWithoutSkipsOrRepeats() async throws {
         try await TestNode().test { client in
             for i in 0..<7 { _ = try await client.createSource("s\(i)") }

@@ -157,6 +157,36 @@ struct UpstreamDefectTests {
         }
     }
 
+    /// Item 14 across pages: a key read on two pages of one sync counts once; the later
+    /// version is the one stored. (An unchanged upstream whose two versions differ reports one
+    /// update per sync: the first version replaces the stored later one, then the later one
+    /// comes back uncounted; docs/sources.md says so.)
+    @Test(arguments: StoreBackend.allCases)
+    func aKeyOnTwoPagesCountsOnce(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            fixture.script { r in
+                r.query["c"] == nil
+                    ? .json(#"{"rows":[{"id":"d","v":1},{"id":"s","v":0}],"next":"2"}"#)
+                    : .json(#"{"rows":[{"id":"d","v":2},{"id":"s","v":0},{"id":"e"}],"next":""}"#)
+            }
+            _ = try await client.createHTTPSource("two-b", #"""
+                {"url": "\#(fixture.baseURL)/s/two", "records_path": "/rows", "primary_key": "id",
+                 "pagination": {"type": "cursor", "param": "c", "path": "/next"}}
+                """#)
+            let sync1 = try await client.runSync("two-b", body: #"{"mode": "full"}"#)
+            #expect(sync1["result"]?["records_created"] == .number(3))
+            #expect(sync1["result"]?["records_updated"] == .number(0))
+            #expect(sync1["result"]?["records_unchanged"] == .number(0))
+            #expect(try await client.call(.get, "/v1/sources/two-b/records/d").json["data"]?["v"] == .number(2))
+            let sync2 = try await client.runSync("two-b", body: #"{"mode": "full"}"#)
+            #expect(sync2["result"]?["records_created"] == .number(0))
+            #expect(sync2["result"]?["records_updated"] == .number(1))
+            #expect(sync2["result"]?["records_unchanged"] == .number(2))
+            #expect(sync2["result"]?["records_deleted"] == .number(0))
+            #expect(try await client.call(.get, "/v1/sources/two-b/records/d").json["data"]?["v"] == .number(2))
+        }
+    }
+
     /// Item 16: keys are percent-decoded in the path.
     @Test func recordKeysArePercentDecoded() async throws {
         try await withHTTPNode(items: 0) { client, fixture, _ in

@@ -159,11 +159,13 @@ struct StoreConformanceTests {
             #expect(c.sync.status == .running && c.sync.attempt == 1)
             var p = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<10), bytesRead: 100, checkpoint: .object(["offset": .number(10)])), lease: c.lease, now: Date())
             #expect(p.recordsCreated == 10 && p.pages == 1 && p.bytesRead == 100)
-            // Same page again with 3 changed records and 2 new ones.
+            // The same keys again in this sync (3 of them changed) and 2 new ones: a record counts
+            // once per sync, so only the new ones count; the later versions are stored.
             let page2 = makeRecords(0..<7) + makeRecords(7..<10, version: 1) + makeRecords(10..<12)
             p = try await store.commitPage(PageCommit(pageNumber: 2, records: page2, recordErrors: [RecordError(page: 2, recordKey: nil, message: "no id")], bytesRead: 50, checkpoint: .null), lease: c.lease, now: Date())
-            #expect(p.recordsCreated == 12 && p.recordsUpdated == 3 && p.recordsUnchanged == 7 && p.recordsFailed == 1)
+            #expect(p.recordsCreated == 12 && p.recordsUpdated == 0 && p.recordsUnchanged == 0 && p.recordsFailed == 1)
             #expect(p.recordsRead == 10 + 12 + 1 && p.pages == 2 && p.bytesRead == 150)
+            #expect(try await store.record(sourceID: source.id, key: makeRecords(8..<9)[0].key)?.data == makeRecords(8..<9, version: 1)[0].data)
             let stored = try #require(try await store.sync(id: c.sync.id))
             #expect(stored.progress == p)
             #expect(stored.checkpoint == .null)
@@ -171,6 +173,18 @@ struct StoreConformanceTests {
             #expect(done.status == .completed)
             #expect(done.result?.recordsCreated == 12)
             #expect(try await store.recordErrors(syncID: c.sync.id, limit: 10, after: nil).map(\.error.message) == ["no id"])
+
+            // The next sync: 3 changed, 7 unchanged, 2 new; each counted once although page 2 repeats some.
+            _ = try await enqueue(store, source)
+            let next = try await claim(store)
+            let again = makeRecords(0..<7) + makeRecords(7..<10, version: 2) + makeRecords(12..<14)
+            p = try await store.commitPage(PageCommit(pageNumber: 1, records: again, bytesRead: 1, checkpoint: .object(["offset": .number(1)])), lease: next.lease, now: Date())
+            #expect(p.recordsCreated == 2 && p.recordsUpdated == 3 && p.recordsUnchanged == 7)
+            p = try await store.commitPage(PageCommit(pageNumber: 2, records: makeRecords(0..<2) + makeRecords(9..<10, version: 3), bytesRead: 1, checkpoint: .null), lease: next.lease, now: Date())
+            #expect(p.recordsCreated == 2 && p.recordsUpdated == 3 && p.recordsUnchanged == 7)
+            #expect(try await store.record(sourceID: source.id, key: makeRecords(9..<10)[0].key)?.data == makeRecords(9..<10, version: 3)[0].data)
+            let finished = try await store.finish(next.lease, outcome: .completed, now: Date())
+            #expect(finished.result?.recordsDeleted == 2) // 10 and 11, not in this full sync
         }
     }
 

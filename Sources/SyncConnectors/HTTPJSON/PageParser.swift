@@ -64,20 +64,28 @@ struct PageParser {
                     recordError(nil, "record is a JSON \(element.kind), not an object")
                     return
                 }
-                var parts: [RecordKey.Part] = []
-                for (i, field) in config.primaryKey.enumerated() {
-                    let part: RecordKey.Part? = switch members[i]?.kind {
+                func part(_ i: Int) -> RecordKey.Part? {
+                    switch members[i]?.kind {
                     case .string?: JSONScanner.string(members[i]!, in: buffer).map(RecordKey.Part.string)
-                    case .number?: ExactNumber(JSONScanner.literal(members[i]!, in: buffer)).map(RecordKey.Part.number)
+                    case .number?: ExactNumber.canonicalText(of: JSONScanner.literal(members[i]!, in: buffer)[...]).map(RecordKey.Part.number)
                     default: nil
                     }
-                    guard let part else {
-                        recordError(nil, "record has no usable primary key field \"\(field)\" (a string or number is required)")
-                        return
-                    }
-                    parts.append(part)
                 }
-                let key = RecordKey.encode(parts)
+                func missing(_ i: Int) {
+                    recordError(nil, "record has no usable primary key field \"\(config.primaryKey[i])\" (a string or number is required)")
+                }
+                let key: String
+                if keyCount == 1 {
+                    guard let only = part(0) else { return missing(0) }
+                    key = RecordKey.single(only)
+                } else {
+                    var parts: [RecordKey.Part] = []
+                    for i in 0..<keyCount {
+                        guard let p = part(i) else { return missing(i) }
+                        parts.append(p)
+                    }
+                    key = RecordKey.encode(parts)
+                }
                 if element.range.count > config.maxRecordBytes {
                     recordError(key, "record is \(element.range.count) bytes, over max_record_bytes \(config.maxRecordBytes)")
                     return

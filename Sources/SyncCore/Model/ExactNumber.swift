@@ -79,6 +79,30 @@ public struct ExactNumber: Sendable, Hashable, Comparable, CustomStringConvertib
 
     public var isZero: Bool { digits.isEmpty }
 
+    /// The canonical text of a number literal (`nil` if `text` is not one): the same as
+    /// `ExactNumber(text)?.canonical`, without building the value for the common case of a
+    /// plain integer (`42`, `-7`), which is already canonical. Keys are made per record.
+    public static func canonicalText(of text: Substring) -> String? {
+        let utf8 = text.utf8
+        var i = utf8.startIndex
+        if i != utf8.endIndex, utf8[i] == UInt8(ascii: "-") { i = utf8.index(after: i) }
+        guard i != utf8.endIndex else { return nil }
+        let first = utf8[i]
+        let plain = first >= UInt8(ascii: "1") && first <= UInt8(ascii: "9")
+            && utf8[i...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        if plain { return String(text) }
+        return ExactNumber(text)?.canonical
+    }
+
+    /// Whether `text` is an RFC 8259 number literal, checked without allocating.
+    public static func isLiteral(_ text: Substring) -> Bool {
+        let utf8 = text.utf8
+        guard let first = utf8.first, first == UInt8(ascii: "-") || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) else {
+            return false
+        }
+        return ExactNumber(text) != nil
+    }
+
     /// The one spelling of this number: integers in plain digits (`10`, not `1e1` or
     /// `10.0`), decimals with a point (`0.25`), and exponent notation only where plain
     /// digits would run past 40 zeros (`1e400`, `2.5e-60`).

@@ -11,26 +11,30 @@
 public enum RecordKey {
     public enum Part: Sendable, Equatable {
         case string(String)
-        case number(ExactNumber)
+        /// A number's canonical text (``ExactNumber/canonical``).
+        case number(String)
+    }
+
+    /// The key of a one-field primary key.
+    public static func single(_ part: Part) -> String {
+        switch part {
+        case .number(let n): n
+        case .string(let s): needsQuotes(s) ? jsonQuoted(s) : s
+        }
     }
 
     public static func encode(_ parts: [Part]) -> String {
-        if parts.count == 1 {
-            switch parts[0] {
-            case .number(let n): return n.canonical
-            case .string(let s): return needsQuotes(s) ? jsonQuoted(s) : s
-            }
-        }
+        if parts.count == 1 { return single(parts[0]) }
         return "[" + parts.map { part in
             switch part {
-            case .number(let n): n.canonical
+            case .number(let n): n
             case .string(let s): jsonQuoted(s)
             }
         }.joined(separator: ",") + "]"
     }
 
     static func needsQuotes(_ s: String) -> Bool {
-        s.isEmpty || s.utf8.first == UInt8(ascii: "\"") || ExactNumber(s) != nil
+        s.isEmpty || s.utf8.first == UInt8(ascii: "\"") || ExactNumber.isLiteral(s[...])
     }
 
     /// `s` as a JSON string literal.

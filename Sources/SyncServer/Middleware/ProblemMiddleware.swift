@@ -19,10 +19,15 @@ struct ProblemMiddleware: RouterMiddleware {
         } catch let problem as Problem {
             return problem.render(instance: request.uri.path, requestID: context.requestID)
         } catch let error as SyncStoreError {
-            if case .unavailable = error {} else if case .notFound = error {} else {
-                context.logger.error("store error: \(error)")
+            let problem = Problem.from(error)
+            // A 4xx is the client's expected answer (a name taken, a sync already active), not a
+            // fault of this node: it is logged for debugging only. Anything else is an error.
+            if problem.status.code >= 500 {
+                if case .unavailable = error {} else { context.logger.error("store error: \(error)") }
+            } else {
+                context.logger.debug("request refused: \(problem.code)")
             }
-            return Problem.from(error).render(instance: request.uri.path, requestID: context.requestID)
+            return problem.render(instance: request.uri.path, requestID: context.requestID)
         } catch is NIOTooManyBytesError {
             return Problem.payloadTooLarge(limit: maxBodyBytes).render(instance: request.uri.path, requestID: context.requestID)
         } catch let error as HTTPError where error.status == .notFound {

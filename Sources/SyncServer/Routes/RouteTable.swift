@@ -29,14 +29,16 @@ public final class RouteTable: Sendable {
         return RouterPath(converted)
     }
 
-    /// The methods served on paths that match `path`.
+    /// The methods served on paths that match `path` (HEAD wherever GET is).
     func methods(matching path: String) -> [String] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        return Array(Set(routes.filter { route in
+        var methods = Set(routes.filter { route in
             let pattern = route.path.split(separator: "/", omittingEmptySubsequences: true)
             guard pattern.count == parts.count else { return false }
             return zip(pattern, parts).allSatisfy { p, s in p.hasPrefix("{") || p == s }
-        }.map(\.method))).sorted()
+        }.map(\.method))
+        if methods.contains("GET") { methods.insert("HEAD") }
+        return methods.sorted()
     }
 }
 

@@ -29,9 +29,13 @@ struct PageQuery {
     }
 }
 
+/// Opaque keyset cursors: base64url of `kind:check:key`, where `check` is a checksum of the
+/// kind and key. A cursor this server did not issue (made up, edited, or of another list)
+/// fails the checksum and is a 422, instead of silently paging from wherever it points.
+/// Not a secret: it tells a mistake from a cursor, it does not authorise anything.
 enum Cursor {
     static func encode(_ key: String, kind: String) -> String {
-        Data("\(kind):\(key)".utf8).base64EncodedString()
+        Data("\(kind):\(check(key, kind: kind)):\(key)".utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
@@ -41,6 +45,14 @@ enum Cursor {
         while b64.count % 4 != 0 { b64 += "=" }
         guard let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8),
               text.hasPrefix(kind + ":") else { return nil }
-        return String(text.dropFirst(kind.count + 1))
+        let rest = text.dropFirst(kind.count + 1)
+        guard let colon = rest.firstIndex(of: ":") else { return nil }
+        let key = String(rest[rest.index(after: colon)...])
+        return rest[..<colon] == check(key, kind: kind) ? key : nil
+    }
+
+    static func check(_ key: String, kind: String) -> String {
+        let hash = UInt64(bitPattern: ContentHash.of(Array("tributary-cursor\u{0}\(kind)\u{0}\(key)".utf8)))
+        return String(hash & 0xFFFF_FFFF, radix: 16)
     }
 }

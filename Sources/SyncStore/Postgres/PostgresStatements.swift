@@ -52,8 +52,14 @@ enum PostgresStatements {
     }
 
     /// The part of ``CommitPage`` and ``CompleteWithPage`` that writes the page: the fence
-    /// (lease token and the page following the stored one), the page as rows, the upsert
-    /// and, for a full sync, the stamp on unchanged records. Parameters $1–$7.
+    /// (lease token and the page following the stored one), the page as rows, the upsert and
+    /// the stamp on records the sync had already seen. Parameters $1–$7.
+    ///
+    /// A record counts once per sync (docs/sources.md, "Record keys"): `written` creates new
+    /// records and updates those this sync has not seen yet (counted); `touched` stamps the
+    /// unchanged ones as seen (counted as unchanged) and writes a later version of a record
+    /// this sync already wrote on an earlier page (not counted again; it returns `repeat`,
+    /// told by its `updated_at` becoming this page's time). The two never touch one row.
     static let pageCTEs = """
             WITH fence AS (
                 SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode, syncs.running_since
@@ -70,27 +76,39 @@ enum PostgresStatements {
                 ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
                     updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
                     seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
-                WHERE r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL
+                WHERE r.seen_sync_seq <> EXCLUDED.seen_sync_seq AND (r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL)
                 RETURNING (xmax = 0) AS inserted
-            ), seen AS (
-                -- A full sync stamps its unchanged records as seen: exactly the rows the upsert
-                -- left alone (same hash, not deleted), so the two never touch one row.
-                UPDATE records SET seen_sync_seq = fence.sync_seq FROM fence, page
-                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.key = page.key
-                  AND records.hash = page.hash AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.sync_seq
+            ), touched AS (
+                UPDATE records SET seen_sync_seq = fence.sync_seq,
+                    data = CASE WHEN records.hash <> page.hash THEN page.data ELSE records.data END,
+                    updated_at = CASE WHEN records.hash <> page.hash THEN $7::float8 ELSE records.updated_at END,
+                    sync_seq = CASE WHEN records.hash <> page.hash THEN fence.sync_seq ELSE records.sync_seq END,
+                    hash = page.hash
+                FROM fence, page
+                WHERE records.source_seq = fence.source_seq AND records.key = page.key AND records.deleted_at IS NULL
+                  AND ((records.hash = page.hash AND records.seen_sync_seq <> fence.sync_seq)
+                       OR (records.seen_sync_seq = fence.sync_seq AND records.hash <> page.hash))
+                RETURNING (records.updated_at = $7::float8) AS repeat
+        """
+
+    /// The counters of a page from ``pageCTEs``.
+    static let pageCounts = """
+            ), counts AS (
+                SELECT (SELECT count(*) FROM written WHERE inserted) AS created,
+                       (SELECT count(*) FROM written WHERE NOT inserted) AS updated,
+                       (SELECT count(*) FROM touched WHERE NOT repeat) AS unchanged
         """
 
     /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
     struct CommitPage: PostgresPreparedStatement {
-        static let name = "tributary_commit_page_v1"
+        static let name = "tributary_commit_page_v2"
         static let sql = """
             \(pageCTEs)
-            ), counts AS (
-                SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
+            \(pageCounts)
             )
             UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
                 records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
-                records_unchanged = records_unchanged + $8::int8 - counts.created - counts.updated,
+                records_unchanged = records_unchanged + counts.unchanged,
                 bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
             FROM fence, counts WHERE syncs.id = fence.id
             RETURNING syncs.*
@@ -129,7 +147,7 @@ enum PostgresStatements {
     /// and not stamped by an earlier one (the page's own rows are left to the upsert: no row
     /// is touched twice by one statement).
     struct CompleteWithPage: PostgresPreparedStatement {
-        static let name = "tributary_complete_with_page_v1"
+        static let name = "tributary_complete_with_page_v2"
         static let sql = """
             \(pageCTEs)
             ), deleted AS (
@@ -137,15 +155,14 @@ enum PostgresStatements {
                 WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.deleted_at IS NULL
                   AND records.seen_sync_seq <> fence.sync_seq AND NOT (records.key = ANY($4::text[]))
                 RETURNING 1
-            ), counts AS (
-                SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
+            \(pageCounts)
             ), closed AS (
                 UPDATE sync_attempts SET finished_at = $7::float8, status = 'completed', error = NULL
                 FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $11::int8
             )
             UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
                 records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
-                records_unchanged = records_unchanged + $8::int8 - counts.created - counts.updated,
+                records_unchanged = records_unchanged + counts.unchanged,
                 records_deleted = records_deleted + (SELECT count(*) FROM deleted),
                 bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8,
                 status = 'completed', finished_at = $7::float8, next_retry_at = NULL, error = NULL,

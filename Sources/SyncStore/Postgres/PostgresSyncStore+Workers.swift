@@ -124,7 +124,7 @@ extension PostgresSyncStore {
             let sourceSeq = Int64(try fence.int("source_seq")), syncSeq = Int64(try fence.int("sync_seq"))
             let fullMode = try fence.string("mode") == SyncMode.full.rawValue
             let counts = try await PostgresRecordWriter.upsert(
-                page.records, sourceSeq: sourceSeq, syncSeq: syncSeq, markSeen: fullMode, now: t, connection: connection, logger: logger)
+                page.records, sourceSeq: sourceSeq, syncSeq: syncSeq, now: t, connection: connection, logger: logger)
             if fullMode {
                 try await PostgresRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: sourceSeq, syncSeq: syncSeq, connection: connection, logger: logger)
             }

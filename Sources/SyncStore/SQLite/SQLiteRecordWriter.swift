@@ -3,7 +3,7 @@ import GRDB
 import GRDBSQLite
 import SyncCore
 
-/// Upserts one page of records and counts what changed.
+/// Upserts one page of records and counts what changed, each record once per sync.
 ///
 /// The hot path of every sync, so it talks to SQLite's C API through GRDB's cached
 /// statements: binding through `StatementArguments` and reading `Row`s per record cost
@@ -12,8 +12,11 @@ import SyncCore
 /// - no `RETURNING` (SQLite materialises it per statement; it doubled the page time);
 /// - `INSERT … ON CONFLICT DO NOTHING` first: `changes() == 1` means created, one
 ///   statement per new record;
-/// - on a conflict, `UPDATE … WHERE hash differs or deleted`: `changes() == 1` means
-///   updated, else unchanged; a full sync then stamps the unchanged row as seen.
+/// - on a conflict, `UPDATE … WHERE hash differs or deleted`, for a record this sync has not
+///   seen yet: `changes() == 1` means updated;
+/// - else stamp it as seen by this sync: `changes() == 1` means unchanged;
+/// - else this sync already wrote it on an earlier page: write the later version if it
+///   differs, and count nothing (a record counts once per sync).
 enum SQLiteRecordWriter {
     static let insertSQL = """
         INSERT INTO records (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
@@ -22,28 +25,25 @@ enum SQLiteRecordWriter {
         """
     static let updateSQL = """
         UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, seen_sync_seq = ?6, deleted_at = NULL
-        WHERE source_seq = ?1 AND key = ?2 AND (hash <> ?4 OR deleted_at IS NOT NULL)
+        WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6 AND (hash <> ?4 OR deleted_at IS NOT NULL)
         """
-    static let touchSQL = "UPDATE records SET seen_sync_seq = ?6 WHERE source_seq = ?1 AND key = ?2"
-
-    /// Stamps existing records as seen by a full sync without changing them (keys the sync
-    /// read as record errors).
-    static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, db: Database) throws {
-        guard !keys.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "UPDATE records SET seen_sync_seq = ?3 WHERE source_seq = ?1 AND key = ?2")
-        for key in keys { try statement.execute(arguments: [sourceSeq, key, syncSeq]) }
-    }
+    static let touchSQL = "UPDATE records SET seen_sync_seq = ?6 WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6"
+    static let repeatSQL = """
+        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6
+        WHERE source_seq = ?1 AND key = ?2 AND hash <> ?4
+        """
 
     /// SQLite copies bound values it must keep (`SQLITE_TRANSIENT`).
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
-    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, markSeen: Bool, now: Double, db: Database) throws -> UpsertCounts {
+    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, now: Double, db: Database) throws -> UpsertCounts {
         var counts = UpsertCounts()
         let connection = db.sqliteConnection
         let insert = try db.cachedStatement(sql: insertSQL).sqliteStatement
         let update = try db.cachedStatement(sql: updateSQL).sqliteStatement
         let touch = try db.cachedStatement(sql: touchSQL).sqliteStatement
-        let all = [insert, update, touch]
+        let again = try db.cachedStatement(sql: repeatSQL).sqliteStatement
+        let all = [insert, update, touch, again]
         for handle in all { sqlite3_reset(handle) }
         defer {
             for handle in all {
@@ -73,27 +73,40 @@ enum SQLiteRecordWriter {
         for record in records {
             let hash = ContentHash.of(record.data)
             let keyLength = Int32(record.key.utf8.count)
-            let inserted: Int32 = try record.data.withUnsafeBufferPointer { data in
+            try record.data.withUnsafeBufferPointer { data in
                 sqlite3_bind_text(insert, 2, record.key, keyLength, transient)
                 sqlite3_bind_blob(insert, 3, data.baseAddress, Int32(data.count), transient)
                 sqlite3_bind_int64(insert, 4, hash)
-                if try run(insert) == 1 { return 1 }
+                if try run(insert) == 1 {
+                    counts.created += 1
+                    return
+                }
                 sqlite3_bind_text(update, 2, record.key, keyLength, transient)
                 sqlite3_bind_blob(update, 3, data.baseAddress, Int32(data.count), transient)
                 sqlite3_bind_int64(update, 4, hash)
-                return try run(update) == 1 ? 2 : 0
-            }
-            switch inserted {
-            case 1: counts.created += 1
-            case 2: counts.updated += 1
-            default:
-                counts.unchanged += 1
-                if markSeen {
-                    sqlite3_bind_text(touch, 2, record.key, keyLength, transient)
-                    _ = try run(touch)
+                if try run(update) == 1 {
+                    counts.updated += 1
+                    return
                 }
+                sqlite3_bind_text(touch, 2, record.key, keyLength, transient)
+                if try run(touch) == 1 {
+                    counts.unchanged += 1
+                    return
+                }
+                sqlite3_bind_text(again, 2, record.key, keyLength, transient)
+                sqlite3_bind_blob(again, 3, data.baseAddress, Int32(data.count), transient)
+                sqlite3_bind_int64(again, 4, hash)
+                _ = try run(again)
             }
         }
         return counts
+    }
+
+    /// Stamps existing records as seen by a full sync without changing them (keys the sync
+    /// read as record errors).
+    static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, db: Database) throws {
+        guard !keys.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "UPDATE records SET seen_sync_seq = ?3 WHERE source_seq = ?1 AND key = ?2")
+        for key in keys { try statement.execute(arguments: [sourceSeq, key, syncSeq]) }
     }
 }

@@ -370,8 +370,7 @@ public final class SQLiteSyncStore: SyncStore {
             if stored < page.pageNumber - 1 { throw SyncStoreError.checkpointBehind(storedPages: stored, page: page.pageNumber) }
             let sourceID: String = row["source_id"]
             let fullMode = (row["mode"] as String) == SyncMode.full.rawValue
-            let counts = try SQLiteRecordWriter.upsert(
-                page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], markSeen: fullMode, now: t, db: db)
+            let counts = try SQLiteRecordWriter.upsert(page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], now: t, db: db)
             if fullMode {
                 try SQLiteRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], db: db)
             }

@@ -142,17 +142,36 @@ struct SyncWatcher {
 
 /// `tributary records SOURCE`: one JSON record per line.
 struct RecordsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "records", abstract: "Print a source's records, one JSON object per line.")
+    static let configuration = CommandConfiguration(
+        commandName: "records",
+        abstract: "Print a source's records, one JSON object per line.",
+        discussion: "Pages through the records API 1,000 at a time. When --limit stops it before the end, a note on stderr says so.")
     @OptionGroup var connection: ConnectionOptions
     @Argument var source: String
-    @Option(help: "How many, 1…1000.") var limit = 50
+    @Option(help: "How many to print at most (default 50).") var limit = 50
+    @Flag(help: "Print every record (ignores --limit).") var all = false
+
+    func validate() throws {
+        guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
+    }
 
     func run() async throws {
-        let page = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))/records?limit=\(limit)")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for item in page["items"]?.arrayValue ?? [] {
-            print(String(decoding: (try? encoder.encode(connection.json ? item : (item["data"] ?? .null))) ?? Data(), as: UTF8.self))
+        var printed = 0
+        var after: String?
+        repeat {
+            let want = all ? 1000 : min(1000, limit - printed)
+            let query = "limit=\(want)" + (after.map { "&after=\(PathSegment.encode($0))" } ?? "")
+            let page = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))/records?\(query)")
+            for item in page["items"]?.arrayValue ?? [] {
+                print(String(decoding: (try? encoder.encode(connection.json ? item : (item["data"] ?? .null))) ?? Data(), as: UTF8.self))
+                printed += 1
+            }
+            after = page["next_cursor"]?.stringValue
+        } while after != nil && (all || printed < limit)
+        if after != nil {
+            FileHandle.standardError.write(Data("(\(printed) records printed; there are more: --limit N for more, --all for every one)\n".utf8))
         }
     }
 }

@@ -332,6 +332,36 @@ struct UpstreamDefectTests {
         }
     }
 
+    /// Item 18: a gzip body that inflates past 200 times its size is a permanent
+    /// `invalid_response`, requested once, not a retryable `upstream_unavailable`.
+    @Test func aGzipBombIsAnInvalidResponse() async throws {
+        let dir = try TemporaryDirectory("gzip")
+        defer { dir.remove() }
+        let plain = dir.file("plain.json")
+        try (#"{"rows":[],"pad":""# + String(repeating: "0", count: 4_000_000) + #""}"#).write(toFile: plain, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        process.arguments = ["-k", "-9", plain]
+        try process.run()
+        process.waitUntilExit()
+        let bomb = try [UInt8](Data(contentsOf: URL(fileURLWithPath: plain + ".gz")))
+        #expect(bomb.count * 200 < 4_000_000)
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { _ in
+                var answer = FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], body: "")
+                answer.bytes = bomb
+                return answer
+            }
+            _ = try await client.createHTTPSource("gz", #"""
+                {"url": "\#(fixture.baseURL)/s/gz", "records_path": "/rows", "primary_key": "id", "max_request_retries": 3, "request_backoff_seconds": 0.01}
+                """#)
+            let sync = try await client.runSync("gz")
+            #expect(sync["status"] == .string("failed"))
+            #expect(sync["error"]?["code"] == .string("invalid_response"), "\(sync["error"] ?? .null)")
+            #expect(fixture.requests.count == 1)
+        }
+    }
+
     /// Item 18: a UTF-8 byte order mark before the JSON is ignored (RFC 8259 §8.1).
     @Test func aByteOrderMarkIsIgnored() async throws {
         try await withHTTPNode(items: 0) { client, fixture, _ in

@@ -43,6 +43,26 @@ struct PostgresDatabaseTests {
         #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
     }
 
+    /// An older version stored `next_retry_at = 'Infinity'` (from `Retry-After: inf`): every
+    /// reader now gets a clamped time instead of trapping, and the sync can be cancelled.
+    @Test func aRetryTimeStoredAsInfinityByAnOlderVersionReadsClamped() async throws {
+        let (store, url) = try await freshStore()
+        defer { Task { await store.close() } }
+        let source = try await store.createSource(makeSource())
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        let error = SyncError(.upstreamRateLimited, "HTTP 429 from upstream", retryable: true)
+        _ = try await store.finish(c.lease, outcome: .retrying(error, nextRetryAt: Date().addingTimeInterval(60)), now: Date())
+        try await PostgresCluster.psql(url, "UPDATE syncs SET next_retry_at = 'Infinity', run_at = 'Infinity' WHERE id = '\(c.sync.id)'")
+        let read = try #require(try await store.sync(id: c.sync.id))
+        let next = try #require(read.nextRetryAt)
+        #expect(Timestamp.parse(Timestamp.format(next)) != nil)
+        #expect(try await store.listSyncs(SyncFilter(), limit: 10, before: nil).count == 1)
+        let runAt = try await store.nextRunAt()
+        #expect(runAt.map { Timestamp.parse(Timestamp.format($0)) != nil } ?? true)
+        #expect(try await store.requestCancel(syncID: c.sync.id, now: Date()).status == .cancelled)
+    }
+
     @Test func manyProcessesMigratingAtOnceApplyEachMigrationOnce() async throws {
         let url = try await PostgresCluster.shared().createDatabase("migrate")
         let stores = try (0..<6).map { _ in try PostgresSyncStore(url: url, maximumConnections: 2) }

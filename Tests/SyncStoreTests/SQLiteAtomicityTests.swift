@@ -37,6 +37,32 @@ struct SQLiteAtomicityTests {
         #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
     }
 
+    /// An older version stored an infinite retry time (from `Retry-After: inf`): every reader
+    /// now gets a clamped time instead of trapping, and the sync can be cancelled.
+    @Test func aRetryTimeStoredAsInfinityByAnOlderVersionReadsClamped() async throws {
+        let dir = try TemporaryDirectory("poison-time")
+        defer { dir.remove() }
+        let path = dir.file("t.sqlite")
+        let store = try SQLiteSyncStore(path: path)
+        try await store.migrate()
+        let source = try await store.createSource(makeSource())
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        let error = SyncError(.upstreamRateLimited, "HTTP 429 from upstream", retryable: true)
+        _ = try await store.finish(c.lease, outcome: .retrying(error, nextRetryAt: Date().addingTimeInterval(60)), now: Date())
+        let raw = try DatabaseQueue(path: path)
+        try await raw.write { db in
+            try db.execute(sql: "UPDATE syncs SET next_retry_at = 9e999, run_at = 9e999 WHERE id = ?", arguments: [c.sync.id])
+        }
+        let read = try #require(try await store.sync(id: c.sync.id))
+        let next = try #require(read.nextRetryAt)
+        #expect(Timestamp.parse(Timestamp.format(next)) != nil)
+        #expect(try await store.listSyncs(SyncFilter(), limit: 10, before: nil).count == 1)
+        let runAt = try await store.nextRunAt()
+        #expect(runAt.map { Timestamp.parse(Timestamp.format($0)) != nil } ?? true)
+        #expect(try await store.requestCancel(syncID: c.sync.id, now: Date()).status == .cancelled)
+    }
+
     @Test func twoProcessesMigratingAtOnceBothSucceed() async throws {
         let dir = try TemporaryDirectory("migrate")
         defer { dir.remove() }

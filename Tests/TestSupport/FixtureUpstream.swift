@@ -50,6 +50,8 @@ public final class FixtureUpstream: Sendable {
         public var trickle: Duration?
         /// Wait this long before answering.
         public var delay: Duration?
+        /// The body as bytes (instead of `body`), e.g. a gzip stream.
+        public var bytes: [UInt8]?
         public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: String,
                     trickle: Duration? = nil, delay: Duration? = nil) {
             self.status = status
@@ -254,7 +256,8 @@ public final class FixtureUpstream: Sendable {
         var fields = HTTPFields()
         for (name, value) in answer.headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
         guard let trickle = answer.trickle else {
-            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+            let buffer = answer.bytes.map { ByteBuffer(bytes: $0) } ?? ByteBuffer(string: answer.body)
+            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: buffer))
         }
         let bytes = Array(answer.body.utf8)
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody { writer in

@@ -48,19 +48,9 @@ struct PostgresDatabaseTests {
     @Test func aRetryTimeStoredAsInfinityByAnOlderVersionReadsClamped() async throws {
         let (store, url) = try await freshStore()
         defer { Task { await store.close() } }
-        let source = try await store.createSource(makeSource())
-        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
-        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
-        let error = SyncError(.upstreamRateLimited, "HTTP 429 from upstream", retryable: true)
-        _ = try await store.finish(c.lease, outcome: .retrying(error, nextRetryAt: Date().addingTimeInterval(60)), now: Date())
-        try await PostgresCluster.psql(url, "UPDATE syncs SET next_retry_at = 'Infinity', run_at = 'Infinity' WHERE id = '\(c.sync.id)'")
-        let read = try #require(try await store.sync(id: c.sync.id))
-        let next = try #require(read.nextRetryAt)
-        #expect(Timestamp.parse(Timestamp.format(next)) != nil)
-        #expect(try await store.listSyncs(SyncFilter(), limit: 10, before: nil).count == 1)
-        let runAt = try await store.nextRunAt()
-        #expect(runAt.map { Timestamp.parse(Timestamp.format($0)) != nil } ?? true)
-        #expect(try await store.requestCancel(syncID: c.sync.id, now: Date()).status == .cancelled)
+        let sync = try await retryingSync(store)
+        try await PostgresCluster.psql(url, "UPDATE syncs SET next_retry_at = 'Infinity', run_at = 'Infinity' WHERE id = '\(sync.id)'")
+        try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
     }
 
     @Test func manyProcessesMigratingAtOnceApplyEachMigrationOnce() async throws {

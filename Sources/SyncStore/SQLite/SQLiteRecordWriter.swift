@@ -74,29 +74,24 @@ enum SQLiteRecordWriter {
             let hash = ContentHash.of(record.data)
             let keyLength = Int32(record.key.utf8.count)
             try record.data.withUnsafeBufferPointer { data in
-                sqlite3_bind_text(insert, 2, record.key, keyLength, transient)
-                sqlite3_bind_blob(insert, 3, data.baseAddress, Int32(data.count), transient)
-                sqlite3_bind_int64(insert, 4, hash)
-                if try run(insert) == 1 {
+                /// Binds this record's key (?2) and, unless the statement is `touch`, its bytes (?3) and hash (?4).
+                func bound(_ handle: OpaquePointer?) -> OpaquePointer? {
+                    sqlite3_bind_text(handle, 2, record.key, keyLength, transient)
+                    if handle != touch {
+                        sqlite3_bind_blob(handle, 3, data.baseAddress, Int32(data.count), transient)
+                        sqlite3_bind_int64(handle, 4, hash)
+                    }
+                    return handle
+                }
+                if try run(bound(insert)) == 1 {
                     counts.created += 1
-                    return
-                }
-                sqlite3_bind_text(update, 2, record.key, keyLength, transient)
-                sqlite3_bind_blob(update, 3, data.baseAddress, Int32(data.count), transient)
-                sqlite3_bind_int64(update, 4, hash)
-                if try run(update) == 1 {
+                } else if try run(bound(update)) == 1 {
                     counts.updated += 1
-                    return
-                }
-                sqlite3_bind_text(touch, 2, record.key, keyLength, transient)
-                if try run(touch) == 1 {
+                } else if try run(bound(touch)) == 1 {
                     counts.unchanged += 1
-                    return
+                } else {
+                    _ = try run(bound(again))
                 }
-                sqlite3_bind_text(again, 2, record.key, keyLength, transient)
-                sqlite3_bind_blob(again, 3, data.baseAddress, Int32(data.count), transient)
-                sqlite3_bind_int64(again, 4, hash)
-                _ = try run(again)
             }
         }
         return counts

@@ -10,7 +10,11 @@ import SyncCore
 /// implementations exist (SQLite, PostgreSQL); one conformance suite tests both.
 public protocol SyncStore: Sendable {
     /// Brings the schema up to date. Safe to run twice and from several processes at once.
+    /// Throws ``SchemaTooNewError`` for a database migrated by a newer Tributary.
     func migrate() async throws
+
+    /// The schema version the database is at (0 before the first migration).
+    func schemaVersion() async throws -> Int
 
     /// A cheap round trip, used by `/readyz`.
     func ping() async throws
@@ -339,6 +343,20 @@ public struct SourceRef: Sendable, Equatable {
     public init(id: String, name: String) {
         self.id = id
         self.name = name
+    }
+}
+
+/// The database was migrated by a newer Tributary than this one: running on it could
+/// misread or damage what the newer version wrote, so the store refuses to start.
+public struct SchemaTooNewError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let databaseVersion: Int
+    public let supportedVersion: Int
+    public init(databaseVersion: Int, supportedVersion: Int) {
+        self.databaseVersion = databaseVersion
+        self.supportedVersion = supportedVersion
+    }
+    public var description: String {
+        "the database schema is at version \(databaseVersion), newer than this tributary knows (\(supportedVersion)): run a newer tributary"
     }
 }
 

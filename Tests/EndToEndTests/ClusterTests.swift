@@ -46,8 +46,10 @@ struct ClusterTests {
         }
         #expect(statuses.filter { $0 == 202 }.count == 1)
         #expect(statuses.filter { $0 == 409 }.count == 99)
-        let listed = try await nodes[2].client.get("/v1/syncs?source=slow").json["items"]?.arrayValue ?? []
+        let source = try #require(try await nodes[2].client.get("/v1/sources/slow").json["id"]?.stringValue)
+        let listed = try await nodes[2].client.get("/v1/syncs?source_id=\(source)").json["items"]?.arrayValue ?? []
         #expect(listed.count == 1)
+        #expect(listed.allSatisfy { $0["source_id"] == .string(source) })
         try await stopAll(nodes)
     }
 
@@ -214,9 +216,14 @@ struct ClusterTests {
         defer { dir.remove() }
         let database = try await cluster.createDatabase("restart")
         let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--lease-seconds", "6", "--workers", "2"])
-        try await createSlowSource(nodes[0].client, records: 3000, pageSize: 100, delayMs: 100)
+        // 30 pages of 300 ms: about 9 s, so the sync is still running when the server stops.
+        try await createSlowSource(nodes[0].client, records: 3000, pageSize: 100, delayMs: 300)
         let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
         _ = try await runningNode(nodes[0].client, id)
+        let beforeStop = try await sync(nodes[0].client, id)
+        #expect(beforeStop["status"] == .string("running"))
+        #expect((beforeStop["progress"]?["pages"]?.intValue ?? 30) < 25, "\(beforeStop["progress"] ?? .null)")
+        let stoppedAt = Date()
         try await cluster.stopServer()
         // While the database is down: readiness says so, liveness does not.
         let ready = try await nodes[1].client.get("/readyz")
@@ -233,8 +240,13 @@ struct ClusterTests {
         #expect(done["result"]?["records_updated"] == .number(0))
         #expect(done["result"]?["pages"] == .number(30))
         #expect(done["error"] == .null)
-        let records = try await nodes[1].client.get("/v1/sources/slow/records?limit=1000").json["items"]?.arrayValue ?? []
-        #expect(records.count == 1000)
+        // It finished after the database went down, so it ran through the outage.
+        let finished = try #require(done["finished_at"]?.stringValue.flatMap(Timestamp.parse))
+        #expect(finished > stoppedAt)
+        // Every record, each once, each byte as the generator made it.
+        let keys = try await syntheticRecordKeys(nodes[1].client, source: "slow")
+        #expect(keys.count == 3000)
+        #expect(Set(keys).count == 3000)
         #expect(nodes.allSatisfy { $0.isRunning })
         #expect(try await nodes[1].client.get("/readyz").status == 200)
         try await stopAll(nodes)

@@ -23,6 +23,8 @@ struct HTTPJSONProcessTests {
             (try await first.client.get("/v1/syncs/\(id)").json["progress"]?["pages"]?.intValue ?? 0) >= 5 ? true : nil
         }
         await first.kill()
+        let committed = try #require(Int(try sqliteValue(dir.file("h.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
+        #expect(committed >= 5 && committed < 40, "\(committed) pages committed at the kill")
         let requestsBefore = fixture.requests.count
         fixture.setDelay(seconds: 0)
 
@@ -39,8 +41,10 @@ struct HTTPJSONProcessTests {
         let firstResumed = try #require(resumed.first)
         #expect(firstResumed.query.contains("after="), "\(firstResumed.query)")
         #expect(!resumed.contains { !$0.query.contains("after=") })
-        // Requests after the restart: the pages not committed before the kill, no more.
-        #expect(resumed.count <= 40 - 5)
+        // Requests after the restart: exactly the pages not committed at the kill, starting
+        // after the last committed one (page N holds ids 10N-9…10N).
+        #expect(resumed.count == 40 - committed, "\(resumed.count) requests after the restart, \(committed) pages committed")
+        #expect(firstResumed.query.split(separator: "&").contains("after=\(committed * 10)"), "\(firstResumed.query)")
         let records = try await second.client.get("/v1/sources/api/records?limit=1000").json["items"]?.arrayValue ?? []
         #expect(records.count == 400)
         #expect(Set(records.compactMap { $0["key"]?.stringValue }).count == 400)

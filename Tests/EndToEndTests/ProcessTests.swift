@@ -14,12 +14,15 @@ struct ProcessTests {
         let first = try await TributaryProcess(serve: args, directory: dir, name: "first")
         try await createSlowSource(first.client, records: 2000, pageSize: 100, delayMs: 100)
         let id = try #require(try await first.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
-        let before = try await eventually(every: .milliseconds(20)) { () -> Int? in
+        _ = try await eventually(every: .milliseconds(20)) { () -> Int? in
             let pages = try await sync(first.client, id)["progress"]?["pages"]?.intValue ?? 0
             return pages >= 5 ? pages : nil
         }
         await first.kill()
         #expect(!first.isRunning)
+        // What the database holds at the kill, read from the file: the sync was mid-way.
+        let committed = try #require(Int(try sqliteValue(dir.file("e2e.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
+        #expect(committed >= 5 && committed < 20, "\(committed) pages committed at the kill")
 
         let second = try await TributaryProcess(serve: args, directory: dir, name: "second")
         let done = try await eventually(timeout: .seconds(60), every: .milliseconds(50)) { () -> JSONValue? in
@@ -29,12 +32,15 @@ struct ProcessTests {
         #expect(done["result"]?["records_created"] == .number(2000))
         #expect(done["result"]?["records_read"] == .number(2000))
         #expect(done["result"]?["records_updated"] == .number(0))
-        #expect(done["result"]?["pages"] == .number(20))
         let attempts = try #require(done["attempts"]?.arrayValue)
         #expect(attempts.count == 2)
         #expect(attempts.first?["status"] == .string("queued"))
-        // The resumed attempt started after the pages committed before the kill.
-        #expect(before >= 5)
+        // The resumed attempt read exactly the pages not committed at the kill: a page read
+        // again would add to `pages` and `records_read` (each page is counted as it commits).
+        #expect(done["result"]?["pages"] == .number(20))
+        #expect(done["progress"]?["pages"] == .number(20))
+        let resumedPages = 20 - committed
+        #expect(resumedPages > 0 && committed + resumedPages == done["result"]?["pages"]?.intValue)
 
         // The record store equals an uninterrupted run: every key once, every byte as generated.
         let keys = try await syntheticRecordKeys(second.client, source: "slow")

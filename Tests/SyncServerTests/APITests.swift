@@ -70,8 +70,12 @@ struct APITests {
             #expect(a.json["priority"]?.intValue == 3)
             let other = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": 4}"#, headers: key)
             #expect(other.status == .unprocessableContent)
+            #expect(other.json["code"] == .string("validation_failed"), "\(other.json)")
+            #expect(other.json["errors"]?.arrayValue?.first?["field"] == .string("Idempotency-Key"), "\(other.json)")
             let noKey = try await client.call(.post, "/v1/sources/s/syncs")
             #expect(noKey.status == .conflict)
+            #expect(noKey.json["code"] == .string("sync_already_active"))
+            #expect(noKey.json["active_sync_id"] == a.json["id"])
         }
     }
 

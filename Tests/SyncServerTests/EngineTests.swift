@@ -169,13 +169,14 @@ struct EngineTests {
         // Polling every 60 s: a start within seconds can only come from the wake-up.
         try await TestNode(workers: 1, pollInterval: .seconds(60)).test { client in
             _ = try await client.createSource("fast", records: 1)
-            // Let the idle worker go to sleep first.
+            // Let the idle worker go to sleep first: it has polled once and found nothing.
             try await Task.sleep(for: .milliseconds(300))
             let id = try #require(try await client.call(.post, "/v1/sources/fast/syncs").json["id"]?.stringValue)
             let started = try await waitFor(client, id, timeout: .seconds(20)) { $0["status"]?.stringValue != "queued" }
             // Server timestamps: queued to started, unaffected by how fast this test polls.
             func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantFuture }
-            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 10)
+            // The wake-up, not the 60 s poll: well under a second even on a loaded machine.
+            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 1)
         }
     }
 }

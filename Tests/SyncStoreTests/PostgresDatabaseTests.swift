@@ -29,12 +29,15 @@ struct PostgresDatabaseTests {
             """)
         let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
         // Both write paths: the one-statement page, and the last page with the completion.
-        await #expect(throws: (any Error).self) {
+        // Each must fail because the trigger fired, not for any other reason (a typo in SQL would also throw).
+        let viaPage = await #expect(throws: (any Error).self) {
             try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .object(["offset": .number(8)])), lease: c.lease, now: Date())
         }
-        await #expect(throws: (any Error).self) {
+        #expect(String(reflecting: viaPage).contains("poisoned record"), "\(String(reflecting: viaPage))")
+        let viaCompletion = await #expect(throws: (any Error).self) {
             try await store.completeWithFinalPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
         }
+        #expect(String(reflecting: viaCompletion).contains("poisoned record"), "\(String(reflecting: viaCompletion))")
         let after = try #require(try await store.sync(id: c.sync.id))
         #expect(after.status == .running)
         #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
@@ -53,7 +56,7 @@ struct PostgresDatabaseTests {
         try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
     }
 
-    @Test func manyProcessesMigratingAtOnceApplyEachMigrationOnce() async throws {
+    @Test func sixStoresMigratingOneDatabaseAtOnceApplyEachMigrationOnce() async throws {
         let url = try await PostgresCluster.shared().createDatabase("migrate")
         let stores = try (0..<6).map { _ in try PostgresSyncStore(url: url, maximumConnections: 2) }
         defer { for store in stores { Task { await store.close() } } }
@@ -67,20 +70,32 @@ struct PostgresDatabaseTests {
         #expect(try await stores[5].source(idOrName: source.id) != nil)
     }
 
+    /// A database migrated by a newer tributary is refused with a clear error.
+    @Test func aDatabaseNewerThanTheBinaryIsRefused() async throws {
+        let (store, url) = try await freshStore()
+        defer { Task { await store.close() } }
+        let current = try await store.schemaVersion()
+        try await PostgresCluster.psql(url, "INSERT INTO tributary_schema (version) VALUES (99)")
+        await #expect(throws: SchemaTooNewError(databaseVersion: 99, supportedVersion: current)) { try await store.migrate() }
+        #expect(try await store.schemaVersion() == 99)
+    }
+
     @Test func theDatabaseRejectsAnUnknownStatusAndASecondActiveSync() async throws {
         let (store, url) = try await freshStore()
         defer { Task { await store.close() } }
         let source = try await store.createSource(makeSource())
         let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
-        await #expect(throws: ClusterError.self) {
+        let badStatus = await #expect(throws: ClusterError.self) {
             try await PostgresCluster.psql(url, "UPDATE syncs SET status = 'in_progress' WHERE id = '\(sync.id)'")
         }
-        await #expect(throws: ClusterError.self) {
+        #expect(badStatus?.description.contains("syncs_status_check") == true, "\(badStatus?.description ?? "")")
+        let second = await #expect(throws: ClusterError.self) {
             try await PostgresCluster.psql(url, """
                 INSERT INTO syncs (id, source_id, status, mode, trigger, max_attempts, queued_at, run_at)
                 VALUES ('syn_second', '\(source.id)', 'queued', 'full', 'api', 3, 0, 0)
                 """)
         }
+        #expect(second?.description.contains("syncs_one_active_per_source") == true, "\(second?.description ?? "")")
         #expect(try await store.listSyncs(SyncFilter(sourceID: source.id), limit: 10, before: nil).map(\.id) == [sync.id])
     }
 

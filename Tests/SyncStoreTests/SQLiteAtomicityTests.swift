@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import SyncCore
-import SyncStore
+@testable import SyncStore
 import TestSupport
 
 /// Invariant 2 on SQLite, broken on purpose: a trigger makes the database itself
@@ -28,9 +28,11 @@ struct SQLiteAtomicityTests {
                 """)
         }
         let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
-        await #expect(throws: (any Error).self) {
+        // It must fail because the trigger fired, not for any other reason (a typo in SQL would also throw).
+        let error = await #expect(throws: (any Error).self) {
             try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
         }
+        #expect(String(reflecting: error).contains("poisoned record"), "\(String(reflecting: error))")
         let after = try #require(try await store.sync(id: c.sync.id))
         #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
         #expect(after.checkpoint == .object(["offset": .number(3)]))
@@ -53,7 +55,50 @@ struct SQLiteAtomicityTests {
         try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
     }
 
-    @Test func twoProcessesMigratingAtOnceBothSucceed() async throws {
+    /// A database that only migration 1 ever touched (the first release) upgrades in place:
+    /// its data survives and the later tables work.
+    @Test func aDatabaseAtMigrationOneUpgradesKeepingItsData() async throws {
+        let dir = try TemporaryDirectory("upgrade")
+        defer { dir.remove() }
+        let path = dir.file("old.sqlite")
+        let raw = try DatabaseQueue(path: path)
+        try await raw.write { db in
+            try db.execute(sql: SQLiteSchema.migrations[0])
+            try db.execute(sql: "PRAGMA user_version = 1")
+            try db.execute(sql: """
+                INSERT INTO sources (id, seq, name, kind, config, retry, created_at, updated_at)
+                VALUES ('src_old', 1, 'old', 'synthetic', '{"records":1}', '{}', 0, 0)
+                """)
+        }
+        let store = try SQLiteSyncStore(path: path)
+        #expect(try await store.schemaVersion() == 1)
+        try await store.migrate()
+        #expect(try await store.schemaVersion() == SQLiteSchema.migrations.count)
+        #expect(try await store.source(idOrName: "old")?.id == "src_old")
+        try await store.registerNode(NodeInfo(id: "n1", role: "all", workers: 1, startedAt: Date(), heartbeatAt: Date()))
+        #expect(try await store.healthSnapshot(now: Date()).nodes.map(\.id) == ["n1"])
+    }
+
+    /// A database migrated by a newer tributary is refused with a clear error, untouched.
+    @Test func aDatabaseNewerThanTheBinaryIsRefused() async throws {
+        let dir = try TemporaryDirectory("newer")
+        defer { dir.remove() }
+        let path = dir.file("new.sqlite")
+        let store = try SQLiteSyncStore(path: path)
+        try await store.migrate()
+        let raw = try DatabaseQueue(path: path)
+        try await raw.write { db in try db.execute(sql: "PRAGMA user_version = 99") }
+        await #expect(throws: SchemaTooNewError(databaseVersion: 99, supportedVersion: SQLiteSchema.migrations.count)) {
+            try await store.migrate()
+        }
+        #expect(try await store.schemaVersion() == 99)
+        let (code, out) = try await runTributary(["serve", "--port", "0", "--database", "sqlite:new.sqlite"], directory: dir)
+        #expect(code != 0)
+        #expect(out.contains("version 99, newer than this tributary knows"), "\(out)")
+        #expect(out.split(separator: "\n").count == 1, "\(out)")
+    }
+
+    @Test func storesMigratingOneFileAtOnceAllSucceed() async throws {
         let dir = try TemporaryDirectory("migrate")
         defer { dir.remove() }
         let stores = try (0..<4).map { _ in try SQLiteSyncStore(path: dir.file("m.sqlite")) }
@@ -73,11 +118,12 @@ struct SQLiteAtomicityTests {
         let source = try await store.createSource(makeSource())
         let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
         let raw = try DatabaseQueue(path: dir.file("c.sqlite"))
-        await #expect(throws: DatabaseError.self) {
+        let badStatus = await #expect(throws: DatabaseError.self) {
             try await raw.write { db in try db.execute(sql: "UPDATE syncs SET status = 'in_progress' WHERE id = ?", arguments: [sync.id]) }
         }
+        #expect(badStatus?.extendedResultCode == .SQLITE_CONSTRAINT_CHECK, "\(String(describing: badStatus))")
         // Bypass the store's code entirely: the partial unique index alone refuses a second active sync.
-        await #expect(throws: DatabaseError.self) {
+        let second = await #expect(throws: DatabaseError.self) {
             try await raw.write { db in
                 try db.execute(sql: """
                     INSERT INTO syncs (id, seq, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
@@ -85,5 +131,7 @@ struct SQLiteAtomicityTests {
                     """, arguments: [source.id])
             }
         }
+        #expect(second?.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE, "\(String(describing: second))")
+        #expect(second?.message?.contains("syncs.source_id") == true, "\(String(describing: second))")
     }
 }

@@ -26,9 +26,17 @@ struct StoreConformanceTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreIdempotent(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
+            let version = try await store.schemaVersion()
+            #expect(version >= 1)
+            let source = try await store.createSource(makeSource())
+            let sync = try await enqueue(store, source)
             try await store.migrate()
             try await store.migrate()
-            try await store.ping()
+            // Same version, same data: a second migrate applied nothing and dropped nothing.
+            #expect(try await store.schemaVersion() == version)
+            #expect(try await store.source(idOrName: source.id)?.name == source.name)
+            #expect(try await store.sync(id: sync.id)?.status == .queued)
+            #expect(try await store.listSyncs(SyncFilter(), limit: 10, before: nil).count == 1)
         }
     }
 

@@ -148,6 +148,7 @@ enum PostgresSchema {
             logger: logger)
         let version = try await connection.one("SELECT COALESCE(MAX(version), 0)::int8 AS v FROM tributary_schema", logger: logger)
             .map { try $0.int("v") } ?? 0
+        if version > migrations.count { throw SchemaTooNewError(databaseVersion: version, supportedVersion: migrations.count) }
         guard version < migrations.count else { return }
         for (index, statements) in migrations.enumerated() where index >= version {
             for sql in statements { try await connection.run(PostgresQuery(unsafeSQL: sql), logger: logger) }

@@ -163,6 +163,15 @@ public final class PostgresSyncStore: SyncStore {
         try await read { connection in try await connection.run("SELECT 1", logger: logger) }
     }
 
+    public func schemaVersion() async throws -> Int {
+        let logger = logger
+        return try await read { connection in
+            let exists = try await connection.one("SELECT to_regclass('tributary_schema') IS NOT NULL AS e", logger: logger)?.bool("e") ?? false
+            guard exists else { return 0 }
+            return try await connection.one("SELECT COALESCE(MAX(version), 0)::int8 AS v FROM tributary_schema", logger: logger)?.int("v") ?? 0
+        }
+    }
+
     // MARK: Sources
 
     public func createSource(_ source: Source) async throws -> Source {

@@ -130,6 +130,7 @@ enum SQLiteSchema {
     static func migrate(_ pool: DatabasePool) async throws {
         try await pool.write { db in
             let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if version > migrations.count { throw SchemaTooNewError(databaseVersion: version, supportedVersion: migrations.count) }
             guard version < migrations.count else { return }
             for (index, sql) in migrations.enumerated() where index >= version {
                 try db.execute(sql: sql)

@@ -32,6 +32,10 @@ public final class SQLiteSyncStore: SyncStore {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
+    public func schemaVersion() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+    }
+
     // MARK: Sources
 
     public func createSource(_ source: Source) async throws -> Source {

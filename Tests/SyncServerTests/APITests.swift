@@ -43,8 +43,9 @@ struct APITests {
         return result
     }
 
-    @Test func fiftyConcurrentTriggersOverHTTPGiveExactlyOne202() async throws {
-        try await TestNode().test(.live) { client in
+    @Test(arguments: StoreBackend.allCases)
+    func fiftyConcurrentTriggersOverHTTPGiveExactlyOne202(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test(.live) { client in
             _ = try await client.createSource("storm")
             let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
                 for _ in 0..<50 { group.addTask { try await client.call(.post, "/v1/sources/storm/syncs") } }
@@ -59,8 +60,9 @@ struct APITests {
         }
     }
 
-    @Test func idempotencyKeyReturnsTheOriginalResponse() async throws {
-        try await TestNode().test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func idempotencyKeyReturnsTheOriginalResponse(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
             _ = try await client.createSource("s")
             let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "abc"]
             let a = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": 3}"#, headers: key)
@@ -79,8 +81,9 @@ struct APITests {
         }
     }
 
-    @Test func sourceLifecycleAndSecretsAreWriteOnly() async throws {
-        let node = try await TestNode()
+    @Test(arguments: StoreBackend.allCases)
+    func sourceLifecycleAndSecretsAreWriteOnly(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend)
         try await node.test { client in
             let created = try await client.call(.post, "/v1/sources", #"""
                 {"name": "crm", "kind": "open", "config": {"url": "http://127.0.0.1:1/x", "headers": {"Authorization": "Bearer s3cr3t", "X-Plain": "p"},
@@ -119,8 +122,9 @@ struct APITests {
     }
 
     /// Item 18 of issue 13: a cursor the server did not issue is a 422, whatever it decodes to.
-    @Test func aCursorTheServerDidNotIssueIsA422() async throws {
-        try await TestNode().test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func aCursorTheServerDidNotIssueIsA422(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
             for i in 0..<3 { _ = try await client.createSource("c\(i)") }
             let issued = try #require(try await client.call(.get, "/v1/sources?limit=1").json["next_cursor"]?.stringValue)
             #expect(try await client.call(.get, "/v1/sources?limit=1&cursor=\(issued)").status == .ok)
@@ -140,8 +144,9 @@ struct APITests {
     }
 
     /// HEAD answers every GET route like GET, without a body; the 405 lists HEAD too.
-    @Test func headAnswersLikeGet() async throws {
-        try await TestNode().test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func headAnswersLikeGet(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
             _ = try await client.createSource("h")
             for path in ["/healthz", "/v1/sources", "/v1/sources/h", "/openapi.yaml"] {
                 let r = try await client.call(.head, path)
@@ -155,8 +160,9 @@ struct APITests {
         }
     }
 
-    @Test func listsArePaginatedWithoutSkipsOrRepeats() async throws {
-        try await TestNode().test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func listsArePaginatedWithoutSkipsOrRepeats(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
             for i in 0..<7 { _ = try await client.createSource("s\(i)") }
             var names: [String] = []
             var cursor: String?

@@ -38,8 +38,9 @@ struct EngineTests {
         }
     }
 
-    @Test func aSyncRunsToCompletionWithRealCounts() async throws {
-        try await TestNode(workers: 2).test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func aSyncRunsToCompletionWithRealCounts(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 2).test { client in
             _ = try await client.createSource("s", records: 1234, pageSize: 100)
             let id = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
             let done = try await waitFor(client, id) { $0["status"]?.stringValue == "completed" }
@@ -88,9 +89,10 @@ struct EngineTests {
         }
     }
 
-    @Test func retryableFailuresBackOffThenFailWithEveryAttemptRecorded() async throws {
+    @Test(arguments: StoreBackend.allCases)
+    func retryableFailuresBackOffThenFailWithEveryAttemptRecorded(_ backend: StoreBackend) async throws {
         // Jitter pinned near its top so the delays equal the policy's growing caps (0.3 s, 0.6 s).
-        try await TestNode(workers: 1, random: { 0.999 }).test { client in
+        try await TestNode(backend: backend, workers: 1, random: { 0.999 }).test { client in
             _ = try await client.call(.post, "/v1/sources", #"""
                 {"name": "flaky", "kind": "synthetic", "config": {"records": 50, "page_size": 10, "fail_every_n_pages": 1},
                  "retry": {"max_attempts": 3, "initial_delay_seconds": 0.3, "max_delay_seconds": 10, "multiplier": 2}}
@@ -117,11 +119,10 @@ struct EngineTests {
         }
     }
 
-    @Test func manualRetryResumesFromTheCheckpointWithoutRefetching() async throws {
-        let directory = try TemporaryDirectory("retry")
-        defer { directory.remove() }
-        let store = try SQLiteSyncStore(path: directory.file("r.sqlite"))
-        try await store.migrate()
+    @Test(arguments: StoreBackend.allCases)
+    func manualRetryResumesFromTheCheckpointWithoutRefetching(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
         let recording = RecordingKind()
         var kinds = SourceKindRegistry.builtIn
         kinds.register(recording)
@@ -148,8 +149,9 @@ struct EngineTests {
         }
     }
 
-    @Test func aScheduledSourceSyncsOnItsOwn() async throws {
-        try await TestNode(workers: 1).test { client in
+    @Test(arguments: StoreBackend.allCases)
+    func aScheduledSourceSyncsOnItsOwn(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 1).test { client in
             _ = try await client.createSource("cron", records: 5, extra: #", "schedule": {"every_seconds": 1}"#)
             let syncs = try await eventually(timeout: .seconds(10), every: .milliseconds(50)) { () -> [JSONValue]? in
                 let items = try await client.call(.get, "/v1/syncs?status=completed").json["items"]?.arrayValue ?? []
@@ -165,9 +167,10 @@ struct EngineTests {
         }
     }
 
-    @Test func aWorkerPicksUpANewSyncWithinMilliseconds() async throws {
+    @Test(arguments: StoreBackend.allCases)
+    func aWorkerPicksUpANewSyncWithinMilliseconds(_ backend: StoreBackend) async throws {
         // Polling every 60 s: a start within seconds can only come from the wake-up.
-        try await TestNode(workers: 1, pollInterval: .seconds(60)).test { client in
+        try await TestNode(backend: backend, workers: 1, pollInterval: .seconds(60)).test { client in
             _ = try await client.createSource("fast", records: 1)
             // Let the idle worker go to sleep first: it has polled once and found nothing.
             try await Task.sleep(for: .milliseconds(300))

@@ -91,10 +91,10 @@ struct HTTPJSONTests {
         ("offset", #""url": "BASE/offset", "records_path": "/results", "pagination": {"type": "offset", "param": "offset", "limit_param": "limit", "limit": 7}"#, 9),
     ]
 
-    @Test(arguments: 0..<styles.count)
-    func everyPaginationStyleSyncsRecordForRecord(_ index: Int) async throws {
+    @Test(arguments: 0..<styles.count, StoreBackend.allCases)
+    func everyPaginationStyleSyncsRecordForRecord(_ index: Int, _ backend: StoreBackend) async throws {
         let (name, config, pages) = Self.styles[index]
-        try await withHTTPNode { client, fixture, _ in
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             let body = "{" + config.replacingOccurrences(of: "BASE", with: fixture.baseURL) + #", "primary_key": "id"}"#
             _ = try await client.createHTTPSource("s", body)
             let sync = try await client.runSync("s")
@@ -111,8 +111,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func incrementalSyncsReadOnlyWhatChangedAndCountExactly() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func incrementalSyncsReadOnlyWhatChangedAndCountExactly(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("inc", #"""
                 {"url": "\#(fixture.baseURL)/next?size=10", "records_path": "/rows", "primary_key": "id",
                  "pagination": {"type": "next_url", "path": "/next_url"},
@@ -146,8 +147,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func fullModeMarksExactlyTheDeletedRecordsAndAnIncompleteSyncDeletesNothing() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func fullModeMarksExactlyTheDeletedRecordsAndAnIncompleteSyncDeletesNothing(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("full", #"""
                 {"url": "\#(fixture.baseURL)/next?size=10", "records_path": "/rows", "primary_key": "id",
                  "pagination": {"type": "next_url", "path": "/next_url"}}
@@ -166,8 +168,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func aFullSyncThatStopsHalfwayDeletesNothing() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func aFullSyncThatStopsHalfwayDeletesNothing(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("half", #"""
                 {"url": "\#(fixture.baseURL)/page", "records_path": "/items", "primary_key": "id",
                  "pagination": {"type": "page", "param": "page", "size_param": "per_page", "size": 10}}
@@ -187,8 +190,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func upstreamAuthFailureIsRequestedOnceAndPermanent() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func upstreamAuthFailureIsRequestedOnceAndPermanent(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("auth", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "headers": {"Authorization": "Bearer sup3rs3cret"}}"#)
             fixture.inject(.status(401), path: "/none", times: 10)
             let sync = try await client.runSync("auth")
@@ -203,8 +207,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func retryAfterIsHonouredBeforeTheNextRequest() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func retryAfterIsHonouredBeforeTheNextRequest(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("rl", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "request_backoff_seconds": 0.01}"#)
             fixture.inject(.status(429, retryAfter: "2"), path: "/none", times: 1)
             let sync = try await client.runSync("rl")
@@ -218,9 +223,9 @@ struct HTTPJSONTests {
     /// Each of these once trapped a node (Double → Int of infinity, Int64 overflow while
     /// formatting) or scheduled a retry in the year 33715. The retry now waits at most
     /// `max_delay_seconds`, and the node keeps answering and completes the sync.
-    @Test(arguments: ["inf", "99999999999999999999", "1000000000000", "nan", "-1", "Fri, 31 Dec 9999 23:59:59 GMT"])
-    func aHostileRetryAfterWaitsAtMostMaxDelayAndTrapsNothing(_ header: String) async throws {
-        try await withHTTPNode(items: 5) { client, fixture, _ in
+    @Test(arguments: ["inf", "99999999999999999999", "1000000000000", "nan", "-1", "Fri, 31 Dec 9999 23:59:59 GMT"], StoreBackend.allCases)
+    func aHostileRetryAfterWaitsAtMostMaxDelayAndTrapsNothing(_ header: String, _ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 5, backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("ra", #"""
                 {"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}
                 """#, extra: #", "retry": {"max_attempts": 3, "initial_delay_seconds": 0.5, "max_delay_seconds": 2}"#)
@@ -278,8 +283,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func badRecordsBecomeRecordErrorsAndTheSyncGoesOn() async throws {
-        try await withHTTPNode(items: 0) { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func badRecordsBecomeRecordErrorsAndTheSyncGoesOn(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("rec", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": ["region", "id"], "max_record_bytes": 200}"#)
             let big = String(repeating: "b", count: 300)
             fixture.inject(.body(#"""
@@ -301,9 +307,10 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func theEgressPolicyBlocksAtCreateAndAtRunTime() async throws {
+    @Test(arguments: StoreBackend.allCases)
+    func theEgressPolicyBlocksAtCreateAndAtRunTime(_ backend: StoreBackend) async throws {
         let policy = EgressPolicy(deny: [EgressPolicy.Rule("127.0.0.2/32")!, EgressPolicy.Rule("blocked.test")!])
-        try await withHTTPNode(egress: policy) { client, fixture, store in
+        try await withHTTPNode(egress: policy, backend: backend) { client, fixture, store in
             for url in ["http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/", "http://metadata.google.internal/x",
                         "http://127.0.0.2:\(fixture.port)/none", "http://api.blocked.test/x"] {
                 let r = try await client.call(.post, "/v1/sources", #"{"name": "x", "kind": "http-json", "config": {"url": "\#(url)", "primary_key": "id"}}"#)
@@ -322,8 +329,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func aRefusedConnectionIsRetriedThenUpstreamUnavailable() async throws {
-        try await withHTTPNode { client, _, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func aRefusedConnectionIsRetriedThenUpstreamUnavailable(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, _, _ in
             _ = try await client.createHTTPSource("closed", #"{"url": "http://127.0.0.1:1/x", "primary_key": "id", "max_request_retries": 2, "request_backoff_seconds": 0.01}"#,
                                                   extra: #", "retry": {"max_attempts": 1}"#)
             let start = ContinuousClock.now
@@ -334,8 +342,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func aConfigThatBecameInvalidFailsAsConfigInvalid() async throws {
-        try await withHTTPNode { client, _, store in
+    @Test(arguments: StoreBackend.allCases)
+    func aConfigThatBecameInvalidFailsAsConfigInvalid(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, _, store in
             _ = try await store.createSource(makeSource(name: "broken", kind: "http-json", config: ["url": .string("not a url")]))
             let sync = try await client.runSync("broken")
             #expect(sync["status"] == .string("failed"))
@@ -358,8 +367,9 @@ struct HTTPJSONTests {
         }
     }
 
-    @Test func aSourceRateLimitSpacesRequests() async throws {
-        try await withHTTPNode { client, fixture, _ in
+    @Test(arguments: StoreBackend.allCases)
+    func aSourceRateLimitSpacesRequests(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("slow", #"{"url": "\#(fixture.baseURL)/next?size=10", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "next_url", "path": "/next_url"}}"#,
                                                   extra: #", "rate_limit": {"requests_per_second": 10, "burst": 1}"#)
             let sync = try await client.runSync("slow")

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import GRDB
 import Testing
 import SyncCore
+import SyncStore
 import TestSupport
 
 /// Every error code of API.md with its HTTP status, content type and extra members.
@@ -151,7 +152,8 @@ struct ProblemTests {
             _ = try await client.createSource("s")
             let id = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
             // Break the database behind the server's back: a bug-shaped failure.
-            try await DatabaseQueue(path: node.directory.file("api.sqlite")).write { db in try db.execute(sql: "DROP TABLE record_errors") }
+            let sqlite = try #require(node.store as? SQLiteSyncStore)
+            try await DatabaseQueue(path: sqlite.path).write { db in try db.execute(sql: "DROP TABLE record_errors") }
             let r = try await client.call(.get, "/v1/syncs/\(id)/record-errors")
             expectProblem(r, .internalServerError, "internal")
             let requestID = try #require(r.headers[HTTPField.Name("X-Request-Id")!])

@@ -22,18 +22,17 @@ struct OpenConfigKind: SyncSourceKind {
     }
 }
 
-/// A node's application on a temporary SQLite file.
+/// A node's application on a fresh store: a temporary SQLite file, or a new PostgreSQL database.
 struct TestNode {
     let server: TributaryServer
-    let store: SQLiteSyncStore
+    let store: any SyncStore
     let pool: WorkerPool
-    let directory: TemporaryDirectory
+    let cleanup: @Sendable () -> Void
 
-    init(workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20, leaseSeconds: Double = 30,
-         pollInterval: Duration = .seconds(1), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
-        directory = try TemporaryDirectory("api")
-        store = try SQLiteSyncStore(path: directory.file("api.sqlite"))
-        try await store.migrate()
+    init(backend: StoreBackend = .sqlite, workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
+         leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1),
+         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
+        (store, cleanup) = try await backend.makeStore()
         var kinds = SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())
         pool = WorkerPool(store: store, kinds: kinds,
@@ -50,7 +49,7 @@ struct TestNode {
         let rescuer = LeaseRescuer(store: store, interval: .seconds(1), wakeUp: pool.wakeUp)
         let scheduler = Scheduler(store: store, interval: .milliseconds(100), wakeUp: pool.wakeUp)
         let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger)
-        defer { directory.remove() }
+        defer { cleanup() }
         return try await app.test(setup, body)
     }
 }

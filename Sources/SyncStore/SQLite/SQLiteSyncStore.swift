@@ -12,9 +12,12 @@ import SyncCore
 /// for no gain in correctness.
 public final class SQLiteSyncStore: SyncStore {
     let pool: DatabasePool
+    /// The database file.
+    public let path: String
 
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) throws {
+        self.path = path
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true

@@ -121,6 +121,39 @@ struct APITests {
         }
     }
 
+    /// `since` (inclusive) and `until` (exclusive) filter syncs by the time they were queued.
+    @Test(arguments: StoreBackend.allCases)
+    func syncsFilterBySinceAndUntil(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
+            _ = try await client.createSource("t")
+            var syncs: [JSONValue] = []
+            for i in 0..<3 {
+                if i > 0 { try await Task.sleep(for: .milliseconds(20)) }
+                let s = try await client.call(.post, "/v1/sources/t/syncs").json
+                syncs.append(s)
+                if i < 2 { _ = try await client.call(.post, "/v1/syncs/\(s["id"]!.stringValue!)/cancel") }
+            }
+            func ids(_ query: String) async throws -> [String] {
+                let r = try await client.call(.get, "/v1/syncs?\(query)")
+                #expect(r.status == .ok, "\(query): \(String(buffer: r.body))")
+                return r.json["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+            }
+            let id = syncs.map { $0["id"]!.stringValue! }
+            let queued = syncs.map { $0["queued_at"]!.stringValue! }
+            let since1 = try await ids("since=\(queued[1])")
+            #expect(since1 == [id[2], id[1]], "\(queued) \(id)")
+            let until1 = try await ids("until=\(queued[1])")
+            #expect(until1 == [id[0]])
+            let between = try await ids("since=\(queued[1])&until=\(queued[2])")
+            #expect(between == [id[1]])
+            let queuedSince2 = try await ids("since=\(queued[2])&status=queued")
+            #expect(queuedSince2 == [id[2]])
+            let bad = try await client.call(.get, "/v1/syncs?since=yesterday")
+            #expect(bad.status == .unprocessableContent)
+            #expect(bad.json["errors"]?.arrayValue?.first?["field"] == .string("since"))
+        }
+    }
+
     /// Item 18 of issue 13: a cursor the server did not issue is a 422, whatever it decodes to.
     @Test(arguments: StoreBackend.allCases)
     func aCursorTheServerDidNotIssueIsA422(_ backend: StoreBackend) async throws {

@@ -307,6 +307,34 @@ struct HTTPJSONTests {
         }
     }
 
+    /// Record errors page like every list: all of them, once each, in order; a made-up cursor is a 422.
+    @Test(arguments: StoreBackend.allCases)
+    func recordErrorsArePaginated(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            fixture.script { _ in .json(#"{"rows":[1,2,3,4,5,6,7,{"id":8}]}"#) }
+            _ = try await client.createHTTPSource("errs", #"{"url": "\#(fixture.baseURL)/s/e", "records_path": "/rows", "primary_key": "id"}"#)
+            let sync = try await client.runSync("errs")
+            #expect(sync["result"]?["records_failed"] == .number(7))
+            let id = try #require(sync["id"]?.stringValue)
+            var messages: [String] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try await client.call(.get, "/v1/syncs/\(id)/record-errors?limit=3" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                #expect(page.status == .ok)
+                let items = page.json["items"]?.arrayValue ?? []
+                #expect(items.count <= 3)
+                messages += items.compactMap { $0["message"]?.stringValue }
+                cursor = page.json["next_cursor"]?.stringValue
+                pages += 1
+            } while cursor != nil && pages < 10
+            #expect(pages == 3)
+            #expect(messages.count == 7)
+            #expect(messages.allSatisfy { $0.contains("not an object") })
+            #expect(try await client.call(.get, "/v1/syncs/\(id)/record-errors?cursor=abc").status == .unprocessableContent)
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func theEgressPolicyBlocksAtCreateAndAtRunTime(_ backend: StoreBackend) async throws {
         let policy = EgressPolicy(deny: [EgressPolicy.Rule("127.0.0.2/32")!, EgressPolicy.Rule("blocked.test")!])

@@ -43,8 +43,30 @@ public final class TributaryProcess: @unchecked Sendable {
         }
     }
 
+    /// Why the binary must not be used: it is older than a file under `Sources/` (a test
+    /// would silently run yesterday's code), or missing. Checked once per test process.
+    static let staleness: String? = {
+        let binary = binaryPath
+        guard let built = (try? FileManager.default.attributesOfItem(atPath: binary))?[.modificationDate] as? Date else {
+            return "the tributary binary is missing at \(binary): run swift build"
+        }
+        // This file is Tests/TestSupport/TributaryProcess.swift; the package root is two levels up.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources")
+        guard let walker = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: [.contentModificationDateKey]) else { return nil }
+        for case let file as URL in walker {
+            guard let changed = try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate else { continue }
+            if changed > built.addingTimeInterval(1) {
+                return "the tributary binary at \(binary) is older than \(file.path): run swift build before the end-to-end tests"
+                    + " (if that file only got a new timestamp, touch the binary)"
+            }
+        }
+        return nil
+    }()
+
     /// Starts the binary with a clean Tributary environment plus `environment`, output to `output`.
     static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> Process {
+        if let stale = staleness { throw ClusterError(stale) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binaryPath)

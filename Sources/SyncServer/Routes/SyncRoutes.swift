@@ -112,7 +112,10 @@ struct SyncRoutes {
         }
         for (name, keyPath) in [("since", \SyncFilter.since), ("until", \SyncFilter.until)] {
             if let raw = query[Substring(name)] {
-                if let d = Timestamp.parse(String(raw)) { filter[keyPath: keyPath] = d }
+                // Compared at the API's precision: times are stored finer than the milliseconds
+                // they are shown with, so a sync's own `queued_at` (rounded to the nearest
+                // millisecond) passed back as `since` must include it, and as `until` exclude it.
+                if let d = Timestamp.parse(String(raw)) { filter[keyPath: keyPath] = d.addingTimeInterval(-0.0005) }
                 else { errors.append(FieldError(name, "must be an RFC 3339 timestamp")) }
             }
         }

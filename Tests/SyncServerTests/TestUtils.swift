@@ -28,11 +28,13 @@ struct TestNode {
     let store: any SyncStore
     let pool: WorkerPool
     let cleanup: @Sendable () -> Void
+    let rescueInterval: Duration
 
     init(backend: StoreBackend = .sqlite, workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
-         leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1),
+         leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1), rescueInterval: Duration = .seconds(1),
          random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         (store, cleanup) = try await backend.makeStore()
+        self.rescueInterval = rescueInterval
         var kinds = SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())
         pool = WorkerPool(store: store, kinds: kinds,
@@ -46,7 +48,7 @@ struct TestNode {
     func test<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let rescuer = LeaseRescuer(store: store, interval: .seconds(1), wakeUp: pool.wakeUp)
+        let rescuer = LeaseRescuer(store: store, interval: rescueInterval, wakeUp: pool.wakeUp)
         let scheduler = Scheduler(store: store, interval: .milliseconds(100), wakeUp: pool.wakeUp)
         let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger)
         defer { cleanup() }

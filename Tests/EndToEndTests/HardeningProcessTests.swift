@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SyncCore
 import TestSupport
 
 /// The real binary against hostile clients and mistyped configuration: connections that
@@ -118,5 +119,50 @@ struct HardeningProcessTests {
         #expect(try await APIClient(baseURL: node.baseURL, token: "tok2").get("/v1/sources").status == 200)
         #expect(try await APIClient(baseURL: node.baseURL, token: "tok2x").get("/v1/sources").status == 401)
         #expect(try await node.terminate() == 0)
+    }
+}
+
+/// Roles, graceful node removal and the egress flags, on the real binary.
+@Suite("The binary's roles and flags", .serialized)
+struct RoleAndFlagProcessTests {
+    @Test func aWorkerRunsWhatAnAPINodeQueuesAndLeavesTheClusterOnSIGTERM() async throws {
+        let dir = try TemporaryDirectory("e2e-roles")
+        defer { dir.remove() }
+        let db = ["--database", "sqlite:roles.sqlite"]
+        let api = try await TributaryProcess(serve: db + ["--role", "api", "--workers", "4", "--node-id", "api-1"], directory: dir, name: "api")
+        let worker = try await TributaryProcess(serve: db + ["--role", "worker", "--node-id", "worker-1"], directory: dir, name: "worker")
+        try await createSlowSource(api.client, records: 50, pageSize: 10, delayMs: 0)
+        let id = try #require(try await api.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let done = try await eventually(timeout: .seconds(30), every: .milliseconds(50)) { () -> JSONValue? in
+            let s = try await sync(api.client, id)
+            return s["status"]?.stringValue == "completed" ? s : nil
+        }
+        // `--role api` runs no sync even with --workers 4: the worker node ran it.
+        #expect(done["attempts"]?.arrayValue?.map { $0["node"] } == [.string("worker-1")])
+        let nodes = try await api.client.get("/v1/health").json["checks"]?.arrayValue?.first { $0["name"] == .string("workers") }?["nodes"]
+        let roles = Dictionary(uniqueKeysWithValues: (nodes?.arrayValue ?? []).map { ($0["id"]?.stringValue ?? "", $0["role"]?.stringValue ?? "") })
+        #expect(roles == ["api-1": "api", "worker-1": "worker"], "\(roles)")
+        #expect(try await worker.terminate() == 0)
+        // A node that stops gracefully removes itself; the other stays.
+        #expect(try sqliteValue(dir.file("roles.sqlite"), "SELECT group_concat(id) FROM nodes") == "api-1")
+        #expect(try await api.terminate() == 0)
+    }
+
+    @Test func egressFlagsDenyAndAllow() async throws {
+        let dir = try TemporaryDirectory("e2e-egress")
+        defer { dir.remove() }
+        let body = #"{"name": "up", "kind": "http-json", "config": {"url": "http://127.0.0.1:9/x", "primary_key": "id"}}"#
+        let denied = try await TributaryProcess(serve: ["--database", "sqlite:d.sqlite", "--egress-deny", "127.0.0.0/8"], directory: dir, name: "deny")
+        let refused = try await denied.client.post("/v1/sources", body)
+        #expect(refused.status == 403, "\(refused.text)")
+        #expect(refused.json["code"] == .string("forbidden"))
+        #expect(try await denied.terminate() == 0)
+        let allowed = try await TributaryProcess(
+            serve: ["--database", "sqlite:a.sqlite", "--egress-deny", "127.0.0.0/8", "--egress-allow", "127.0.0.1/32"], directory: dir, name: "allow")
+        #expect(try await allowed.client.post("/v1/sources", body).status == 201)
+        #expect(try await allowed.terminate() == 0)
+        let (code, out) = try await runTributary(["serve", "--port", "0", "--database", "sqlite:b.sqlite", "--egress-deny", "not a rule!"], directory: dir)
+        #expect(code == 3)
+        #expect(out.contains("--egress-deny"), "\(out)")
     }
 }

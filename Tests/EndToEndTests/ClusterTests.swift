@@ -210,6 +210,38 @@ struct ClusterTests {
         try await stopAll([worker, api])
     }
 
+    /// A database down for longer than two leases: the runner stops retrying its commit and
+    /// hands the sync back at its checkpoint (never `failed`); once the database is back the
+    /// sync resumes there and completes with exact counts.
+    @Test func aDatabaseDownPastTwoLeasesHandsTheSyncBack() async throws {
+        let cluster = try await PostgresCluster.start()
+        let dir = try TemporaryDirectory("cluster-outage")
+        defer { dir.remove() }
+        let database = try await cluster.createDatabase("outage")
+        let nodes = try await startNodes(1, database: database, directory: dir, extra: ["--lease-seconds", "1", "--workers", "1"])
+        try await createSlowSource(nodes[0].client, records: 2000, pageSize: 100, delayMs: 200)
+        let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        _ = try await runningNode(nodes[0].client, id)
+        try await cluster.stopServer()
+        // Two leases are 2 s; the runner's give-up and the node's own retries need a little more.
+        try await Task.sleep(for: .seconds(6))
+        try await cluster.startServer()
+        let done = try await eventually(timeout: .seconds(90), every: .milliseconds(100)) { () -> JSONValue? in
+            let s = try? await sync(nodes[0].client, id)
+            return s?["status"]?.stringValue == "completed" ? s : nil
+        }
+        #expect(done["result"]?["records_created"] == .number(2000))
+        #expect(done["result"]?["records_read"] == .number(2000))
+        #expect(done["result"]?["pages"] == .number(20))
+        let attempts = done["attempts"]?.arrayValue ?? []
+        #expect(attempts.count >= 2, "\(attempts)")
+        #expect(attempts.dropLast().allSatisfy { $0["status"] == .string("queued") }, "\(attempts)")
+        #expect(attempts.contains { ($0["error"]?["message"]?.stringValue ?? "").contains("the database was unavailable") }, "\(attempts)")
+        #expect(nodes[0].isRunning)
+        try await stopAll(nodes)
+        try? await cluster.stopServer()
+    }
+
     @Test func restartingPostgreSQLMidSyncLosesNothingAndCrashesNothing() async throws {
         let cluster = try await PostgresCluster.start()
         let dir = try TemporaryDirectory("cluster-restart")

@@ -59,11 +59,13 @@ struct ClusterTests {
         let database = try await PostgresCluster.shared().createDatabase("kill")
         let lease = 2.0
         let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--lease-seconds", "2", "--workers", "2"])
-        try await createSlowSource(nodes[0].client, records: 2000, pageSize: 100, delayMs: 100)
+        try await createSlowSource(nodes[0].client, records: 2000, pageSize: 100, delayMs: 300)
         let id = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
         let owner = try await runningNode(nodes[0].client, id)
         let victim = try #require(nodes.first { $0.log.contains("node \(owner)") })
         let survivor = try #require(nodes.first { $0 !== victim })
+        // 20 pages of 300 ms: well over half the sync is still to run when the node dies.
+        #expect((try await sync(survivor.client, id)["progress"]?["pages"]?.intValue ?? 20) < 15)
         await victim.kill()
         let killedAt = ContinuousClock.now
         let takeover = try await eventually(timeout: .seconds(30), every: .milliseconds(10)) { () -> (String, Duration)? in

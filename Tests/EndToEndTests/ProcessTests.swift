@@ -12,7 +12,7 @@ struct ProcessTests {
         defer { dir.remove() }
         let args = ["--database", "sqlite:e2e.sqlite", "--lease-seconds", "2", "--workers", "2"]
         let first = try await TributaryProcess(serve: args, directory: dir, name: "first")
-        try await createSlowSource(first.client, records: 2000, pageSize: 100, delayMs: 100)
+        try await createSlowSource(first.client, records: 2000, pageSize: 100, delayMs: 200)
         let id = try #require(try await first.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
         _ = try await eventually(every: .milliseconds(20)) { () -> Int? in
             let pages = try await sync(first.client, id)["progress"]?["pages"]?.intValue ?? 0

@@ -55,9 +55,20 @@ public final class PostgresCluster: Sendable {
         let asRoot = getuid() == 0
         if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory.path]) }
         try run(bin + "/initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"], asPostgres: asRoot)
-        let port = try freePort()
-        let cluster = PostgresCluster(serverURL: "postgres://postgres@127.0.0.1:\(port)", port: port, dataDirectory: data, binDirectory: bin)
-        try cluster.startServerBlocking()
+        // The port is found free and then released: another process may take it before the
+        // server binds it, so a failed start is tried again on a fresh port.
+        var started: PostgresCluster?
+        for attempt in 1...5 where started == nil {
+            let port = try freePort()
+            let candidate = PostgresCluster(serverURL: "postgres://postgres@127.0.0.1:\(port)", port: port, dataDirectory: data, binDirectory: bin)
+            do {
+                try candidate.startServerBlocking()
+                started = candidate
+            } catch where attempt < 5 {
+                continue
+            }
+        }
+        guard let cluster = started else { throw ClusterError("PostgreSQL did not start") }
         // The reaper: once this test process is gone, stop the server and delete its files.
         let reaper = """
             while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done

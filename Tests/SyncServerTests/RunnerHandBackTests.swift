@@ -14,6 +14,9 @@ import TestSupport
 final class GateKind: SyncSourceKind, Sendable {
     let open = Mutex(false)
     let firstPageAsked = Mutex(0)
+    /// The offset of the page that waits for the gate (the first page unless set).
+    let gatedOffset: Int
+    init(gatedOffset: Int = 0) { self.gatedOffset = gatedOffset }
     var name: String { "gate" }
     func validate(config: JSONObject) -> [FieldError] { [] }
     func makeSource(_ context: SourceContext) throws -> any SyncSource { Gate(kind: self) }
@@ -22,7 +25,7 @@ final class GateKind: SyncSourceKind, Sendable {
         let kind: GateKind
         func readPage(_ request: PageRequest) async throws -> SourcePage {
             let offset = request.checkpoint?["offset"]?.intValue ?? 0
-            if offset == 0 {
+            if offset == kind.gatedOffset {
                 kind.firstPageAsked.withLock { $0 += 1 }
                 while !kind.open.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
             }
@@ -36,10 +39,11 @@ final class GateKind: SyncSourceKind, Sendable {
 /// node owns the sync now: write nothing), and a source kind this node does not know.
 @Suite("The runner's hand-back paths")
 struct RunnerHandBackTests {
-    func withGateNode(_ backend: StoreBackend, _ body: @Sendable (any SyncStore, GateKind, WorkerPool) async throws -> Void) async throws {
+    func withGateNode(_ backend: StoreBackend, gatedOffset: Int = 0,
+                      _ body: @Sendable (any SyncStore, GateKind, WorkerPool) async throws -> Void) async throws {
         let (store, cleanup) = try await backend.makeStore()
         defer { cleanup() }
-        let gate = GateKind()
+        let gate = GateKind(gatedOffset: gatedOffset)
         var kinds = SourceKindRegistry.builtIn
         kinds.register(gate)
         let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 1, nodeID: "first", leaseSeconds: 30),
@@ -88,6 +92,38 @@ struct RunnerHandBackTests {
         }
     }
 
+    /// The database lost a page the runner saw committed (a crash without synchronous commit,
+    /// a failover to a lagging replica): the next page is refused, the runner hands the sync
+    /// back, and the next attempt resumes from what the database holds, counts exact.
+    @Test func aLostCommitHandsTheSyncBackToResumeFromTheStoredCheckpoint() async throws {
+        try await withGateNode(.sqlite, gatedOffset: 10) { store, gate, pool in
+            let path = try #require((store as? SQLiteSyncStore)?.path)
+            let source = try await store.createSource(makeSource(name: "gated", kind: "gate", config: [:]))
+            let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
+            pool.wakeUp.signal()
+            // Page 1 is committed while page 2 waits at the gate.
+            _ = try await eventually(timeout: .seconds(10), every: .milliseconds(10)) { () -> Bool? in
+                let pages = try await store.sync(id: sync.id)?.progress.pages
+                return gate.firstPageAsked.withLock { $0 } > 0 && pages == 1 ? true : nil
+            }
+            // The database forgets page 1, as a crash that lost its commit would.
+            try runSQLite(path, """
+                UPDATE syncs SET pages = 0, checkpoint = NULL, records_read = 0, records_created = 0 WHERE id = '\(sync.id)';
+                DELETE FROM records;
+                """)
+            gate.open.withLock { $0 = true }
+            let done = try await eventually(timeout: .seconds(20), every: .milliseconds(20)) { () -> Sync? in
+                let s = try await store.sync(id: sync.id)
+                return s?.status == .completed ? s : nil
+            }
+            #expect(done.progress.pages == 3 && done.progress.recordsCreated == 30 && done.progress.recordsRead == 30)
+            #expect(done.attempts.count == 2)
+            #expect(done.attempts.first?.status == .queued)
+            #expect(done.attempts.first?.error?.message.contains("a lost commit") == true, "\(done.attempts)")
+            #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).count == 30)
+        }
+    }
+
     /// A source whose kind this node does not know fails with `source_kind_unknown`, and the
     /// node goes on with other syncs.
     @Test(arguments: StoreBackend.allCases)
@@ -112,4 +148,18 @@ struct RunnerHandBackTests {
             #expect(completed.progress.recordsCreated == 30)
         }
     }
+}
+
+/// Runs SQL on an SQLite file with the `sqlite3` command, failing on any error.
+func runSQLite(_ path: String, _ sql: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["sqlite3", "-bail", path, sql]
+    let pipe = Pipe()
+    process.standardError = pipe
+    process.standardOutput = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw TimedOut(description: "sqlite3: " + String(decoding: output, as: UTF8.self)) }
 }

@@ -49,7 +49,10 @@ public final class UpstreamClient: Sendable {
             let failure: SyncError
             do {
                 if let limiter { try await limiter.acquire() }
-                let response = try await withDeadline(seconds: config.timeoutSeconds) {
+                // timeout_seconds bounds the whole request: headers, body and redirects. An upstream
+                // that sends its headers and then a byte a second is cut off like a silent one.
+                let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
+                                                      onTimeout: { HTTPClientError.deadlineExceeded }) {
                     try await self.fetchFollowingRedirects(url, config: config)
                 }
                 switch response.status {
@@ -77,25 +80,6 @@ public final class UpstreamClient: Sendable {
             let cap = min(30, config.requestBackoffSeconds * pow(2, Double(attempt - 1)))
             let delay = max(failure.retryAfterSeconds ?? 0, cap * random())
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-        }
-    }
-
-    /// Runs `operation` (a request: headers, body and redirects) with `timeout_seconds` as a
-    /// deadline on the whole of it: an upstream that sends its headers and then one byte a
-    /// second is cut off like one that never answers (`upstream_timeout`).
-    func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return nil
-            }
-            // The first to finish decides; cancelling the other aborts the request in flight.
-            let first = try await group.next()!
-            group.cancelAll()
-            guard let result = first else { throw HTTPClientError.deadlineExceeded }
-            return result
         }
     }
 

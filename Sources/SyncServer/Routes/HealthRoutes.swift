@@ -16,7 +16,7 @@ struct HealthRoutes {
         router.add(.get, "/readyz", in: table) { _, _ in
             if isShuttingDown() { throw Problem.unavailable("The server is shutting down.") }
             do {
-                try await withTimeout(.seconds(2)) { try await env.store.ping() }
+                try await withDeadline(.seconds(2), onTimeout: { TimedOut() }) { try await env.store.ping() }
             } catch {
                 throw Problem.unavailable("The database does not answer.")
             }
@@ -46,21 +46,6 @@ public enum OpenAPIDocument {
     }()
 }
 
-/// Runs `operation`, failing with ``TimedOut`` if it takes longer than `limit`: a database
-/// that does not answer must not hang a health check (the pool waits for a connection).
-func withTimeout<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TimedOut()
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw TimedOut() }
-        return first
-    }
-}
-
 struct TimedOut: Error {}
 
 /// `GET /v1/health`: the database, the nodes of the cluster, the queue, stuck syncs, failing and stale sources.
@@ -75,7 +60,8 @@ struct HealthReport {
         let started = ContinuousClock.now
         let snapshot: HealthSnapshot
         do {
-            snapshot = try await withTimeout(.seconds(2)) { try await store.healthSnapshot(now: now) }
+            // A database that does not answer must not hang a health check (the pool waits for a connection).
+            snapshot = try await withDeadline(.seconds(2), onTimeout: { TimedOut() }) { try await store.healthSnapshot(now: now) }
         } catch {
             let database: JSONValue = .object(["name": .string("database"), "status": .string("unhealthy"),
                                                "detail": .string("The database does not answer.")])

@@ -32,18 +32,3 @@ func syntheticRecordKeys(_ client: APIClient, source: String) async throws -> [S
     } while cursor != nil
     return keys
 }
-
-/// One value from an SQLite database file with the `sqlite3` command (a process, so it reads
-/// what is committed on disk, whatever the server processes do).
-func sqliteValue(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sqlite3", path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-}

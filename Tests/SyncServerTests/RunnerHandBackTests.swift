@@ -107,7 +107,7 @@ struct RunnerHandBackTests {
                 return gate.firstPageAsked.withLock { $0 } > 0 && pages == 1 ? true : nil
             }
             // The database forgets page 1, as a crash that lost its commit would.
-            try runSQLite(path, """
+            try sqlite3(path, """
                 UPDATE syncs SET pages = 0, checkpoint = NULL, records_read = 0, records_created = 0 WHERE id = '\(sync.id)';
                 DELETE FROM records;
                 """)
@@ -148,18 +148,4 @@ struct RunnerHandBackTests {
             #expect(completed.progress.recordsCreated == 30)
         }
     }
-}
-
-/// Runs SQL on an SQLite file with the `sqlite3` command, failing on any error.
-func runSQLite(_ path: String, _ sql: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sqlite3", "-bail", path, sql]
-    let pipe = Pipe()
-    process.standardError = pipe
-    process.standardOutput = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TimedOut(description: "sqlite3: " + String(decoding: output, as: UTF8.self)) }
 }

@@ -82,3 +82,21 @@ public struct APIClient: Sendable {
         try await request(.POST, path, json: json, headers: headers)
     }
 }
+
+/// Runs SQL on an SQLite database file with the `sqlite3` command (another process, so it sees
+/// what is committed on disk) and returns its output, trimmed; throws if sqlite3 reports an error.
+@discardableResult
+public func sqlite3(_ path: String, _ sql: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["sqlite3", "-bail", path, sql]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let output = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard process.terminationStatus == 0 else { throw TimedOut(description: "sqlite3 failed: \(output)") }
+    return output
+}

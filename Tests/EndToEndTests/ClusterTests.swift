@@ -212,9 +212,9 @@ struct ClusterTests {
         try await stopAll([worker, api])
     }
 
-    /// A database down for longer than two leases: the runner stops retrying its commit and
-    /// hands the sync back at its checkpoint (never `failed`); once the database is back the
-    /// sync resumes there and completes with exact counts.
+    /// A database down for longer than two leases: the attempt ends handed back at its
+    /// checkpoint (never `failed`); once the database is back the sync resumes there and
+    /// completes with exact counts.
     @Test func aDatabaseDownPastTwoLeasesHandsTheSyncBack() async throws {
         let cluster = try await PostgresCluster.start()
         let dir = try TemporaryDirectory("cluster-outage")
@@ -238,7 +238,13 @@ struct ClusterTests {
         let attempts = done["attempts"]?.arrayValue ?? []
         #expect(attempts.count >= 2, "\(attempts)")
         #expect(attempts.dropLast().allSatisfy { $0["status"] == .string("queued") }, "\(attempts)")
-        #expect(attempts.contains { ($0["error"]?["message"]?.stringValue ?? "").contains("the database was unavailable") }, "\(attempts)")
+        // Handed back by the runner when its commit retries ran out, or taken back by the
+        // rescuer once the database answered and the lease had expired: which comes first
+        // depends on timing; either way the attempt ended queued, never failed.
+        #expect(attempts.contains {
+            let message = $0["error"]?["message"]?.stringValue ?? ""
+            return message.contains("the database was unavailable") || message.contains("lease expired")
+        }, "\(attempts)")
         #expect(nodes[0].isRunning)
         try await stopAll(nodes)
         try? await cluster.stopServer()

@@ -23,7 +23,7 @@ struct HTTPJSONProcessTests {
             (try await first.client.get("/v1/syncs/\(id)").json["progress"]?["pages"]?.intValue ?? 0) >= 5 ? true : nil
         }
         await first.kill()
-        let committed = try #require(Int(try sqlite3(dir.file("h.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
+        let committed = try #require(Int(try await sqlite3(dir.file("h.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
         #expect(committed >= 5 && committed < 40, "\(committed) pages committed at the kill")
         let requestsBefore = fixture.requests.count
         fixture.setDelay(seconds: 0)

@@ -144,7 +144,7 @@ struct RoleAndFlagProcessTests {
         #expect(roles == ["api-1": "api", "worker-1": "worker"], "\(roles)")
         #expect(try await worker.terminate() == 0)
         // A node that stops gracefully removes itself; the other stays.
-        #expect(try sqlite3(dir.file("roles.sqlite"), "SELECT group_concat(id) FROM nodes") == "api-1")
+        #expect(try await sqlite3(dir.file("roles.sqlite"), "SELECT group_concat(id) FROM nodes") == "api-1")
         #expect(try await api.terminate() == 0)
     }
 

@@ -47,7 +47,7 @@ struct MultiProcessTests {
             byNode[s["attempts"]?.arrayValue?.first?["node"]?.stringValue ?? "?", default: 0] += 1
         }
         #expect(byNode.keys.sorted() == ["a", "b"], "\(byNode)")
-        let total = try sqlite3(dir.file("shared.sqlite"), "SELECT count(*), count(DISTINCT source_seq || ':' || key) FROM records")
+        let total = try await sqlite3(dir.file("shared.sqlite"), "SELECT count(*), count(DISTINCT source_seq || ':' || key) FROM records")
         #expect(total == "\(sources * 100)|\(sources * 100)")
         #expect(try await a.terminate() == 0)
         #expect(try await b.terminate() == 0)
@@ -66,7 +66,7 @@ struct MultiProcessTests {
             }
             for (code, out) in results { #expect(code == 0, "\(database): \(out)") }
         }
-        #expect(try sqlite3(dir.file("m.sqlite"), "PRAGMA user_version") == "2")
+        #expect(try await sqlite3(dir.file("m.sqlite"), "PRAGMA user_version") == "2")
         let versions = try await PostgresCluster.psql(postgres, "SELECT string_agg(version::text, ',' ORDER BY version) FROM tributary_schema")
         #expect(versions.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }

@@ -21,7 +21,7 @@ struct ProcessTests {
         await first.kill()
         #expect(!first.isRunning)
         // What the database holds at the kill, read from the file: the sync was mid-way.
-        let committed = try #require(Int(try sqlite3(dir.file("e2e.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
+        let committed = try #require(Int(try await sqlite3(dir.file("e2e.sqlite"), "SELECT pages FROM syncs WHERE id = '\(id)'")))
         #expect(committed >= 5 && committed < 20, "\(committed) pages committed at the kill")
 
         let second = try await TributaryProcess(serve: args, directory: dir, name: "second")

@@ -45,7 +45,7 @@ struct APITests {
 
     @Test(arguments: StoreBackend.allCases)
     func fiftyConcurrentTriggersOverHTTPGiveExactlyOne202(_ backend: StoreBackend) async throws {
-        try await TestNode(backend: backend).test(.live) { client in
+        try await TestNode(backend: backend, connections: 50).test(.live) { client in
             _ = try await client.createSource("storm")
             let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
                 for _ in 0..<50 { group.addTask { try await client.call(.post, "/v1/sources/storm/syncs") } }

@@ -178,8 +178,9 @@ struct EngineTests {
             let started = try await waitFor(client, id, timeout: .seconds(20)) { $0["status"]?.stringValue != "queued" }
             // Server timestamps: queued to started, unaffected by how fast this test polls.
             func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantFuture }
-            // The wake-up, not the 60 s poll: well under a second even on a loaded machine.
-            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 1)
+            // The wake-up, not the 60 s poll (a start within seconds cannot come from polling); the
+            // bound leaves room for a machine loaded by the whole suite (median here: 1 ms).
+            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 5)
         }
     }
 }

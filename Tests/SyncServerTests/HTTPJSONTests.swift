@@ -247,13 +247,13 @@ struct HTTPJSONTests {
         }
     }
 
-    // A 2 s request timeout: 0.5 s timed out healthy requests when the whole suite (three-node
-    // PostgreSQL clusters included) loads the two cores.
+    // A 5 s request timeout: 0.5 s, and later 2 s, timed out healthy requests when the whole
+    // suite (three-node PostgreSQL clusters, both stores) loads the two cores.
     @Test(arguments: [
         ("503 twice then fine", FixtureUpstream.Fault.status(503), 2, "completed", nil as String?, 3),
         ("502 beyond the request retries", .status(502), 10, "retrying", "upstream_unavailable", 3),
         ("connection reset", .reset, 1, "completed", nil, 2),
-        ("hanging response", .hang(seconds: 5), 10, "retrying", "upstream_timeout", 3),
+        ("hanging response", .hang(seconds: 12), 10, "retrying", "upstream_timeout", 3),
         ("malformed JSON", .malformedJSON, 1, "failed", "invalid_response", 1),
         ("HTML instead of JSON", .htmlBody, 1, "failed", "invalid_response", 1),
         ("no array at records_path", .noRecordsArray, 1, "failed", "invalid_response", 1),
@@ -268,11 +268,11 @@ struct HTTPJSONTests {
         try await withHTTPNode { client, fixture, _ in
             _ = try await client.createHTTPSource("f", #"""
                 {"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 2,
-                 "request_backoff_seconds": 0.01, "timeout_seconds": 2, "max_page_bytes": 100000}
+                 "request_backoff_seconds": 0.01, "timeout_seconds": 5, "max_page_bytes": 100000}
                 """#, extra: #", "retry": {"max_attempts": 2, "initial_delay_seconds": 60}"#)
             fixture.inject(fault, path: "/none", times: times)
             let id = try #require(try await client.call(.post, "/v1/sources/f/syncs").json["id"]?.stringValue)
-            let sync = try await eventually(timeout: .seconds(30), every: .milliseconds(10)) { () -> JSONValue? in
+            let sync = try await eventually(timeout: .seconds(90), every: .milliseconds(10)) { () -> JSONValue? in
                 let s = try await client.call(.get, "/v1/syncs/\(id)").json
                 return ["completed", "failed", "retrying"].contains(s["status"]?.stringValue ?? "") ? s : nil
             }

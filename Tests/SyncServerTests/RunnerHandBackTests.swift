@@ -107,7 +107,7 @@ struct RunnerHandBackTests {
                 return gate.firstPageAsked.withLock { $0 } > 0 && pages == 1 ? true : nil
             }
             // The database forgets page 1, as a crash that lost its commit would.
-            try sqlite3(path, """
+            try await sqlite3(path, """
                 UPDATE syncs SET pages = 0, checkpoint = NULL, records_read = 0, records_created = 0 WHERE id = '\(sync.id)';
                 DELETE FROM records;
                 """)

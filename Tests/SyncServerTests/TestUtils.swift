@@ -30,10 +30,10 @@ struct TestNode {
     let cleanup: @Sendable () -> Void
     let rescueInterval: Duration
 
-    init(backend: StoreBackend = .sqlite, workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
+    init(backend: StoreBackend = .sqlite, connections: Int = 8, workers: Int = 0, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
          leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1), rescueInterval: Duration = .seconds(1),
          random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
-        (store, cleanup) = try await backend.makeStore()
+        (store, cleanup) = try await backend.makeStore(connections: connections)
         self.rescueInterval = rescueInterval
         var kinds = SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())

@@ -7,8 +7,8 @@ import TestSupport
 /// One suite, every backend: the store's guarantees (DESIGN.md invariants 1–4), tried by breaking them.
 @Suite("Store conformance")
 struct StoreConformanceTests {
-    func withStore(_ backend: StoreBackend, _ body: (any SyncStore) async throws -> Void) async throws {
-        let (store, cleanup) = try await backend.makeStore()
+    func withStore(_ backend: StoreBackend, connections: Int = 8, _ body: (any SyncStore) async throws -> Void) async throws {
+        let (store, cleanup) = try await backend.makeStore(connections: connections)
         defer { cleanup() }
         try await body(store)
     }
@@ -65,7 +65,7 @@ struct StoreConformanceTests {
 
     @Test(arguments: StoreBackend.allCases)
     func fiftyConcurrentTriggersQueueExactlyOneSync(_ backend: StoreBackend) async throws {
-        try await withStore(backend) { store in
+        try await withStore(backend, connections: 50) { store in
             let source = try await store.createSource(makeSource())
             let results = await withTaskGroup(of: Result<Sync, any Error>.self) { group in
                 for _ in 0..<50 {

@@ -7,8 +7,10 @@ public enum StoreBackend: String, CaseIterable, Sendable {
     case sqlite
     case postgres
 
-    /// A fresh, migrated store and a cleanup closure.
-    public func makeStore() async throws -> (store: any SyncStore, cleanup: @Sendable () -> Void) {
+    /// A fresh, migrated store and a cleanup closure. `connections` sizes the PostgreSQL pool:
+    /// a test that runs N operations at once gives it N, so none waits past the store's 5 s
+    /// connection deadline on a machine loaded by the rest of the suite.
+    public func makeStore(connections: Int = 8) async throws -> (store: any SyncStore, cleanup: @Sendable () -> Void) {
         switch self {
         case .sqlite:
             let dir = try TemporaryDirectory("store")
@@ -17,7 +19,7 @@ public enum StoreBackend: String, CaseIterable, Sendable {
             return (store, { dir.remove() })
         case .postgres:
             let url = try await PostgresCluster.shared().createDatabase("store")
-            let store = try PostgresSyncStore(url: url, maximumConnections: 8)
+            let store = try PostgresSyncStore(url: url, maximumConnections: connections)
             try await store.migrate()
             return (store, { Task { await store.close() } })
         }

@@ -83,20 +83,18 @@ public struct APIClient: Sendable {
     }
 }
 
+/// Runs a command to its end off the cooperative thread pool (a blocking wait there stalls
+/// every other test of the process) and returns its exit status and combined output.
+public func runCommand(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await PostgresCluster.offThePool { try PostgresCluster.execute(executable, arguments) }
+}
+
 /// Runs SQL on an SQLite database file with the `sqlite3` command (another process, so it sees
 /// what is committed on disk) and returns its output, trimmed; throws if sqlite3 reports an error.
 @discardableResult
-public func sqlite3(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sqlite3", "-bail", path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let output = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard process.terminationStatus == 0 else { throw TimedOut(description: "sqlite3 failed: \(output)") }
-    return output
+public func sqlite3(_ path: String, _ sql: String) async throws -> String {
+    let (status, output) = try await runCommand("/usr/bin/env", ["sqlite3", "-bail", path, sql])
+    let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard status == 0 else { throw TimedOut(description: "sqlite3 failed: \(text)") }
+    return text
 }

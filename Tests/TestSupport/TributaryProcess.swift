@@ -132,6 +132,13 @@ public func runTributary(_ arguments: [String], directory: TemporaryDirectory, e
     let outPath = directory.file("run-\(UUID().uuidString.prefix(6)).out")
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     let process = try TributaryProcess.launch(arguments, directory: directory, environment: environment, output: outPath)
-    _ = try await eventually(timeout: .seconds(30), every: .milliseconds(20)) { process.isRunning ? nil : true }
+    do {
+        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(20)) { process.isRunning ? nil : true }
+    } catch {
+        // Say which command hung and what it had printed, then end it.
+        let printed = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        throw TimedOut(description: "tributary \(arguments.joined(separator: " ")) did not exit within 30 s; it printed: \(printed.suffix(2000))")
+    }
     return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
 }

@@ -176,6 +176,17 @@ struct APITests {
         }
     }
 
+    /// A rate limit too small to wait for (a token every 10^300 s) is refused, not stored.
+    @Test func aVanishingRateLimitIsRefused() async throws {
+        try await TestNode().test { client in
+            for rps in ["1e-300", "0", "-1", "0.0009"] {
+                let r = try await client.call(.post, "/v1/sources", #"{"name": "r", "kind": "synthetic", "config": {"records": 1}, "rate_limit": {"requests_per_second": \#(rps)}}"#)
+                #expect(r.status == .unprocessableContent, "\(rps)")
+                #expect(r.json["errors"]?.arrayValue?.first?["field"] == .string("rate_limit"), "\(rps)")
+            }
+        }
+    }
+
     /// HEAD answers every GET route like GET, without a body; the 405 lists HEAD too.
     @Test(arguments: StoreBackend.allCases)
     func headAnswersLikeGet(_ backend: StoreBackend) async throws {

@@ -238,7 +238,8 @@ public final class RateLimiter: Sendable {
                 return (1 - s.tokens) / rate
             }
             if wait == 0 { return }
-            try await Task.sleep(for: .milliseconds(max(1, Int(wait * 1000))))
+            // At most a minute per sleep (it loops): no configured rate turns into a trap here.
+            try await Task.sleep(for: .milliseconds(Int(min(60, max(0.001, wait)) * 1000)))
         }
     }
 }

@@ -101,10 +101,10 @@ struct SourceInput {
             case .object(let o):
                 let rps = o["requests_per_second"]?.doubleValue
                 let burst = o["burst"]?.intValue ?? max(1, Int((rps ?? 1).rounded(.up)))
-                if let rps, rps > 0, rps <= 100_000, burst >= 1, burst <= 100_000 {
+                if let rps, rps >= 0.001, rps <= 100_000, burst >= 1, burst <= 100_000 {
                     source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst)
                 } else {
-                    errors.append(FieldError("rate_limit", "needs requests_per_second in (0, 100000] and burst in [1, 100000]"))
+                    errors.append(FieldError("rate_limit", "needs requests_per_second in [0.001, 100000] and burst in [1, 100000]"))
                 }
             default: errors.append(FieldError("rate_limit", "must be an object or null, got \(v.typeName)"))
             }

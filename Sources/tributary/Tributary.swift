@@ -21,11 +21,12 @@ enum Main {
             } else {
                 try command.run()
             }
+            finish(0)
         } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
+            finish(exit.rawValue)
         } catch let failure as CommandFailure {
             FileHandle.standardError.write(Data("tributary: \(failure.message)\n".utf8))
-            exit(failure.exitCode)
+            finish(failure.exitCode)
         } catch {
             let code = Tributary.exitCode(for: error)
             if code == .success || error is CleanExit {
@@ -33,8 +34,17 @@ enum Main {
             }
             let message = Tributary.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("tributary: \(message)\n".utf8))
-            exit(code == .validationFailure ? 3 : code.rawValue)
+            finish(code == .validationFailure ? 3 : code.rawValue)
         }
+    }
+
+    /// Flushes the output and leaves at once. The command's work is done by now (a server has
+    /// shut down gracefully); `exit` would also run the process's exit handlers while the
+    /// HTTP client's event-loop threads still run, and a client command was seen to hang
+    /// there on a loaded machine after printing everything.
+    static func finish(_ code: Int32) -> Never {
+        fflush(nil)  // every output stream
+        _exit(code)
     }
 }
 

@@ -51,6 +51,8 @@ let package = Package(
                 "SyncCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                // The decompression error AsyncHTTPClient passes on (a gzip bomb is invalid_response).
+                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
             ],
             swiftSettings: strict
         ),

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTPCompression
 import Synchronization
 import SyncCore
 
@@ -164,7 +165,7 @@ public final class UpstreamClient: Sendable {
                 return SyncErrorFactory.unavailable("HTTP client error: \(e.description)")
             }
         }
-        if String(reflecting: type(of: error)).contains("DecompressionError") {
+        if error is NIOHTTPDecompression.DecompressionError {
             // A gzip bomb (over the 200× ratio) or a corrupt stream: the same bytes fail again.
             return SyncErrorFactory.invalidResponse("the compressed body is corrupt or inflates past 200 times its size", status: nil)
         }

@@ -126,14 +126,10 @@ public final class PostgresSyncStore: SyncStore {
     /// that does not answer is not an error here: the pool's deadline reports it.
     public static func checkLogin(url: String, timeout: Duration = .seconds(5), logger: Logger) async throws {
         let configuration = try PostgresURL.connectionConfiguration(url)
-        let attempt = Task { try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger) }
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            attempt.cancel()
-        }
-        defer { timer.cancel() }
         do {
-            let connection = try await attempt.value
+            let connection = try await withDeadline(timeout, onTimeout: { SyncStoreError.unavailable("no answer") }) {
+                try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            }
             try? await connection.close()
         } catch let error as PSQLError where error.code == .server {
             let state = error.serverInfo?[.sqlState] ?? ""

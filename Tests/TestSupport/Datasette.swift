@@ -5,7 +5,7 @@ import Foundation
 /// (`TRIBUTARY_DATASETTE` may name an existing executable instead).
 public final class DatasetteServer: @unchecked Sendable {
     // @unchecked: `process` and `port` are set in init and never mutated afterwards.
-    let process: Process
+    let process: ChildProcess
     public let port: Int
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -22,13 +22,9 @@ public final class DatasetteServer: @unchecked Sendable {
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw TimedOut(description: "\(executable) \(arguments.joined(separator: " ")) exited \(p.terminationStatus)")
+        let status = try ChildProcess(executable, arguments).waitBlocking()
+        guard status == 0 else {
+            throw TimedOut(description: "\(executable) \(arguments.joined(separator: " ")) exited \(status)")
         }
     }
 
@@ -36,13 +32,9 @@ public final class DatasetteServer: @unchecked Sendable {
     public init(database: String, directory: TemporaryDirectory) async throws {
         let log = directory.file("datasette.log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Self.executable())
-        p.arguments = ["serve", database, "--host", "127.0.0.1", "--port", "0", "--setting", "max_returned_rows", "1000"]
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
+        let p = try ChildProcess(try Self.executable(),
+                                 ["serve", database, "--host", "127.0.0.1", "--port", "0", "--setting", "max_returned_rows", "1000"],
+                                 output: log)
         process = p
         port = try await eventually(timeout: .seconds(60), every: .milliseconds(50)) { () -> Int? in
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -57,9 +49,10 @@ public final class DatasetteServer: @unchecked Sendable {
     /// SIGTERM, then SIGKILL if uvicorn is still draining connections after two seconds.
     public func stop() {
         guard process.isRunning else { return }
-        process.terminate()
+        process.signal(SIGTERM)
         for _ in 0..<40 where process.isRunning { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
+        process.waitBlocking()
     }
 
     deinit { stop() }

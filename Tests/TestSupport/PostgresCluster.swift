@@ -75,13 +75,7 @@ public final class PostgresCluster: Sendable {
             \(asRoot ? "runuser -u postgres -- " : "")\(bin)/pg_ctl -D \(data) -m immediate stop >/dev/null 2>&1
             rm -rf \(directory.path)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["/bin/sh", "-c", reaper]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        _ = try ChildProcess("/usr/bin/setsid", ["/bin/sh", "-c", reaper])
         return cluster
     }
 
@@ -185,24 +179,12 @@ public final class PostgresCluster: Sendable {
         try run(executable, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Runs a command to its end with `posix_spawn` and `waitpid`. (Foundation's `Process`
-    /// missed the exit of these short-lived children when called from a test task and
-    /// waited forever on a zombie.)
+    /// Runs a command to its end (blocking this thread), output and errors captured.
     static func execute(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
         let outputPath = NSTemporaryDirectory() + "tributary-cmd-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = quoted.joined(separator: " ") + " >" + outputPath + " 2>&1 </dev/null"
-        var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-        defer { for pointer in argv { free(pointer) } }
-        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
-        guard spawned == 0 else { throw ClusterError("posix_spawn failed: \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = status & 0x7f == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)
+        let status = try ChildProcess(executable, arguments, output: outputPath).waitBlocking()
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 }
 

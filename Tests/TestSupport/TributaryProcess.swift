@@ -5,9 +5,9 @@ import Foundation
 /// Output goes to a log file next to the database; `start` waits for the
 /// "listening on" line and reads the port from it (the server binds port 0).
 public final class TributaryProcess: @unchecked Sendable {
-    // @unchecked: `process` is set once in init and only read after; Foundation's
-    // Process is thread-safe for terminate/isRunning/terminationStatus.
-    public let process: Process
+    // @unchecked: `process` is set once in init and only read after; ChildProcess is
+    // thread-safe.
+    public let process: ChildProcess
     public let logPath: String
     public let port: Int
     public var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -38,7 +38,7 @@ public final class TributaryProcess: @unchecked Sendable {
                 return Self.listeningPort(in: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
             }
         } catch {
-            if process.isRunning { process.terminate() }
+            process.signal(SIGKILL)
             throw error
         }
     }
@@ -65,23 +65,13 @@ public final class TributaryProcess: @unchecked Sendable {
     }()
 
     /// Starts the binary with a clean Tributary environment plus `environment`, output to `output`.
-    static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> Process {
+    static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> ChildProcess {
         if let stale = staleness { throw ClusterError(stale) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binaryPath)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
         env.removeValue(forKey: "TRIBUTARY_TOKENS")
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return process
+        return try ChildProcess(binaryPath, arguments, directory: directory.path, environment: env, output: output)
     }
 
     static func listeningPort(in log: String) -> Int? {
@@ -98,27 +88,23 @@ public final class TributaryProcess: @unchecked Sendable {
 
     /// SIGKILL: the process dies at whatever instruction it is on.
     public func kill() async {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        // Polls rather than `waitUntilExit()`, which would block a cooperative thread.
+        process.signal(SIGKILL)
         while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// SIGTERM, then waits for the exit and returns its status.
     public func terminate(timeout: Duration = .seconds(20)) async throws -> Int32 {
-        Foundation.kill(process.processIdentifier, SIGTERM)
+        process.signal(SIGTERM)
         return try await waitForExit(timeout: timeout)
     }
 
     public func waitForExit(timeout: Duration = .seconds(20)) async throws -> Int32 {
-        let process = process
-        _ = try await eventually(timeout: timeout, every: .milliseconds(20)) { process.isRunning ? nil : true }
-        return process.terminationStatus
+        try await process.wait(timeout: timeout)
     }
 
     deinit {
-        if process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-        }
+        process.signal(SIGKILL)
+        process.waitBlocking()  // SIGKILL: milliseconds
     }
 }
 
@@ -133,11 +119,11 @@ public func runTributary(_ arguments: [String], directory: TemporaryDirectory, e
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     let process = try TributaryProcess.launch(arguments, directory: directory, environment: environment, output: outPath)
     do {
-        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(20)) { process.isRunning ? nil : true }
+        try await process.wait(timeout: .seconds(30))
     } catch {
         // Say which command hung and what it had printed, then end it.
         let printed = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
         throw TimedOut(description: "tributary \(arguments.joined(separator: " ")) did not exit within 30 s; it printed: \(printed.suffix(2000))")
     }
     return (process.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")

@@ -24,26 +24,29 @@ struct Bench: AsyncParsableCommand {
 
 /// A node on a temporary SQLite file, served on a loopback port.
 struct BenchNode {
-    let store: SQLiteSyncStore
+    let store: DatabaseStore
     let path: String
     let pool: WorkerPool
     let server: TributaryServer
+    let wakeUpOnEnqueue: Bool
 
     init(directory: String, wakeUpOnEnqueue: Bool) async throws {
         path = directory + "/bench.sqlite"
-        store = try SQLiteSyncStore(path: path)
+        store = try DatabaseStore.sqlite(path: path).start()
         try await store.migrate()
         pool = WorkerPool(store: store, kinds: .builtIn, configuration: EngineConfiguration(workers: 2, nodeID: "bench"),
                           logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
-        // Without the pool in the API environment, enqueues do not wake workers: polling only.
-        server = TributaryServer(env: APIEnvironment(store: store, kinds: .builtIn, workers: wakeUpOnEnqueue ? pool : nil),
+        // Without the store's events relayed to the pool, enqueues do not wake workers: polling only.
+        self.wakeUpOnEnqueue = wakeUpOnEnqueue
+        server = TributaryServer(env: APIEnvironment(store: store, kinds: .builtIn, workers: pool),
                                  configuration: ServerConfiguration(port: 0))
     }
 
     /// Runs the node while `body` runs against its base URL.
     func run<T: Sendable>(_ body: @escaping @Sendable (String) async throws -> T) async throws -> T {
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = server.buildApplication(services: [pool], logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })) { port in
+        let services: [any Service] = wakeUpOnEnqueue ? [pool, StoreEventRelay(source: store, workers: pool)] : [pool]
+        let app = server.buildApplication(services: services, logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })) { port in
             portContinuation.yield(port)
         }
         let group = ServiceGroup(services: [app], logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -118,7 +121,7 @@ struct Latency: AsyncParsableCommand {
                     starts.append(started.timeIntervalSince(queued))
                 }
                 // Cancels: through this node's API, and written to the database by "another process".
-                let other = try SQLiteSyncStore(path: path)
+                let other = try DatabaseStore.sqlite(path: path).start()
                 var local: [Double] = []
                 var remote: [Double] = []
                 for i in 0..<(2 * cancels) {

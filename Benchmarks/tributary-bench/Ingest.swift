@@ -29,7 +29,8 @@ struct Ingest: AsyncParsableCommand {
             let dir = NSTemporaryDirectory() + "tributary-ingest-\(UUID().uuidString.prefix(6))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store: any SyncStore = try database.map { try PostgresSyncStore(url: $0) } ?? SQLiteSyncStore(path: dir + "/ingest.sqlite")
+            let store = try database.map { try DatabaseStore.postgres(url: $0) } ?? DatabaseStore.sqlite(path: dir + "/ingest.sqlite")
+            store.start()
             try await store.migrate()
             let upstream = UpstreamClient()
             let kinds = SourceKindRegistry.standard(client: upstream)
@@ -59,7 +60,7 @@ struct Ingest: AsyncParsableCommand {
                 return current
             }
             try await upstream.shutdown()
-            if let postgres = store as? PostgresSyncStore { await postgres.close() }
+            await store.close()
             guard sync.status == .completed else {
                 throw ValidationError("the sync did not complete: \(String(describing: sync.error))")
             }
@@ -76,14 +77,14 @@ struct Ingest: AsyncParsableCommand {
 
 /// Times `commitPage` alone: the store's share of a sync, without the engine or a source.
 struct Commit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Time SQLiteSyncStore.commitPage for 200 pages of 1,000 records.")
+    static let configuration = CommandConfiguration(abstract: "Time the SQLite store's commitPage for 200 pages of 1,000 records.")
     @Option var pages = 200
     @Option(help: "Read the pages from this http-json URL instead of the synthetic kind.") var url: String?
     func run() async throws {
         let dir = NSTemporaryDirectory() + "tributary-commit-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteSyncStore(path: dir + "/c.sqlite")
+        let store = try DatabaseStore.sqlite(path: dir + "/c.sqlite").start()
         try await store.migrate()
         let now = Date()
         let source = try await store.createSource(Source(id: Identifier.make("src"), name: "c", kind: "synthetic", config: [:], createdAt: now, updatedAt: now))

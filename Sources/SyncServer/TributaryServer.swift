@@ -6,7 +6,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import SyncConnectors
-import SyncEngine
 import SyncStore
 
 /// Configuration of the HTTP side of a node.

@@ -24,17 +24,18 @@ enum DatabaseURL {
     }
 
     /// Opens the store (without migrating).
-    func open() throws -> any SyncStore {
+    /// Opens the store and starts its connections (without migrating).
+    func open() throws -> DatabaseStore {
         switch self {
         case .sqlite(let path):
             do {
-                return try SQLiteSyncStore(path: path)
+                return try DatabaseStore.sqlite(path: path).start()
             } catch {
                 throw CommandFailure("cannot open SQLite database at \(path): \(error)")
             }
         case .postgres(let url):
             do {
-                return try PostgresSyncStore(url: url)
+                return try DatabaseStore.postgres(url: url).start()
             } catch {
                 throw CommandFailure("--database: \(error)", exitCode: 3)
             }
@@ -42,19 +43,19 @@ enum DatabaseURL {
     }
 
     /// Migrates a freshly opened store; an unreachable database fails within seconds with one line.
-    func migrate(_ store: any SyncStore) async throws {
+    func migrate(_ store: DatabaseStore) async throws {
         if case .postgres(let url) = self {
             do {
-                try await PostgresSyncStore.checkLogin(url: url, logger: Logger(label: "tributary.postgres"))
+                try await DatabaseStore.checkPostgresLogin(url: url, logger: Logger(label: "tributary.postgres"))
             } catch {
-                if let postgres = store as? PostgresSyncStore { await postgres.close() }
+                await store.close()
                 throw CommandFailure("database \(redacted): \(error)")
             }
         }
         do {
             try await store.migrate()
         } catch {
-            if let postgres = store as? PostgresSyncStore { await postgres.close() }
+            await store.close()
             throw CommandFailure("database \(redacted) is not usable: \(error)")
         }
     }

@@ -13,7 +13,7 @@ struct Migrate: AsyncParsableCommand {
         let url = try DatabaseURL.parse(database ?? ProcessInfo.processInfo.environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
         let store = try url.open()
         try await url.migrate(store)
-        if let postgres = store as? PostgresSyncStore { await postgres.close() }
+        await store.close()
         print("migrated \(url.redacted)")
     }
 }

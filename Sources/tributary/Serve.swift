@@ -83,21 +83,23 @@ struct Serve: AsyncParsableCommand {
         let engineConfiguration = EngineConfiguration(
             workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds)
         let pool = WorkerPool(store: store, kinds: kinds, configuration: engineConfiguration, logger: Logger(label: "tributary.workers"))
-        let rescuer = LeaseRescuer(
-            store: store, interval: .milliseconds(Int(max(1, leaseSeconds / 3) * 1000)), wakeUp: pool.wakeUp)
+        let rescuer = LeaseRescuer(store: store, interval: .milliseconds(Int(max(1, leaseSeconds / 3) * 1000)))
         let server = TributaryServer(
             env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: maxBodyBytes),
             configuration: serverConfiguration)
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
-        let scheduler = Scheduler(store: store, wakeUp: pool.wakeUp)
+        let scheduler = Scheduler(store: store)
         let now = Date()
         let heartbeat = NodeHeartbeat(store: store, node: NodeInfo(
             id: engineConfiguration.nodeID, role: role.rawValue, workers: engineConfiguration.workers, startedAt: now, heartbeatAt: now))
-        var services: [any Service] = [pool, rescuer, scheduler, heartbeat]
-        // Other nodes' enqueues and cancels arrive as notifications (PostgreSQL); polling stays the fallback.
-        if let events = store as? any StoreEventSource, engineConfiguration.workers > 0 {
-            services.append(StoreEventRelay(source: events, workers: pool))
+        // The store first: the group stops services in reverse order, so its connections
+        // outlive every service that uses them (workers hand their syncs back at shutdown).
+        var services: [any Service] = [store, pool, rescuer, scheduler, heartbeat]
+        // The store's events (enqueues, retries, hand-backs, cancels; every node's on
+        // PostgreSQL) wake the workers; polling stays the fallback.
+        if engineConfiguration.workers > 0 {
+            services.append(StoreEventRelay(source: store, workers: pool))
         }
         let app = server.buildApplication(services: services, logger: logger) { port in
             logger.info("tributary listening on http://\(host):\(port) (\(summary))")
@@ -109,7 +111,7 @@ struct Serve: AsyncParsableCommand {
             throw CommandFailure("server stopped: \(Self.oneLine(error))")
         }
         try? await upstream.shutdown()
-        if let postgres = store as? PostgresSyncStore { await postgres.close() }
+        await store.close()
         logger.info("tributary stopped")
     }
 

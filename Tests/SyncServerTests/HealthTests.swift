@@ -79,7 +79,7 @@ struct HealthTests {
 
     /// A PostgreSQL database that does not answer: `unhealthy`, 503, within the check's 2 s bound.
     @Test func anUnreachableDatabaseIsUnhealthy() async throws {
-        let store = try PostgresSyncStore(url: "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing", maximumConnections: 2)
+        let store = try DatabaseStore.postgres(url: "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing", maximumConnections: 2).start()
         defer { Task { await store.close() } }
         let kinds = SourceKindRegistry.builtIn
         let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 0, nodeID: "n"))

@@ -152,10 +152,10 @@ struct ProblemTests {
             _ = try await client.createSource("s")
             let id = try #require(try await client.call(.post, "/v1/sources/s/syncs").json["id"]?.stringValue)
             // Break the database behind the server's back: a bug-shaped failure.
-            let sqlite = try #require(node.store as? SQLiteSyncStore)
+            let path = try #require((node.store as? DatabaseStore)?.sqlitePath)
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
-            try await DatabaseQueue(path: sqlite.path, configuration: configuration).write { db in try db.execute(sql: "DROP TABLE record_errors") }
+            try await DatabaseQueue(path: path, configuration: configuration).write { db in try db.execute(sql: "DROP TABLE record_errors") }
             let r = try await client.call(.get, "/v1/syncs/\(id)/record-errors")
             expectProblem(r, .internalServerError, "internal")
             let requestID = try #require(r.headers[HTTPField.Name("X-Request-Id")!])

@@ -97,7 +97,7 @@ struct RunnerHandBackTests {
     /// back, and the next attempt resumes from what the database holds, counts exact.
     @Test func aLostCommitHandsTheSyncBackToResumeFromTheStoredCheckpoint() async throws {
         try await withGateNode(.sqlite, gatedOffset: 10) { store, gate, pool in
-            let path = try #require((store as? SQLiteSyncStore)?.path)
+            let path = try #require((store as? DatabaseStore)?.sqlitePath)
             let source = try await store.createSource(makeSource(name: "gated", kind: "gate", config: [:]))
             let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync
             pool.wakeUp.signal()

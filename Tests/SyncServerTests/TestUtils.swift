@@ -48,9 +48,10 @@ struct TestNode {
     func test<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let rescuer = LeaseRescuer(store: store, interval: rescueInterval, wakeUp: pool.wakeUp)
-        let scheduler = Scheduler(store: store, interval: .milliseconds(100), wakeUp: pool.wakeUp)
-        let app = server.buildApplication(services: [pool, rescuer, scheduler], logger: logger)
+        let rescuer = LeaseRescuer(store: store, interval: rescueInterval)
+        let scheduler = Scheduler(store: store, interval: .milliseconds(100))
+        let relay = StoreEventRelay(source: store, workers: pool)
+        let app = server.buildApplication(services: [pool, rescuer, scheduler, relay], logger: logger)
         defer { cleanup() }
         return try await app.test(setup, body)
     }

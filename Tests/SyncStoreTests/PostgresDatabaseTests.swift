@@ -8,9 +8,9 @@ import TestSupport
 /// tried with raw SQL from outside the store.
 @Suite("PostgreSQL database guarantees")
 struct PostgresDatabaseTests {
-    func freshStore(migrated: Bool = true) async throws -> (PostgresSyncStore, String) {
+    func freshStore(migrated: Bool = true) async throws -> (DatabaseStore, String) {
         let url = try await PostgresCluster.shared().createDatabase("guard")
-        let store = try PostgresSyncStore(url: url, maximumConnections: 4)
+        let store = try DatabaseStore.postgres(url: url, maximumConnections: 4).start()
         if migrated { try await store.migrate() }
         return (store, url)
     }
@@ -58,7 +58,7 @@ struct PostgresDatabaseTests {
 
     @Test func sixStoresMigratingOneDatabaseAtOnceApplyEachMigrationOnce() async throws {
         let url = try await PostgresCluster.shared().createDatabase("migrate")
-        let stores = try (0..<6).map { _ in try PostgresSyncStore(url: url, maximumConnections: 2) }
+        let stores = try (0..<6).map { _ in try DatabaseStore.postgres(url: url, maximumConnections: 2).start() }
         defer { for store in stores { Task { await store.close() } } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in stores { group.addTask { try await store.migrate() } }
@@ -100,7 +100,7 @@ struct PostgresDatabaseTests {
     }
 
     @Test func anUnreachableDatabaseIsUnavailableWithinSeconds() async throws {
-        let store = try PostgresSyncStore(url: "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing", maximumConnections: 2)
+        let store = try DatabaseStore.postgres(url: "postgres://postgres@127.0.0.1:\(try PostgresCluster.freePort())/nothing", maximumConnections: 2).start()
         defer { Task { await store.close() } }
         let start = ContinuousClock.now
         await #expect(throws: SyncStoreError.unavailable("The database cannot be reached.")) { try await store.ping() }

@@ -13,7 +13,7 @@ struct SQLiteAtomicityTests {
         let dir = try TemporaryDirectory("atomic")
         defer { dir.remove() }
         let path = dir.file("t.sqlite")
-        let store = try SQLiteSyncStore(path: path)
+        let store = try DatabaseStore.sqlite(path: path).start()
         try await store.migrate()
         let source = try await store.createSource(makeSource())
         _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
@@ -45,7 +45,7 @@ struct SQLiteAtomicityTests {
         let dir = try TemporaryDirectory("poison-time")
         defer { dir.remove() }
         let path = dir.file("t.sqlite")
-        let store = try SQLiteSyncStore(path: path)
+        let store = try DatabaseStore.sqlite(path: path).start()
         try await store.migrate()
         let sync = try await retryingSync(store)
         let raw = try DatabaseQueue(path: path)
@@ -70,7 +70,7 @@ struct SQLiteAtomicityTests {
                 VALUES ('src_old', 1, 'old', 'synthetic', '{"records":1}', '{}', 0, 0)
                 """)
         }
-        let store = try SQLiteSyncStore(path: path)
+        let store = try DatabaseStore.sqlite(path: path).start()
         #expect(try await store.schemaVersion() == 1)
         try await store.migrate()
         #expect(try await store.schemaVersion() == SQLiteSchema.migrations.count)
@@ -84,7 +84,7 @@ struct SQLiteAtomicityTests {
         let dir = try TemporaryDirectory("newer")
         defer { dir.remove() }
         let path = dir.file("new.sqlite")
-        let store = try SQLiteSyncStore(path: path)
+        let store = try DatabaseStore.sqlite(path: path).start()
         try await store.migrate()
         let raw = try DatabaseQueue(path: path)
         try await raw.write { db in try db.execute(sql: "PRAGMA user_version = 99") }
@@ -101,7 +101,7 @@ struct SQLiteAtomicityTests {
     @Test func storesMigratingOneFileAtOnceAllSucceed() async throws {
         let dir = try TemporaryDirectory("migrate")
         defer { dir.remove() }
-        let stores = try (0..<4).map { _ in try SQLiteSyncStore(path: dir.file("m.sqlite")) }
+        let stores = try (0..<4).map { _ in try DatabaseStore.sqlite(path: dir.file("m.sqlite")).start() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in stores { group.addTask { try await store.migrate() } }
             try await group.waitForAll()
@@ -113,7 +113,7 @@ struct SQLiteAtomicityTests {
     @Test func theDatabaseRejectsAnUnknownStatusAndASecondActiveSync() async throws {
         let dir = try TemporaryDirectory("check")
         defer { dir.remove() }
-        let store = try SQLiteSyncStore(path: dir.file("c.sqlite"))
+        let store = try DatabaseStore.sqlite(path: dir.file("c.sqlite")).start()
         try await store.migrate()
         let source = try await store.createSource(makeSource())
         let sync = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api)).sync

@@ -10,16 +10,16 @@ public enum StoreBackend: String, CaseIterable, Sendable {
     /// A fresh, migrated store and a cleanup closure. `connections` sizes the PostgreSQL pool:
     /// a test that runs N operations at once gives it N, so none waits past the store's 5 s
     /// connection deadline on a machine loaded by the rest of the suite.
-    public func makeStore(connections: Int = 8) async throws -> (store: any SyncStore, cleanup: @Sendable () -> Void) {
+    public func makeStore(connections: Int = 8) async throws -> (store: DatabaseStore, cleanup: @Sendable () -> Void) {
         switch self {
         case .sqlite:
             let dir = try TemporaryDirectory("store")
-            let store = try SQLiteSyncStore(path: dir.file("test.sqlite"))
+            let store = try DatabaseStore.sqlite(path: dir.file("test.sqlite")).start()
             try await store.migrate()
             return (store, { dir.remove() })
         case .postgres:
             let url = try await PostgresCluster.shared().createDatabase("store")
-            let store = try PostgresSyncStore(url: url, maximumConnections: connections)
+            let store = try DatabaseStore.postgres(url: url, maximumConnections: connections).start()
             try await store.migrate()
             return (store, { Task { await store.close() } })
         }

@@ -6,7 +6,7 @@ import SyncStore
 /// Keeps this node's row in the nodes table fresh, so `/v1/health` can list the cluster
 /// and tell a live node from a stale one; removes the row on graceful shutdown.
 public struct NodeHeartbeat: Service {
-    let store: any SyncStore
+    let store: any ClusterRegistry
     let node: NodeInfo
     let interval: Duration
     let logger: Logger
@@ -14,9 +14,9 @@ public struct NodeHeartbeat: Service {
     /// How often a node heartbeats.
     public static let defaultInterval: Duration = .seconds(5)
     /// A node whose heartbeat is older than this (three missed heartbeats) is reported stale.
-    public static let staleAfterSeconds: Double = 15
+    public static let staleAfterSeconds = NodeInfo.staleAfterSeconds
 
-    public init(store: any SyncStore, node: NodeInfo, interval: Duration = NodeHeartbeat.defaultInterval,
+    public init(store: any ClusterRegistry, node: NodeInfo, interval: Duration = NodeHeartbeat.defaultInterval,
                 logger: Logger = Logger(label: "tributary.node")) {
         self.store = store
         self.node = node

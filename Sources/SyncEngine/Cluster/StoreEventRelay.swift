@@ -3,8 +3,9 @@ import Logging
 import ServiceLifecycle
 import SyncStore
 
-/// Hands events from other nodes to this node's workers: `wake` → an idle worker claims
-/// at once; `cancel` → the sync stops now rather than at its next database check.
+/// Hands the store's events to this node's workers (the engine's one wake path): `wake` →
+/// an idle worker claims at once; `cancel` → the sync stops now rather than at its next
+/// database check. SQLite's events come from this process, PostgreSQL's from every node.
 /// When the listening connection drops it reconnects with a short backoff; while it is
 /// down, nothing is lost, only slower (workers poll, running syncs poll for cancels).
 public struct StoreEventRelay: Service {

@@ -4,18 +4,16 @@ import ServiceLifecycle
 import SyncStore
 
 /// Returns syncs whose worker died (their lease expired) to the queue, so another
-/// worker resumes them from their checkpoint (DESIGN.md invariant 3). Idempotent:
-/// every node runs one.
+/// worker resumes them from their checkpoint (invariant 3, docs/architecture.md); the
+/// store wakes the workers. Idempotent: every node runs one.
 public struct LeaseRescuer: Service {
-    let store: any SyncStore
+    let store: any QueueMaintenance
     let interval: Duration
-    let wakeUp: WakeUpSignal
     let logger: Logger
 
-    public init(store: any SyncStore, interval: Duration, wakeUp: WakeUpSignal, logger: Logger = Logger(label: "tributary.rescuer")) {
+    public init(store: any QueueMaintenance, interval: Duration, logger: Logger = Logger(label: "tributary.rescuer")) {
         self.store = store
         self.interval = interval
-        self.wakeUp = wakeUp
         self.logger = logger
     }
 
@@ -31,7 +29,6 @@ public struct LeaseRescuer: Service {
             let rescued = try await store.rescueExpiredLeases(now: Date())
             if !rescued.isEmpty {
                 logger.warning("rescued syncs whose lease expired", metadata: ["sync_ids": .string(rescued.joined(separator: ","))])
-                wakeUp.signal()
             }
             return rescued
         } catch {

@@ -8,15 +8,13 @@ import SyncStore
 /// active sync gets one with trigger `schedule`. Every node may run one: the store's
 /// transaction and the one-active-sync index make a second enqueue impossible.
 public struct Scheduler: Service {
-    let store: any SyncStore
+    let store: any QueueMaintenance
     let interval: Duration
-    let wakeUp: WakeUpSignal
     let logger: Logger
 
-    public init(store: any SyncStore, interval: Duration = .seconds(1), wakeUp: WakeUpSignal, logger: Logger = Logger(label: "tributary.scheduler")) {
+    public init(store: any QueueMaintenance, interval: Duration = .seconds(1), logger: Logger = Logger(label: "tributary.scheduler")) {
         self.store = store
         self.interval = interval
-        self.wakeUp = wakeUp
         self.logger = logger
     }
 
@@ -25,7 +23,6 @@ public struct Scheduler: Service {
             let queued = try await store.enqueueDueSchedules(now: Date())
             if !queued.isEmpty {
                 logger.info("queued scheduled syncs", metadata: ["sync_ids": .string(queued.joined(separator: ","))])
-                wakeUp.signal()
             }
         }
     }

@@ -7,7 +7,7 @@ import SyncStore
 /// Runs one attempt of one claimed sync: reads pages, commits each with its
 /// checkpoint, heartbeats the lease, watches for cancels, and records the outcome.
 struct SyncRunner {
-    let store: any SyncStore
+    let store: any WorkQueue
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger

@@ -11,19 +11,19 @@ import SyncStore
 /// A `Service`: on graceful shutdown it stops claiming, stops its running syncs
 /// at their last committed checkpoint and hands them back as `queued`
 /// (DESIGN.md invariant 5), then returns.
-public final class WorkerPool: Service, Sendable {
-    let store: any SyncStore
+public final class WorkerPool: Service, WorkerStatus, Sendable {
+    let store: any WorkQueue
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
-    /// Signalled when a sync is queued on this node (or a retry becomes due).
+    /// Signalled by ``StoreEventRelay`` when a sync becomes runnable, and when a worker frees up.
     public let wakeUp: WakeUpSignal
     private let running = Mutex<[String: RunControl]>([:])
     private let shuttingDown = Mutex(false)
     private let random: @Sendable () -> Double
 
     public init(
-        store: any SyncStore, kinds: SourceKindRegistry, configuration: EngineConfiguration,
+        store: any WorkQueue, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {

@@ -41,9 +41,6 @@ struct ProblemMiddleware: RouterMiddleware {
             let problem = Problem(error.status, code: error.status == .contentTooLarge ? "payload_too_large" : "validation_failed",
                                   title: error.status.reasonPhrase, detail: error.body ?? error.status.reasonPhrase)
             return problem.render(instance: request.uri.path, requestID: context.requestID)
-        } catch let error where databaseUnavailableReason(error) != nil {
-            context.logger.warning("database unavailable: \(error)")
-            return Problem.unavailable(databaseUnavailableReason(error) ?? "").render(instance: request.uri.path, requestID: context.requestID)
         } catch {
             context.logger.error("unhandled error: \(String(reflecting: error))")
             return Problem.internalError().render(instance: request.uri.path, requestID: context.requestID)

@@ -1,18 +1,18 @@
 import Foundation
 import SyncConnectors
 import SyncCore
-import SyncEngine
 import SyncStore
 
-/// What the routes work with: the store, the known source kinds, and (when this
-/// node runs workers) the worker pool, to wake it on enqueue and to cancel locally.
+/// What the routes work with: the store, the known source kinds, and (when this node
+/// runs workers) their status, for `/readyz`. The routes never drive the engine: the
+/// store's events wake it and carry cancels (``StoreEventSource``).
 public struct APIEnvironment: Sendable {
     public var store: any SyncStore
     public var kinds: SourceKindRegistry
-    public var workers: WorkerPool?
+    public var workers: (any WorkerStatus)?
     public var maxBodyBytes: Int
 
-    public init(store: any SyncStore, kinds: SourceKindRegistry, workers: WorkerPool?, maxBodyBytes: Int = 1 << 20) {
+    public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20) {
         self.store = store
         self.kinds = kinds
         self.workers = workers

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import SyncCore
-import SyncEngine
 import SyncStore
 
 /// Liveness, readiness and the served OpenAPI document.
@@ -54,7 +53,7 @@ struct HealthReport {
     var json: JSONValue
 
     /// A node whose heartbeat is older than this is stale (three missed heartbeats).
-    static let staleNodeSeconds = NodeHeartbeat.staleAfterSeconds
+    static let staleNodeSeconds = NodeInfo.staleAfterSeconds
 
     static func evaluate(store: any SyncStore, now: Date) async -> HealthReport {
         let started = ContinuousClock.now

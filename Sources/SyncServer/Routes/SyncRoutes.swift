@@ -35,7 +35,6 @@ struct SyncRoutes {
             let outcome = try await env.store.enqueue(EnqueueRequest(
                 sourceID: source.id, mode: mode, priority: priority, trigger: Self.trigger(request),
                 idempotencyKey: key, requestFingerprint: "\(mode.rawValue)|\(priority)"))
-            if case .created = outcome { env.workers?.wakeUp.signal() }
             var headers = HTTPFields()
             headers[.location] = "/v1/syncs/\(outcome.sync.id)"
             return JSONResponse.make(APIRepresentation.sync(outcome.sync), status: .accepted, headers: headers)
@@ -53,19 +52,11 @@ struct SyncRoutes {
         }
         router.add(.post, "/v1/syncs/{id}/cancel", in: table) { request, context in
             let id = try request.path("id", context)
-            var sync = try await env.store.requestCancel(syncID: id, now: Date())
-            if sync.status == .running, env.workers?.cancelLocally(syncID: id) == true {
-                // The sync runs on this node: wait briefly so the answer usually shows the end state.
-                for _ in 0..<20 where !sync.status.isTerminal {
-                    try await Task.sleep(for: .milliseconds(25))
-                    sync = try await self.sync(id)
-                }
-            }
+            let sync = try await env.store.requestCancel(syncID: id, now: Date())
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
         }
         router.add(.post, "/v1/syncs/{id}/retry", in: table) { request, context in
             let sync = try await env.store.retry(syncID: try request.path("id", context), now: Date())
-            env.workers?.wakeUp.signal()
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
         }
         router.add(.get, "/v1/syncs/{id}/record-errors", in: table) { request, context in

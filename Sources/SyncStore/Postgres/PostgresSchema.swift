@@ -13,8 +13,8 @@ enum PostgresSchema {
     /// The advisory lock key of migrations ("tributary" folded into 63 bits).
     static let migrationLock: Int64 = 0x7472_6962_7574_6172
 
-    static let statusList = SyncStatus.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-    static let activeList = SyncStatus.active.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    static let statusList = SchemaVocabulary.statuses
+    static let activeList = SchemaVocabulary.active
 
     // Times are seconds since 1970 (double precision), as in SQLite, so both stores share
     // one row mapping. Identifiers and record keys use the "C" collation: they sort by
@@ -45,9 +45,9 @@ enum PostgresSchema {
                 seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
                 source_id text COLLATE "C" NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
                 status text NOT NULL CHECK (status IN (\(statusList))),
-                mode text NOT NULL CHECK (mode IN ('incremental', 'full')),
+                mode text NOT NULL CHECK (mode IN (\(SchemaVocabulary.modes))),
                 priority integer NOT NULL DEFAULT 0,
-                trigger text NOT NULL CHECK (trigger IN ('api', 'schedule', 'retry', 'cli')),
+                trigger text NOT NULL CHECK (trigger IN (\(SchemaVocabulary.triggers))),
                 attempt integer NOT NULL DEFAULT 0,
                 max_attempts integer NOT NULL,
                 failed_attempts integer NOT NULL DEFAULT 0,
@@ -78,7 +78,7 @@ enum PostgresSchema {
             """,
             // DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
             "CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList))",
-            "CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN ('queued', 'retrying')",
+            "CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN (\(SchemaVocabulary.runnable))",
             "CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running'",
             "CREATE INDEX syncs_by_source ON syncs(source_id, id)",
             """

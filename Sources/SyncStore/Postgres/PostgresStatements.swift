@@ -10,6 +10,16 @@ import PostgresNIO
 /// plans them a few times and then reuses a generic plan. Parameters carry explicit casts:
 /// the binary values must match the types the server settles on at PREPARE time.
 enum PostgresStatements {
+    /// The LISTEN/NOTIFY channel of ``StoreEvent``s (payload `wake` or `cancel:<sync id>`).
+    static let channel = "tributary_events"
+
+    static let sourceColumns = [
+        "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
+        "min_trigger_interval_seconds", "state", "created_at", "updated_at",
+    ]
+    /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
+    static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
+
     /// Claim up to `limit` of the most urgent runnable syncs nobody else is claiming, lease each
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
@@ -31,7 +41,7 @@ enum PostgresStatements {
                 INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
                 SELECT id, attempt, $1::float8, 'running', $2::text FROM claimed
             )
-            SELECT claimed.*, \(PostgresSyncStore.prefixedSourceColumns)
+            SELECT claimed.*, \(prefixedSourceColumns)
             FROM claimed JOIN sources src ON src.id = claimed.source_id
             """
         var now: Double
@@ -210,7 +220,7 @@ enum PostgresStatements {
                 FROM fence WHERE syncs.id = fence.id
                 RETURNING syncs.*
             ), woken AS (
-                SELECT pg_notify('\(PostgresSyncStore.channel)', 'wake') FROM done WHERE $13::bool
+                SELECT pg_notify('\(channel)', 'wake') FROM done WHERE $13::bool
             )
             SELECT done.*, (SELECT count(*) FROM woken) AS notified FROM done
             """

@@ -10,8 +10,8 @@ import SyncCore
 /// write lock serialises across processes: the second process sees the new
 /// version and does nothing.
 enum SQLiteSchema {
-    static let statusList = SyncStatus.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-    static let activeList = SyncStatus.active.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    static let statusList = SchemaVocabulary.statuses
+    static let activeList = SchemaVocabulary.active
 
     static let migrations: [String] = [
         // 1: sources, syncs, attempts, records, record errors, idempotency keys.
@@ -37,9 +37,9 @@ enum SQLiteSchema {
             seq INTEGER NOT NULL UNIQUE,
             source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
             status TEXT NOT NULL CHECK (status IN (\(statusList))),
-            mode TEXT NOT NULL CHECK (mode IN ('incremental', 'full')),
+            mode TEXT NOT NULL CHECK (mode IN (\(SchemaVocabulary.modes))),
             priority INTEGER NOT NULL DEFAULT 0,
-            trigger TEXT NOT NULL CHECK (trigger IN ('api', 'schedule', 'retry', 'cli')),
+            trigger TEXT NOT NULL CHECK (trigger IN (\(SchemaVocabulary.triggers))),
             attempt INTEGER NOT NULL DEFAULT 0,
             max_attempts INTEGER NOT NULL,
             failed_attempts INTEGER NOT NULL DEFAULT 0,
@@ -69,7 +69,7 @@ enum SQLiteSchema {
         );
         -- DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
         CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList));
-        CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN ('queued', 'retrying');
+        CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN (\(SchemaVocabulary.runnable));
         CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running';
         CREATE INDEX syncs_by_source ON syncs(source_id, id);
         CREATE TABLE sync_attempts (

@@ -124,27 +124,7 @@ enum StoreRows {
             heartbeatAt: Date(timeIntervalSince1970: try row.double("heartbeat_at")))
     }
 
-    /// The latest finished sync's status of the source row `s` (SQL shared by both stores).
-    static let latestFinishedStatus =
-        "(SELECT status FROM syncs WHERE source_id = s.id AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1)"
-    /// Sources whose latest finished sync failed: ``SourceHealth/failing`` in SQL.
-    static let failingSourcesSQL = "SELECT s.id, s.name FROM sources s WHERE \(latestFinishedStatus) = 'failed' ORDER BY s.name LIMIT 100"
-    /// ``SourceHealth/stale`` in SQL; the one parameter is the current time in seconds.
-    static func staleSourcesSQL(now placeholder: String) -> String {
-        """
-        SELECT s.id, s.name FROM sources s
-        WHERE s.schedule_every_seconds IS NOT NULL AND \(latestFinishedStatus) IN ('completed', 'cancelled')
-          AND COALESCE((SELECT MAX(finished_at) FROM syncs WHERE source_id = s.id AND status = 'completed'), 0)
-              < \(placeholder) - 2 * s.schedule_every_seconds
-        ORDER BY s.name LIMIT 100
-        """
-    }
-
     static func sourceRef(_ row: some StoreRow) throws -> SourceRef {
         SourceRef(id: try row.string("id"), name: try row.string("name"))
-    }
-
-    static func checked(from: SyncStatus, to: SyncStatus) throws {
-        do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
     }
 }

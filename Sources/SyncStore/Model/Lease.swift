@@ -1,0 +1,28 @@
+import Foundation
+import SyncCore
+
+/// The fencing token of a claimed sync: every write a worker makes is conditional on it.
+public struct Lease: Sendable, Hashable {
+    public var syncID: String
+    public var owner: String
+    public var token: String
+    public var attempt: Int
+    public init(syncID: String, owner: String, token: String, attempt: Int) {
+        self.syncID = syncID
+        self.owner = owner
+        self.token = token
+        self.attempt = attempt
+    }
+}
+
+/// A sync claimed by a worker, with its source and its lease.
+public struct ClaimedSync: Sendable {
+    public var sync: Sync
+    public var source: Source
+    public var lease: Lease
+    public init(sync: Sync, source: Source, lease: Lease) {
+        self.sync = sync
+        self.source = source
+        self.lease = lease
+    }
+}

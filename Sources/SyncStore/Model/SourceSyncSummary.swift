@@ -1,0 +1,19 @@
+import Foundation
+import SyncCore
+
+/// What a source's syncs say about it: its latest sync, its latest finished one, its last success.
+public struct SourceSyncSummary: Sendable {
+    public var latest: Sync?
+    public var latestFinished: Sync?
+    public var lastCompletedAt: Date?
+
+    public init(latest: Sync?, latestFinished: Sync?, lastCompletedAt: Date?) {
+        self.latest = latest
+        self.latestFinished = latestFinished
+        self.lastCompletedAt = lastCompletedAt
+    }
+
+    public func health(schedule: Schedule?, now: Date) -> SourceHealth {
+        SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import SyncCore
+
+/// The errors a store reports; the API maps each to one problem code.
+public enum SyncStoreError: Error, Sendable, Equatable {
+    case notFound(String)
+    case nameTaken(String)
+    case syncAlreadyActive(activeSyncID: String, status: SyncStatus)
+    case invalidState(current: SyncStatus, message: String)
+    case sourceInUse(activeSyncID: String)
+    case rateLimited(retryAfterSeconds: Double)
+    case idempotencyKeyReused
+    /// The worker no longer holds the sync's lease: it must stop writing (DESIGN.md invariant 3).
+    case leaseLost
+    /// The database holds fewer pages than the worker committed: a commit it acknowledged
+    /// was lost (a crash without synchronous commit, a failover to a lagging replica). The
+    /// worker must resume from the stored checkpoint instead of writing past the gap.
+    case checkpointBehind(storedPages: Int, page: Int)
+    case illegalTransition(IllegalTransition)
+    case unavailable(String)
+}
+
+/// The database was migrated by a newer Tributary than this one: running on it could
+/// misread or damage what the newer version wrote, so the store refuses to start.
+public struct SchemaTooNewError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let databaseVersion: Int
+    public let supportedVersion: Int
+    public init(databaseVersion: Int, supportedVersion: Int) {
+        self.databaseVersion = databaseVersion
+        self.supportedVersion = supportedVersion
+    }
+    public var description: String {
+        "the database schema is at version \(databaseVersion), newer than this tributary knows (\(supportedVersion)): run a newer tributary"
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import SyncCore
+
+/// The persistence of Tributary: sources, the durable queue of syncs, leases,
+/// checkpoints and the record store, as the roles its callers play.
+///
+/// Each caller depends on the role it uses: the API on ``SourceCatalog``,
+/// ``SyncRequests``, ``RecordReader`` and ``ClusterRegistry``; a worker on ``WorkQueue``;
+/// the scheduler and the lease rescuer on ``QueueMaintenance``. One implementation,
+/// ``DatabaseStore``, writes every rule once over a driver per database (SQLite,
+/// PostgreSQL); every invariant of docs/architecture.md that concerns data is enforced by
+/// the database (unique indexes, CHECK constraints, conditional writes), never by a check
+/// in Swift followed by an unguarded write. One conformance suite tests both databases.
+public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
+    & RecordReader & ClusterRegistry & StoreEventSource
+
+/// Opening, migrating and closing the database.
+public protocol StoreLifecycle: Sendable {
+    /// Brings the schema up to date. Safe to run twice and from several processes at once.
+    /// Throws ``SchemaTooNewError`` for a database migrated by a newer Tributary.
+    func migrate() async throws
+    /// The schema version the database is at (0 before the first migration).
+    func schemaVersion() async throws -> Int
+    /// A cheap round trip, used by `/readyz`.
+    func ping() async throws
+    /// Runs the store's connections until graceful shutdown or cancellation: a node runs
+    /// it as the first service of its group, so it stops after everything that uses it.
+    func run() async throws
+    /// Ends ``run()``, or the connections a store started for itself (``DatabaseStore/start()``).
+    func close() async
+}
+
+/// Sources: their definitions and what their syncs say about them.
+public protocol SourceCatalog: Sendable {
+    /// Inserts a source. Throws ``SyncStoreError/nameTaken(_:)`` if the name exists.
+    func createSource(_ source: Source) async throws -> Source
+    /// The source with this id, or else with this name.
+    func source(idOrName: String) async throws -> Source?
+    /// Sources ordered by id, after the given id.
+    func listSources(limit: Int, after: String?) async throws -> [Source]
+    /// The latest sync, latest finished sync and last success of a source.
+    func summary(sourceID: String) async throws -> SourceSyncSummary
+    /// Replaces a source's definition (not its state). Throws `nameTaken` or `notFound`.
+    func updateSource(_ source: Source) async throws -> Source
+    /// Deletes a source, its syncs and its records. Throws ``SyncStoreError/sourceInUse(activeSyncID:)``
+    /// while a sync is active.
+    func deleteSource(id: String) async throws
+}
+
+/// The queue as clients see it: what they ask for, and what they read back.
+public protocol SyncRequests: Sendable {
+    /// Queues a new sync for a source: at most one non-terminal sync per source, enforced
+    /// by a unique index (``SyncStoreError/syncAlreadyActive(activeSyncID:status:)``).
+    func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome
+    func sync(id: String) async throws -> Sync?
+    /// Syncs newest first (by id), before the given id.
+    func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync]
+    /// Cancels a queued or retrying sync at once; flags a running one with `cancel_requested`
+    /// and tells the node running it (``StoreEvent/cancelRequested(syncID:)``).
+    func requestCancel(syncID: String, now: Date) async throws -> Sync
+    /// Puts a failed or cancelled sync back in the queue with a fresh attempt budget.
+    func retry(syncID: String, now: Date) async throws -> Sync
+}
+
+/// The queue as workers see it; every write is fenced by the lease.
+public protocol WorkQueue: Sendable {
+    /// Claims up to `limit` runnable syncs, most urgent first, each with its own lease.
+    func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync]
+    /// Extends the lease; returns whether a cancel was requested. Throws ``SyncStoreError/leaseLost``.
+    func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool
+    /// Whether a cancel was requested for the leased sync (a cheap read). Throws `leaseLost`.
+    func isCancelRequested(_ lease: Lease) async throws -> Bool
+    /// Commits one page: record upserts, record errors, progress counters and the
+    /// checkpoint in ONE transaction (invariant 2). Throws `leaseLost`.
+    func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress
+    /// Commits the last page and completes the sync, atomically where the database allows it
+    /// (the sync's `attempts` in the result may be left unloaded). Throws like ``commitPage(_:lease:now:)``.
+    func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync
+    /// Ends the attempt with the given outcome. Throws `leaseLost`.
+    func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync
+    /// The earliest time at which a retrying or queued sync becomes runnable, if any.
+    func nextRunAt() async throws -> Date?
+}
+
+extension WorkQueue {
+    /// Claims the most urgent runnable sync, if any.
+    public func claimNext(owner: String, leaseSeconds: Double, now: Date) async throws -> ClaimedSync? {
+        try await claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: 1).first
+    }
+}
+
+/// What keeps the queue moving without a client: schedules and expired leases.
+public protocol QueueMaintenance: Sendable {
+    /// Queues a sync (trigger `schedule`) for every source whose schedule is due and that has
+    /// no active sync; returns the new sync ids. Safe on every node at once.
+    func enqueueDueSchedules(now: Date) async throws -> [String]
+    /// Returns running syncs whose lease expired to `queued` (or `cancelled` if a cancel
+    /// was requested). Returns the ids it rescued.
+    func rescueExpiredLeases(now: Date) async throws -> [String]
+}
+
+/// The record store and the errors of records that could not be stored.
+public protocol RecordReader: Sendable {
+    func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord]
+    func record(sourceID: String, key: String) async throws -> StoredRecord?
+    func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)]
+}
+
+/// The nodes sharing the database, and the health of the queue and the sources.
+public protocol ClusterRegistry: Sendable {
+    /// Records (or refreshes) a node of the cluster and its heartbeat.
+    func registerNode(_ node: NodeInfo) async throws
+    /// Refreshes a node's heartbeat (re-registering it if it was removed).
+    func heartbeatNode(_ node: NodeInfo, now: Date) async throws
+    /// Removes a node that stops gracefully.
+    func removeNode(id: String) async throws
+    /// What `/v1/health` reports: the queue, stuck syncs and the nodes.
+    func healthSnapshot(now: Date) async throws -> HealthSnapshot
+}

@@ -1,0 +1,46 @@
+import Foundation
+import SyncCore
+
+/// The rules the drivers' hot paths share with ``DatabaseStore``: transitions, the order
+/// of pages, the queue's vocabulary, and the texts a store writes.
+enum StoreRules {
+    /// Statuses a worker may claim.
+    static let runnable = [SyncStatus.queued.rawValue, SyncStatus.retrying.rawValue]
+
+    /// The attempt error of a sync taken back from a worker that stopped heartbeating.
+    static let leaseExpired = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
+
+    /// A transition the state machine forbids is a bug: refused before anything is written.
+    static func checked(from: SyncStatus, to: SyncStatus) throws {
+        do { try SyncTransition.validate(from: from, to: to) } catch { throw SyncStoreError.illegalTransition(error) }
+    }
+
+    /// Where a page stands against the pages the database holds for the sync.
+    enum PageOrder {
+        /// The page that follows the stored ones: write it.
+        case next
+        /// Already in (a retried commit whose first COMMIT did land): counts once, write nothing.
+        case alreadyCommitted
+        /// The database holds fewer pages than the worker committed: an acknowledged commit
+        /// was lost. The worker must resume from the stored checkpoint.
+        case behind(SyncStoreError)
+    }
+
+    static func order(of page: Int, storedPages: Int) -> PageOrder {
+        if storedPages >= page { return .alreadyCommitted }
+        if storedPages < page - 1 { return .behind(.checkpointBehind(storedPages: storedPages, page: page)) }
+        return .next
+    }
+}
+
+/// The lists the schemas' CHECK constraints allow, from `SyncCore`'s enums (one vocabulary).
+enum SchemaVocabulary {
+    static func list<T: RawRepresentable<String>>(_ values: [T]) -> String {
+        values.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    }
+    static let statuses = list(SyncStatus.allCases)
+    static let active = list(SyncStatus.active)
+    static let runnable = list([SyncStatus.queued, .retrying])
+    static let modes = list(SyncMode.allCases)
+    static let triggers = list(SyncTrigger.allCases)
+}

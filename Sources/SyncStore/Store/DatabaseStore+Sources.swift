@@ -1,0 +1,77 @@
+import Foundation
+import SyncCore
+
+extension DatabaseStore: SourceCatalog {
+    public func createSource(_ source: Source) async throws -> Source {
+        let insert = StoreWrite("""
+            INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
+                min_trigger_interval_seconds, state, created_at, updated_at\(sqlite: ", seq", postgres: ""))
+            VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
+                \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
+                \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
+                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970)\(
+                    sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
+            """, onUniqueViolation: .fail(.nameTaken(source.name)))
+        return try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [insert]) { _, _ in source }
+        })
+    }
+
+    public func source(idOrName: String) async throws -> Source? {
+        let rows = try await driver.read([
+            "SELECT * FROM sources WHERE id = \(idOrName) OR name = \(idOrName) ORDER BY (id = \(idOrName)) DESC LIMIT 1",
+        ])
+        return try rows.first(0).map { try StoreRows.source($0) }
+    }
+
+    public func listSources(limit: Int, after: String?) async throws -> [Source] {
+        let rows = try await driver.read(["SELECT * FROM sources WHERE id > \(after ?? "") ORDER BY id LIMIT \(limit)"])
+        return try rows[0].map { try StoreRows.source($0) }
+    }
+
+    public func summary(sourceID: String) async throws -> SourceSyncSummary {
+        let latest: SQL = "SELECT id FROM syncs WHERE source_id = \(sourceID) ORDER BY id DESC LIMIT 1"
+        let finished: SQL = "SELECT id FROM syncs WHERE source_id = \(sourceID) AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"
+        let rows = try await driver.read([
+            "SELECT * FROM syncs WHERE id = (\(sql: latest))",
+            "SELECT * FROM sync_attempts WHERE sync_id = (\(sql: latest)) ORDER BY number",
+            "SELECT * FROM syncs WHERE id = (\(sql: finished))",
+            "SELECT * FROM sync_attempts WHERE sync_id = (\(sql: finished)) ORDER BY number",
+            "SELECT MAX(finished_at) AS t FROM syncs WHERE source_id = \(sourceID) AND status = \(SyncStatus.completed.rawValue)",
+        ])
+        return SourceSyncSummary(
+            latest: try Queries.sync(rows, at: 0), latestFinished: try Queries.sync(rows, at: 2),
+            lastCompletedAt: StoreRows.date(try rows.first(4)?.optionalDouble("t")))
+    }
+
+    public func updateSource(_ source: Source) async throws -> Source {
+        let update = StoreWrite("""
+            UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(StoreRows.json(source.config)),
+                schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
+                retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
+                min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970)
+            WHERE id = \(source.id) RETURNING id
+            """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
+        return try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [update], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
+                guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
+                return try StoreRows.source(row)
+            }
+        })
+    }
+
+    /// A source with an active sync stays (the sync would lose its source mid-run).
+    public func deleteSource(id: String) async throws {
+        try await driver.transact(StoreTransaction(facts: [
+            "SELECT seq FROM sources WHERE id = \(id) \(sql: .forUpdate)",
+            Queries.activeSync(sourceID: id),
+        ]) { facts in
+            guard let seq = try facts.first(0)?.int("seq") else { throw SyncStoreError.notFound("source \(id)") }
+            if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
+            return StoreDecision(writes: [
+                StoreWrite("DELETE FROM records WHERE source_seq = \(seq)"),
+                StoreWrite("DELETE FROM sources WHERE id = \(id)"),
+            ]) { _, _ in () }
+        })
+    }
+}

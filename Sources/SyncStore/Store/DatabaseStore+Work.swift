@@ -1,0 +1,130 @@
+import Foundation
+import SyncCore
+
+extension DatabaseStore: WorkQueue {
+    public func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync] {
+        try await driver.claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: limit)
+    }
+
+    public func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool {
+        let t = now.timeIntervalSince1970
+        let rows = try await driver.execute("""
+            UPDATE syncs SET heartbeat_at = \(t), lease_expires_at = \(t + leaseSeconds)
+            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running.rawValue)
+            RETURNING cancel_requested
+            """)
+        guard let row = rows.first(0) else { throw SyncStoreError.leaseLost }
+        return try row.bool("cancel_requested")
+    }
+
+    public func isCancelRequested(_ lease: Lease) async throws -> Bool {
+        let rows = try await driver.read(["""
+            SELECT cancel_requested FROM syncs
+            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running.rawValue)
+            """])
+        guard let row = rows.first(0) else { throw SyncStoreError.leaseLost }
+        return try row.bool("cancel_requested")
+    }
+
+    public func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
+        try await driver.commitPage(page, lease: lease, now: now)
+    }
+
+    public func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync {
+        try await driver.completeWithFinalPage(page, lease: lease, now: now)
+    }
+
+    public func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
+        try StoreRules.checked(from: .running, to: outcome.status)
+        return try await driver.finish(lease, outcome: outcome, now: now)
+    }
+
+    public func nextRunAt() async throws -> Date? {
+        let rows = try await driver.read([
+            "SELECT MIN(run_at) AS t FROM syncs WHERE status \(in: StoreRules.runnable)",
+        ])
+        return StoreRows.date(try rows.first(0)?.optionalDouble("t"))
+    }
+}
+
+extension DatabaseStore: RecordReader {
+    public func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord] {
+        let rows = try await driver.read(["""
+            \(raw: Queries.recordColumns)
+            WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key > \(after ?? "")
+              AND (\(includeDeleted) OR deleted_at IS NULL)
+            ORDER BY key LIMIT \(limit)
+            """])
+        return try rows[0].map { try StoreRows.record($0) }
+    }
+
+    public func record(sourceID: String, key: String) async throws -> StoredRecord? {
+        let rows = try await driver.read(["""
+            \(raw: Queries.recordColumns)
+            WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key = \(key)
+            """])
+        return try rows.first(0).map { try StoreRows.record($0) }
+    }
+
+    public func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)] {
+        let rows = try await driver.read([
+            "SELECT * FROM record_errors WHERE sync_id = \(syncID) AND id > \(after ?? 0) ORDER BY id LIMIT \(limit)",
+        ])
+        return try rows[0].map { try StoreRows.recordError($0) }
+    }
+}
+
+extension DatabaseStore: ClusterRegistry {
+    public func registerNode(_ node: NodeInfo) async throws {
+        try await heartbeatNode(node, now: node.heartbeatAt)
+    }
+
+    public func heartbeatNode(_ node: NodeInfo, now: Date) async throws {
+        _ = try await driver.execute("""
+            INSERT INTO nodes (id, role, workers, started_at, heartbeat_at)
+            VALUES (\(node.id), \(node.role), \(node.workers), \(node.startedAt.timeIntervalSince1970), \(now.timeIntervalSince1970))
+            ON CONFLICT (id) DO UPDATE SET role = excluded.role, workers = excluded.workers, heartbeat_at = excluded.heartbeat_at
+            """)
+    }
+
+    public func removeNode(id: String) async throws {
+        _ = try await driver.execute("DELETE FROM nodes WHERE id = \(id)")
+    }
+
+    /// The queue, the nodes, and the sources that are failing or stale (``SourceHealth``
+    /// in SQL: the latest finished sync failed; a scheduled source with no completed sync
+    /// within twice its interval), at most 100 of each.
+    public func healthSnapshot(now: Date) async throws -> HealthSnapshot {
+        let t = now.timeIntervalSince1970
+        let queued = SyncStatus.queued.rawValue, running = SyncStatus.running.rawValue
+        let latestFinished = "(SELECT status FROM syncs WHERE source_id = s.id AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1)"
+        let rows = try await driver.read([
+            """
+            SELECT COUNT(*) FILTER (WHERE status = \(queued)) AS queued,
+                   MIN(queued_at) FILTER (WHERE status = \(queued)) AS oldest,
+                   COUNT(*) FILTER (WHERE status = \(running)) AS running,
+                   COUNT(*) FILTER (WHERE status = \(running) AND lease_expires_at < \(t)) AS expired
+            FROM syncs WHERE status \(in: [queued, running])
+            """,
+            "SELECT * FROM nodes ORDER BY id",
+            """
+            SELECT s.id, s.name FROM sources s WHERE \(raw: latestFinished) = \(SyncStatus.failed.rawValue) ORDER BY s.name LIMIT 100
+            """,
+            """
+            SELECT s.id, s.name FROM sources s
+            WHERE s.schedule_every_seconds IS NOT NULL
+              AND \(raw: latestFinished) \(in: [SyncStatus.completed.rawValue, SyncStatus.cancelled.rawValue])
+              AND COALESCE((SELECT MAX(finished_at) FROM syncs WHERE source_id = s.id AND status = \(SyncStatus.completed.rawValue)), 0)
+                  < \(t) - 2 * s.schedule_every_seconds
+            ORDER BY s.name LIMIT 100
+            """,
+        ])
+        let queue = rows.first(0)
+        return HealthSnapshot(
+            queued: try queue?.int("queued") ?? 0, oldestQueuedAt: StoreRows.date(try queue?.optionalDouble("oldest")),
+            running: try queue?.int("running") ?? 0, expiredLeases: try queue?.int("expired") ?? 0,
+            nodes: try rows[1].map { try StoreRows.node($0) },
+            failingSources: try rows[2].map { try StoreRows.sourceRef($0) },
+            staleSources: try rows[3].map { try StoreRows.sourceRef($0) })
+    }
+}

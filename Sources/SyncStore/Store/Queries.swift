@@ -1,0 +1,49 @@
+import Foundation
+import SyncCore
+
+/// Statements more than one rule reads with, and how their rows become values.
+enum Queries {
+    /// A sync and its attempts: two statements, read with ``sync(_:at:)``.
+    static func sync(id: String) -> [SQL] {
+        ["SELECT * FROM syncs WHERE id = \(id)", "SELECT * FROM sync_attempts WHERE sync_id = \(id) ORDER BY number"]
+    }
+
+    /// The sync read by ``sync(id:)`` starting at statement `index`.
+    static func sync(_ rows: Rows, at index: Int) throws -> Sync? {
+        guard let row = rows.first(index) else { return nil }
+        return try StoreRows.sync(row, attempts: try rows[index + 1].map { try StoreRows.attempt($0) })
+    }
+
+    /// The sync of ``sync(id:)``, which the transaction has just written (so it exists).
+    static func written(_ rows: Rows, id: String) throws -> Sync {
+        guard let sync = try sync(rows, at: 0) else { throw SyncStoreError.notFound("sync \(id)") }
+        return sync
+    }
+
+    /// The source's active sync (`id`, `status`), if it has one.
+    static func activeSync(sourceID: String) -> SQL {
+        "SELECT id, status FROM syncs WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active.map(\.rawValue))"
+    }
+
+    /// `syncAlreadyActive` for an active-sync row of ``activeSync(sourceID:)``.
+    static func alreadyActive(_ row: some StoreRow) throws -> SyncStoreError {
+        .syncAlreadyActive(activeSyncID: try row.string("id"), status: SyncStatus(rawValue: try row.string("status")) ?? .queued)
+    }
+
+    /// A new queued sync of `source`. The partial unique index, not the check before it,
+    /// refuses a second active sync: the write says to run the transaction again, whose
+    /// facts then name the sync that got in first.
+    static func insertSync(id: String, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, at t: Double) -> [StoreWrite] {
+        [
+            StoreWrite("""
+                INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at\(sqlite: ", seq", postgres: ""))
+                VALUES (\(id), \(source.id), \(SyncStatus.queued.rawValue), \(mode.rawValue), \(priority), \(trigger.rawValue),
+                    \(source.retry.maxAttempts), \(t), \(t)\(sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs)", postgres: ""))
+                """, onUniqueViolation: .rerun),
+            StoreWrite("UPDATE sources SET last_queued_at = \(t) WHERE id = \(source.id)"),
+        ]
+    }
+
+    /// `SELECT *` of the records, with the id of the sync that last wrote each.
+    static let recordColumns = "SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq"
+}

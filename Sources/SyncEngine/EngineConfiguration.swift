@@ -29,6 +29,6 @@ public struct EngineConfiguration: Sendable {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     }
 
-    /// The heartbeat interval: a third of the lease (API.md).
+    /// The heartbeat interval: a third of the lease (docs/api.md).
     public var heartbeatInterval: Duration { .milliseconds(Int(leaseSeconds * 1000 / 3)) }
 }

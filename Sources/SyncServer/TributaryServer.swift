@@ -50,7 +50,7 @@ public struct ServerConfiguration: Sendable {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    /// Refuses configurations that would expose an unauthenticated server (API.md, "Authentication").
+    /// Refuses configurations that would expose an unauthenticated server (docs/api.md, "Authentication").
     public func validate() throws(ConfigurationError) {
         if tokens.isEmpty && !bindsLoopbackOnly {
             throw ConfigurationError("refusing to bind \(host) without tokens: configure --token admin:SECRET or bind 127.0.0.1")

@@ -10,7 +10,7 @@ struct Tributary: AsyncParsableCommand {
     )
 }
 
-/// Entry point: usage errors print one line and exit 3 (API.md, "Client commands").
+/// Entry point: usage errors print one line and exit 3 (docs/api.md, "Client commands").
 @main
 enum Main {
     static func main() async {

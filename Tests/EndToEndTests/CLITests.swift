@@ -3,7 +3,7 @@ import Testing
 import SyncCore
 import TestSupport
 
-/// The client commands against a real server process, with API.md's exit statuses.
+/// The client commands against a real server process, with docs/api.md's exit statuses.
 @Suite("Command-line client", .serialized)
 struct CLITests {
     @Test func sourcesSyncsAndExitStatuses() async throws {

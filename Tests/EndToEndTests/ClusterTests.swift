@@ -5,7 +5,7 @@ import SyncCore
 import TestSupport
 
 /// Many `tributary serve` processes on one PostgreSQL database: the invariants of
-/// DESIGN.md across processes, with the built binary and a real server.
+/// docs/architecture.md across processes, with the built binary and a real server.
 @Suite("Cluster on PostgreSQL", .serialized)
 struct ClusterTests {
     /// Starts `count` nodes on `database`, named n1, n2, …

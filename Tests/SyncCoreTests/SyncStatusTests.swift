@@ -9,7 +9,7 @@ struct SyncStatusTests {
         #expect(SyncStatus.active == [.queued, .running, .retrying])
     }
 
-    /// The legal transitions of API.md, written out independently of the table under test.
+    /// The legal transitions of docs/api.md, written out independently of the table under test.
     static let legal: Set<String> = [
         "queued→running", "queued→cancelled",
         "running→completed", "running→failed", "running→cancelled", "running→retrying", "running→queued",

@@ -8,7 +8,7 @@ import SyncCore
 import SyncStore
 import TestSupport
 
-/// Every error code of API.md with its HTTP status, content type and extra members.
+/// Every error code of docs/api.md with its HTTP status, content type and extra members.
 @Suite("Problem responses")
 struct ProblemTests {
     func expectProblem(_ r: TestResponse, _ status: HTTPResponse.Status, _ code: String, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -4,7 +4,7 @@ import SyncCore
 import SyncStore
 import TestSupport
 
-/// One suite, every backend: the store's guarantees (DESIGN.md invariants 1–4), tried by breaking them.
+/// One suite, every backend: the store's guarantees (docs/architecture.md invariants 1–4), tried by breaking them.
 @Suite("Store conformance")
 struct StoreConformanceTests {
     func withStore(_ backend: StoreBackend, connections: Int = 8, _ body: (any SyncStore) async throws -> Void) async throws {

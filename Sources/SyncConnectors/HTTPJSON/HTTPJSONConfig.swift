@@ -1,7 +1,7 @@
 import Foundation
 import SyncCore
 
-/// The config of an `http-json` source (API.md, "Sources"), parsed and validated.
+/// The config of an `http-json` source (docs/api.md, "Sources"), parsed and validated.
 public struct HTTPJSONConfig: Sendable, Equatable {
     public enum Pagination: Sendable, Equatable {
         case none

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import SyncCore
 
-/// The `http-json` kind: paginated JSON APIs (API.md, "Sources").
+/// The `http-json` kind: paginated JSON APIs (docs/api.md, "Sources").
 public final class HTTPJSONSourceKind: SyncSourceKind {
     public let client: UpstreamClient
     private let limiters = Mutex<[String: (RateLimit, RateLimiter)]>([:])

@@ -8,7 +8,7 @@ import SyncCore
 
 /// Fetches upstream pages: one shared AsyncHTTPClient (connection reuse, gzip/deflate),
 /// the egress policy checked on every request and every redirect, and the in-attempt
-/// request retries of API.md (connection errors, timeouts, 408, 429, 5xx; `Retry-After`
+/// request retries of docs/api.md (connection errors, timeouts, 408, 429, 5xx; `Retry-After`
 /// honoured as a floor). Cancelling the calling task aborts the request in flight.
 public final class UpstreamClient: Sendable {
     let http: HTTPClient

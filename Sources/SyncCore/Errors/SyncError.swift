@@ -1,6 +1,6 @@
 /// The typed error of a sync attempt: what failed, in words a client can act on.
 ///
-/// `code` is stable and machine-readable (API.md lists them); `retryable`
+/// `code` is stable and machine-readable (docs/api.md lists them); `retryable`
 /// decides whether the source's ``RetryPolicy`` applies or the sync fails at
 /// once. Messages never contain secrets.
 public struct SyncError: Error, Sendable, Codable, Equatable, CustomStringConvertible {
@@ -27,7 +27,7 @@ public struct SyncError: Error, Sendable, Codable, Equatable, CustomStringConver
         case retryAfterSeconds = "retry_after_seconds"
     }
 
-    /// The stable error codes of a sync (API.md, "error").
+    /// The stable error codes of a sync (docs/api.md, "error").
     public enum Code: String, Sendable, Codable, CaseIterable {
         case upstreamUnavailable = "upstream_unavailable"
         case upstreamRateLimited = "upstream_rate_limited"

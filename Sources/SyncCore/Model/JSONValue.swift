@@ -1,7 +1,7 @@
 /// A JSON value, for the free-form parts of the API (source configs, source state, checkpoints).
 ///
 /// Records themselves never become `JSONValue` trees on the hot path: they stay bytes
-/// (DESIGN.md, "JSON is the other hot path").
+/// (docs/architecture.md, "JSON is the other hot path").
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)

@@ -39,7 +39,7 @@ public struct Source: Sendable, Equatable {
     /// Whether the source's config says it supports incremental syncs.
     public var supportsIncremental: Bool { config["incremental"]?.objectValue != nil }
 
-    /// The mode a sync runs in when the trigger does not name one (API.md).
+    /// The mode a sync runs in when the trigger does not name one (docs/api.md).
     public var defaultMode: SyncMode { supportsIncremental ? .incremental : .full }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A source's health as the API reports it (API.md, "Sources").
+/// A source's health as the API reports it (docs/api.md, "Sources").
 public enum SourceHealth: String, Sendable, Codable {
     /// No sync has finished yet.
     case neverSynced = "never_synced"

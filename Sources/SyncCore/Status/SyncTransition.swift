@@ -6,7 +6,7 @@
 /// the expected current status so that races lose cleanly instead of
 /// corrupting state.
 public enum SyncTransition {
-    /// Every legal `from → to` pair (API.md, "Allowed transitions").
+    /// Every legal `from → to` pair (docs/api.md, "Allowed transitions").
     public static let table: [SyncStatus: Set<SyncStatus>] = [
         .queued: [.running, .cancelled],
         // queued: lease lost or graceful shutdown; resumes from the checkpoint.

@@ -10,7 +10,7 @@ import SyncStore
 ///
 /// A `Service`: on graceful shutdown it stops claiming, stops its running syncs
 /// at their last committed checkpoint and hands them back as `queued`
-/// (DESIGN.md invariant 5), then returns.
+/// (docs/architecture.md invariant 5), then returns.
 public final class WorkerPool: Service, WorkerStatus, Sendable {
     let store: any WorkQueue
     let kinds: SourceKindRegistry

@@ -2,7 +2,7 @@ import Foundation
 import SyncCore
 import SyncStore
 
-/// How domain values look on the wire (API.md). Built as explicit JSON so that
+/// How domain values look on the wire (docs/api.md). Built as explicit JSON so that
 /// absent values are `null`, never missing, and secrets never leave the server.
 enum APIRepresentation {
     static func date(_ d: Date?) -> JSONValue { d.map { .string(Timestamp.format($0)) } ?? .null }
@@ -108,7 +108,7 @@ enum APIRepresentation {
     }
 }
 
-/// Write-only secrets (API.md, "Secrets"; docs/sources.md, "Secrets"): every value under
+/// Write-only secrets (docs/api.md, "Secrets"; docs/sources.md, "Secrets"): every value under
 /// `headers`; every key named like a credential, at any depth (see ``isSecretKey(_:)``);
 /// and, inside any URL in the config, its userinfo and its credential-named query parameters.
 enum SecretRedaction {

@@ -5,7 +5,7 @@ import SyncCore
 
 /// An RFC 9457 problem: the body of every non-2xx response.
 ///
-/// `code` is the stable, machine-readable name (API.md, "Errors"); `type` is
+/// `code` is the stable, machine-readable name (docs/api.md, "Errors"); `type` is
 /// derived from it. Extra members (`active_sync_id`, `current_status`,
 /// `errors`, `retry_after_seconds`, `request_id`) are added per problem.
 public struct Problem: Error, Sendable, HTTPResponseError {

@@ -44,7 +44,7 @@ struct SourceRoutes {
         }
     }
 
-    /// A URL the egress policy blocks is `403 forbidden` at create and update time (API.md).
+    /// A URL the egress policy blocks is `403 forbidden` at create and update time (docs/api.md).
     private func checkEgress(_ source: Source) async throws {
         do {
             try await env.kinds.kind(named: source.kind)?.checkEgress(config: source.config)

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import SyncCore
 
-/// Keyset pagination parameters (API.md, "Pagination"): `limit` 1–1000, default 50, and an
+/// Keyset pagination parameters (docs/api.md, "Pagination"): `limit` 1–1000, default 50, and an
 /// opaque cursor that only this server issues. Cursors are a kind tag plus a key, base64url
 /// encoded; anything else is a 422.
 struct PageQuery {

@@ -10,7 +10,7 @@ public enum SyncStoreError: Error, Sendable, Equatable {
     case sourceInUse(activeSyncID: String)
     case rateLimited(retryAfterSeconds: Double)
     case idempotencyKeyReused
-    /// The worker no longer holds the sync's lease: it must stop writing (DESIGN.md invariant 3).
+    /// The worker no longer holds the sync's lease: it must stop writing (docs/architecture.md invariant 3).
     case leaseLost
     /// The database holds fewer pages than the worker committed: a commit it acknowledged
     /// was lost (a crash without synchronous commit, a failover to a lagging replica). The

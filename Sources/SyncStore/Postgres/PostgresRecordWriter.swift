@@ -3,7 +3,7 @@ import NIOCore
 import PostgresNIO
 import SyncCore
 
-/// Upserts one page of records in one statement and counts what changed.
+/// Upserts one page of records in one statement (``PostgresStatements/UpsertPage``) and counts what changed.
 ///
 /// The page travels as three arrays (keys, bytes, hashes) unnested server-side: one
 /// round trip per page instead of one per record. `ON CONFLICT … DO UPDATE … WHERE`
@@ -22,33 +22,9 @@ enum PostgresRecordWriter {
         // (A ``PageCommit`` holds each key once; this guards direct callers.)
         for round in distinctRounds(records) {
             let (keys, data, hashes) = columns(round)
-            let row = try await connection.one("""
-                WITH page AS (
-                    SELECT * FROM unnest(\(keys)::text[], \(data)::bytea[], \(hashes)::int8[]) AS p(key, data, hash)
-                ), written AS (
-                    INSERT INTO records AS r (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
-                    SELECT \(sourceSeq), key, data, hash, \(now), \(now), \(syncSeq), \(syncSeq) FROM page
-                    ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
-                        updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
-                        seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
-                    WHERE r.seen_sync_seq <> EXCLUDED.seen_sync_seq AND (r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL)
-                    RETURNING (xmax = 0) AS inserted
-                ), touched AS (
-                    UPDATE records SET seen_sync_seq = \(syncSeq),
-                        data = CASE WHEN records.hash <> page.hash THEN page.data ELSE records.data END,
-                        updated_at = CASE WHEN records.hash <> page.hash THEN \(now) ELSE records.updated_at END,
-                        sync_seq = CASE WHEN records.hash <> page.hash THEN \(syncSeq) ELSE records.sync_seq END,
-                        hash = page.hash
-                    FROM page
-                    WHERE records.source_seq = \(sourceSeq) AND records.key = page.key AND records.deleted_at IS NULL
-                      AND ((records.hash = page.hash AND records.seen_sync_seq <> \(syncSeq))
-                           OR (records.seen_sync_seq = \(syncSeq) AND records.hash <> page.hash))
-                    RETURNING (records.updated_at = \(now)) AS repeat
-                )
-                SELECT (SELECT count(*) FROM written WHERE inserted) AS created,
-                       (SELECT count(*) FROM written WHERE NOT inserted) AS updated,
-                       (SELECT count(*) FROM touched WHERE NOT repeat) AS unchanged
-                """, logger: logger)
+            let statement = PostgresStatements.UpsertPage(
+                keys: keys, data: data, hashes: hashes, sourceSeq: sourceSeq, syncSeq: syncSeq, now: now)
+            let row = try await connection.first(statement, logger: logger)
             counts.created += try row?.int("created") ?? 0
             counts.updated += try row?.int("updated") ?? 0
             counts.unchanged += try row?.int("unchanged") ?? 0

@@ -79,27 +79,77 @@ enum PostgresStatements {
                 FOR UPDATE OF syncs
             ), page AS (
                 SELECT * FROM unnest($4::text[], $5::bytea[], $6::int8[]) AS p(key, data, hash)
-            ), written AS (
+            ), \(upsertCTEs(sourceSeq: "fence.source_seq", syncSeq: "fence.sync_seq", now: "$7::float8", from: "page, fence"))
+        """
+
+    /// The upsert of a page (`page`: key, data, hash) as two CTEs, `written` and `touched`,
+    /// over SQL expressions for the source's and the sync's seq and the time: written once
+    /// for the one-statement paths (from the fence) and for ``UpsertPage`` (from parameters).
+    static func upsertCTEs(sourceSeq: String, syncSeq: String, now: String, from: String) -> String {
+        """
+        written AS (
                 INSERT INTO records AS r (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
-                SELECT fence.source_seq, page.key, page.data, page.hash, $7::float8, $7::float8, fence.sync_seq, fence.sync_seq
-                FROM page, fence
+                SELECT \(sourceSeq), page.key, page.data, page.hash, \(now), \(now), \(syncSeq), \(syncSeq)
+                FROM \(from)
                 ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
                     updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
                     seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
                 WHERE r.seen_sync_seq <> EXCLUDED.seen_sync_seq AND (r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL)
                 RETURNING (xmax = 0) AS inserted
             ), touched AS (
-                UPDATE records SET seen_sync_seq = fence.sync_seq,
+                UPDATE records SET seen_sync_seq = \(syncSeq),
                     data = CASE WHEN records.hash <> page.hash THEN page.data ELSE records.data END,
-                    updated_at = CASE WHEN records.hash <> page.hash THEN $7::float8 ELSE records.updated_at END,
-                    sync_seq = CASE WHEN records.hash <> page.hash THEN fence.sync_seq ELSE records.sync_seq END,
+                    updated_at = CASE WHEN records.hash <> page.hash THEN \(now) ELSE records.updated_at END,
+                    sync_seq = CASE WHEN records.hash <> page.hash THEN \(syncSeq) ELSE records.sync_seq END,
                     hash = page.hash
-                FROM fence, page
-                WHERE records.source_seq = fence.source_seq AND records.key = page.key AND records.deleted_at IS NULL
-                  AND ((records.hash = page.hash AND records.seen_sync_seq <> fence.sync_seq)
-                       OR (records.seen_sync_seq = fence.sync_seq AND records.hash <> page.hash))
-                RETURNING (records.updated_at = $7::float8) AS repeat
+                FROM \(from)
+                WHERE records.source_seq = \(sourceSeq) AND records.key = page.key AND records.deleted_at IS NULL
+                  AND ((records.hash = page.hash AND records.seen_sync_seq <> \(syncSeq))
+                       OR (records.seen_sync_seq = \(syncSeq) AND records.hash <> page.hash))
+                RETURNING (records.updated_at = \(now)) AS repeat
         """
+    }
+
+    /// The progress a page adds to its sync (after ``pageCounts``; parameters $7–$10).
+    static let pageProgress = """
+            pages = pages + 1, records_read = records_read + $8::int8,
+                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
+                records_unchanged = records_unchanged + counts.unchanged,
+                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
+        """
+
+    /// The upsert alone, for the transactional page path (a page with record errors, source
+    /// state or a repeated key): $1–$3 the page's arrays, $4 the source's seq, $5 the sync's, $6 the time.
+    struct UpsertPage: PostgresPreparedStatement {
+        static let name = "tributary_upsert_page_v1"
+        static let sql = """
+            WITH page AS (
+                SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[]) AS p(key, data, hash)
+            ), \(upsertCTEs(sourceSeq: "$4::int8", syncSeq: "$5::int8", now: "$6::float8", from: "page"))
+            \(pageCounts)
+            )
+            SELECT created, updated, unchanged FROM counts
+            """
+        var keys: [String]
+        var data: [ByteBuffer]
+        var hashes: [Int64]
+        var sourceSeq: Int64
+        var syncSeq: Int64
+        var now: Double
+
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings(capacity: 6)
+            b.append(keys)
+            b.append(data)
+            b.append(hashes)
+            b.append(sourceSeq)
+            b.append(syncSeq)
+            b.append(now)
+            return b
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
 
     /// The counters of a page from ``pageCTEs``.
     static let pageCounts = """
@@ -116,10 +166,7 @@ enum PostgresStatements {
             \(pageCTEs)
             \(pageCounts)
             )
-            UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
-                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
-                records_unchanged = records_unchanged + counts.unchanged,
-                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
+            UPDATE syncs SET \(pageProgress)
             FROM fence, counts WHERE syncs.id = fence.id
             RETURNING syncs.*
             """
@@ -170,11 +217,8 @@ enum PostgresStatements {
                 UPDATE sync_attempts SET finished_at = $7::float8, status = 'completed', error = NULL
                 FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $11::int8
             )
-            UPDATE syncs SET pages = pages + 1, records_read = records_read + $8::int8,
-                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
-                records_unchanged = records_unchanged + counts.unchanged,
+            UPDATE syncs SET \(pageProgress),
                 records_deleted = records_deleted + (SELECT count(*) FROM deleted),
-                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8,
                 status = 'completed', finished_at = $7::float8, next_retry_at = NULL, error = NULL,
                 run_seconds = run_seconds + GREATEST(0, $7::float8 - COALESCE(fence.running_since, $7::float8)),
                 running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL

@@ -67,7 +67,7 @@ enum SQLiteSchema {
             bytes_read INTEGER NOT NULL DEFAULT 0,
             checkpoint_at REAL
         );
-        -- DESIGN.md invariant 1: one non-terminal sync per source, enforced here.
+        -- docs/architecture.md invariant 1: one non-terminal sync per source, enforced here.
         CREATE UNIQUE INDEX syncs_one_active_per_source ON syncs(source_id) WHERE status IN (\(activeList));
         CREATE INDEX syncs_runnable ON syncs(priority DESC, run_at) WHERE status IN (\(SchemaVocabulary.runnable));
         CREATE INDEX syncs_leases ON syncs(lease_expires_at) WHERE status = 'running';

@@ -22,7 +22,7 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// The command line's HTTP client. Exit statuses (API.md, "Client commands"): a problem
+/// The command line's HTTP client. Exit statuses (docs/api.md, "Client commands"): a problem
 /// answer exits 4 with its `detail` on stderr; an unreachable server exits 5.
 struct ServerConnection {
     var baseURL: String

@@ -23,6 +23,48 @@ struct StoreConformanceTests {
         try #require(try await store.claimNext(owner: owner, leaseSeconds: lease, now: now))
     }
 
+    /// The one wake path: every write that makes a sync runnable publishes one `wake` when it
+    /// commits (an enqueue, a retry, a hand-back, a rescue), a cancel of a running sync one
+    /// `cancel`, and a refused write nothing. On PostgreSQL the events come back through
+    /// LISTEN on another connection, as another node would hear them.
+    @Test(arguments: StoreBackend.allCases)
+    func eachRunnableWritePublishesOneEvent(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let heard = EventLog()
+            let listener = Task { try await store.listen { heard.append($0) } }
+            defer { listener.cancel() }
+            // PostgreSQL's listener says `wake` once when it starts listening (anything queued
+            // before it is found by polling): wait for it, then forget it.
+            if backend == .postgres { _ = try await eventually { heard.events.isEmpty ? nil : true } }
+            heard.clear()
+            func expectEvents(_ expected: [StoreEvent], _ what: Comment) async throws {
+                _ = try? await eventually(timeout: .seconds(2)) { heard.events.count >= expected.count ? true : nil }
+                try await Task.sleep(for: .milliseconds(100))  // nothing more arrives
+                #expect(heard.events == expected, what)
+                heard.clear()
+            }
+            let source = try await store.createSource(makeSource())
+            try await expectEvents([], "creating a source")
+            let sync = try await enqueue(store, source)
+            try await expectEvents([.wake], "an enqueue")
+            await #expect(throws: SyncStoreError.self) { _ = try await enqueue(store, source) }
+            try await expectEvents([], "a refused enqueue")
+            let claimed = try await claim(store)
+            _ = try await store.requestCancel(syncID: sync.id, now: Date())
+            try await expectEvents([.cancelRequested(syncID: sync.id)], "a cancel of a running sync")
+            _ = try await store.finish(claimed.lease, outcome: .cancelled, now: Date())
+            try await expectEvents([], "the end of an attempt")
+            _ = try await store.retry(syncID: sync.id, now: Date())
+            try await expectEvents([.wake], "a retry")
+            let again = try await claim(store)
+            _ = try await store.finish(again.lease, outcome: .released(reason: "shutdown"), now: Date())
+            try await expectEvents([.wake], "a hand-back")
+            let third = try await claim(store, lease: 1)
+            #expect(try await store.rescueExpiredLeases(now: Date().addingTimeInterval(5)) == [third.sync.id])
+            try await expectEvents([.wake], "a rescue")
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreIdempotent(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in
@@ -496,4 +538,14 @@ struct StoreConformanceTests {
             #expect(try await store.sync(id: sync.id) == nil)
         }
     }
+}
+
+/// Events as a listener received them.
+final class EventLog: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var received: [StoreEvent] = []
+    func append(_ event: StoreEvent) { lock.withLock { received.append(event) } }
+    func clear() { lock.withLock { received.removeAll() } }
+    var events: [StoreEvent] { lock.withLock { received } }
 }

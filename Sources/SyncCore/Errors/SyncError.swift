@@ -21,7 +21,7 @@ public struct SyncError: Error, Sendable, Codable, Equatable, CustomStringConver
 
     public var description: String { "\(code.rawValue): \(message)" }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case code, message, retryable
         case httpStatus = "http_status"
         case retryAfterSeconds = "retry_after_seconds"

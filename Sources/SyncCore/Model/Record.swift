@@ -39,7 +39,7 @@ public struct RecordError: Sendable, Equatable, Codable {
         self.recordKey = recordKey
         self.message = message
     }
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case page
         case recordKey = "record_key"
         case message

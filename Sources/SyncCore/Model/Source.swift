@@ -47,7 +47,7 @@ public struct Source: Sendable, Equatable {
 public struct Schedule: Sendable, Codable, Equatable {
     public var everySeconds: Double
     public init(everySeconds: Double) { self.everySeconds = everySeconds }
-    enum CodingKeys: String, CodingKey { case everySeconds = "every_seconds" }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case everySeconds = "every_seconds" }
 }
 
 /// A token bucket for requests to the upstream.
@@ -58,7 +58,7 @@ public struct RateLimit: Sendable, Codable, Equatable {
         self.requestsPerSecond = requestsPerSecond
         self.burst = burst
     }
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case requestsPerSecond = "requests_per_second"
         case burst
     }

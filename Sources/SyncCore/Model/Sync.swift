@@ -29,7 +29,7 @@ public struct SyncProgress: Sendable, Codable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case pages
         case recordsRead = "records_read"
         case recordsCreated = "records_created"
@@ -68,7 +68,7 @@ public struct SyncResult: Sendable, Codable, Equatable {
         recordsPerSecond = durationSeconds > 0 ? Double(p.recordsRead) / durationSeconds : 0
     }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case recordsRead = "records_read"
         case recordsCreated = "records_created"
         case recordsUpdated = "records_updated"
@@ -101,7 +101,7 @@ public struct SyncAttempt: Sendable, Codable, Equatable {
         self.node = node
     }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case number
         case startedAt = "started_at"
         case finishedAt = "finished_at"

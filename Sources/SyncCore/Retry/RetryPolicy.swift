@@ -20,7 +20,7 @@ public struct RetryPolicy: Sendable, Codable, Equatable {
         self.multiplier = multiplier
     }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case maxAttempts = "max_attempts"
         case initialDelaySeconds = "initial_delay_seconds"
         case maxDelaySeconds = "max_delay_seconds"

@@ -3,7 +3,10 @@ import SyncCore
 import SyncStore
 
 /// How domain values look on the wire (docs/api.md). Built as explicit JSON so that
-/// absent values are `null`, never missing, and secrets never leave the server.
+/// absent values are `null`, never missing, and secrets never leave the server. The value
+/// types SyncCore also stores as JSON (retry, rate limit, schedule, progress, result,
+/// error) are written with their `CodingKeys`: one spelling of each name, on the wire and
+/// in the database.
 enum APIRepresentation {
     static func date(_ d: Date?) -> JSONValue { d.map { .string(Timestamp.format($0)) } ?? .null }
     static func int(_ i: Int) -> JSONValue { .number(Double(i)) }
@@ -14,16 +17,16 @@ enum APIRepresentation {
             "name": .string(source.name),
             "kind": .string(source.kind),
             "config": .object(SecretRedaction.redact(source.config)),
-            "schedule": source.schedule.map { .object(["every_seconds": .number($0.everySeconds)]) } ?? .null,
+            "schedule": source.schedule.map { .fields([Schedule.CodingKeys.everySeconds: .number($0.everySeconds)]) } ?? .null,
             "priority": int(source.priority),
-            "retry": .object([
-                "max_attempts": int(source.retry.maxAttempts),
-                "initial_delay_seconds": .number(source.retry.initialDelaySeconds),
-                "max_delay_seconds": .number(source.retry.maxDelaySeconds),
-                "multiplier": .number(source.retry.multiplier),
+            "retry": .fields([
+                RetryPolicy.CodingKeys.maxAttempts: int(source.retry.maxAttempts),
+                .initialDelaySeconds: .number(source.retry.initialDelaySeconds),
+                .maxDelaySeconds: .number(source.retry.maxDelaySeconds),
+                .multiplier: .number(source.retry.multiplier),
             ]),
             "rate_limit": source.rateLimit.map {
-                .object(["requests_per_second": .number($0.requestsPerSecond), "burst": int($0.burst)])
+                .fields([RateLimit.CodingKeys.requestsPerSecond: .number($0.requestsPerSecond), .burst: int($0.burst)])
             } ?? .null,
             "min_trigger_interval_seconds": .number(source.minTriggerIntervalSeconds),
             "state": .object(source.state),
@@ -40,18 +43,22 @@ enum APIRepresentation {
     }
 
     static func progress(_ p: SyncProgress) -> JSONValue {
-        .object([
-            "pages": int(p.pages), "records_read": int(p.recordsRead), "records_created": int(p.recordsCreated),
-            "records_updated": int(p.recordsUpdated), "records_unchanged": int(p.recordsUnchanged),
-            "records_deleted": int(p.recordsDeleted), "records_failed": int(p.recordsFailed),
-            "bytes_read": int(p.bytesRead), "checkpoint_at": date(p.checkpointAt),
+        .fields([
+            SyncProgress.CodingKeys.pages: int(p.pages), .recordsRead: int(p.recordsRead), .recordsCreated: int(p.recordsCreated),
+            .recordsUpdated: int(p.recordsUpdated), .recordsUnchanged: int(p.recordsUnchanged),
+            .recordsDeleted: int(p.recordsDeleted), .recordsFailed: int(p.recordsFailed),
+            .bytesRead: int(p.bytesRead), .checkpointAt: date(p.checkpointAt),
         ])
     }
 
     static func error(_ e: SyncError?) -> JSONValue {
         guard let e else { return .null }
-        var o: JSONObject = ["code": .string(e.code.rawValue), "message": .string(e.message), "retryable": .bool(e.retryable)]
-        if let status = e.httpStatus { o["http_status"] = int(status) }
+        typealias Key = SyncError.CodingKeys
+        var o: JSONObject = [
+            Key.code.stringValue: .string(e.code.rawValue), Key.message.stringValue: .string(e.message),
+            Key.retryable.stringValue: .bool(e.retryable),
+        ]
+        if let status = e.httpStatus { o[Key.httpStatus.stringValue] = int(status) }
         return .object(o)
     }
 
@@ -74,20 +81,20 @@ enum APIRepresentation {
             "node": sync.leaseOwner.map(JSONValue.string) ?? .null,
             "progress": progress(sync.progress),
             "result": sync.result.map { r in
-                .object([
-                    "records_read": int(r.recordsRead), "records_created": int(r.recordsCreated),
-                    "records_updated": int(r.recordsUpdated), "records_unchanged": int(r.recordsUnchanged),
-                    "records_deleted": int(r.recordsDeleted), "records_failed": int(r.recordsFailed),
-                    "pages": int(r.pages), "bytes_read": int(r.bytesRead),
-                    "duration_seconds": .number(r.durationSeconds), "records_per_second": .number(r.recordsPerSecond),
+                .fields([
+                    SyncResult.CodingKeys.recordsRead: int(r.recordsRead), .recordsCreated: int(r.recordsCreated),
+                    .recordsUpdated: int(r.recordsUpdated), .recordsUnchanged: int(r.recordsUnchanged),
+                    .recordsDeleted: int(r.recordsDeleted), .recordsFailed: int(r.recordsFailed),
+                    .pages: int(r.pages), .bytesRead: int(r.bytesRead),
+                    .durationSeconds: .number(r.durationSeconds), .recordsPerSecond: .number(r.recordsPerSecond),
                 ])
             } ?? .null,
             "error": error(sync.error),
             "attempts": .array(sync.attempts.map { a in
-                .object([
-                    "number": int(a.number), "started_at": date(a.startedAt), "finished_at": date(a.finishedAt),
-                    "status": .string(a.status.rawValue), "error": error(a.error),
-                    "node": a.node.map(JSONValue.string) ?? .null,
+                .fields([
+                    SyncAttempt.CodingKeys.number: int(a.number), .startedAt: date(a.startedAt), .finishedAt: date(a.finishedAt),
+                    .status: .string(a.status.rawValue), .error: error(a.error),
+                    .node: a.node.map(JSONValue.string) ?? .null,
                 ])
             }),
         ])
@@ -198,5 +205,14 @@ enum SecretRedaction {
             }
         }
         return out
+    }
+}
+
+extension JSONValue {
+    /// An object keyed by a type's `CodingKeys` (the one spelling of its field names).
+    static func fields<Key: CodingKey>(_ pairs: KeyValuePairs<Key, JSONValue>) -> JSONValue {
+        var object = JSONObject(minimumCapacity: pairs.count)
+        for (key, value) in pairs { object[key.stringValue] = value }
+        return .object(object)
     }
 }

@@ -10,12 +10,7 @@ struct RecordRoutes {
         router.add(.get, "/v1/sources/{id}/records", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))
             let page = try PageQuery.parse(request, cursorKind: "rec", cursorParameter: "after")
-            let includeDeleted: Bool
-            switch request.uri.queryParameters["include_deleted"].map(String.init) {
-            case nil, "false", "0": includeDeleted = false
-            case "true", "1": includeDeleted = true
-            default: throw Problem.validation([FieldError("include_deleted", "must be true or false")])
-            }
+            let includeDeleted = try PageQuery.flag(request, "include_deleted")
             let records = try await env.store.records(sourceID: source.id, limit: page.limit + 1, after: page.after, includeDeleted: includeDeleted)
             var out: [UInt8] = Array(#"{"items":["#.utf8)
             for (index, record) in records.prefix(page.limit).enumerated() {

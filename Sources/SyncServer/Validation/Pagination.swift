@@ -27,6 +27,15 @@ struct PageQuery {
         }
         return PageQuery(limit: limit, after: after)
     }
+
+    /// A boolean query parameter (`true`/`1`, `false`/`0`; absent is false).
+    static func flag(_ request: Request, _ name: String) throws(Problem) -> Bool {
+        switch request.uri.queryParameters[Substring(name)].map(String.init) {
+        case nil, "false", "0": return false
+        case "true", "1": return true
+        default: throw Problem.validation([FieldError(name, "must be true or false")])
+        }
+    }
 }
 
 /// Opaque keyset cursors: base64url of `kind:check:key`, where `check` is a checksum of the

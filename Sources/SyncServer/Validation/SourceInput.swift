@@ -63,7 +63,7 @@ struct SourceInput {
             switch v {
             case .null: source.schedule = nil
             case .object(let o):
-                if let every = o["every_seconds"]?.doubleValue, every >= 1, every <= 31_536_000, o.count == 1 {
+                if let every = o[Schedule.CodingKeys.everySeconds.stringValue]?.doubleValue, every >= 1, every <= 31_536_000, o.count == 1 {
                     source.schedule = Schedule(everySeconds: every)
                 } else {
                     errors.append(FieldError("schedule.every_seconds", "must be a number of seconds between 1 and 31536000"))
@@ -78,15 +78,16 @@ struct SourceInput {
         if let v = body["retry"] {
             if let o = v.objectValue {
                 var policy = source.retry
-                let known: Set<String> = ["max_attempts", "initial_delay_seconds", "max_delay_seconds", "multiplier"]
+                typealias Key = RetryPolicy.CodingKeys
+                let known = Set(Key.allCases.map(\.stringValue))
                 for key in o.keys where !known.contains(key) { errors.append(FieldError("retry.\(key)", "unknown field")) }
-                if let x = o["max_attempts"] {
-                    if let i = x.intValue { policy.maxAttempts = i } else { errors.append(FieldError("retry.max_attempts", "must be an integer")) }
+                if let x = o[Key.maxAttempts.stringValue] {
+                    if let i = x.intValue { policy.maxAttempts = i } else { errors.append(FieldError("retry.\(Key.maxAttempts.stringValue)", "must be an integer")) }
                 }
-                for (key, path) in [("initial_delay_seconds", \RetryPolicy.initialDelaySeconds),
-                                    ("max_delay_seconds", \RetryPolicy.maxDelaySeconds), ("multiplier", \RetryPolicy.multiplier)] {
-                    if let x = o[key] {
-                        if let d = x.doubleValue { policy[keyPath: path] = d } else { errors.append(FieldError("retry.\(key)", "must be a number")) }
+                for (key, path) in [(Key.initialDelaySeconds, \RetryPolicy.initialDelaySeconds),
+                                    (.maxDelaySeconds, \RetryPolicy.maxDelaySeconds), (.multiplier, \RetryPolicy.multiplier)] {
+                    if let x = o[key.stringValue] {
+                        if let d = x.doubleValue { policy[keyPath: path] = d } else { errors.append(FieldError("retry.\(key.stringValue)", "must be a number")) }
                     }
                 }
                 errors += policy.validationErrors()
@@ -99,8 +100,8 @@ struct SourceInput {
             switch v {
             case .null: source.rateLimit = nil
             case .object(let o):
-                let rps = o["requests_per_second"]?.doubleValue
-                let burst = o["burst"]?.intValue ?? max(1, Int((rps ?? 1).rounded(.up)))
+                let rps = o[RateLimit.CodingKeys.requestsPerSecond.stringValue]?.doubleValue
+                let burst = o[RateLimit.CodingKeys.burst.stringValue]?.intValue ?? max(1, Int((rps ?? 1).rounded(.up)))
                 if let rps, rps >= 0.001, rps <= 100_000, burst >= 1, burst <= 100_000 {
                     source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst)
                 } else {

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SyncConnectors", targets: ["SyncConnectors"]),
         .library(name: "SyncEngine", targets: ["SyncEngine"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
+        .library(name: "SyncNode", targets: ["SyncNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -79,10 +80,20 @@ let package = Package(
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: strict
         ),
+        .target(
+            name: "SyncNode",
+            dependencies: [
+                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tributary",
             dependencies: [
-                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer",
+                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "SyncNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -106,9 +117,10 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "SyncCore", "SyncStore",
+                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "SyncNode",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/TestSupport",
@@ -120,6 +132,16 @@ let package = Package(
             name: "SyncStoreTests",
             dependencies: [
                 "SyncCore", "SyncStore", "SyncConnectors", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SyncEngineTests",
+            dependencies: [
+                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "SyncNode", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict

@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import SyncConnectors
 import SyncEngine
+import SyncNode
 import SyncServer
 import SyncStore
 
@@ -82,26 +83,12 @@ struct Serve: AsyncParsableCommand {
         let kinds = SourceKindRegistry.standard(client: upstream)
         let engineConfiguration = EngineConfiguration(
             workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds)
-        let pool = WorkerPool(store: store, kinds: kinds, configuration: engineConfiguration, logger: Logger(label: "tributary.workers"))
-        let rescuer = LeaseRescuer(store: store, interval: .milliseconds(Int(max(1, leaseSeconds / 3) * 1000)))
-        let server = TributaryServer(
-            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: maxBodyBytes),
-            configuration: serverConfiguration)
+        let node = TributaryNode(
+            store: store, kinds: kinds, engine: engineConfiguration,
+            server: serverConfiguration, role: role.rawValue)
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
-        let scheduler = Scheduler(store: store)
-        let now = Date()
-        let heartbeat = NodeHeartbeat(store: store, node: NodeInfo(
-            id: engineConfiguration.nodeID, role: role.rawValue, workers: engineConfiguration.workers, startedAt: now, heartbeatAt: now))
-        // The store first: the group stops services in reverse order, so its connections
-        // outlive every service that uses them (workers hand their syncs back at shutdown).
-        var services: [any Service] = [store, pool, rescuer, scheduler, heartbeat]
-        // The store's events (enqueues, retries, hand-backs, cancels; every node's on
-        // PostgreSQL) wake the workers; polling stays the fallback.
-        if engineConfiguration.workers > 0 {
-            services.append(StoreEventRelay(source: store, workers: pool))
-        }
-        let app = server.buildApplication(services: services, logger: logger) { port in
+        let app = node.application(logger: logger) { port in
             logger.info("tributary listening on http://\(host):\(port) (\(summary))")
         }
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 import SyncCore
 
 /// The persistence of Tributary: sources, the durable queue of syncs, leases,
@@ -15,7 +16,7 @@ public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & Wor
     & RecordReader & ClusterRegistry & StoreEventSource
 
 /// Opening, migrating and closing the database.
-public protocol StoreLifecycle: Sendable {
+public protocol StoreLifecycle: Service, Sendable {
     /// Brings the schema up to date. Safe to run twice and from several processes at once.
     /// Throws ``SchemaTooNewError`` for a database migrated by a newer Tributary.
     func migrate() async throws

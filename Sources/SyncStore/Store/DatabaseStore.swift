@@ -10,7 +10,7 @@ import Synchronization
 /// A `Service`: a node runs it first in its group, so its connections outlive every
 /// service that uses them. Commands and tests without a group call ``start()`` and
 /// ``close()``.
-public final class DatabaseStore: StoreLifecycle, StoreEventSource, Service {
+public final class DatabaseStore: StoreLifecycle, StoreEventSource {
     let driver: any StoreDriver
     private let started = Mutex<Task<Void, Never>?>(nil)
 

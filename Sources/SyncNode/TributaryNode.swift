@@ -1,0 +1,55 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SyncConnectors
+import SyncCore
+import SyncEngine
+import SyncServer
+import SyncStore
+
+/// One node, wired once: the store, the engine's services and the API. `tributary serve`
+/// builds its node here, and so do the tests, so what they test is what runs.
+public struct TributaryNode: Sendable {
+    public let store: any SyncStore
+    public let pool: WorkerPool
+    public let server: TributaryServer
+    /// The engine's services, in start order: the workers, the lease rescuer, the scheduler,
+    /// the node heartbeat (if enabled) and the event relay (on a node with workers).
+    public let engineServices: [any Service]
+
+    /// - Parameters:
+    ///   - role: what the node says it is in `nodes` (`all`, `api`, `worker`).
+    ///   - rescueInterval: how often expired leases are rescued (default: a third of the lease).
+    ///   - heartbeat: whether the node keeps a row in `nodes` (off in tests that count nodes).
+    public init(store: any SyncStore, kinds: SourceKindRegistry, engine: EngineConfiguration, server: ServerConfiguration,
+                role: String = "all", rescueInterval: Duration? = nil, scheduleInterval: Duration = .seconds(1),
+                heartbeat: Bool = true, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.store = store
+        pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), random: random)
+        self.server = TributaryServer(
+            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes), configuration: server)
+        let rescueEvery = rescueInterval ?? .milliseconds(Int(max(1, engine.leaseSeconds / 3) * 1000))
+        var services: [any Service] = [
+            pool,
+            LeaseRescuer(store: store, interval: rescueEvery),
+            Scheduler(store: store, interval: scheduleInterval),
+        ]
+        if heartbeat {
+            let now = Date()
+            services.append(NodeHeartbeat(store: store, node: NodeInfo(
+                id: engine.nodeID, role: role, workers: engine.workers, startedAt: now, heartbeatAt: now)))
+        }
+        // The store's events (enqueues, retries, hand-backs, cancels; every node's on
+        // PostgreSQL) wake the workers; polling stays the fallback.
+        if engine.workers > 0 { services.append(StoreEventRelay(source: store, workers: pool)) }
+        engineServices = services
+    }
+
+    /// The Hummingbird application: the store first (the group stops services in reverse
+    /// order, so its connections outlive everything that uses them), the engine, the server.
+    public func application(logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol {
+        server.buildApplication(services: [store] + engineServices, logger: logger, onListening: onListening)
+    }
+}

@@ -12,20 +12,10 @@ public final class DatasetteServer: @unchecked Sendable {
     /// The `datasette` executable, installing it with pip when missing.
     public static func executable() throws -> String {
         if let path = ProcessInfo.processInfo.environment["TRIBUTARY_DATASETTE"] { return path }
-        let venv = FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/tributary-tests/datasette-venv"
-        let binary = venv + "/bin/datasette"
+        let binary = TestPython.venv + "/bin/datasette"
         if FileManager.default.isExecutableFile(atPath: binary) { return binary }
-        try FileManager.default.createDirectory(atPath: venv, withIntermediateDirectories: true)
-        try run("/usr/bin/env", ["python3", "-m", "venv", venv])
-        try run(venv + "/bin/pip", ["install", "--quiet", "datasette"])
+        try TestPython.install(["datasette"])
         return binary
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws {
-        let status = try ChildProcess(executable, arguments).waitBlocking()
-        guard status == 0 else {
-            throw TimedOut(description: "\(executable) \(arguments.joined(separator: " ")) exited \(status)")
-        }
     }
 
     /// Serves `database` (a SQLite file) on a free loopback port.
@@ -56,4 +46,36 @@ public final class DatasetteServer: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// The tests' Python virtualenv, outside the repository: real tools nobody here wrote
+/// (Datasette as an upstream, `jsonschema` to check responses against openapi.yaml).
+public enum TestPython {
+    public static let venv = FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/tributary-tests/datasette-venv"
+
+    /// The virtualenv's python, with `modules` importable (installing `packages` with pip if not).
+    public static func python(modules: [String], packages: [String]) throws -> String {
+        let python = venv + "/bin/python"
+        if FileManager.default.isExecutableFile(atPath: python),
+           (try? ChildProcess(python, ["-c", "import " + modules.joined(separator: ", ")]).waitBlocking()) == 0 {
+            return python
+        }
+        try install(packages)
+        return python
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let status = try ChildProcess(executable, arguments).waitBlocking()
+        guard status == 0 else {
+            throw TimedOut(description: "\(executable) \(arguments.joined(separator: " ")) exited \(status)")
+        }
+    }
+
+    static func install(_ packages: [String]) throws {
+        if !FileManager.default.isExecutableFile(atPath: venv + "/bin/pip") {
+            try FileManager.default.createDirectory(atPath: venv, withIntermediateDirectories: true)
+            try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+        }
+        try run(venv + "/bin/pip", ["install", "--quiet"] + packages)
+    }
 }

@@ -11,7 +11,7 @@ extension PostgresDriver {
         let t = now.timeIntervalSince1970
         // One prepared statement, one round trip for the whole batch (``PostgresStatements/Claim``).
         let statement = PostgresStatements.Claim(now: t, owner: owner, limit: max(1, limit), expiresAt: t + leaseSeconds)
-        let rows = try await read { connection in try await connection.rows(statement, logger: logger) }
+        let rows = try await onConnection { connection in try await connection.rows(statement, logger: logger) }
         return try rows.map { row in
             // The claimed sync's earlier attempts are not loaded: the worker does not need them.
             let sync = try StoreRows.sync(row, attempts: [])
@@ -39,7 +39,7 @@ extension PostgresDriver {
             syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys, data: columns.data,
             hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
             checkpoint: page.checkpoint.map(StoreRows.json))
-        let row = try await read { connection in try await connection.first(statement, logger: logger) }
+        let row = try await onConnection { connection in try await connection.first(statement, logger: logger) }
         return try row.map { try StoreRows.sync($0, attempts: []).progress }
     }
 
@@ -59,7 +59,7 @@ extension PostgresDriver {
                     data: columns.data, hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
                     checkpoint: page.checkpoint.map(StoreRows.json)),
                 attempt: lease.attempt)
-            if let row = try await read({ connection in try await connection.first(statement, logger: logger) }) {
+            if let row = try await onConnection({ connection in try await connection.first(statement, logger: logger) }) {
                 return try StoreRows.sync(row, attempts: [])
             }
         }
@@ -71,7 +71,7 @@ extension PostgresDriver {
     func commitPageInTransaction(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
         let logger = logger
         let t = now.timeIntervalSince1970
-        return try await write { connection in
+        return try await inTransaction { connection in
             // Fence first, and hold the row: a rescuer cannot take the lease until this commits.
             guard let fence = try await connection.one("""
                 SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.pages
@@ -139,7 +139,7 @@ extension PostgresDriver {
             attemptError: change.attemptError.map(StoreRows.json), attempt: lease.attempt, finishedAt: change.finishedAt,
             nextRetryAt: change.nextRetryAt, runAt: newRunAt, error: change.error.map(StoreRows.json),
             failedDelta: change.failedDelta, wake: wake)
-        return try await read { connection in
+        return try await onConnection { connection in
             guard let row = try await connection.first(statement, logger: logger) else { throw SyncStoreError.leaseLost }
             // The attempt closed above is not visible to this statement's snapshot: read the log after it.
             let attempts = try await connection.all(

@@ -38,12 +38,12 @@ final class PostgresDriver: StoreDriver {
 
     func migrate() async throws {
         let logger = logger
-        try await write { connection in try await PostgresSchema.migrate(connection, logger: logger) }
+        try await inTransaction { connection in try await PostgresSchema.migrate(connection, logger: logger) }
     }
 
     func schemaVersion() async throws -> Int {
         let logger = logger
-        return try await read { connection in
+        return try await onConnection { connection in
             let exists = try await connection.one("SELECT to_regclass('tributary_schema') IS NOT NULL AS e", logger: logger)?.bool("e") ?? false
             guard exists else { return 0 }
             return try await connection.one("SELECT COALESCE(MAX(version), 0)::int8 AS v FROM tributary_schema", logger: logger)?.int("v") ?? 0
@@ -54,7 +54,7 @@ final class PostgresDriver: StoreDriver {
 
     func read(_ statements: [SQL]) async throws -> Rows {
         let logger = logger
-        return try await read { connection in
+        return try await onConnection { connection in
             var sets: [[any StoreRow]] = []
             for statement in statements { sets.append(try await connection.all(Self.query(statement), logger: logger)) }
             return Rows(sets: sets)
@@ -63,7 +63,7 @@ final class PostgresDriver: StoreDriver {
 
     func execute(_ statement: SQL) async throws -> Rows {
         let logger = logger
-        return try await read { connection in Rows(sets: [try await connection.all(Self.query(statement), logger: logger)]) }
+        return try await onConnection { connection in Rows(sets: [try await connection.all(Self.query(statement), logger: logger)]) }
     }
 
     func transact<Result: Sendable>(_ transaction: StoreTransaction<Result>) async throws -> Result {
@@ -78,7 +78,7 @@ final class PostgresDriver: StoreDriver {
 
     private func transactOnce<Result: Sendable>(_ transaction: StoreTransaction<Result>, rerun: Bool) async throws -> Result {
         let logger = logger
-        return try await write { connection in
+        return try await inTransaction { connection in
             var facts: [[any StoreRow]] = []
             for statement in transaction.facts { facts.append(try await connection.all(Self.query(statement), logger: logger)) }
             let decision = try transaction.decide(Rows(sets: facts))
@@ -150,7 +150,7 @@ final class PostgresDriver: StoreDriver {
     static let connectionDeadline: Duration = .seconds(5)
 
     /// Runs `body` on a pooled connection outside a transaction.
-    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func onConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await withConnection(body)
         } catch {
@@ -159,7 +159,7 @@ final class PostgresDriver: StoreDriver {
     }
 
     /// Runs `body` in a transaction (READ COMMITTED) and commits it, or rolls back on any error.
-    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = logger
         do {
             return try await withConnection { connection in

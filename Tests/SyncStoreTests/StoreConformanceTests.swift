@@ -65,6 +65,40 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A source's summary: its latest sync, its latest finished one and its last success,
+    /// the same read one source at a time or many at once.
+    @Test(arguments: StoreBackend.allCases)
+    func summariesNameTheLatestTheLatestFinishedAndTheLastSuccess(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let never = try await store.createSource(makeSource(name: "never"))
+            let mixed = try await store.createSource(makeSource(name: "mixed"))
+            let quiet = try await store.createSource(makeSource(name: "quiet"))
+            // mixed: completed, then failed a second later, then one queued.
+            _ = try await enqueue(store, mixed)
+            var claimed = try await claim(store)
+            let completed = try await store.finish(claimed.lease, outcome: .completed, now: Date().addingTimeInterval(1))
+            _ = try await enqueue(store, mixed)
+            claimed = try await claim(store, now: Date().addingTimeInterval(1))
+            let failed = try await store.finish(claimed.lease, outcome: .failed(SyncError(.internalError, "boom")), now: Date().addingTimeInterval(2))
+            let queued = try await enqueue(store, mixed)
+            _ = try await enqueue(store, never)
+
+            let all = try await store.summaries(sourceIDs: [never.id, mixed.id, quiet.id, "src_nothing"])
+            #expect(all[mixed.id]?.latest?.id == queued.id)
+            #expect(all[mixed.id]?.latestFinished?.id == failed.id)
+            #expect(all[mixed.id]?.latestFinished?.status == .failed)
+            let lastSuccess = try #require(all[mixed.id]?.lastCompletedAt)
+            #expect(abs(lastSuccess.timeIntervalSince(try #require(completed.finishedAt))) < 0.001)
+            #expect(all[never.id]?.latest?.status == .queued)
+            #expect(all[never.id]?.latestFinished == nil && all[never.id]?.lastCompletedAt == nil)
+            #expect(all[quiet.id]?.latest == nil)
+            #expect(all["src_nothing"]?.latest == nil)
+            let one = try await store.summary(sourceID: mixed.id)
+            #expect(one.latest?.id == queued.id && one.latestFinished?.id == failed.id)
+            #expect(try await store.summaries(sourceIDs: []).isEmpty)
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreIdempotent(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in

@@ -102,12 +102,27 @@ enum APIRepresentation {
 
     /// A record as JSON bytes: the stored bytes are spliced in as they came, never re-parsed.
     static func record(_ record: StoredRecord) -> [UInt8] {
-        let meta: JSONValue = .object([
-            "key": .string(record.key), "created_at": date(record.createdAt), "updated_at": date(record.updatedAt),
-            "deleted_at": date(record.deletedAt), "sync_id": .string(record.syncID),
-        ])
-        let metaBytes = [UInt8]((try? APIJSON.encoder.encode(meta)) ?? Data("{}".utf8))
-        return Array(#"{"data":"#.utf8) + record.data + [UInt8(ascii: ",")] + metaBytes.dropFirst()
+        var out: [UInt8] = []
+        Self.record(record, into: &out)
+        return out
+    }
+
+    /// Appends a record's JSON: `data` first (the stored bytes), then the other keys sorted.
+    static func record(_ record: StoredRecord, into out: inout [UInt8]) {
+        out.reserveCapacity(out.count + record.data.count + 160)
+        out.append(contentsOf: #"{"data":"#.utf8)
+        out.append(contentsOf: record.data)
+        out.append(contentsOf: #","created_at":"#.utf8)
+        JSONWriter.write(date(record.createdAt), into: &out)
+        out.append(contentsOf: #","deleted_at":"#.utf8)
+        JSONWriter.write(date(record.deletedAt), into: &out)
+        out.append(contentsOf: #","key":"#.utf8)
+        JSONWriter.writeString(record.key, into: &out)
+        out.append(contentsOf: #","sync_id":"#.utf8)
+        JSONWriter.writeString(record.syncID, into: &out)
+        out.append(contentsOf: #","updated_at":"#.utf8)
+        JSONWriter.write(date(record.updatedAt), into: &out)
+        out.append(UInt8(ascii: "}"))
     }
 
     static func page(_ items: [JSONValue], nextCursor: String?) -> JSONValue {

@@ -52,7 +52,7 @@ public struct Problem: Error, Sendable, HTTPResponseError {
             body["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
         }
         if code == "internal", let requestID { body["request_id"] = .string(requestID) }
-        return (try? APIJSON.encoder.encode(JSONValue.object(body))) ?? Data()
+        return Data(JSONWriter.bytes(.object(body)))
     }
 }
 

@@ -15,7 +15,7 @@ struct RecordRoutes {
             var out: [UInt8] = Array(#"{"items":["#.utf8)
             for (index, record) in records.prefix(page.limit).enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                out += APIRepresentation.record(record)
+                APIRepresentation.record(record, into: &out)
             }
             out += Array("],\"next_cursor\":".utf8)
             if records.count > page.limit {

@@ -6,8 +6,7 @@ import SyncCore
 /// Builders of JSON responses.
 enum JSONResponse {
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-        let data = (try? APIJSON.encoder.encode(value)) ?? Data()
-        return bytes([UInt8](data), status: status, headers: headers)
+        bytes(JSONWriter.bytes(value), status: status, headers: headers)
     }
 
     static func bytes(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {

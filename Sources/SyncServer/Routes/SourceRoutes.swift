@@ -20,10 +20,10 @@ struct SourceRoutes {
         router.add(.get, "/v1/sources", in: table) { request, _ in
             let page = try PageQuery.parse(request, cursorKind: "src")
             let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after)
-            var items: [JSONValue] = []
-            for source in sources.prefix(page.limit) {
-                items.append(APIRepresentation.source(source, summary: try await env.store.summary(sourceID: source.id)))
-            }
+            let shown = sources.prefix(page.limit)
+            let summaries = try await env.store.summaries(sourceIDs: shown.map(\.id))
+            let none = SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
+            let items = shown.map { APIRepresentation.source($0, summary: summaries[$0.id] ?? none) }
             let next = sources.count > page.limit ? sources[page.limit - 1].id : nil
             return JSONResponse.make(APIRepresentation.page(items, nextCursor: next.map { Cursor.encode($0, kind: "src") }))
         }

@@ -39,8 +39,11 @@ public protocol SourceCatalog: Sendable {
     func source(idOrName: String) async throws -> Source?
     /// Sources ordered by id, after the given id.
     func listSources(limit: Int, after: String?) async throws -> [Source]
-    /// The latest sync, latest finished sync and last success of a source.
+    /// The latest sync, latest finished sync and last success of a source (the syncs
+    /// without their attempts).
     func summary(sourceID: String) async throws -> SourceSyncSummary
+    /// ``summary(sourceID:)`` of many sources in a constant number of queries.
+    func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary]
     /// Replaces a source's definition (not its state). Throws `nameTaken` or `notFound`.
     func updateSource(_ source: Source) async throws -> Source
     /// Deletes a source, its syncs and its records. Throws ``SyncStoreError/sourceInUse(activeSyncID:)``

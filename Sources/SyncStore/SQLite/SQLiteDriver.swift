@@ -41,8 +41,35 @@ final class SQLiteDriver: StoreDriver {
 
     // MARK: Statements
 
+    /// Reads run on the calling thread, in one snapshot. A read of a few rows takes
+    /// microseconds; GRDB's async read hops to a queue that waits for a reader and then to
+    /// the reader's queue and back, which cost more than the read (docs/benchmarks.md). A WAL
+    /// reader never waits for the writer, so the thread is held only as long as SQLite reads;
+    /// writes, which may wait for another process's lock, stay asynchronous.
     func read(_ statements: [SQL]) async throws -> Rows {
-        try await guarded { try await self.pool.read { db in Rows(sets: try statements.map { try Self.fetch(db, $0) }) } }
+        try readNow(statements)
+    }
+
+    private func readNow(_ statements: [SQL]) throws -> Rows {
+        do {
+            // One statement is its own snapshot; several share one: a deferred transaction,
+            // begun and ended with cached statements (GRDB's isolated read costs more than the reads).
+            return try pool.unsafeRead { db in
+                if statements.count == 1 { return Rows(sets: [try Self.fetch(db, statements[0])]) }
+                try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
+                do {
+                    let rows = Rows(sets: try statements.map { try Self.fetch(db, $0) })
+                    try db.cachedStatement(sql: "COMMIT").execute()
+                    return rows
+                } catch {
+                    try? db.cachedStatement(sql: "ROLLBACK").execute()
+                    throw error
+                }
+            }
+        } catch let error as DatabaseError {
+            if let reason = Self.unavailableReason(error) { throw SyncStoreError.unavailable(reason) }
+            throw error
+        }
     }
 
     func execute(_ statement: SQL) async throws -> Rows {
@@ -96,7 +123,10 @@ final class SQLiteDriver: StoreDriver {
     static func fetch(_ db: Database, _ sql: SQL) throws -> [any StoreRow] {
         let (text, values) = sql.render(.sqlite)
         let statement = try db.cachedStatement(sql: text)
-        return try Row.fetchAll(statement, arguments: StatementArguments(values.map(databaseValue)))
+        let rows = try Row.fetchAll(statement, arguments: StatementArguments(values.map(databaseValue)))
+        guard !rows.isEmpty else { return [] }
+        let columns = SQLiteColumns.of(text, statement)
+        return rows.map { SQLiteRow(row: $0, columns: columns) }
     }
 
     static func databaseValue(_ value: SQLValue) -> DatabaseValue {

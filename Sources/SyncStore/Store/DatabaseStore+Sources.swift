@@ -30,18 +30,40 @@ extension DatabaseStore: SourceCatalog {
     }
 
     public func summary(sourceID: String) async throws -> SourceSyncSummary {
-        let latest: SQL = "SELECT id FROM syncs WHERE source_id = \(sourceID) ORDER BY id DESC LIMIT 1"
-        let finished: SQL = "SELECT id FROM syncs WHERE source_id = \(sourceID) AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"
+        try await summaries(sourceIDs: [sourceID])[sourceID] ?? SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
+    }
+
+    /// Three statements for any number of sources (a page of `GET /v1/sources` costs the
+    /// same few queries whatever its size). The syncs come without their attempts.
+    public func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary] {
+        guard !sourceIDs.isEmpty else { return [:] }
+        let ids = sourceIDs
         let rows = try await driver.read([
-            "SELECT * FROM syncs WHERE id = (\(sql: latest))",
-            "SELECT * FROM sync_attempts WHERE sync_id = (\(sql: latest)) ORDER BY number",
-            "SELECT * FROM syncs WHERE id = (\(sql: finished))",
-            "SELECT * FROM sync_attempts WHERE sync_id = (\(sql: finished)) ORDER BY number",
-            "SELECT MAX(finished_at) AS t FROM syncs WHERE source_id = \(sourceID) AND status = \(SyncStatus.completed.rawValue)",
+            """
+            SELECT * FROM syncs WHERE id IN (
+                SELECT (SELECT x.id FROM syncs x WHERE x.source_id = sources.id ORDER BY x.id DESC LIMIT 1)
+                FROM sources WHERE sources.id \(in: ids))
+            """,
+            """
+            SELECT * FROM syncs WHERE id IN (
+                SELECT (SELECT x.id FROM syncs x WHERE x.source_id = sources.id AND x.finished_at IS NOT NULL
+                        ORDER BY x.finished_at DESC LIMIT 1)
+                FROM sources WHERE sources.id \(in: ids))
+            """,
+            """
+            SELECT source_id, MAX(finished_at) AS t FROM syncs
+            WHERE source_id \(in: ids) AND status = \(SyncStatus.completed.rawValue) GROUP BY source_id
+            """,
         ])
-        return SourceSyncSummary(
-            latest: try Queries.sync(rows, at: 0), latestFinished: try Queries.sync(rows, at: 2),
-            lastCompletedAt: StoreRows.date(try rows.first(4)?.optionalDouble("t")))
+        var latest: [String: Sync] = [:], finished: [String: Sync] = [:], completed: [String: Date] = [:]
+        for row in rows[0] { let sync = try StoreRows.sync(row, attempts: []); latest[sync.sourceID] = sync }
+        for row in rows[1] { let sync = try StoreRows.sync(row, attempts: []); finished[sync.sourceID] = sync }
+        for row in rows[2] { completed[try row.string("source_id")] = StoreRows.date(try row.optionalDouble("t")) }
+        var out: [String: SourceSyncSummary] = [:]
+        for id in ids {
+            out[id] = SourceSyncSummary(latest: latest[id], latestFinished: finished[id], lastCompletedAt: completed[id])
+        }
+        return out
     }
 
     public func updateSource(_ source: Source) async throws -> Source {

@@ -1,5 +1,6 @@
 import Foundation
 import SyncCore
+import Synchronization
 
 /// A database row as the mapping below reads it. Both stores name their columns the
 /// same way and keep times as seconds since 1970 (a double), so one mapping serves both:
@@ -33,6 +34,28 @@ enum StoreRows {
         return try? decoder.decode(T.self, from: Data(text.utf8))
     }
 
+    /// Stored documents decoded once: a source's config, retry policy, rate limit and state
+    /// are read on every request about it but change rarely, and decoding them was a
+    /// visible share of a read (docs/benchmarks.md). Keyed by the stored text itself, so a
+    /// changed document is simply another key; the cache forgets everything when full.
+    static func decodeCached<T: Decodable & Sendable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        let key = DecodedKey(type: ObjectIdentifier(T.self), text: text)
+        if let hit = decoded.withLock({ $0[key] }) as? T { return hit }
+        guard let value = decode(T.self, text) else { return nil }
+        decoded.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = value
+        }
+        return value
+    }
+
+    private struct DecodedKey: Hashable, Sendable {
+        let type: ObjectIdentifier
+        let text: String
+    }
+    private static let decoded = Mutex<[DecodedKey: any Sendable]>([:])
+
     /// A stored time; one written by an older version out of range (`Infinity`, year 33715) reads clamped.
     static func date(_ value: Double?) -> Date? { value.map { Timestamp.clamped(Date(timeIntervalSince1970: $0)) } }
 
@@ -41,13 +64,13 @@ enum StoreRows {
             id: try row.string("id"),
             name: try row.string("name"),
             kind: try row.string("kind"),
-            config: decode(JSONObject.self, try row.string("config")) ?? [:],
+            config: decodeCached(JSONObject.self, try row.string("config")) ?? [:],
             schedule: try row.optionalDouble("schedule_every_seconds").map { Schedule(everySeconds: $0) },
             priority: try row.int("priority"),
-            retry: decode(RetryPolicy.self, try row.string("retry")) ?? .default,
-            rateLimit: decode(RateLimit.self, try row.optionalString("rate_limit")),
+            retry: decodeCached(RetryPolicy.self, try row.string("retry")) ?? .default,
+            rateLimit: decodeCached(RateLimit.self, try row.optionalString("rate_limit")),
             minTriggerIntervalSeconds: try row.double("min_trigger_interval_seconds"),
-            state: decode(JSONObject.self, try row.string("state")) ?? [:],
+            state: decodeCached(JSONObject.self, try row.string("state")) ?? [:],
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at"))
         )

@@ -2,7 +2,8 @@
 # API read throughput with wrk (apt-get install wrk): for each binary in BINS (default the
 # release build), serve on :18080 over one SQLite file and run wrk -c32 for 5 s on each read
 # path; two rounds, alternating the binaries. The first binary prepares the file: a source
-# with 5,000 records and one completed sync.
+# with 5,000 records and one completed sync. DATABASE=postgres://… reads from PostgreSQL instead
+# (an empty database).
 #
 #   bash Benchmarks/reads.sh
 #   BINS="/tmp/before/tributary .build/release/tributary" bash Benchmarks/reads.sh
@@ -11,7 +12,7 @@ bins=(${BINS:-.build/release/tributary})
 work=$(mktemp -d)
 trap 'pkill -f "serve --port 18080" || true; rm -rf "$work"' EXIT
 serve() { pkill -f "serve --port 18080" || true; sleep 1
-  "$1" serve --port 18080 --database "sqlite:$work/reads.sqlite" --workers 2 >"$work/log" 2>&1 &
+  "$1" serve --port 18080 --database "${DATABASE:-sqlite:$work/reads.sqlite}" --workers 2 >"$work/log" 2>&1 &
   until grep -q "listening on" "$work/log"; do sleep 0.1; done; }
 serve "${bins[0]}"
 sid=$(curl -s -X POST localhost:18080/v1/sources -H 'content-type: application/json' \

@@ -56,14 +56,14 @@ final class PostgresDriver: StoreDriver {
         let logger = logger
         return try await onConnection { connection in
             var sets: [[any StoreRow]] = []
-            for statement in statements { sets.append(try await connection.all(Self.query(statement), logger: logger)) }
+            for statement in statements { sets.append(try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)) }
             return Rows(sets: sets)
         }
     }
 
     func execute(_ statement: SQL) async throws -> Rows {
         let logger = logger
-        return try await onConnection { connection in Rows(sets: [try await connection.all(Self.query(statement), logger: logger)]) }
+        return try await onConnection { connection in Rows(sets: [try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)]) }
     }
 
     func transact<Result: Sendable>(_ transaction: StoreTransaction<Result>) async throws -> Result {
@@ -80,12 +80,12 @@ final class PostgresDriver: StoreDriver {
         let logger = logger
         return try await inTransaction { connection in
             var facts: [[any StoreRow]] = []
-            for statement in transaction.facts { facts.append(try await connection.all(Self.query(statement), logger: logger)) }
+            for statement in transaction.facts { facts.append(try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)) }
             let decision = try transaction.decide(Rows(sets: facts))
             var written: [[any StoreRow]] = []
             for write in decision.writes {
                 do {
-                    let rows = try await connection.all(Self.query(write.sql), logger: logger)
+                    let rows = try await PostgresSharedStatement.rows(write.sql, on: connection, logger: logger)
                     if let error = write.requireRow, rows.isEmpty { throw error }
                     written.append(rows)
                 } catch where Self.isUniqueViolation(error) {
@@ -100,14 +100,13 @@ final class PostgresDriver: StoreDriver {
                 try await connection.run("SELECT pg_notify(\(PostgresStatements.channel), \(event.payload))", logger: logger)
             }
             var then: [[any StoreRow]] = []
-            for statement in decision.then { then.append(try await connection.all(Self.query(statement), logger: logger)) }
+            for statement in decision.then { then.append(try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)) }
             return try decision.result(Rows(sets: written), Rows(sets: then))
         }
     }
 
-    /// A shared statement as PostgresNIO's query: `$n` placeholders and typed binds.
-    static func query(_ sql: SQL) throws -> PostgresQuery {
-        let (text, values) = sql.render(.postgres)
+    /// The typed binds of a shared statement's values.
+    static func bindings(_ values: [SQLValue]) throws -> PostgresBindings {
         var binds = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -123,7 +122,7 @@ final class PostgresDriver: StoreDriver {
             case .null(.bool): binds.append(Bool?.none)
             }
         }
-        return PostgresQuery(unsafeSQL: text, binds: binds)
+        return binds
     }
 
     /// LISTENs on a pooled connection held for as long as this runs.

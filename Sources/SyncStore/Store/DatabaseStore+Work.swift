@@ -52,7 +52,7 @@ extension DatabaseStore: RecordReader {
         let rows = try await driver.read(["""
             \(raw: Queries.recordColumns)
             WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key > \(after ?? "")
-              AND (\(includeDeleted) OR deleted_at IS NULL)
+              \(raw: includeDeleted ? "" : "AND deleted_at IS NULL")
             ORDER BY key LIMIT \(limit)
             """])
         return try rows[0].map { try StoreRows.record($0) }

@@ -32,7 +32,8 @@ public struct LeaseRescuer: Service {
             }
             return rescued
         } catch {
-            logger.error("lease rescue failed: \(error)")
+            // A pass cut short by the shutdown is not a failure.
+            if !(Task.isCancelled || error is CancellationError) { logger.error("lease rescue failed: \(error)") }
             return []
         }
     }

@@ -13,6 +13,8 @@ func runPeriodically(
             do {
                 try await tick()
             } catch {
+                // A tick cut short by the shutdown is not a failure.
+                if Task.isCancelled || error is CancellationError { return }
                 logger.log(level: level, "\(failure): \(error)")
             }
             try? await Task.sleep(for: interval)

@@ -22,8 +22,7 @@ struct SourceRoutes {
             let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after)
             let shown = sources.prefix(page.limit)
             let summaries = try await env.store.summaries(sourceIDs: shown.map(\.id))
-            let none = SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
-            let items = shown.map { APIRepresentation.source($0, summary: summaries[$0.id] ?? none) }
+            let items = shown.map { APIRepresentation.source($0, summary: summaries[$0.id] ?? .none) }
             let next = sources.count > page.limit ? sources[page.limit - 1].id : nil
             return JSONResponse.make(APIRepresentation.page(items, nextCursor: next.map { Cursor.encode($0, kind: "src") }))
         }

@@ -13,6 +13,9 @@ public struct SourceSyncSummary: Sendable {
         self.lastCompletedAt = lastCompletedAt
     }
 
+    /// A source with no sync yet.
+    public static let none = SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
+
     public func health(schedule: Schedule?, now: Date) -> SourceHealth {
         SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
     }

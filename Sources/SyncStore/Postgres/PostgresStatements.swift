@@ -28,7 +28,7 @@ enum PostgresStatements {
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
-                WHERE status IN ('queued', 'retrying') AND run_at <= $1::float8
+                WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= $1::float8
                 ORDER BY priority DESC, run_at
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (

@@ -4,8 +4,10 @@ import SyncCore
 /// The rules the drivers' hot paths share with ``DatabaseStore``: transitions, the order
 /// of pages, the queue's vocabulary, and the texts a store writes.
 enum StoreRules {
-    /// Statuses a worker may claim.
-    static let runnable = [SyncStatus.queued.rawValue, SyncStatus.retrying.rawValue]
+    /// Statuses a worker may claim: the claim statements, the next run time and the
+    /// `syncs_runnable` partial index of both schemas all use this one list.
+    static let runnableStatuses: [SyncStatus] = [.queued, .retrying]
+    static let runnable = runnableStatuses.map(\.rawValue)
 
     /// The attempt error of a sync taken back from a worker that stopped heartbeating.
     static let leaseExpired = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
@@ -40,7 +42,7 @@ enum SchemaVocabulary {
     }
     static let statuses = list(SyncStatus.allCases)
     static let active = list(SyncStatus.active)
-    static let runnable = list([SyncStatus.queued, .retrying])
+    static let runnable = list(StoreRules.runnableStatuses)
     static let modes = list(SyncMode.allCases)
     static let triggers = list(SyncTrigger.allCases)
 }

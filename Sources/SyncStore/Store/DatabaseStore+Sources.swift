@@ -30,7 +30,7 @@ extension DatabaseStore: SourceCatalog {
     }
 
     public func summary(sourceID: String) async throws -> SourceSyncSummary {
-        try await summaries(sourceIDs: [sourceID])[sourceID] ?? SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
+        try await summaries(sourceIDs: [sourceID])[sourceID] ?? .none
     }
 
     /// Three statements for any number of sources (a page of `GET /v1/sources` costs the

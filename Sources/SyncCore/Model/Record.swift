@@ -7,9 +7,10 @@ public struct StoredRecord: Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
     public var deletedAt: Date?
-    public var syncID: String
+    /// The sync that last wrote the record; `nil` once retention pruned that sync.
+    public var syncID: String?
 
-    public init(key: String, data: [UInt8], createdAt: Date, updatedAt: Date, deletedAt: Date?, syncID: String) {
+    public init(key: String, data: [UInt8], createdAt: Date, updatedAt: Date, deletedAt: Date?, syncID: String?) {
         self.key = key
         self.data = data
         self.createdAt = createdAt

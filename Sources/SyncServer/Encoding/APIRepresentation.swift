@@ -119,7 +119,7 @@ enum APIRepresentation {
         out.append(contentsOf: #","key":"#.utf8)
         JSONWriter.writeString(record.key, into: &out)
         out.append(contentsOf: #","sync_id":"#.utf8)
-        JSONWriter.writeString(record.syncID, into: &out)
+        if let syncID = record.syncID { JSONWriter.writeString(syncID, into: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","updated_at":"#.utf8)
         JSONWriter.write(date(record.updatedAt), into: &out)
         out.append(UInt8(ascii: "}"))

@@ -138,6 +138,12 @@ enum PostgresSchema {
             )
             """,
         ],
+        // 2: finished syncs by time and by source, for statistics and retention.
+        [
+            "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal))",
+            "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at) WHERE status IN (\(SchemaVocabulary.terminal))",
+            "CREATE INDEX syncs_completed_by_source ON syncs(source_id, finished_at) WHERE status = 'completed'",
+        ],
     ]
 
     /// Applies the missing migrations under the advisory lock, in one transaction.

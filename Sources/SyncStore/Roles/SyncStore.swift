@@ -13,7 +13,7 @@ import SyncCore
 /// the database (unique indexes, CHECK constraints, conditional writes), never by a check
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
-    & RecordReader & ClusterRegistry & StoreEventSource
+    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -120,4 +120,15 @@ public protocol ClusterRegistry: Sendable {
     func removeNode(id: String) async throws
     /// What `/v1/health` reports: the queue, stuck syncs and the nodes.
     func healthSnapshot(now: Date) async throws -> HealthSnapshot
+}
+
+/// The history of syncs: what it says (statistics) and how long it is kept (retention).
+public protocol SyncHistory: Sendable {
+    /// The figures of `GET /v1/stats` for the syncs that finished within the last
+    /// `window` seconds, computed by the database.
+    func statistics(window: Double, now: Date) async throws -> SyncStatistics
+    /// Deletes the terminal syncs the policy lets go (with their attempts, record errors
+    /// and idempotency keys; records stay), in small transactions; never an active sync.
+    /// Safe on every node at once. Returns how many syncs it deleted.
+    func prune(_ policy: RetentionPolicy, now: Date) async throws -> Int
 }

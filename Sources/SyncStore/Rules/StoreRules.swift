@@ -43,6 +43,7 @@ enum SchemaVocabulary {
     static let statuses = list(SyncStatus.allCases)
     static let active = list(SyncStatus.active)
     static let runnable = list(StoreRules.runnableStatuses)
+    static let terminal = list(SyncStatus.terminal)
     static let modes = list(SyncMode.allCases)
     static let triggers = list(SyncTrigger.allCases)
 }

@@ -124,6 +124,12 @@ enum SQLiteSchema {
             heartbeat_at REAL NOT NULL
         );
         """,
+        // 3: finished syncs by time and by source, for statistics and retention.
+        """
+        CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
+        CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
+        CREATE INDEX syncs_completed_by_source ON syncs(source_id, finished_at) WHERE status = 'completed';
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

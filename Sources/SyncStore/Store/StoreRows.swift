@@ -131,7 +131,7 @@ enum StoreRows {
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
             deletedAt: date(try row.optionalDouble("deleted_at")),
-            syncID: try row.optionalString("sync_id") ?? ""
+            syncID: try row.optionalString("sync_id")
         )
     }
 

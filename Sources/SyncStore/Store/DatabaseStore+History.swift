@@ -1,0 +1,141 @@
+import Foundation
+import SyncCore
+
+extension DatabaseStore: SyncHistory {
+    // MARK: Statistics
+
+    public func statistics(window: Double, now: Date) async throws -> SyncStatistics {
+        let since = now.timeIntervalSince1970 - window
+        // Literal status lists (not parameters), so SQLite can prove the partial indexes apply.
+        let finished: SQL = "status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at >= \(since)"
+        let completed: SQL = "\(sql: finished) AND status = \(raw: Self.completedLiteral)"
+        let counters = ["records_read", "records_created", "records_updated", "records_unchanged", "records_deleted", "records_failed"]
+        let rows = try await driver.read([
+            """
+            SELECT status, COUNT(*) AS n, MIN(queued_at) AS oldest FROM syncs
+            WHERE status IN (\(raw: SchemaVocabulary.active)) GROUP BY status
+            """,
+            """
+            SELECT status, COUNT(*) AS n, \(raw: counters.map { "CAST(COALESCE(SUM(\($0)), 0) AS bigint) AS \($0)" }.joined(separator: ", "))
+            FROM syncs WHERE \(sql: finished) GROUP BY status
+            """,
+            Self.percentiles(of: "finished_at - started_at", where: "\(sql: completed) AND started_at IS NOT NULL"),
+            Self.percentiles(of: "records_read / run_seconds", where: "\(sql: completed) AND run_seconds > 0"),
+            """
+            SELECT s.id, s.name, w.completed, w.failed, w.cancelled,
+                   (SELECT MAX(z.finished_at) FROM syncs z
+                    WHERE z.source_id = s.id AND z.status = \(raw: Self.completedLiteral)) AS last_success
+            FROM (SELECT source_id,
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.completed.rawValue)) AS completed,
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.failed.rawValue)) AS failed,
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.cancelled.rawValue)) AS cancelled
+                  FROM syncs WHERE \(sql: finished) GROUP BY source_id) w
+            JOIN sources s ON s.id = w.source_id
+            ORDER BY w.failed DESC, s.name
+            """,
+        ])
+        var counts: [SyncStatus: Int] = [:]
+        var queueDepth = 0
+        var oldest: Date?
+        for row in rows[0] {
+            guard let status = SyncStatus(rawValue: try row.string("status")) else { continue }
+            counts[status] = try row.int("n")
+            if status == .queued {
+                queueDepth = try row.int("n")
+                oldest = StoreRows.date(try row.optionalDouble("oldest"))
+            }
+        }
+        var records = SyncStatistics.RecordTotals()
+        for row in rows[1] {
+            guard let status = SyncStatus(rawValue: try row.string("status")) else { continue }
+            counts[status] = try row.int("n")
+            records.read += try row.int("records_read")
+            records.created += try row.int("records_created")
+            records.updated += try row.int("records_updated")
+            records.unchanged += try row.int("records_unchanged")
+            records.deleted += try row.int("records_deleted")
+            records.failed += try row.int("records_failed")
+        }
+        for status in SyncStatus.allCases where counts[status] == nil { counts[status] = 0 }
+        return SyncStatistics(
+            counts: counts, duration: try Self.percentiles(rows.first(2)), recordsPerSecond: try Self.percentiles(rows.first(3)),
+            records: records, queueDepth: queueDepth, oldestQueuedAt: oldest,
+            bySource: try rows[4].map { row in
+                SyncStatistics.SourceStatistics(
+                    source: try StoreRows.sourceRef(row), completed: try row.int("completed"), failed: try row.int("failed"),
+                    cancelled: try row.int("cancelled"), lastSuccessAt: StoreRows.date(try row.optionalDouble("last_success")))
+            })
+    }
+
+    static let completedLiteral = "'\(SyncStatus.completed.rawValue)'"
+
+    /// p50, p95 (nearest rank: the values at ranks ⌈n/2⌉ and ⌈0.95·n⌉) and the maximum of
+    /// `value` over the rows `where` selects, in one sort, in integer arithmetic both
+    /// databases evaluate alike.
+    static func percentiles(of value: String, where filter: SQL) -> SQL {
+        """
+        SELECT MAX(CASE WHEN rn = (n + 1) / 2 THEN v END) AS p50,
+               MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
+               MAX(v) AS max
+        FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n
+              FROM (SELECT \(raw: value) AS v FROM syncs WHERE \(sql: filter)) x) r
+        """
+    }
+
+    static func percentiles(_ row: (any StoreRow)?) throws -> SyncStatistics.Percentiles? {
+        guard let row, let p50 = try row.optionalDouble("p50"), let p95 = try row.optionalDouble("p95"),
+              let max = try row.optionalDouble("max") else { return nil }
+        return SyncStatistics.Percentiles(p50: p50, p95: p95, max: max)
+    }
+
+    // MARK: Retention
+
+    public func prune(_ policy: RetentionPolicy, now: Date) async throws -> Int {
+        let cutoff = now.timeIntervalSince1970 - max(0, policy.olderThanSeconds)
+        let keep = max(0, policy.keepLastPerSource)
+        let batch = max(1, policy.batchSize)
+        let terminal = "status IN (\(SchemaVocabulary.terminal))"
+        // A sync may go unless it is among the newest `keep` finished syncs of its source: its
+        // end is older than the keep-th newest end (ties are kept). One probe of the
+        // (source_id, finished_at) index per row.
+        let deletable = keep == 0 ? "1" : """
+            CASE WHEN y.finished_at < (SELECT z.finished_at FROM syncs z WHERE z.source_id = y.source_id AND z.\(terminal)
+                                       ORDER BY z.finished_at DESC LIMIT 1 OFFSET \(keep - 1)) THEN 1 ELSE 0 END
+            """
+        var deleted = 0
+        var after: (finishedAt: Double, id: String)?
+        while true {
+            try Task.checkCancellation()
+            // One pass over the old terminal syncs in (finished_at, id) order, a batch at a
+            // time: kept rows are read once, not at every batch.
+            let position: SQL = after.map { "AND (y.finished_at > \($0.finishedAt) OR (y.finished_at = \($0.finishedAt) AND y.id > \($0.id)))" } ?? ""
+            let candidates = try await driver.read(["""
+                SELECT y.id, y.finished_at, \(raw: deletable) AS deletable FROM syncs y
+                WHERE y.\(raw: terminal) AND y.finished_at < \(cutoff) \(sql: position)
+                ORDER BY y.finished_at, y.id LIMIT \(batch)
+                """])[0]
+            guard let last = candidates.last else { return deleted }
+            after = (try last.double("finished_at"), try last.string("id"))
+            let ids = try candidates.filter { try $0.int("deletable") == 1 }.map { try $0.string("id") }
+            if !ids.isEmpty { deleted += try await deleteFinishedSyncs(ids, cutoff: cutoff) }
+            if candidates.count < batch { return deleted }
+        }
+    }
+
+    /// Deletes these syncs if they are still terminal and old (a retry may have taken one
+    /// back meanwhile), with their idempotency keys; attempts and record errors cascade.
+    private func deleteFinishedSyncs(_ ids: [String], cutoff: Double) async throws -> Int {
+        try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [
+                StoreWrite("""
+                    DELETE FROM idempotency_keys WHERE sync_id \(in: ids)
+                      AND sync_id IN (SELECT id FROM syncs WHERE status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at < \(cutoff))
+                    """),
+                StoreWrite("""
+                    DELETE FROM syncs WHERE id \(in: ids) AND status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at < \(cutoff)
+                    RETURNING id
+                    """),
+            ]) { written, _ in written.sets.last?.count ?? 0 }
+        })
+    }
+}

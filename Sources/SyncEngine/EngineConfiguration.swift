@@ -1,4 +1,5 @@
 import Foundation
+import SyncStore
 
 /// How a node's engine runs.
 public struct EngineConfiguration: Sendable {
@@ -12,16 +13,23 @@ public struct EngineConfiguration: Sendable {
     public var pollInterval: Duration
     /// How often a running sync checks the database for a cancel from another process.
     public var cancelCheckInterval: Duration
+    /// Which finished syncs the pruner deletes (and `POST /v1/maintenance/prune` by default).
+    public var retention: RetentionPolicy
+    /// How often this node prunes; `nil`: never on its own.
+    public var pruneInterval: Duration?
 
     public init(
         workers: Int = 4, nodeID: String = EngineConfiguration.defaultNodeID(), leaseSeconds: Double = 30,
-        pollInterval: Duration = .seconds(1), cancelCheckInterval: Duration = .milliseconds(500)
+        pollInterval: Duration = .seconds(1), cancelCheckInterval: Duration = .milliseconds(500),
+        retention: RetentionPolicy = .default, pruneInterval: Duration? = .seconds(3600)
     ) {
         self.workers = workers
         self.nodeID = nodeID
         self.leaseSeconds = leaseSeconds
         self.pollInterval = pollInterval
         self.cancelCheckInterval = cancelCheckInterval
+        self.retention = retention
+        self.pruneInterval = pruneInterval
     }
 
     /// Host name and process id.

@@ -15,7 +15,7 @@ public struct TributaryNode: Sendable {
     public let pool: WorkerPool
     public let server: TributaryServer
     /// The engine's services, in start order: the workers, the lease rescuer, the scheduler,
-    /// the node heartbeat (if enabled) and the event relay (on a node with workers).
+    /// the pruner (unless disabled), the node heartbeat (if enabled) and the event relay (on a node with workers).
     public let engineServices: [any Service]
 
     /// - Parameters:
@@ -28,13 +28,15 @@ public struct TributaryNode: Sendable {
         self.store = store
         pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), random: random)
         self.server = TributaryServer(
-            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes), configuration: server)
+            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention),
+            configuration: server)
         let rescueEvery = rescueInterval ?? .milliseconds(Int(max(1, engine.leaseSeconds / 3) * 1000))
         var services: [any Service] = [
             pool,
             LeaseRescuer(store: store, interval: rescueEvery),
             Scheduler(store: store, interval: scheduleInterval),
         ]
+        if let every = engine.pruneInterval { services.append(Pruner(store: store, policy: engine.retention, interval: every)) }
         if heartbeat {
             let now = Date()
             services.append(NodeHeartbeat(store: store, node: NodeInfo(

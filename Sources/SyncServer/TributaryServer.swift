@@ -32,6 +32,7 @@ public struct TributaryServer: Sendable {
         SourceRoutes(env: env).register(on: router, table: routes)
         SyncRoutes(env: env).register(on: router, table: routes)
         RecordRoutes(env: env).register(on: router, table: routes)
+        HistoryRoutes(env: env).register(on: router, table: routes)
         return router
     }
 

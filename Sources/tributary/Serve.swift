@@ -45,12 +45,23 @@ struct Serve: AsyncParsableCommand {
     var egressAllow: [String] = []
     @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
     var egressDeny: [String] = []
+    @Option(name: .customLong("retention-days"), help: "Finished syncs older than this many days are pruned (records stay).")
+    var retentionDays: Double = 30
+    @Option(name: .customLong("retention-keep"), help: "Finished syncs kept per source whatever their age.")
+    var retentionKeep = 20
+    @Option(name: .customLong("prune-interval"), help: "Seconds between this node's prunes (0: never on its own).")
+    var pruneInterval: Double = 3600
 
     func validate() throws {
         guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be between 0 and 256") }
         guard leaseSeconds >= 1 && leaseSeconds <= 3600 else { throw ValidationError("--lease-seconds must be between 1 and 3600") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard retentionDays.isFinite && retentionDays >= 0 && retentionDays <= 3650 else { throw ValidationError("--retention-days must be between 0 and 3650") }
+        guard retentionKeep >= 0 && retentionKeep <= 1_000_000 else { throw ValidationError("--retention-keep must be between 0 and 1000000") }
+        guard pruneInterval.isFinite && pruneInterval >= 0 && pruneInterval <= 86_400 * 7 else {
+            throw ValidationError("--prune-interval must be between 0 and 604800 seconds")
+        }
     }
 
     func run() async throws {
@@ -82,7 +93,9 @@ struct Serve: AsyncParsableCommand {
         let upstream = UpstreamClient(egress: egress)
         let kinds = SourceKindRegistry.standard(client: upstream)
         let engineConfiguration = EngineConfiguration(
-            workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds)
+            workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds,
+            retention: RetentionPolicy(olderThanSeconds: retentionDays * 86_400, keepLastPerSource: retentionKeep),
+            pruneInterval: pruneInterval > 0 ? .milliseconds(Int64(pruneInterval * 1000)) : nil)
         let node = TributaryNode(
             store: store, kinds: kinds, engine: engineConfiguration,
             server: serverConfiguration, role: role.rawValue)

@@ -45,6 +45,12 @@ struct CLITests {
         #expect(workers?["nodes"]?.arrayValue?.count == 1 && workers?["live_workers"] == .number(1), "\(out)")
         (code, out) = try await cli(["health"])
         #expect(code == 0 && out.contains("status: ok") && out.contains("database"), "\(out)")
+        (code, out) = try await cli(["stats", "--window", "1h"])
+        #expect(code == 0 && out.contains("window 1h: 1 completed, 0 failed") && out.contains("2500 read"), "\(out)")
+        (code, out) = try await cli(["stats", "--window", "2h"])
+        #expect(code == 4 && out.contains("window"), "\(out)")
+        (code, out) = try await cli(["prune", "--older-than", "0", "--keep-last", "1", "--json"])
+        #expect(code == 0 && (try? parseJSON(Array(out.utf8)))?["deleted_syncs"] == .number(0), "\(out)")
 
         // A cancelled sync: watch exits 2.
         (code, out) = try await cli(["source", "add", "slow", "--kind", "synthetic", "--config", #"{"records": 100, "page_size": 10, "delay_ms_per_page": 60000}"#])

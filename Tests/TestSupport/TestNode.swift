@@ -34,7 +34,7 @@ public struct TestNode: Sendable {
 
     public init(backend: StoreBackend = .sqlite, connections: Int = 8, workers: Int = 0, tokens: [String: TokenRole] = [:],
                 maxBodyBytes: Int = 1 << 20, leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1),
-                rescueInterval: Duration = .seconds(1),
+                rescueInterval: Duration = .seconds(1), retention: RetentionPolicy = .default, pruneInterval: Duration? = nil,
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         let (store, cleanup) = try await backend.makeStore(connections: connections)
         self.cleanup = cleanup
@@ -42,7 +42,8 @@ public struct TestNode: Sendable {
         kinds.register(OpenConfigKind())
         node = TributaryNode(
             store: store, kinds: kinds,
-            engine: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds, pollInterval: pollInterval),
+            engine: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds, pollInterval: pollInterval,
+                                        retention: retention, pruneInterval: pruneInterval),
             server: ServerConfiguration(tokens: tokens, maxBodyBytes: maxBodyBytes),
             rescueInterval: rescueInterval, scheduleInterval: .milliseconds(100), heartbeat: false, random: random)
     }

@@ -247,3 +247,31 @@ extension JSONValue {
         return .object(object)
     }
 }
+
+extension APIRepresentation {
+    /// `GET /v1/stats` (docs/api.md, "Statistics").
+    static func statistics(_ stats: SyncStatistics, window: String, now: Date) -> JSONValue {
+        func number(_ value: Int) -> JSONValue { .number(Double(value)) }
+        func rounded(_ value: Double?, _ places: Double = 1000) -> JSONValue {
+            value.map { .number(($0 * places).rounded() / places) } ?? .null
+        }
+        let counts = JSONObject(uniqueKeysWithValues: SyncStatus.allCases.map { ($0.rawValue, number(stats.counts[$0] ?? 0)) })
+        let r = stats.records
+        return .object([
+            "window": .string(window),
+            "syncs": .object(counts),
+            "success_rate": rounded(stats.successRate, 10_000),
+            "duration_seconds": .object(["p50": rounded(stats.duration?.p50), "p95": rounded(stats.duration?.p95), "max": rounded(stats.duration?.max)]),
+            "records": .object(["read": number(r.read), "created": number(r.created), "updated": number(r.updated),
+                                "unchanged": number(r.unchanged), "deleted": number(r.deleted), "failed": number(r.failed)]),
+            "records_per_second": .object(["p50": rounded(stats.recordsPerSecond?.p50, 10), "p95": rounded(stats.recordsPerSecond?.p95, 10),
+                                           "max": rounded(stats.recordsPerSecond?.max, 10)]),
+            "queue": .object(["depth": number(stats.queueDepth),
+                              "oldest_queued_seconds": rounded(stats.oldestQueuedAt.map { max(0, now.timeIntervalSince($0)) }, 10)]),
+            "by_source": .array(stats.bySource.map { s in
+                .object(["source_id": .string(s.source.id), "name": .string(s.source.name), "completed": number(s.completed),
+                         "failed": number(s.failed), "cancelled": number(s.cancelled), "last_success_at": date(s.lastSuccessAt)])
+            }),
+        ])
+    }
+}

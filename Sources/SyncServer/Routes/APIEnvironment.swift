@@ -11,12 +11,16 @@ public struct APIEnvironment: Sendable {
     public var kinds: SourceKindRegistry
     public var workers: (any WorkerStatus)?
     public var maxBodyBytes: Int
+    /// What `POST /v1/maintenance/prune` deletes when the body does not say.
+    public var retention: RetentionPolicy
 
-    public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20) {
+    public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
+                retention: RetentionPolicy = .default) {
         self.store = store
         self.kinds = kinds
         self.workers = workers
         self.maxBodyBytes = maxBodyBytes
+        self.retention = retention
     }
 
     func source(_ idOrName: String) async throws -> Source {

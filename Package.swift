@@ -28,10 +28,14 @@ let package = Package(
         // The HTTP codec types the server's connection guard sits among (already in Hummingbird's graph).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // Metrics: recorded through swift-metrics, exported by swift-prometheus at GET /metrics.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
             name: "SyncCore",
+            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         .target(
@@ -76,6 +80,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: strict
@@ -84,6 +89,7 @@ let package = Package(
             name: "SyncNode",
             dependencies: [
                 "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,6 +100,7 @@ let package = Package(
             name: "tributary",
             dependencies: [
                 "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "SyncNode",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -118,6 +125,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "SyncNode",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -150,6 +158,7 @@ let package = Package(
             name: "SyncServerTests",
             dependencies: [
                 "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine", "SyncServer", "TestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -14,15 +14,16 @@ cd "$(dirname "$0")/.."
 bin=${BIN:-.build/release/tributary}
 bench=${BENCH:-.build/release/tributary-bench}
 sizes=${SIZES:-100000 1000000}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "${KEEP:-}" ]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 now=$(date +%s)
 retry='{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}'
 for n in $sizes; do
   db="$work/history-$n.sqlite"
   "$bin" migrate --database "sqlite:$db" >/dev/null
   sqlite3 "$db" <<SQL
+.output /dev/null
 PRAGMA journal_mode = WAL;
+.output stdout
 WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < 2100)
 INSERT INTO sources (id, seq, name, kind, config, retry, created_at, updated_at)
 SELECT printf('src_hist%07d', n), n, 'hist-' || n, 'synthetic', '{"records":1}', '$retry', 0, 0 FROM i;
@@ -43,7 +44,7 @@ ANALYZE;
 SQL
   echo -n "SQLite $n: "; "$bench" stats-latency --database "sqlite:$db"
   echo -n "SQLite $n: "; "$bench" prune-time --database "sqlite:$db"
-  rm -f "$db"*
+  [ -n "${KEEP:-}" ] || rm -f "$db"*
 done
 if [ -n "${PG:-}" ]; then
   for n in $sizes; do

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
 import SyncConnectors
 import SyncCore
@@ -17,26 +18,34 @@ public struct TributaryNode: Sendable {
     /// The engine's services, in start order: the workers, the lease rescuer, the scheduler,
     /// the pruner (unless disabled), the node heartbeat (if enabled) and the event relay (on a node with workers).
     public let engineServices: [any Service]
+    /// What this node counts (`GET /metrics`).
+    public let metrics: TributaryMetrics
 
     /// - Parameters:
     ///   - role: what the node says it is in `nodes` (`all`, `api`, `worker`).
     ///   - rescueInterval: how often expired leases are rescued (default: a third of the lease).
     ///   - heartbeat: whether the node keeps a row in `nodes` (off in tests that count nodes).
+    ///   - prometheus: the registry `GET /metrics` writes out; `metrics` records into it (pass
+    ///     the same `metrics` to the `UpstreamClient` of `kinds`, so its requests are counted too).
     public init(store: any SyncStore, kinds: SourceKindRegistry, engine: EngineConfiguration, server: ServerConfiguration,
                 role: String = "all", rescueInterval: Duration? = nil, scheduleInterval: Duration = .seconds(1),
-                heartbeat: Bool = true, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+                heartbeat: Bool = true, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                metrics: TributaryMetrics? = nil, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.store = store
-        pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), random: random)
+        let metrics = metrics ?? TributaryMetrics(prometheus: prometheus)
+        self.metrics = metrics
+        pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), metrics: metrics, random: random)
         self.server = TributaryServer(
-            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention),
+            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention,
+                                prometheus: prometheus, metrics: metrics),
             configuration: server)
         let rescueEvery = rescueInterval ?? .milliseconds(Int(max(1, engine.leaseSeconds / 3) * 1000))
         var services: [any Service] = [
             pool,
-            LeaseRescuer(store: store, interval: rescueEvery),
+            LeaseRescuer(store: store, interval: rescueEvery, metrics: metrics),
             Scheduler(store: store, interval: scheduleInterval),
         ]
-        if let every = engine.pruneInterval { services.append(Pruner(store: store, policy: engine.retention, interval: every)) }
+        if let every = engine.pruneInterval { services.append(Pruner(store: store, policy: engine.retention, interval: every, metrics: metrics)) }
         if heartbeat {
             let now = Date()
             services.append(NodeHeartbeat(store: store, node: NodeInfo(

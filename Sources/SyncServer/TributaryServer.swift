@@ -26,6 +26,7 @@ public struct TributaryServer: Sendable {
         // HEAD answers every GET route as GET would, without the body (RFC 9110 §9.3.2).
         let router = Router(context: TributaryRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: MetricsMiddleware(metrics: env.metrics))
         router.add(middleware: ProblemMiddleware(routes: routes, maxBodyBytes: env.maxBodyBytes))
         router.add(middleware: AuthMiddleware(tokens: configuration.tokens))
         HealthRoutes(env: env, isShuttingDown: { shuttingDown.value }).register(on: router, table: routes)
@@ -33,6 +34,7 @@ public struct TributaryServer: Sendable {
         SyncRoutes(env: env).register(on: router, table: routes)
         RecordRoutes(env: env).register(on: router, table: routes)
         HistoryRoutes(env: env).register(on: router, table: routes)
+        MetricsRoutes(env: env).register(on: router, table: routes)
         return router
     }
 

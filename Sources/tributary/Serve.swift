@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
 import SyncConnectors
+import SyncCore
 import SyncEngine
 import SyncNode
 import SyncServer
@@ -90,7 +92,9 @@ struct Serve: AsyncParsableCommand {
 
         let egress = EgressPolicy(allow: try Self.parseRules(egressAllow, flag: "--egress-allow"),
                                   deny: try Self.parseRules(egressDeny, flag: "--egress-deny"))
-        let upstream = UpstreamClient(egress: egress)
+        let prometheus = PrometheusCollectorRegistry()
+        let metrics = TributaryMetrics(prometheus: prometheus)
+        let upstream = UpstreamClient(egress: egress, metrics: metrics)
         let kinds = SourceKindRegistry.standard(client: upstream)
         let engineConfiguration = EngineConfiguration(
             workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds,
@@ -98,7 +102,7 @@ struct Serve: AsyncParsableCommand {
             pruneInterval: pruneInterval > 0 ? .milliseconds(Int64(pruneInterval * 1000)) : nil)
         let node = TributaryNode(
             store: store, kinds: kinds, engine: engineConfiguration,
-            server: serverConfiguration, role: role.rawValue)
+            server: serverConfiguration, role: role.rawValue, prometheus: prometheus, metrics: metrics)
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
         let app = node.application(logger: logger) { port in

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Prometheus
 import Testing
 import SyncConnectors
 import SyncCore
@@ -18,13 +19,16 @@ func withHTTPNode<T: Sendable>(
 ) async throws -> T {
     let fixture = FixtureUpstream(items: items)
     try await fixture.start()
-    let upstream = UpstreamClient(egress: egress)
+    let prometheus = PrometheusCollectorRegistry()
+    let metrics = TributaryMetrics(prometheus: prometheus)
+    let upstream = UpstreamClient(egress: egress, metrics: metrics)
     let (store, cleanup) = try await backend.makeStore()
     defer { cleanup() }
     do {
         let kinds = SourceKindRegistry.standard(client: upstream)
-        let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 2, nodeID: "n"))
-        let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool), configuration: ServerConfiguration())
+        let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 2, nodeID: "n"), metrics: metrics)
+        let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool, prometheus: prometheus, metrics: metrics),
+                                     configuration: ServerConfiguration())
         var logger = Logger(label: "t")
         logger.logLevel = .critical
         let result = try await server.buildApplication(services: [pool], logger: logger).test(.router) { client in

@@ -14,12 +14,14 @@ public final class UpstreamClient: Sendable {
     let http: HTTPClient
     public let egress: EgressPolicy
     let random: @Sendable () -> Double
+    let metrics: TributaryMetrics
     /// The longest `Retry-After` waited for inside an attempt; a longer one fails the
     /// attempt (retryable, with that delay) so the sync's retry policy takes over.
     let maxRetryAfterWait: Double = 120
     static let maxRedirects = 5
 
-    public init(egress: EgressPolicy = .default, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+    public init(egress: EgressPolicy = .default, metrics: TributaryMetrics = .discarding(),
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .enabled(limit: .ratio(200))
@@ -29,6 +31,7 @@ public final class UpstreamClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.egress = egress
+        self.metrics = metrics
         self.random = random
     }
 
@@ -78,6 +81,7 @@ public final class UpstreamClient: Sendable {
             guard failure.retryable, attempt < config.maxRequestRetries else { throw failure }
             if let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
             attempt += 1
+            metrics.upstreamRetry()
             let cap = min(30, config.requestBackoffSeconds * pow(2, Double(attempt - 1)))
             let delay = max(failure.retryAfterSeconds ?? 0, cap * random())
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
@@ -142,8 +146,15 @@ public final class UpstreamClient: Sendable {
         if configuredHeaders {
             for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
         }
-        let response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
+        } catch {
+            metrics.upstreamRequest(codeClass: "error")
+            throw error
+        }
         let status = Int(response.status.code)
+        metrics.upstreamRequest(codeClass: (100...599).contains(status) ? "\(status / 100)xx" : "other")
         var body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: config.maxPageBytes)

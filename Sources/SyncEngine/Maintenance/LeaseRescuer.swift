@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SyncCore
 import SyncStore
 
 /// Returns syncs whose worker died (their lease expired) to the queue, so another
@@ -10,8 +11,11 @@ public struct LeaseRescuer: Service {
     let store: any QueueMaintenance
     let interval: Duration
     let logger: Logger
+    let metrics: TributaryMetrics
 
-    public init(store: any QueueMaintenance, interval: Duration, logger: Logger = Logger(label: "tributary.rescuer")) {
+    public init(store: any QueueMaintenance, interval: Duration, metrics: TributaryMetrics = .discarding(),
+                logger: Logger = Logger(label: "tributary.rescuer")) {
+        self.metrics = metrics
         self.store = store
         self.interval = interval
         self.logger = logger
@@ -27,6 +31,7 @@ public struct LeaseRescuer: Service {
     public func rescueOnce() async -> [String] {
         do {
             let rescued = try await store.rescueExpiredLeases(now: Date())
+            metrics.leasesRescued(rescued.count)
             if !rescued.isEmpty {
                 logger.warning("rescued syncs whose lease expired", metadata: ["sync_ids": .string(rescued.joined(separator: ","))])
             }

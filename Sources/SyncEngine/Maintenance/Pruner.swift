@@ -12,8 +12,11 @@ public struct Pruner: Service {
     let policy: RetentionPolicy
     let interval: Duration
     let logger: Logger
+    let metrics: TributaryMetrics
 
-    public init(store: any SyncHistory, policy: RetentionPolicy, interval: Duration, logger: Logger = Logger(label: "tributary.pruner")) {
+    public init(store: any SyncHistory, policy: RetentionPolicy, interval: Duration, metrics: TributaryMetrics = .discarding(),
+                logger: Logger = Logger(label: "tributary.pruner")) {
+        self.metrics = metrics
         self.store = store
         self.policy = policy
         self.interval = interval
@@ -24,6 +27,7 @@ public struct Pruner: Service {
         await runPeriodically(every: interval, logger: logger, level: .warning, failure: "pruning failed") {
             let started = ContinuousClock.now
             let deleted = try await store.prune(policy, now: Date())
+            metrics.syncsPruned(deleted)
             if deleted > 0 {
                 logger.info("pruned finished syncs", metadata: [
                     "deleted_syncs": .stringConvertible(deleted),

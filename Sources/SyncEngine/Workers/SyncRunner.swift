@@ -12,6 +12,7 @@ struct SyncRunner {
     let configuration: EngineConfiguration
     let logger: Logger
     let random: @Sendable () -> Double
+    let metrics: TributaryMetrics
 
     private enum Finished: Sendable {
         case pages(Result<Sync?, any Error>)
@@ -56,6 +57,7 @@ struct SyncRunner {
             let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1
+            var counted = claimed.sync.progress
             // A stored checkpoint of JSON null means "the last page was committed".
             if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(nil) }
             var page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: 1, pageNumber: pageNumber + 1))
@@ -70,13 +72,16 @@ struct SyncRunner {
                     let done = try await whileUnavailable("complete with page \(pageNumber)") {
                         try await store.completeWithFinalPage(commit, lease: claimed.lease, now: Date())
                     }
+                    metrics.committed(done.progress.minus(counted))
                     return .success(done)
                 }
                 // Fetch page N+1 while page N is written: at most one page ahead, so memory stays flat.
                 pageInAttempt += 1
                 let request = PageRequest(checkpoint: next, pageInAttempt: pageInAttempt, pageNumber: pageNumber + 1)
                 async let upcoming = source.readPage(request)
-                try await self.commit(commit, lease: claimed.lease)
+                let progress = try await self.commit(commit, lease: claimed.lease)
+                metrics.committed(progress.minus(counted))
+                counted = progress
                 page = try await upcoming
             }
         } catch {
@@ -88,9 +93,9 @@ struct SyncRunner {
     /// a database that blinks must not fail the sync. The retry is safe because a page that
     /// already landed counts once. After two lease lengths it gives up with `unavailable`,
     /// and the attempt is handed back at its last checkpoint.
-    private func commit(_ page: PageCommit, lease: Lease) async throws {
+    private func commit(_ page: PageCommit, lease: Lease) async throws -> SyncProgress {
         try await whileUnavailable("commit page \(page.pageNumber)") {
-            _ = try await store.commitPage(page, lease: lease, now: Date())
+            try await store.commitPage(page, lease: lease, now: Date())
         }
     }
 
@@ -148,7 +153,7 @@ struct SyncRunner {
             logger.warning("lease lost; another node owns the sync now")
             return nil
         case (.success(let done?), _):
-            Self.logEnded(done, logger: logger)
+            ended(done, kind: claimed.source.kind, logger: logger)
             return done
         case (.success(nil), _):
             outcome = .completed
@@ -167,7 +172,7 @@ struct SyncRunner {
             let sync = try await whileUnavailable("finish") {
                 try await store.finish(claimed.lease, outcome: outcome, now: Date())
             }
-            Self.logEnded(sync, logger: logger)
+            ended(sync, kind: claimed.source.kind, logger: logger)
             return sync
         } catch {
             logger.error("could not record the end of the attempt: \(error)")
@@ -175,7 +180,12 @@ struct SyncRunner {
         }
     }
 
-    static func logEnded(_ sync: Sync, logger: Logger) {
+    /// Logs the end of an attempt, and counts the sync if it ended for good.
+    func ended(_ sync: Sync, kind: String, logger: Logger) {
+        if sync.status.isTerminal {
+            metrics.syncFinished(status: sync.status.rawValue, kind: kind,
+                                 seconds: sync.startedAt.flatMap { start in sync.finishedAt.map { $0.timeIntervalSince(start) } })
+        }
         logger.info("sync attempt ended", metadata: [
             "status": .string(sync.status.rawValue),
             "records_read": .stringConvertible(sync.progress.recordsRead),

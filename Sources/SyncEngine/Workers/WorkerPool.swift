@@ -21,12 +21,15 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     private let running = Mutex<[String: RunControl]>([:])
     private let shuttingDown = Mutex(false)
     private let random: @Sendable () -> Double
+    let metrics: TributaryMetrics
 
     public init(
         store: any WorkQueue, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
+        metrics: TributaryMetrics = .discarding(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
+        self.metrics = metrics
         self.store = store
         self.kinds = kinds
         self.configuration = configuration
@@ -52,7 +55,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random)
+                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random, metrics: metrics)
                 // One dispatcher claims as many syncs as there are free workers, in one round trip
                 // on PostgreSQL (a claim per sync was the queue's ceiling: docs/benchmarks.md), and
                 // starts each at once: a claimed sync never waits unleased-in-spirit in a buffer.

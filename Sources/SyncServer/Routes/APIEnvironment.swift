@@ -1,4 +1,5 @@
 import Foundation
+import Prometheus
 import SyncConnectors
 import SyncCore
 import SyncStore
@@ -13,9 +14,15 @@ public struct APIEnvironment: Sendable {
     public var maxBodyBytes: Int
     /// What `POST /v1/maintenance/prune` deletes when the body does not say.
     public var retention: RetentionPolicy
+    /// What the node counts, and the registry `GET /metrics` writes out.
+    public var metrics: TributaryMetrics
+    public var prometheus: PrometheusCollectorRegistry
 
     public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
-                retention: RetentionPolicy = .default) {
+                retention: RetentionPolicy = .default, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                metrics: TributaryMetrics? = nil) {
+        self.prometheus = prometheus
+        self.metrics = metrics ?? TributaryMetrics(prometheus: prometheus)
         self.store = store
         self.kinds = kinds
         self.workers = workers

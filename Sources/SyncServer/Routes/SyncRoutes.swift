@@ -32,7 +32,15 @@ struct SyncRoutes {
         }
         router.add(.post, "/v1/syncs/{id}/cancel", in: table) { request, context in
             let id = try request.path("id", context)
-            let sync = try await env.store.requestCancel(syncID: id, now: Date())
+            let now = Date()
+            let sync = try await env.store.requestCancel(syncID: id, now: now)
+            // A queued or retrying sync ends here and now (a repeated cancel returns the earlier
+            // end; a running one ends on its worker, which counts it).
+            if sync.status == .cancelled, let end = sync.finishedAt, abs(end.timeIntervalSince(now)) < 0.001 {
+                let kind = try? await env.store.source(idOrName: sync.sourceID)?.kind
+                env.metrics.syncFinished(status: sync.status.rawValue, kind: kind ?? "unknown",
+                                         seconds: sync.startedAt.map { end.timeIntervalSince($0) })
+            }
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
         }
         router.add(.post, "/v1/syncs/{id}/retry", in: table) { request, context in

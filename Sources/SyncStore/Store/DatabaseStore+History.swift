@@ -19,11 +19,20 @@ extension DatabaseStore: SyncHistory {
             SELECT status, COUNT(*) AS n, \(raw: counters.map { "CAST(COALESCE(SUM(\($0)), 0) AS bigint) AS \($0)" }.joined(separator: ", "))
             FROM syncs WHERE \(sql: finished) GROUP BY status
             """,
-            Self.percentiles(of: "finished_at - started_at", where: "\(sql: completed) AND started_at IS NOT NULL"),
-            Self.percentiles(of: "records_read / run_seconds", where: "\(sql: completed) AND run_seconds > 0"),
+            // Both percentiles in one pass over the window's completed syncs (two sorts).
+            """
+            SELECT \(raw: Self.percentileColumns("d")), \(raw: Self.percentileColumns("r"))
+            FROM (SELECT d, r,
+                         ROW_NUMBER() OVER (ORDER BY d IS NULL, d) AS d_rank, COUNT(d) OVER () AS d_n,
+                         ROW_NUMBER() OVER (ORDER BY r IS NULL, r) AS r_rank, COUNT(r) OVER () AS r_n
+                  FROM (SELECT CASE WHEN started_at IS NOT NULL THEN finished_at - started_at END AS d,
+                               CASE WHEN run_seconds > 0 THEN records_read / run_seconds END AS r
+                        FROM syncs WHERE \(sql: completed)) x) ranked
+            """,
+            // The index is named for SQLite, as in `prune`.
             """
             SELECT s.id, s.name, w.completed, w.failed, w.cancelled,
-                   (SELECT MAX(z.finished_at) FROM syncs z
+                   (SELECT MAX(z.finished_at) FROM syncs z \(sqlite: "INDEXED BY syncs_completed_by_source", postgres: "")
                     WHERE z.source_id = s.id AND z.status = \(raw: Self.completedLiteral)) AS last_success
             FROM (SELECT source_id,
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.completed.rawValue)) AS completed,
@@ -58,9 +67,9 @@ extension DatabaseStore: SyncHistory {
         }
         for status in SyncStatus.allCases where counts[status] == nil { counts[status] = 0 }
         return SyncStatistics(
-            counts: counts, duration: try Self.percentiles(rows.first(2)), recordsPerSecond: try Self.percentiles(rows.first(3)),
+            counts: counts, duration: try Self.percentiles(rows.first(2), "d"), recordsPerSecond: try Self.percentiles(rows.first(2), "r"),
             records: records, queueDepth: queueDepth, oldestQueuedAt: oldest,
-            bySource: try rows[4].map { row in
+            bySource: try rows[3].map { row in
                 SyncStatistics.SourceStatistics(
                     source: try StoreRows.sourceRef(row), completed: try row.int("completed"), failed: try row.int("failed"),
                     cancelled: try row.int("cancelled"), lastSuccessAt: StoreRows.date(try row.optionalDouble("last_success")))
@@ -69,22 +78,19 @@ extension DatabaseStore: SyncHistory {
 
     static let completedLiteral = "'\(SyncStatus.completed.rawValue)'"
 
-    /// p50, p95 (nearest rank: the values at ranks ⌈n/2⌉ and ⌈0.95·n⌉) and the maximum of
-    /// `value` over the rows `where` selects, in one sort, in integer arithmetic both
-    /// databases evaluate alike.
-    static func percentiles(of value: String, where filter: SQL) -> SQL {
+    /// p50, p95 (nearest rank: the values at ranks ⌈n/2⌉ and ⌈0.95·n⌉ of the non-null values,
+    /// which sort first on both databases) and the maximum of column `v`, in integer
+    /// arithmetic both databases evaluate alike.
+    static func percentileColumns(_ v: String) -> String {
         """
-        SELECT MAX(CASE WHEN rn = (n + 1) / 2 THEN v END) AS p50,
-               MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-               MAX(v) AS max
-        FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n
-              FROM (SELECT \(raw: value) AS v FROM syncs WHERE \(sql: filter)) x) r
+        MAX(CASE WHEN \(v)_rank = (\(v)_n + 1) / 2 THEN \(v) END) AS \(v)_p50,
+        MAX(CASE WHEN \(v)_rank = (95 * \(v)_n + 99) / 100 THEN \(v) END) AS \(v)_p95, MAX(\(v)) AS \(v)_max
         """
     }
 
-    static func percentiles(_ row: (any StoreRow)?) throws -> SyncStatistics.Percentiles? {
-        guard let row, let p50 = try row.optionalDouble("p50"), let p95 = try row.optionalDouble("p95"),
-              let max = try row.optionalDouble("max") else { return nil }
+    static func percentiles(_ row: (any StoreRow)?, _ v: String) throws -> SyncStatistics.Percentiles? {
+        guard let row, let p50 = try row.optionalDouble("\(v)_p50"), let p95 = try row.optionalDouble("\(v)_p95"),
+              let max = try row.optionalDouble("\(v)_max") else { return nil }
         return SyncStatistics.Percentiles(p50: p50, p95: p95, max: max)
     }
 
@@ -98,9 +104,12 @@ extension DatabaseStore: SyncHistory {
         // A sync may go unless it is among the newest `keep` finished syncs of its source: its
         // end is older than the keep-th newest end (ties are kept). One probe of the
         // (source_id, finished_at) index per row.
-        let deletable = keep == 0 ? "1" : """
-            CASE WHEN y.finished_at < (SELECT z.finished_at FROM syncs z WHERE z.source_id = y.source_id AND z.\(terminal)
-                                       ORDER BY z.finished_at DESC LIMIT 1 OFFSET \(keep - 1)) THEN 1 ELSE 0 END
+        // SQLite's planner, misled by sources with one sync each, would rather sort every sync
+        // of the source by the (source_id, id) index: it is told which index to walk.
+        let deletable: SQL = keep == 0 ? "1" : """
+            CASE WHEN y.finished_at < (SELECT z.finished_at FROM syncs z \(sqlite: "INDEXED BY syncs_finished_by_source", postgres: "")
+                                       WHERE z.source_id = y.source_id AND z.\(raw: terminal)
+                                       ORDER BY z.finished_at DESC LIMIT 1 OFFSET \(raw: String(keep - 1))) THEN 1 ELSE 0 END
             """
         var deleted = 0
         var after: (finishedAt: Double, id: String)?
@@ -110,7 +119,7 @@ extension DatabaseStore: SyncHistory {
             // time: kept rows are read once, not at every batch.
             let position: SQL = after.map { "AND (y.finished_at > \($0.finishedAt) OR (y.finished_at = \($0.finishedAt) AND y.id > \($0.id)))" } ?? ""
             let candidates = try await driver.read(["""
-                SELECT y.id, y.finished_at, \(raw: deletable) AS deletable FROM syncs y
+                SELECT y.id, y.finished_at, \(sql: deletable) AS deletable FROM syncs y
                 WHERE y.\(raw: terminal) AND y.finished_at < \(cutoff) \(sql: position)
                 ORDER BY y.finished_at, y.id LIMIT \(batch)
                 """])[0]

@@ -1,0 +1,132 @@
+import CoreMetrics
+import Synchronization
+
+/// What a node counts, through swift-metrics into the factory it was given (the node's
+/// Prometheus registry, which `GET /metrics` writes out). Every name and label set is
+/// fixed here, so the label sets stay bounded (docs/operations.md lists each metric).
+///
+/// One instance per node, not the process-wide `MetricsSystem`: two nodes in one process
+/// (the tests) count apart.
+public final class TributaryMetrics: Sendable {
+    public let factory: any MetricsFactory
+    private let counters = Mutex<[Key: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
+    private let gauges = Mutex<[Key: CoreMetrics.Gauge]>([:])
+
+    private struct Key: Hashable {
+        var name: String
+        var labels: [String]
+    }
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    /// Counts nothing (commands and tests that do not look).
+    public static func discarding() -> TributaryMetrics { TributaryMetrics(factory: NOOPMetricsHandler.instance) }
+
+    // MARK: Names
+
+    public static let syncsFinished = "tributary_syncs_finished_total"
+    public static let syncDuration = "tributary_sync_duration_seconds"
+    public static let records = "tributary_records_total"
+    public static let pagesCommitted = "tributary_pages_committed_total"
+    public static let upstreamRequests = "tributary_upstream_requests_total"
+    public static let upstreamRetries = "tributary_upstream_retries_total"
+    public static let leasesRescued = "tributary_leases_rescued_total"
+    public static let syncsPruned = "tributary_syncs_pruned_total"
+    public static let httpRequestDuration = "tributary_http_request_duration_seconds"
+    public static let queueDepth = "tributary_queue_depth"
+    public static let queueOldestAge = "tributary_queue_oldest_age_seconds"
+    public static let syncsRunning = "tributary_syncs_running"
+    public static let leasesExpired = "tributary_leases_expired"
+    public static let nodesLive = "tributary_nodes_live"
+    public static let workersLive = "tributary_workers_live"
+    public static let sourcesFailing = "tributary_sources_failing"
+    public static let sourcesStale = "tributary_sources_stale"
+    public static let databaseUp = "tributary_database_up"
+
+    /// Buckets of the two histograms (seconds).
+    public static let syncDurationBuckets: [Duration] = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200].map { .milliseconds(Int64($0 * 1000)) }
+    public static let httpDurationBuckets: [Duration] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map { .microseconds(Int64($0 * 1_000_000)) }
+
+    // MARK: Recording
+
+    /// A sync reached a terminal status (`status` completed, failed or cancelled) after
+    /// `seconds` from its first start (nil: it never started).
+    public func syncFinished(status: String, kind: String, seconds: Double?) {
+        counter(Self.syncsFinished, ["status": status, "kind": kind]).increment()
+        if let seconds, seconds.isFinite, seconds >= 0 {
+            timer(Self.syncDuration, ["status": status]).recordNanoseconds(Int64(min(seconds, 1e9) * 1e9))
+        }
+    }
+
+    /// What one or more committed pages added to a sync's progress.
+    public func committed(_ delta: SyncProgress) {
+        if delta.pages > 0 { counter(Self.pagesCommitted, [:]).increment(by: delta.pages) }
+        for (operation, n) in [("created", delta.recordsCreated), ("updated", delta.recordsUpdated), ("unchanged", delta.recordsUnchanged),
+                               ("deleted", delta.recordsDeleted), ("failed", delta.recordsFailed)] where n > 0 {
+            counter(Self.records, ["operation": operation]).increment(by: n)
+        }
+    }
+
+    /// One upstream response (`2xx` … `5xx`) or `error` (no response: refused, reset, timed out).
+    public func upstreamRequest(codeClass: String) {
+        counter(Self.upstreamRequests, ["code_class": codeClass]).increment()
+    }
+
+    public func upstreamRetry() { counter(Self.upstreamRetries, [:]).increment() }
+
+    public func leasesRescued(_ count: Int) { if count > 0 { counter(Self.leasesRescued, [:]).increment(by: count) } }
+
+    public func syncsPruned(_ count: Int) { if count > 0 { counter(Self.syncsPruned, [:]).increment(by: count) } }
+
+    /// One API request, by route template (never the raw path).
+    public func httpRequest(method: String, route: String, status: Int, nanoseconds: Int64) {
+        timer(Self.httpRequestDuration, ["method": method, "route": route, "status": String(status)]).recordNanoseconds(nanoseconds)
+    }
+
+    /// A gauge read from the database at scrape time (the same on every node of a cluster).
+    public func set(_ name: String, _ value: Double) {
+        gauge(name, [:]).record(value)
+    }
+
+    // MARK: Handles
+
+    private func counter(_ name: String, _ labels: KeyValuePairs<String, String>) -> CoreMetrics.Counter {
+        let key = Key(name: name, labels: labels.flatMap { [$0.key, $0.value] })
+        if let c = counters.withLock({ $0[key] }) { return c }
+        let c = CoreMetrics.Counter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+        return counters.withLock { $0[key, default: c] }
+    }
+
+    private func timer(_ name: String, _ labels: KeyValuePairs<String, String>) -> CoreMetrics.Timer {
+        let key = Key(name: name, labels: labels.flatMap { [$0.key, $0.value] })
+        if let t = timers.withLock({ $0[key] }) { return t }
+        let t = CoreMetrics.Timer(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+        return timers.withLock { $0[key, default: t] }
+    }
+
+    private func gauge(_ name: String, _ labels: KeyValuePairs<String, String>) -> CoreMetrics.Gauge {
+        let key = Key(name: name, labels: labels.flatMap { [$0.key, $0.value] })
+        if let g = gauges.withLock({ $0[key] }) { return g }
+        let g = CoreMetrics.Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+        return gauges.withLock { $0[key, default: g] }
+    }
+}
+
+extension SyncProgress {
+    /// What `self` added to `earlier` (counters only).
+    public func minus(_ earlier: SyncProgress) -> SyncProgress {
+        var d = SyncProgress()
+        d.pages = max(0, pages - earlier.pages)
+        d.recordsRead = max(0, recordsRead - earlier.recordsRead)
+        d.recordsCreated = max(0, recordsCreated - earlier.recordsCreated)
+        d.recordsUpdated = max(0, recordsUpdated - earlier.recordsUpdated)
+        d.recordsUnchanged = max(0, recordsUnchanged - earlier.recordsUnchanged)
+        d.recordsDeleted = max(0, recordsDeleted - earlier.recordsDeleted)
+        d.recordsFailed = max(0, recordsFailed - earlier.recordsFailed)
+        d.bytesRead = max(0, bytesRead - earlier.bytesRead)
+        return d
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// `GET /metrics`, parsed by prometheus_client's reference parser: every counter moves by
+/// exactly what the syncs did, as the store and the upstream's own log tell it.
+@Suite("Prometheus metrics")
+struct MetricsTests {
+    /// Every sample of a scrape: `name{label=value,…}` → value (labels sorted).
+    static func scrape(_ client: any TestClientProtocol) async throws -> [String: Double] {
+        let response = try await client.call(.get, "/metrics")
+        #expect(response.status == .ok)
+        #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let directory = try TemporaryDirectory("metrics")
+        defer { directory.remove() }
+        let file = directory.file("metrics.txt")
+        try Data(response.body.readableBytesView).write(to: URL(fileURLWithPath: file))
+        let python = try TestPython.python(modules: ["prometheus_client"], packages: ["prometheus_client"])
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let (status, output) = try await runCommand(python, [root.appendingPathComponent("Tests/Tools/parse_metrics.py").path, file])
+        #expect(status == 0, "the scrape does not parse:\n\(output)\n\(String(buffer: response.body))")
+        let parsed = try parseJSON(Array(output.utf8))
+        var samples: [String: Double] = [:]
+        for (key, value) in parsed["samples"]?.objectValue ?? [:] { samples[key] = value.doubleValue }
+        return samples
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func countersMoveByExactlyWhatTheSyncsDid(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 30, backend: backend) { client, fixture, _ in
+            let base = fixture.baseURL
+            _ = try await client.createHTTPSource("ok", #"{"url": "\#(base)/next?size=10", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "next_url", "path": "/next_url"}}"#)
+            _ = try await client.createHTTPSource("flaky", #"{"url": "\#(base)/none", "records_path": "/rows", "primary_key": "id", "request_backoff_seconds": 0.01}"#)
+            _ = try await client.createHTTPSource("bad", #"{"url": "\#(base)/page", "records_path": "/rows", "primary_key": "id"}"#)
+            _ = try await client.createHTTPSource("retried", #"{"url": "\#(base)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}"#,
+                                                  extra: #", "retry": {"max_attempts": 2, "initial_delay_seconds": 0, "max_delay_seconds": 0}"#)
+            let before = try await Self.scrape(client)
+            fixture.clearLog()
+            fixture.inject(.status(503, retryAfter: "0"), path: "/none", times: 1)
+            fixture.inject(.status(401), path: "/page", times: 1)
+            var syncs: [JSONValue] = []
+            for name in ["ok", "flaky", "bad", "retried"] {
+                // The flaky source's 503 is used up by now: the retried one's first attempt gets a 500.
+                if name == "retried" { fixture.inject(.status(500), path: "/none", times: 1) }
+                syncs.append(try await client.runSync(name))
+            }
+            #expect(syncs.map { $0["status"]?.stringValue } == ["completed", "completed", "failed", "completed"])
+            #expect(syncs[3]["attempt"] == .number(2))
+            let after = try await Self.scrape(client)
+            func delta(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
+            func sum(_ field: String) -> Double { syncs.reduce(0) { $0 + ($1["progress"]?[field]?.doubleValue ?? 0) } }
+
+            #expect(delta("tributary_syncs_finished_total{kind=http-json,status=completed}") == 3)
+            #expect(delta("tributary_syncs_finished_total{kind=http-json,status=failed}") == 1)
+            #expect(delta("tributary_sync_duration_seconds_count{status=completed}") == 3)
+            #expect(delta("tributary_pages_committed_total{}") == sum("pages"))
+            #expect(sum("pages") == 5)
+            #expect(delta("tributary_records_total{operation=created}") == sum("records_created"))
+            #expect(sum("records_created") == 90)
+            #expect(delta("tributary_upstream_requests_total{code_class=4xx}") == 1)
+            #expect(delta("tributary_upstream_requests_total{code_class=5xx}") == 2)
+            let answered = ["2xx", "4xx", "5xx", "error"].reduce(0) { $0 + delta("tributary_upstream_requests_total{code_class=\($1)}") }
+            #expect(answered == Double(fixture.requests.count))
+            #expect(delta("tributary_upstream_retries_total{}") == 1)
+            // Requests by route template: four triggers, whatever the ids; no id in any label.
+            #expect(delta("tributary_http_request_duration_seconds_count{method=POST,route=/v1/sources/{id}/syncs,status=202}") == 4)
+            let idLabels = after.keys.filter { $0.contains("src_") || $0.contains("syn_") || $0.contains("route=/v1/sources/ok") }
+            #expect(idLabels.isEmpty, "\(idLabels)")
+            #expect(after["tributary_database_up{}"] == 1)
+        }
+    }
+
+    /// The queue gauges are the database's: a node with no workers reports what is queued.
+    @Test(arguments: StoreBackend.allCases)
+    func queueGaugesComeFromTheDatabase(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
+            for name in ["q1", "q2"] {
+                _ = try await client.createSource(name)
+                #expect(try await client.call(.post, "/v1/sources/\(name)/syncs").status == .accepted)
+            }
+            let samples = try await Self.scrape(client)
+            #expect(samples["tributary_queue_depth{}"] == 2)
+            #expect((samples["tributary_queue_oldest_age_seconds{}"] ?? -1) >= 0)
+            #expect(samples["tributary_syncs_running{}"] == 0)
+            #expect(samples["tributary_leases_expired{}"] == 0)
+            // A queued sync cancelled by the API is a finished sync, counted once however often
+            // the cancel is repeated.
+            let id = try #require(try await client.call(.get, "/v1/syncs?status=queued").json["items"]?.arrayValue?.first?["id"]?.stringValue)
+            for _ in 0..<3 { #expect(try await client.call(.post, "/v1/syncs/\(id)/cancel").status == .accepted) }
+            let after = try await Self.scrape(client)
+            #expect(after["tributary_syncs_finished_total{kind=synthetic,status=cancelled}"] == 1)
+            #expect(after["tributary_queue_depth{}"] == 1)
+        }
+        // /metrics needs no token, like /healthz.
+        try await TestNode(tokens: ["t": .admin]).test { client in
+            let metrics = try await client.call(.get, "/metrics")
+            let stats = try await client.call(.get, "/v1/stats")
+            #expect(metrics.status == .ok)
+            #expect(stats.status == .unauthorized)
+        }
+    }
+}

@@ -43,7 +43,7 @@ SELECT printf('syn_queue%07d', n), $n + n, printf('src_hist%07d', 100 + n), 'que
 ANALYZE;
 SQL
   echo -n "SQLite $n: "; "$bench" stats-latency --database "sqlite:$db"
-  echo -n "SQLite $n: "; "$bench" prune-time --database "sqlite:$db"
+  echo -n "SQLite $n: "; "$bench" prune-time --database "sqlite:$db" --batch "${BATCH:-200}"
   [ -n "${KEEP:-}" ] || rm -f "$db"*
 done
 if [ -n "${PG:-}" ]; then
@@ -60,7 +60,7 @@ SELECT 'syn_hist' || lpad(n::text, 8, '0'), 'src_hist' || lpad((1 + n % 100)::te
        CASE WHEN n % 20 = 0 THEN 'failed' WHEN n % 50 = 1 THEN 'cancelled' ELSE 'completed' END,
        'full', 0, 'schedule', 1, 5, fin - dur - 1, fin - dur - 1, fin - dur, fin, dur,
        (n * 31) % 1000, (n * 7) % 50, (n * 3) % 50, (n * 31) % 1000 - (n * 7) % 50 - (n * 3) % 50
-FROM (SELECT n, $now - n * (5184000.0 / $n) AS fin, 1 + (n * 7919) % 100 AS dur FROM generate_series(1, $n) AS n) v;
+FROM (SELECT n, $now - n * (5184000.0 / $n) AS fin, 1 + (n * 7919) % 100 AS dur FROM generate_series(1::bigint, $n) AS n) v;
 INSERT INTO sync_attempts (sync_id, number, started_at, finished_at, status, node)
 SELECT id, 1, started_at, finished_at, status, 'bench' FROM syncs;
 INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at)
@@ -69,6 +69,6 @@ FROM generate_series(1, 2000) AS i;
 VACUUM ANALYZE;
 SQL
     echo -n "PostgreSQL $n: "; "$bench" stats-latency --database "$PG/history"
-    echo -n "PostgreSQL $n: "; "$bench" prune-time --database "$PG/history"
+    echo -n "PostgreSQL $n: "; "$bench" prune-time --database "$PG/history" --batch "${BATCH:-200}"
   done
 fi

@@ -39,7 +39,7 @@ struct PruneTime: AsyncParsableCommand {
         commandName: "prune-time", abstract: "Time a prune (30 days, newest 20 per source) while claims run; report the claim latency meanwhile.")
 
     @Option(help: "sqlite:PATH or postgres://… of a migrated, filled database.") var database: String
-    @Option(help: "Syncs deleted per transaction.") var batch = 500
+    @Option(help: "Syncs deleted per transaction.") var batch = 200
 
     func run() async throws {
         let store = try openStore(database)

@@ -93,7 +93,7 @@ public struct RetentionPolicy: Sendable, Equatable {
     /// 30 days, the newest 20 per source.
     public static let `default` = RetentionPolicy(olderThanSeconds: 30 * 86_400, keepLastPerSource: 20)
 
-    public init(olderThanSeconds: Double, keepLastPerSource: Int, batchSize: Int = 500) {
+    public init(olderThanSeconds: Double, keepLastPerSource: Int, batchSize: Int = 200) {
         self.olderThanSeconds = olderThanSeconds
         self.keepLastPerSource = keepLastPerSource
         self.batchSize = batchSize

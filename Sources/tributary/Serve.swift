@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     var egressAllow: [String] = []
     @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
     var egressDeny: [String] = []
+    @Option(name: .customLong("log-format"), help: "text or json (one object per line, with request_id, sync_id, source and attempt).")
+    var logFormat: LogFormat = .text
     @Option(name: .customLong("retention-days"), help: "Finished syncs older than this many days are pruned (records stay).")
     var retentionDays: Double = 30
     @Option(name: .customLong("retention-keep"), help: "Finished syncs kept per source whatever their age.")
@@ -68,11 +70,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            return handler
-        }
+        logFormat.bootstrap(level: environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info)
         let logger = Logger(label: "tributary")
 
         let tokenMap = try TokenSpecs.parse(flags: tokens, environment: environment["TRIBUTARY_TOKENS"])

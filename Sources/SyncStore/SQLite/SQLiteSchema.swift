@@ -128,7 +128,6 @@ enum SQLiteSchema {
         """
         CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
         CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
-        CREATE INDEX syncs_completed_by_source ON syncs(source_id, finished_at) WHERE status = 'completed';
         """,
     ]
 

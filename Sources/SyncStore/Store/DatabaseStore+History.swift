@@ -7,7 +7,8 @@ extension DatabaseStore: SyncHistory {
     public func statistics(window: Double, now: Date) async throws -> SyncStatistics {
         let since = now.timeIntervalSince1970 - window
         // Literal status lists (not parameters), so SQLite can prove the partial indexes apply.
-        let finished: SQL = "status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at >= \(since)"
+        let terminal = "status IN (\(SchemaVocabulary.terminal))"
+        let finished: SQL = "\(raw: terminal) AND finished_at >= \(since)"
         let completed: SQL = "\(sql: finished) AND status = \(raw: Self.completedLiteral)"
         let counters = ["records_read", "records_created", "records_updated", "records_unchanged", "records_deleted", "records_failed"]
         let rows = try await driver.read([
@@ -29,11 +30,13 @@ extension DatabaseStore: SyncHistory {
                                CASE WHEN run_seconds > 0 THEN records_read / run_seconds END AS r
                         FROM syncs WHERE \(sql: completed)) x) ranked
             """,
-            // The index is named for SQLite, as in `prune`.
+            // The last success walks the source's finished syncs from the newest (usually one
+            // step); the index is named for SQLite, as in `prune`.
             """
             SELECT s.id, s.name, w.completed, w.failed, w.cancelled,
-                   (SELECT MAX(z.finished_at) FROM syncs z \(sqlite: "INDEXED BY syncs_completed_by_source", postgres: "")
-                    WHERE z.source_id = s.id AND z.status = \(raw: Self.completedLiteral)) AS last_success
+                   (SELECT z.finished_at FROM syncs z \(sqlite: "INDEXED BY syncs_finished_by_source", postgres: "")
+                    WHERE z.source_id = s.id AND z.\(raw: terminal) AND z.status = \(raw: Self.completedLiteral)
+                    ORDER BY z.finished_at DESC LIMIT 1) AS last_success
             FROM (SELECT source_id,
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.completed.rawValue)) AS completed,
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.failed.rawValue)) AS failed,

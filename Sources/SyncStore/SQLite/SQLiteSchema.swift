@@ -127,7 +127,7 @@ enum SQLiteSchema {
         // 3: finished syncs by time and by source, for statistics and retention.
         """
         CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
-        CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
+        CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE status IN (\(SchemaVocabulary.terminal));
         """,
     ]
 

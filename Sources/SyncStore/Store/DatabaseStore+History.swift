@@ -9,6 +9,10 @@ extension DatabaseStore: SyncHistory {
         // Literal status lists (not parameters), so SQLite can prove the partial indexes apply.
         let terminal = "status IN (\(SchemaVocabulary.terminal))"
         let finished: SQL = "\(raw: terminal) AND finished_at >= \(since)"
+        // Every window is read through the index on `finished_at`: with the bound `since`,
+        // SQLite's planner would rather skip-scan the per-source index (measured 16 ms
+        // against 0.3 ms for an hour of 100,000 syncs).
+        let byEnd: SQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
         let completed: SQL = "\(sql: finished) AND status = \(raw: Self.completedLiteral)"
         let counters = ["records_read", "records_created", "records_updated", "records_unchanged", "records_deleted", "records_failed"]
         let rows = try await driver.read([
@@ -18,7 +22,7 @@ extension DatabaseStore: SyncHistory {
             """,
             """
             SELECT status, COUNT(*) AS n, \(raw: counters.map { "CAST(COALESCE(SUM(\($0)), 0) AS bigint) AS \($0)" }.joined(separator: ", "))
-            FROM syncs WHERE \(sql: finished) GROUP BY status
+            FROM syncs \(sql: byEnd) WHERE \(sql: finished) GROUP BY status
             """,
             // Both percentiles in one pass over the window's completed syncs (two sorts).
             """
@@ -28,10 +32,11 @@ extension DatabaseStore: SyncHistory {
                          ROW_NUMBER() OVER (ORDER BY r IS NULL, r) AS r_rank, COUNT(r) OVER () AS r_n
                   FROM (SELECT CASE WHEN started_at IS NOT NULL THEN finished_at - started_at END AS d,
                                CASE WHEN run_seconds > 0 THEN records_read / run_seconds END AS r
-                        FROM syncs WHERE \(sql: completed)) x) ranked
+                        FROM syncs \(sql: byEnd) WHERE \(sql: completed)) x) ranked
             """,
-            // The last success walks the source's finished syncs from the newest (usually one
-            // step); the index is named for SQLite, as in `prune`.
+            // The last success walks the source's finished syncs from the newest, in the index
+            // alone (it holds the status: reading each row's status from the table cost 11 ms
+            // for 70 sources); the index is named for SQLite, as in `prune`.
             """
             SELECT s.id, s.name, w.completed, w.failed, w.cancelled,
                    (SELECT z.finished_at FROM syncs z \(sqlite: "INDEXED BY syncs_finished_by_source", postgres: "")
@@ -41,7 +46,7 @@ extension DatabaseStore: SyncHistory {
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.completed.rawValue)) AS completed,
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.failed.rawValue)) AS failed,
                          COUNT(*) FILTER (WHERE status = \(SyncStatus.cancelled.rawValue)) AS cancelled
-                  FROM syncs WHERE \(sql: finished) GROUP BY source_id) w
+                  FROM syncs \(sql: byEnd) WHERE \(sql: finished) GROUP BY source_id) w
             JOIN sources s ON s.id = w.source_id
             ORDER BY w.failed DESC, s.name
             """,

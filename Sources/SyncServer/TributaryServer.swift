@@ -14,11 +14,15 @@ public struct TributaryServer: Sendable {
     public let env: APIEnvironment
     public let configuration: ServerConfiguration
     public let routes = RouteTable()
+    /// The node's reader for server-sent event streams.
+    public let events: SyncEventHub
     private let shuttingDown = ShutdownFlag()
 
     public init(env: APIEnvironment, configuration: ServerConfiguration) {
         self.env = env
         self.configuration = configuration
+        events = SyncEventHub(store: env.store, keepAlive: .milliseconds(Int64(configuration.eventKeepAliveSeconds * 1000)),
+                              maxStreams: configuration.maxEventStreams)
     }
 
     /// The router with every route and middleware.
@@ -35,6 +39,7 @@ public struct TributaryServer: Sendable {
         RecordRoutes(env: env).register(on: router, table: routes)
         HistoryRoutes(env: env).register(on: router, table: routes)
         MetricsRoutes(env: env).register(on: router, table: routes)
+        EventRoutes(env: env, hub: events).register(on: router, table: routes)
         return router
     }
 
@@ -52,7 +57,7 @@ public struct TributaryServer: Sendable {
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "tributary",
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),
-            services: services + [ShutdownWatcher(flag: flag)],
+            services: services + [ShutdownWatcher(flag: flag, events: events)],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
         )

@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     var egressAllow: [String] = []
     @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
     var egressDeny: [String] = []
+    @Option(name: .customLong("max-event-streams"), help: "Most server-sent event streams open at once (past it: 503).")
+    var maxEventStreams = 1000
     @Option(name: .customLong("log-format"), help: "text or json (one object per line, with request_id, sync_id, source and attempt).")
     var logFormat: LogFormat = .text
     @Option(name: .customLong("retention-days"), help: "Finished syncs older than this many days are pruned (records stay).")
@@ -60,6 +62,7 @@ struct Serve: AsyncParsableCommand {
         guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be between 0 and 256") }
         guard leaseSeconds >= 1 && leaseSeconds <= 3600 else { throw ValidationError("--lease-seconds must be between 1 and 3600") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxEventStreams >= 0 && maxEventStreams <= 100_000 else { throw ValidationError("--max-event-streams must be between 0 and 100000") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard retentionDays.isFinite && retentionDays >= 0 && retentionDays <= 3650 else { throw ValidationError("--retention-days must be between 0 and 3650") }
         guard retentionKeep >= 0 && retentionKeep <= 1_000_000 else { throw ValidationError("--retention-keep must be between 0 and 1000000") }
@@ -77,7 +80,7 @@ struct Serve: AsyncParsableCommand {
         let serverConfiguration = ServerConfiguration(
             host: host, port: port, tokens: tokenMap, maxBodyBytes: maxBodyBytes,
             maxConnections: maxConnections ?? ServerConfiguration.defaultMaxConnections,
-            idleTimeoutSeconds: idleTimeout, requestReadTimeoutSeconds: readTimeout)
+            idleTimeoutSeconds: idleTimeout, requestReadTimeoutSeconds: readTimeout, maxEventStreams: maxEventStreams)
         do {
             try serverConfiguration.validate()
         } catch {

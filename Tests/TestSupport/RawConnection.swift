@@ -37,6 +37,28 @@ public final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads until what arrived satisfies `done`, the peer closes or `timeout` passes.
+    public func read(until done: (String) -> Bool, timeout: Duration) async -> String {
+        let deadline = ContinuousClock.now + timeout
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while ContinuousClock.now < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 0) > 0 {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                data += buffer[0..<n]
+                if done(String(decoding: data, as: UTF8.self)) { break }
+            } else {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Ends the connection in both directions now (the descriptor closes with the object).
+    public func hangUp() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// Reads until the peer closes or `timeout` passes; returns what arrived and whether it closed.
     public func readUntilClosed(timeout: Duration) async -> (text: String, closed: Bool) {
         let fd = fd

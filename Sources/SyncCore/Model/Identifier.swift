@@ -20,6 +20,12 @@ public enum Identifier {
         return bytes[0..<3].allSatisfy(isLetter) && bytes[4...].allSatisfy(isAlnum)
     }
 
+    /// The smallest identifier with this prefix minted at `time` or later (time bits, then
+    /// zeros): `id >= floor("syn", at: t)` selects the syncs created since `t`.
+    public static func floor(_ prefix: String, at time: Date) -> String {
+        encode(prefix, time: UInt64(max(0, time.timeIntervalSince1970 * 1000)), hi: 0, lo: 0)
+    }
+
     /// A new identifier with the given prefix, e.g. `make("syn")` → `syn_01JD…`.
     public static func make(_ prefix: String, now: Date = Date()) -> String {
         let ms = UInt64(max(0, now.timeIntervalSince1970 * 1000))
@@ -36,10 +42,13 @@ public enum Identifier {
             state = (ms, r)
             return (ms, r)
         }
+        return encode(prefix, time: time, hi: rnd.0, lo: rnd.1)
+    }
+
+    private static func encode(_ prefix: String, time: UInt64, hi: UInt16, lo low: UInt64) -> String {
         // 128 bits: 48 time | 16 hi random | 64 lo random; encode as 26 base32 chars (130 bits).
         var bytes = [UInt8](repeating: 0, count: 26)
-        let high = (time << 16) | UInt64(rnd.0) // top 64 bits
-        let low = rnd.1
+        let high = (time << 16) | UInt64(hi) // top 64 bits
         // Bits are taken 5 at a time from a 130-bit big-endian number whose top 2 bits are 0.
         for i in 0..<26 {
             let bitIndex = 125 - i * 5 // position of the lowest bit of this group in the 128-bit value

@@ -16,10 +16,16 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeoutSeconds: Double
     /// A request's body must arrive within this long of its headers.
     public var requestReadTimeoutSeconds: Double
+    /// The most server-sent event streams open at once; past it a new one is a `503`.
+    public var maxEventStreams: Int
+    /// How often an event stream with nothing to say sends a keep-alive comment.
+    public var eventKeepAliveSeconds: Double
 
     public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
                 maxConnections: Int = ServerConfiguration.defaultMaxConnections, idleTimeoutSeconds: Double = 30,
-                requestReadTimeoutSeconds: Double = 60) {
+                requestReadTimeoutSeconds: Double = 60, maxEventStreams: Int = 1000, eventKeepAliveSeconds: Double = 15) {
+        self.maxEventStreams = maxEventStreams
+        self.eventKeepAliveSeconds = eventKeepAliveSeconds
         self.host = host
         self.port = port
         self.tokens = tokens

@@ -10,8 +10,11 @@ final class ShutdownFlag: Sendable {
 
 struct ShutdownWatcher: Service {
     let flag: ShutdownFlag
+    let events: SyncEventHub
     func run() async throws {
         try? await gracefulShutdown()
         flag.set()
+        // Open event streams end now: the server waits for every response before it stops.
+        events.shutdown()
     }
 }

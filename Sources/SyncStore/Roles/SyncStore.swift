@@ -13,7 +13,7 @@ import SyncCore
 /// the database (unique indexes, CHECK constraints, conditional writes), never by a check
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
-    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory
+    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -131,4 +131,14 @@ public protocol SyncHistory: Sendable {
     /// and idempotency keys; records stay), in small transactions; never an active sync.
     /// Safe on every node at once. Returns how many syncs it deleted.
     func prune(_ policy: RetentionPolicy, now: Date) async throws -> Int
+}
+
+/// What live views (server-sent events) read: a few syncs by id, and what is moving.
+public protocol SyncWatching: Sendable {
+    /// These syncs as stored now, without their attempts (missing ids are left out).
+    func syncs(ids: [String]) async throws -> [Sync]
+    /// The syncs a view of everything must look at: every running sync, and the syncs
+    /// created or finished at or after `since` (at most `limit` of each, newest first),
+    /// optionally of one source. Without their attempts.
+    func syncActivity(since: Date, sourceID: String?, limit: Int) async throws -> [Sync]
 }

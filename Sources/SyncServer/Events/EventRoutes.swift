@@ -1,0 +1,130 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SyncCore
+import SyncStore
+
+/// Server-sent events (text/event-stream): one sync until it ends, or everything moving.
+struct EventRoutes {
+    let env: APIEnvironment
+    let hub: SyncEventHub
+
+    func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
+        router.add(.get, "/v1/syncs/{id}/events", in: table) { request, context in
+            let id = try request.path("id", context)
+            guard let first = try await env.store.sync(id: id) else { throw Problem.notFound("No sync \(id).") }
+            let lastEventID = request.headers[.lastEventID]
+            guard let subscription = hub.subscribe(syncID: id) else { throw Self.tooMany }
+            return Response(status: .ok, headers: Self.headers, body: ResponseBody { writer in
+                defer { subscription.cancel() }
+                var shown = first
+                if lastEventID != Self.eventID(first) {
+                    try await writer.write(SSE.event("progress", id: Self.eventID(first), APIRepresentation.progress(first.progress)))
+                    try await writer.write(SSE.event("status", id: Self.eventID(first), APIRepresentation.sync(first)))
+                }
+                if !first.status.isTerminal {
+                    loop: for await update in subscription.updates {
+                        switch update {
+                        case .sync(let now):
+                            let before = SyncFingerprint(shown), after = SyncFingerprint(now)
+                            guard before != after else { continue }
+                            if before.pages != after.pages || before.recordsRead != after.recordsRead {
+                                try await writer.write(SSE.event("progress", id: Self.eventID(now), APIRepresentation.progress(now.progress)))
+                            }
+                            if before.status != after.status || before.attempt != after.attempt || before.cancelRequested != after.cancelRequested {
+                                // A status event carries the whole sync, its attempts included.
+                                let full = try await env.store.sync(id: id) ?? now
+                                try await writer.write(SSE.event("status", id: Self.eventID(now), APIRepresentation.sync(full)))
+                            }
+                            shown = now
+                            if now.status.isTerminal { break loop }
+                        case .keepAlive:
+                            try await writer.write(SSE.comment)
+                        case .changes:
+                            continue
+                        case .end:
+                            break loop
+                        }
+                    }
+                }
+                try await writer.finish(nil)
+            })
+        }
+        router.add(.get, "/v1/events", in: table) { request, _ in
+            var sourceID: String?
+            if let raw = request.uri.queryParameters["source_id"] { sourceID = try await env.source(String(raw)).id }
+            // Resuming: the syncs created or finished since the last event seen, and what runs.
+            let resumeFrom = request.headers[.lastEventID].flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
+            guard let subscription = hub.subscribe(sourceID: sourceID) else { throw Self.tooMany }
+            let start = Date()
+            let snapshot: [Sync]
+            do {
+                snapshot = try await env.store.syncActivity(since: resumeFrom ?? start, sourceID: sourceID, limit: 1000)
+                    .filter { resumeFrom != nil || $0.status == .running }
+            } catch {
+                subscription.cancel()
+                throw error
+            }
+            return Response(status: .ok, headers: Self.headers, body: ResponseBody { writer in
+                defer { subscription.cancel() }
+                let startID = String(Int64(start.timeIntervalSince1970 * 1000))
+                for sync in snapshot.reversed() {
+                    try await writer.write(SSE.event("status", id: startID, APIRepresentation.sync(sync)))
+                }
+                if snapshot.isEmpty { try await writer.write(SSE.comment) }
+                loop: for await update in subscription.updates {
+                    switch update {
+                    case .changes(let syncs, let at):
+                        let id = String(Int64(at.timeIntervalSince1970 * 1000))
+                        for sync in syncs {
+                            if sync.status == .running {
+                                try await writer.write(SSE.event("progress", id: id, .object([
+                                    "sync_id": .string(sync.id), "source_id": .string(sync.sourceID),
+                                    "progress": APIRepresentation.progress(sync.progress),
+                                ])))
+                            }
+                            try await writer.write(SSE.event("status", id: id, APIRepresentation.sync(sync)))
+                        }
+                    case .keepAlive:
+                        try await writer.write(SSE.comment)
+                    case .sync:
+                        continue
+                    case .end:
+                        break loop
+                    }
+                }
+                try await writer.finish(nil)
+            })
+        }
+    }
+
+    static let tooMany = Problem.unavailable("Too many event streams are open on this node; try again later.")
+
+    static var headers: HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        return headers
+    }
+
+    /// A sync's state as an event id: attempt, pages committed, status.
+    static func eventID(_ sync: Sync) -> String { "\(sync.attempt).\(sync.progress.pages).\(sync.status.rawValue)" }
+}
+
+/// The text/event-stream framing (HTML Living Standard, "Server-sent events").
+enum SSE {
+    static func event(_ name: String, id: String, _ data: JSONValue) -> ByteBuffer {
+        var bytes: [UInt8] = []
+        bytes.append(contentsOf: "id: \(id)\nevent: \(name)\ndata: ".utf8)
+        JSONWriter.write(data, into: &bytes)
+        bytes.append(contentsOf: "\n\n".utf8)
+        return ByteBuffer(bytes: bytes)
+    }
+
+    static let comment = ByteBuffer(string: ": keep-alive\n\n")
+}
+
+extension HTTPField.Name {
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+}

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 import SyncCore
 import SyncStore
 
@@ -15,6 +16,7 @@ struct EventRoutes {
             guard let first = try await env.store.sync(id: id) else { throw Problem.notFound("No sync \(id).") }
             let lastEventID = request.headers[.lastEventID]
             guard let subscription = hub.subscribe(syncID: id) else { throw Self.tooMany }
+            if let channel = context.channel { await PeerClosedWatch.install(on: channel) { subscription.cancel() } }
             return Response(status: .ok, headers: Self.headers, body: ResponseBody { writer in
                 defer { subscription.cancel() }
                 var shown = first
@@ -22,7 +24,10 @@ struct EventRoutes {
                     try await writer.write(SSE.event("progress", id: Self.eventID(first), APIRepresentation.progress(first.progress)))
                     try await writer.write(SSE.event("status", id: Self.eventID(first), APIRepresentation.sync(first)))
                 }
+                // Graceful shutdown ends the stream: the server waits for every response before
+                // it stops, so a stream left open would hold the node up.
                 if !first.status.isTerminal {
+                    try await withGracefulShutdownHandler {
                     loop: for await update in subscription.updates {
                         switch update {
                         case .sync(let now):
@@ -46,16 +51,18 @@ struct EventRoutes {
                             break loop
                         }
                     }
+                    } onGracefulShutdown: { subscription.cancel() }
                 }
                 try await writer.finish(nil)
             })
         }
-        router.add(.get, "/v1/events", in: table) { request, _ in
+        router.add(.get, "/v1/events", in: table) { request, context in
             var sourceID: String?
             if let raw = request.uri.queryParameters["source_id"] { sourceID = try await env.source(String(raw)).id }
             // Resuming: the syncs created or finished since the last event seen, and what runs.
             let resumeFrom = request.headers[.lastEventID].flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
             guard let subscription = hub.subscribe(sourceID: sourceID) else { throw Self.tooMany }
+            if let channel = context.channel { await PeerClosedWatch.install(on: channel) { subscription.cancel() } }
             let start = Date()
             let snapshot: [Sync]
             do {
@@ -72,6 +79,7 @@ struct EventRoutes {
                     try await writer.write(SSE.event("status", id: startID, APIRepresentation.sync(sync)))
                 }
                 if snapshot.isEmpty { try await writer.write(SSE.comment) }
+                try await withGracefulShutdownHandler {
                 loop: for await update in subscription.updates {
                     switch update {
                     case .changes(let syncs, let at):
@@ -93,6 +101,7 @@ struct EventRoutes {
                         break loop
                     }
                 }
+                } onGracefulShutdown: { subscription.cancel() }
                 try await writer.finish(nil)
             })
         }

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 
 /// The request context of the API: Hummingbird's core storage plus the caller's role.
 public struct TributaryRequestContext: RequestContext {
@@ -7,8 +8,11 @@ public struct TributaryRequestContext: RequestContext {
     public var role: TokenRole?
     /// The id echoed in `X-Request-Id` and in `internal` problems.
     public var requestID: String?
+    /// The connection (event streams watch it for the client hanging up).
+    public let channel: (any Channel)?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 }

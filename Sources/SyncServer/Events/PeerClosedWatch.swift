@@ -1,0 +1,43 @@
+import Hummingbird
+import NIOCore
+
+/// Tells a long response (an event stream) that its client went away.
+///
+/// Hummingbird reads a connection's next request only after the current response ends, so
+/// a client that hangs up on an event stream is noticed only when a write fails, two
+/// keep-alive intervals later at best; meanwhile the stream holds its descriptor and its
+/// place in the hub. This handler, put at the front of the connection's pipeline for the
+/// length of the stream, sees the end of the client's input (or the connection's end) at
+/// once.
+enum PeerClosedWatch {
+    /// Calls `onClose` once, when the client closes its side or the connection ends.
+    static func install(on channel: any Channel, _ onClose: @escaping @Sendable () -> Void) async {
+        _ = try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(Handler(onClose), position: .first)
+        }.get()
+    }
+
+    private final class Handler: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        let onClose: @Sendable () -> Void
+        private var fired = false
+
+        init(_ onClose: @escaping @Sendable () -> Void) { self.onClose = onClose }
+
+        private func fire() {
+            guard !fired else { return }
+            fired = true
+            onClose()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, event == .inputClosed { fire() }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            fire()
+            context.fireChannelInactive()
+        }
+    }
+}

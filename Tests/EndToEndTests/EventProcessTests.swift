@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import SyncCore
+import TestSupport
+
+/// Server-sent events through the real binary: a stream of everything, a sync running on
+/// another node, many clients coming and going, and the cap on open streams.
+@Suite("Server-sent events through the real binary")
+struct EventProcessTests {
+    static let slowSource = #"{"name": "slow", "kind": "synthetic", "config": {"records": 50, "page_size": 10, "delay_ms_per_page": 200}}"#
+
+    /// Opens an event stream by hand and reads until `done` holds for the events so far.
+    func stream(port: Int, _ path: String, lastEventID: String? = nil, timeout: Duration = .seconds(30),
+                until done: @escaping ([ServerSentEvent]) -> Bool) async throws -> (head: String, events: [ServerSentEvent]) {
+        let connection = try RawConnection(port: port)
+        connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" + (lastEventID.map { "Last-Event-ID: \($0)\r\n" } ?? "") + "\r\n")
+        let text = await connection.read(until: { done(ServerSentEvent.parse($0)) }, timeout: timeout)
+        connection.hangUp()
+        return (text.components(separatedBy: "\r\n").first ?? "", ServerSentEvent.parse(text))
+    }
+
+    @Test func theStreamOfEverythingShowsASyncFromStartToEnd() async throws {
+        let dir = try TemporaryDirectory("e2e-events")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:e.sqlite", "--workers", "1"], directory: dir)
+        #expect(try await node.client.post("/v1/sources", Self.slowSource).status == 201)
+        async let watched = stream(port: node.port, "/v1/events") { events in
+            events.contains { $0.event == "status" && $0.data["status"] == .string("completed") }
+        }
+        try await Task.sleep(for: .milliseconds(500))  // the stream is open before the sync is queued
+        let id = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let (head, events) = try await watched
+        #expect(head == "HTTP/1.1 200 OK")
+        let mine = events.filter { ($0.data["id"] ?? $0.data["sync_id"]) == .string(id) }
+        let statuses = mine.filter { $0.event == "status" }.compactMap { $0.data["status"]?.stringValue }
+        #expect(statuses.first == "queued" || statuses.first == "running", "\(statuses)")
+        #expect(statuses.last == "completed")
+        let pages = mine.filter { $0.event == "progress" }.compactMap { $0.data["progress"]?["pages"]?.intValue }
+        #expect(!pages.isEmpty && pages == pages.sorted(), "\(pages)")
+        #expect(events.allSatisfy { $0.id.flatMap(Int64.init) != nil })
+        // Reconnecting with the last id seen replays what finished since: the sync's end.
+        let since = try #require(mine.first?.id)
+        let (_, replay) = try await stream(port: node.port, "/v1/events", lastEventID: since, timeout: .seconds(10)) { events in
+            events.contains { $0.data["id"] == .string(id) && $0.data["status"] == .string("completed") }
+        }
+        #expect(replay.contains { $0.data["id"] == .string(id) && $0.data["status"] == .string("completed") })
+        #expect(try await node.terminate() == 0)
+    }
+
+    @Test func aSyncRunningOnAnotherNodeIsStreamedToTheEnd() async throws {
+        let dir = try TemporaryDirectory("e2e-events-pg")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("events")
+        let api = try await TributaryProcess(serve: ["--database", database, "--role", "api"], directory: dir, name: "api")
+        let worker = try await TributaryProcess(serve: ["--database", database, "--role", "worker", "--workers", "2"], directory: dir, name: "worker")
+        #expect(try await api.client.post("/v1/sources", Self.slowSource).status == 201)
+        let id = try #require(try await api.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let (head, events) = try await stream(port: api.port, "/v1/syncs/\(id)/events") { events in
+            events.contains { $0.event == "status" && $0.data["status"] == .string("completed") }
+        }
+        #expect(head == "HTTP/1.1 200 OK")
+        let pages = events.filter { $0.event == "progress" }.compactMap { $0.data["pages"]?.intValue }
+        #expect(pages == pages.sorted() && pages.last == 5, "\(pages)")
+        #expect(pages.contains { $0 > 0 && $0 < 5 }, "no progress while it ran on the other node: \(pages)")
+        #expect(events.last?.data["attempts"]?.arrayValue?.first?["node"] != nil)
+        #expect(try await api.terminate() == 0)
+        #expect(try await worker.terminate() == 0)
+    }
+
+    /// 200 clients open streams and leave: the server's open descriptors come back to where
+    /// they were, and no stream is counted open. A cap refuses the stream past it with a 503.
+    @Test func manyClientsComeAndGoWithoutALeakAndTheCapHolds() async throws {
+        let dir = try TemporaryDirectory("e2e-events-many")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:m.sqlite", "--workers", "0", "--max-event-streams", "300"], directory: dir)
+        #expect(try await node.client.post("/v1/sources", Self.slowSource).status == 201)
+        let fdDirectory = "/proc/\(node.process.pid)/fd"
+        @Sendable func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: fdDirectory).count) ?? -1 }
+        // Warm up: the database's reader connections open on first use and stay (not a leak).
+        for _ in 0..<3 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        let connection = try RawConnection(port: node.port)
+                        connection.send("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                        _ = await connection.read(until: { $0.contains("keep-alive") }, timeout: .seconds(10))
+                        connection.hangUp()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await Task.sleep(for: .seconds(1))
+        let before = openDescriptors()
+        let opened = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let connection = try RawConnection(port: node.port)
+                    connection.send("GET \(i % 2 == 0 ? "/v1/events" : "/v1/events?source_id=slow") HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    let text = await connection.read(until: { $0.contains("keep-alive") || $0.contains("event:") }, timeout: .seconds(20))
+                    connection.hangUp()
+                    return text.hasPrefix("HTTP/1.1 200")
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(opened == 200)
+        var after = openDescriptors()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while after > before && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            after = openDescriptors()
+        }
+        #expect(after <= before, "descriptors before \(before), after \(after)")
+        #expect(try await node.terminate() == 0)
+
+        let capped = try await TributaryProcess(serve: ["--database", "sqlite:c.sqlite", "--workers", "0", "--max-event-streams", "2"], directory: dir, name: "capped")
+        let held = try (0..<2).map { _ in try RawConnection(port: capped.port) }
+        for connection in held {
+            connection.send("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            _ = await connection.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(10))
+        }
+        let refused = try await capped.client.get("/v1/events")
+        #expect(refused.status == 503)
+        #expect(refused.json["code"] == .string("unavailable"))
+        // Graceful shutdown ends the open streams rather than waiting for them.
+        let started = ContinuousClock.now
+        #expect(try await capped.terminate(timeout: .seconds(15)) == 0)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        for connection in held { connection.hangUp() }
+    }
+}

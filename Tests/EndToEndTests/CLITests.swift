@@ -52,6 +52,20 @@ struct CLITests {
         (code, out) = try await cli(["prune", "--older-than", "0", "--keep-last", "1", "--json"])
         #expect(code == 0 && (try? parseJSON(Array(out.utf8)))?["deleted_syncs"] == .number(0), "\(out)")
 
+        // Watching follows the event stream: a 2 s sync is watched with one read of the sync
+        // and one stream, not four reads a second.
+        (code, out) = try await cli(["source", "add", "paced", "--kind", "synthetic", "--config", #"{"records": 50, "page_size": 10, "delay_ms_per_page": 400}"#])
+        #expect(code == 0)
+        (code, out) = try await cli(["sync", "start", "paced", "--wait"])
+        #expect(code == 0 && out.contains("running") && out.contains("completed"), "\(out)")
+        let metrics = try await server.client.get("/metrics").text
+        func count(_ route: String) -> Double {
+            metrics.split(separator: "\n").first { $0.hasPrefix("tributary_http_request_duration_seconds_count") && $0.contains("route=\"\(route)\"") && $0.contains("method=\"GET\"") }
+                .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
+        }
+        #expect(count("/v1/syncs/{id}/events") >= 1, "\(metrics)")
+        #expect(count("/v1/syncs/{id}") <= 6, "polled: \(count("/v1/syncs/{id}"))")
+
         // A cancelled sync: watch exits 2.
         (code, out) = try await cli(["source", "add", "slow", "--kind", "synthetic", "--config", #"{"records": 100, "page_size": 10, "delay_ms_per_page": 60000}"#])
         (code, out) = try await cli(["sync", "start", "slow", "--json"])

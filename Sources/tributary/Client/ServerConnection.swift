@@ -65,6 +65,57 @@ struct ServerConnection {
     }
 }
 
+extension ServerConnection {
+    /// One server-sent event: its id, name and JSON data.
+    struct Event {
+        var id: String?
+        var name: String
+        var data: JSONValue
+    }
+
+    /// Reads a text/event-stream until the server ends it, handing each event to `onEvent`
+    /// (which returns false to stop). Throws like ``call(_:_:body:)`` for a problem answer or
+    /// an unreachable server; returns normally when the stream ends.
+    func stream(_ path: String, lastEventID: String?, onEvent: (Event) throws -> Bool) async throws {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "User-Agent", value: "tributary-cli/1")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.client.execute(request, deadline: .distantFuture)
+        } catch {
+            throw CommandFailure("cannot reach the server at \(baseURL): \(error)", exitCode: 5)
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+            let value = (try? JSONDecoder().decode(JSONValue.self, from: Data(body))) ?? .null
+            throw CommandFailure((value["detail"]?.stringValue ?? "HTTP \(response.status.code)") + (value["code"]?.stringValue.map { " (\($0))" } ?? ""),
+                                 exitCode: 4)
+        }
+        var pending: [UInt8] = []
+        for try await chunk in response.body {
+            pending += chunk.readableBytesView
+            // Events end with a blank line.
+            while let end = pending.firstRange(of: [10, 10]) {
+                let block = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+                pending.removeSubrange(..<end.upperBound)
+                var event = Event(id: nil, name: "message", data: .null)
+                var data = ""
+                for line in block.split(separator: "\n") {
+                    if line.hasPrefix("id: ") { event.id = String(line.dropFirst(4)) }
+                    else if line.hasPrefix("event: ") { event.name = String(line.dropFirst(7)) }
+                    else if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+                }
+                guard !data.isEmpty else { continue }  // a keep-alive comment
+                event.data = (try? JSONDecoder().decode(JSONValue.self, from: Data(data.utf8))) ?? .null
+                if try !onEvent(event) { return }
+            }
+        }
+    }
+}
+
 /// Output helpers: JSON as the API sent it, or aligned tables.
 enum Output {
     static func json(_ value: JSONValue) {

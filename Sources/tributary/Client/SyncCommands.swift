@@ -91,14 +91,21 @@ extension SyncStatus: ExpressibleByArgument {}
 
 /// Follows a sync: a live progress line on a terminal, one line per status change otherwise.
 /// Exits 0 when it completes, 1 when it fails, 2 when it is cancelled.
+///
+/// Fed by the server's event stream (`GET /v1/syncs/{id}/events`): progress as pages
+/// commit, without polling. A dropped stream is opened again with `Last-Event-ID` (five
+/// tries a second apart), so a server restart does not end the watch.
 struct SyncWatcher {
     let connection: ConnectionOptions
 
     func follow(_ id: String) async throws {
         let terminal = isatty(STDOUT_FILENO) == 1 && !connection.json
+        let server = connection.connection
+        var sync = try await server.call(.GET, "/v1/syncs/\(PathSegment.encode(id))")
         var lastStatus = ""
-        while true {
-            let sync = try await connection.connection.call(.GET, "/v1/syncs/\(PathSegment.encode(id))")
+        var lastEventID: String?
+        var failures = 0
+        func show() {
             let status = Output.text(sync["status"])
             if terminal {
                 // Unbuffered, so the line updates in place.
@@ -107,20 +114,43 @@ struct SyncWatcher {
                 print("\(id) \(status) pages=\(Output.text(sync["progress"]?["pages"])) records=\(Output.text(sync["progress"]?["records_read"]))")
             }
             lastStatus = status
-            if ["completed", "failed", "cancelled"].contains(status) {
-                if terminal { FileHandle.standardOutput.write(Data("\n".utf8)) }
-                if connection.json { Output.json(sync) }
-                if let error = sync["error"], error != .null, !connection.json {
-                    FileHandle.standardError.write(Data("\(Output.text(error["code"])): \(Output.text(error["message"]))\n".utf8))
-                }
-                switch status {
-                case "failed": throw ExitCode(1)
-                case "cancelled": throw ExitCode(2)
-                default: return
-                }
-            }
-            try await Task.sleep(for: .milliseconds(250))
         }
+        show()
+        while !Self.isTerminal(sync) {
+            do {
+                try await server.stream("/v1/syncs/\(PathSegment.encode(id))/events", lastEventID: lastEventID) { event in
+                    lastEventID = event.id ?? lastEventID
+                    switch event.name {
+                    case "status": sync = event.data
+                    case "progress": if case .object(var object) = sync { object["progress"] = event.data; sync = .object(object) }
+                    default: return true
+                    }
+                    show()
+                    return !Self.isTerminal(sync)
+                }
+                failures = 0
+            } catch let failure as CommandFailure where failure.exitCode == 5 {
+                failures += 1
+                if failures > 5 { throw failure }
+                try await Task.sleep(for: .seconds(1))
+            }
+            if !Self.isTerminal(sync) { sync = try await server.call(.GET, "/v1/syncs/\(PathSegment.encode(id))") }
+        }
+        show()
+        if terminal { FileHandle.standardOutput.write(Data("\n".utf8)) }
+        if connection.json { Output.json(sync) }
+        if let error = sync["error"], error != .null, !connection.json {
+            FileHandle.standardError.write(Data("\(Output.text(error["code"])): \(Output.text(error["message"]))\n".utf8))
+        }
+        switch Output.text(sync["status"]) {
+        case "failed": throw ExitCode(1)
+        case "cancelled": throw ExitCode(2)
+        default: return
+        }
+    }
+
+    static func isTerminal(_ sync: JSONValue) -> Bool {
+        ["completed", "failed", "cancelled"].contains(sync["status"]?.stringValue ?? "")
     }
 
     /// `running  [#########···········]  41 pages  41000 records  +40000 ~900 =100  8120 rec/s`

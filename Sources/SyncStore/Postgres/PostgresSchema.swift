@@ -143,6 +143,11 @@ enum PostgresSchema {
             "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal))",
             "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE status IN (\(SchemaVocabulary.terminal))",
         ],
+        // 3: claims in fair order (priority with aging): the order is an expression, indexed.
+        [
+            "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable))",
+            "DROP INDEX syncs_runnable",
+        ],
     ]
 
     /// Applies the missing migrations under the advisory lock, in one transaction.

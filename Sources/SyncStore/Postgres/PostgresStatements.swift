@@ -24,12 +24,12 @@ enum PostgresStatements {
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v2"
+        static let name = "tributary_claim_v3"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= $1::float8
-                ORDER BY priority DESC, run_at
+                ORDER BY \(StoreRules.claimOrder)
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (
                 UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = $2::text,

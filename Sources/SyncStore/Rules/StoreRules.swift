@@ -5,9 +5,19 @@ import SyncCore
 /// of pages, the queue's vocabulary, and the texts a store writes.
 enum StoreRules {
     /// Statuses a worker may claim: the claim statements, the next run time and the
-    /// `syncs_runnable` partial index of both schemas all use this one list.
+    /// `syncs_claim_order` partial index of both schemas all use this one list.
     static let runnableStatuses: [SyncStatus] = [.queued, .retrying]
     static let runnable = runnableStatuses.map(\.rawValue)
+
+    /// Fair priorities with aging (docs/queue.md): a waiting sync gains one priority level
+    /// per `agingSecondsPerPriority` seconds since it became runnable. Claims take the
+    /// runnable sync with the smallest `run_at − priority × 60`, so a sync of priority p
+    /// runnable at t goes before every sync of priority q that becomes runnable after
+    /// t + (q − p) × 60 s: none waits forever behind a stream of more urgent ones.
+    static let agingSecondsPerPriority = 60
+    /// The claim order as an expression, the same text in the claims and in the index
+    /// `syncs_claim_order` of both schemas (so each database walks the index).
+    static let claimOrder = "(run_at - priority * \(agingSecondsPerPriority).0)"
 
     /// The attempt error of a sync taken back from a worker that stopped heartbeating.
     static let leaseExpired = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)

@@ -23,7 +23,7 @@ extension SQLiteDriver {
             db.cachedStatement(sql: """
                 SELECT id, status FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= ?
-                ORDER BY priority DESC, run_at LIMIT 1
+                ORDER BY \(StoreRules.claimOrder) LIMIT 1
                 """),
             arguments: [t]) else { return nil }
         let id: String = row["id"]

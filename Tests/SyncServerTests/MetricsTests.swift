@@ -51,7 +51,14 @@ struct MetricsTests {
             }
             #expect(syncs.map { $0["status"]?.stringValue } == ["completed", "completed", "failed", "completed"])
             #expect(syncs[3]["attempt"] == .number(2))
-            let after = try await Self.scrape(client)
+            // A worker counts a sync just after the commit that the API already shows: scrape
+            // until the last one is in (then every figure must be exact).
+            var after = try await Self.scrape(client)
+            for _ in 0..<50 where (after["tributary_syncs_finished_total{kind=http-json,status=completed}"] ?? 0)
+                - (before["tributary_syncs_finished_total{kind=http-json,status=completed}"] ?? 0) < 3 {
+                try await Task.sleep(for: .milliseconds(100))
+                after = try await Self.scrape(client)
+            }
             func delta(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
             func sum(_ field: String) -> Double { syncs.reduce(0) { $0 + ($1["progress"]?[field]?.doubleValue ?? 0) } }
 

@@ -74,6 +74,13 @@ struct CLITests {
         #expect(code == 0)
         (code, _) = try await cli(["sync", "watch", id])
         #expect(code == 2)
+        // Bulk: by filter, each under the single-sync rules; no id and no filter is a usage error.
+        (code, out) = try await cli(["sync", "retry", "--source", "slow"])
+        #expect(code == 0 && out.contains("retry: 1 of 1 matching syncs"), "\(out)")
+        (code, out) = try await cli(["sync", "cancel", "--source", "slow", "--status", "queued", "--status", "running"])
+        #expect(code == 0 && out.contains("cancel: 1 of 1 matching syncs"), "\(out)")
+        (code, out) = try await cli(["sync", "cancel"])
+        #expect(code == 3, "\(out)")
 
         // A failed sync: exit 1, its error on stderr.
         let created = try await server.client.post("/v1/sources", #"{"name": "bad", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1}, "retry": {"max_attempts": 1}}"#)

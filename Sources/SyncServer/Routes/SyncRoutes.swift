@@ -31,17 +31,23 @@ struct SyncRoutes {
             JSONResponse.make(APIRepresentation.sync(try await sync(try request.path("id", context))))
         }
         router.add(.post, "/v1/syncs/{id}/cancel", in: table) { request, context in
-            let id = try request.path("id", context)
-            let now = Date()
-            let sync = try await env.store.requestCancel(syncID: id, now: now)
-            // A queued or retrying sync ends here and now (a repeated cancel returns the earlier
-            // end; a running one ends on its worker, which counts it).
-            if sync.status == .cancelled, let end = sync.finishedAt, abs(end.timeIntervalSince(now)) < 0.001 {
-                let kind = try? await env.store.source(idOrName: sync.sourceID)?.kind
-                env.metrics.syncFinished(status: sync.status.rawValue, kind: kind ?? "unknown",
-                                         seconds: sync.startedAt.map { end.timeIntervalSince($0) })
-            }
+            let sync = try await cancel(try request.path("id", context))
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
+        }
+        // Bulk actions: each matching sync under the single-sync rules; one that a rule
+        // refuses (already ended, another sync of its source active) is left as it is.
+        router.add(.post, "/v1/syncs/cancel", in: table) { request, _ in
+            try await bulk(request, defaultStatuses: SyncStatus.active) { id in
+                let before = try await env.store.sync(id: id)
+                let after = try await cancel(id)
+                return after.status != before?.status || after.cancelRequested != before?.cancelRequested
+            }
+        }
+        router.add(.post, "/v1/syncs/retry", in: table) { request, _ in
+            try await bulk(request, defaultStatuses: [.failed, .cancelled]) { id in
+                _ = try await env.store.retry(syncID: id, now: Date())
+                return true
+            }
         }
         router.add(.post, "/v1/syncs/{id}/retry", in: table) { request, context in
             let sync = try await env.store.retry(syncID: try request.path("id", context), now: Date())
@@ -66,6 +72,48 @@ struct SyncRoutes {
             let next = rows.count > page.limit ? Cursor.encode(String(rows[page.limit - 1].id), kind: "rer") : nil
             return JSONResponse.make(APIRepresentation.page(items, nextCursor: next))
         }
+    }
+
+    /// Cancels one sync. A queued or retrying sync ends here and now and is counted as
+    /// finished (a repeated cancel returns the earlier end; a running one ends on its
+    /// worker, which counts it).
+    private func cancel(_ id: String) async throws -> Sync {
+        let now = Date()
+        let sync = try await env.store.requestCancel(syncID: id, now: now)
+        if sync.status == .cancelled, let end = sync.finishedAt, abs(end.timeIntervalSince(now)) < 0.001 {
+            let kind = try? await env.store.source(idOrName: sync.sourceID)?.kind
+            env.metrics.syncFinished(status: sync.status.rawValue, kind: kind ?? "unknown",
+                                     seconds: sync.startedAt.map { end.timeIntervalSince($0) })
+        }
+        return sync
+    }
+
+    /// Applies `action` to every sync the body's filter matches (at most ``BulkFilter/maxSyncs``,
+    /// newest first); answers how many matched and how many the action changed.
+    private func bulk(_ request: Request, defaultStatuses: [SyncStatus],
+                      _ action: (String) async throws -> Bool) async throws -> Response {
+        var (filter, source) = try BulkFilter.parse(try await request.bodyBytes(limit: env.maxBodyBytes), defaultStatuses: defaultStatuses)
+        if let source { filter.sourceID = try await env.source(source).id }
+        var ids: [String] = []
+        var before: String?
+        while ids.count < BulkFilter.maxSyncs {
+            let want = min(1000, BulkFilter.maxSyncs - ids.count)
+            let page = try await env.store.listSyncs(filter, limit: want, before: before)
+            ids += page.map(\.id)
+            guard page.count == want, let last = page.last else { break }
+            before = last.id
+        }
+        var affected = 0
+        for id in ids {
+            do {
+                if try await action(id) { affected += 1 }
+            } catch let error as SyncStoreError {
+                // The rules refused this one (it ended meanwhile, or its source has another
+                // active sync): skipped, the others go on. A database fault stops the call.
+                if case .unavailable = error { throw error }
+            }
+        }
+        return JSONResponse.make(.object(["affected": .number(Double(affected)), "matched": .number(Double(ids.count))]))
     }
 
     private func sync(_ id: String) async throws -> Sync {

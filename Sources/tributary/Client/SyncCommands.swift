@@ -59,20 +59,26 @@ struct SyncCommand: AsyncParsableCommand {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a sync, wherever it runs.")
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a sync, wherever it runs; or, without an id, every sync the filters match (at most 10,000).")
         @OptionGroup var connection: ConnectionOptions
-        @Argument var id: String
+        @Argument var id: String?
+        @OptionGroup var filter: BulkFilterOptions
         func run() async throws {
+            guard let id else { return try await filter.apply("cancel", connection) }
             let sync = try await connection.connection.call(.POST, "/v1/syncs/\(PathSegment.encode(id))/cancel")
             if connection.json { Output.json(sync) } else { print("sync \(id): \(Output.text(sync["status"]))\(sync["cancel_requested"] == .bool(true) && sync["status"] != .string("cancelled") ? " (cancel requested)" : "")") }
         }
     }
 
     struct Retry: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue a failed or cancelled sync again; it resumes from its checkpoint.")
+        static let configuration = CommandConfiguration(
+            abstract: "Queue a failed or cancelled sync again (it resumes from its checkpoint); or, without an id, every one the filters match.")
         @OptionGroup var connection: ConnectionOptions
-        @Argument var id: String
+        @Argument var id: String?
+        @OptionGroup var filter: BulkFilterOptions
         func run() async throws {
+            guard let id else { return try await filter.apply("retry", connection) }
             let sync = try await connection.connection.call(.POST, "/v1/syncs/\(PathSegment.encode(id))/retry")
             if connection.json { Output.json(sync) } else { print("sync \(id): \(Output.text(sync["status"]))") }
         }
@@ -83,6 +89,28 @@ struct SyncCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument var id: String
         func run() async throws { try await SyncWatcher(connection: connection).follow(id) }
+    }
+}
+
+/// `--source`, `--status`, `--since`, `--until`: the body of `POST /v1/syncs/cancel|retry`.
+struct BulkFilterOptions: ParsableArguments {
+    @Option(help: "Only syncs of this source (id or name).") var source: String?
+    @Option(help: "Only syncs in this status (repeatable).") var status: [SyncStatus] = []
+    @Option(help: "Only syncs queued at or after this RFC 3339 time.") var since: String?
+    @Option(help: "Only syncs queued before this RFC 3339 time.") var until: String?
+
+    func apply(_ action: String, _ connection: ConnectionOptions) async throws {
+        guard source != nil || !status.isEmpty || since != nil || until != nil else {
+            throw CommandFailure("give a sync id, or at least one of --source, --status, --since, --until", exitCode: 3)
+        }
+        var body: JSONObject = [:]
+        if let source { body["source_id"] = .string(source) }
+        if !status.isEmpty { body["status"] = .array(status.map { .string($0.rawValue) }) }
+        if let since { body["since"] = .string(since) }
+        if let until { body["until"] = .string(until) }
+        let result = try await connection.connection.call(.POST, "/v1/syncs/\(action)", body: .object(body))
+        if connection.json { return Output.json(result) }
+        print("\(action): \(HealthCommand.number(result["affected"])) of \(HealthCommand.number(result["matched"])) matching syncs")
     }
 }
 

@@ -81,6 +81,11 @@ struct CLITests {
         #expect(code == 0 && out.contains("cancel: 1 of 1 matching syncs"), "\(out)")
         (code, out) = try await cli(["sync", "cancel"])
         #expect(code == 3, "\(out)")
+        (code, out) = try await cli(["source", "pause", "slow"])
+        #expect(code == 0 && out.contains("paused source slow"), "\(out)")
+        #expect(try await server.client.get("/v1/sources/slow").json["paused"] == .bool(true))
+        (code, out) = try await cli(["source", "resume", "slow"])
+        #expect(code == 0 && out.contains("resumed source slow"), "\(out)")
 
         // A failed sync: exit 1, its error on stderr.
         let created = try await server.client.post("/v1/sources", #"{"name": "bad", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1}, "retry": {"max_attempts": 1}}"#)

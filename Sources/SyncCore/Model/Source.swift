@@ -16,12 +16,16 @@ public struct Source: Sendable, Equatable {
     public var state: JSONObject
     public var createdAt: Date
     public var updatedAt: Date
+    /// A paused source is neither scheduled nor claimed: its queued sync waits, a running one
+    /// finishes (docs/queue.md). Changed only by pause and resume.
+    public var paused: Bool
 
     public init(
         id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
         priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
-        minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date
+        minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false
     ) {
+        self.paused = paused
         self.id = id
         self.name = name
         self.kind = kind

@@ -19,6 +19,7 @@ enum APIRepresentation {
             "config": .object(SecretRedaction.redact(source.config)),
             "schedule": source.schedule.map { .fields([Schedule.CodingKeys.everySeconds: .number($0.everySeconds)]) } ?? .null,
             "priority": int(source.priority),
+            "paused": .bool(source.paused),
             "retry": .fields([
                 RetryPolicy.CodingKeys.maxAttempts: int(source.retry.maxAttempts),
                 .initialDelaySeconds: .number(source.retry.initialDelaySeconds),

@@ -19,7 +19,8 @@ struct SourceRoutes {
         }
         router.add(.get, "/v1/sources", in: table) { request, _ in
             let page = try PageQuery.parse(request, cursorKind: "src")
-            let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after)
+            let paused: Bool? = request.uri.queryParameters["paused"] == nil ? nil : try PageQuery.flag(request, "paused")
+            let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after, paused: paused)
             let shown = sources.prefix(page.limit)
             let summaries = try await env.store.summaries(sourceIDs: shown.map(\.id))
             let items = shown.map { APIRepresentation.source($0, summary: summaries[$0.id] ?? .none) }
@@ -35,6 +36,13 @@ struct SourceRoutes {
             let updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
             try await checkEgress(updated)
             return try await respond(try await env.store.updateSource(updated))
+        }
+        // Pause and resume (docs/queue.md): a paused source is neither scheduled nor claimed.
+        for (action, paused) in [("pause", true), ("resume", false)] {
+            router.add(.post, "/v1/sources/{id}/\(action)", in: table) { request, context in
+                let source = try await env.source(try request.path("id", context))
+                return try await respond(try await env.store.setPaused(sourceID: source.id, paused: paused, now: Date()))
+            }
         }
         router.add(.delete, "/v1/sources/{id}", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))

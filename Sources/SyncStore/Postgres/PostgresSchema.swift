@@ -148,6 +148,10 @@ enum PostgresSchema {
             "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable))",
             "DROP INDEX syncs_runnable",
         ],
+        // 4: paused sources (neither scheduled nor claimed).
+        [
+            "ALTER TABLE sources ADD COLUMN paused boolean NOT NULL DEFAULT false",
+        ],
     ]
 
     /// Applies the missing migrations under the advisory lock, in one transaction.

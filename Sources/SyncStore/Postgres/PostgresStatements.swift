@@ -15,7 +15,7 @@ enum PostgresStatements {
 
     static let sourceColumns = [
         "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
-        "min_trigger_interval_seconds", "state", "created_at", "updated_at",
+        "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused",
     ]
     /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
     static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
@@ -24,11 +24,12 @@ enum PostgresStatements {
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v3"
+        static let name = "tributary_claim_v4"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= $1::float8
+                  AND NOT EXISTS (SELECT 1 FROM sources p WHERE p.id = syncs.source_id AND p.paused)
                 ORDER BY \(StoreRules.claimOrder)
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (

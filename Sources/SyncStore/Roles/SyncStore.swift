@@ -37,13 +37,15 @@ public protocol SourceCatalog: Sendable {
     func createSource(_ source: Source) async throws -> Source
     /// The source with this id, or else with this name.
     func source(idOrName: String) async throws -> Source?
-    /// Sources ordered by id, after the given id.
-    func listSources(limit: Int, after: String?) async throws -> [Source]
+    /// Sources ordered by id, after the given id; only paused (or only running) ones if `paused` says.
+    func listSources(limit: Int, after: String?, paused: Bool?) async throws -> [Source]
     /// The latest sync, latest finished sync and last success of a source (the syncs
     /// without their attempts).
     func summary(sourceID: String) async throws -> SourceSyncSummary
     /// ``summary(sourceID:)`` of many sources in a constant number of queries.
     func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary]
+    /// Pauses (not scheduled, not claimed) or resumes a source. Throws `notFound`.
+    func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source
     /// Replaces a source's definition (not its state). Throws `nameTaken` or `notFound`.
     func updateSource(_ source: Source) async throws -> Source
     /// Deletes a source, its syncs and its records. Throws ``SyncStoreError/sourceInUse(activeSyncID:)``
@@ -141,4 +143,11 @@ public protocol SyncWatching: Sendable {
     /// created or finished at or after `since` (at most `limit` of each, newest first),
     /// optionally of one source. Without their attempts.
     func syncActivity(since: Date, sourceID: String?, limit: Int) async throws -> [Sync]
+}
+
+extension SourceCatalog {
+    /// Sources ordered by id, after the given id.
+    public func listSources(limit: Int, after: String?) async throws -> [Source] {
+        try await listSources(limit: limit, after: after, paused: nil)
+    }
 }

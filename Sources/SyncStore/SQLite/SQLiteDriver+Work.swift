@@ -23,6 +23,7 @@ extension SQLiteDriver {
             db.cachedStatement(sql: """
                 SELECT id, status FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM sources p WHERE p.id = syncs.source_id AND p.paused)
                 ORDER BY \(StoreRules.claimOrder) LIMIT 1
                 """),
             arguments: [t]) else { return nil }

@@ -134,6 +134,10 @@ enum SQLiteSchema {
         CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable));
         DROP INDEX syncs_runnable;
         """,
+        // 5: paused sources (neither scheduled nor claimed).
+        """
+        ALTER TABLE sources ADD COLUMN paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1));
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

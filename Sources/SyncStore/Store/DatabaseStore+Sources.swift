@@ -24,8 +24,9 @@ extension DatabaseStore: SourceCatalog {
         return try rows.first(0).map { try StoreRows.source($0) }
     }
 
-    public func listSources(limit: Int, after: String?) async throws -> [Source] {
-        let rows = try await driver.read(["SELECT * FROM sources WHERE id > \(after ?? "") ORDER BY id LIMIT \(limit)"])
+    public func listSources(limit: Int, after: String?, paused: Bool?) async throws -> [Source] {
+        let filter: SQL = paused.map { "AND paused = \($0)" } ?? ""
+        let rows = try await driver.read(["SELECT * FROM sources WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)"])
         return try rows[0].map { try StoreRows.source($0) }
     }
 
@@ -77,6 +78,20 @@ extension DatabaseStore: SourceCatalog {
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
+                return try StoreRows.source(row)
+            }
+        })
+    }
+
+    /// Pauses or resumes a source. Resuming wakes the workers (its queued sync may run now).
+    public func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source {
+        try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [StoreWrite("""
+                UPDATE sources SET paused = \(paused), updated_at = \(now.timeIntervalSince1970) WHERE id = \(sourceID) RETURNING id
+                """, requireRow: .notFound("source \(sourceID)"))],
+                events: paused ? [] : [.wake],
+                then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in
+                guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
                 return try StoreRows.source(row)
             }
         })

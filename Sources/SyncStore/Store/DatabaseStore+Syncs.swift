@@ -138,7 +138,7 @@ extension DatabaseStore: QueueMaintenance {
         let t = now.timeIntervalSince1970
         return try await driver.transact(StoreTransaction(facts: ["""
             SELECT * FROM sources
-            WHERE schedule_every_seconds IS NOT NULL
+            WHERE schedule_every_seconds IS NOT NULL AND NOT paused
               AND (last_queued_at IS NULL OR last_queued_at + schedule_every_seconds <= \(t))
               AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.source_id = sources.id
                               AND syncs.status \(in: SyncStatus.active.map(\.rawValue)))

@@ -72,7 +72,8 @@ enum StoreRows {
             minTriggerIntervalSeconds: try row.double("min_trigger_interval_seconds"),
             state: decodeCached(JSONObject.self, try row.string("state")) ?? [:],
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
-            updatedAt: Date(timeIntervalSince1970: try row.double("updated_at"))
+            updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
+            paused: try row.bool("paused")
         )
     }
 

@@ -6,7 +6,7 @@ import SyncCore
 struct SourceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "source", abstract: "Manage sources on a server.",
-        subcommands: [Add.self, List.self, Show.self, Remove.self])
+        subcommands: [Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a source.")
@@ -63,6 +63,26 @@ struct SourceCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument var name: String
         func run() async throws { Output.json(try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(name))")) }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop scheduling and claiming a source's syncs (a running one finishes).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var name: String
+        func run() async throws {
+            let source = try await connection.connection.call(.POST, "/v1/sources/\(PathSegment.encode(name))/pause")
+            if connection.json { Output.json(source) } else { print("paused source \(name)") }
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Schedule and claim a paused source's syncs again.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var name: String
+        func run() async throws {
+            let source = try await connection.connection.call(.POST, "/v1/sources/\(PathSegment.encode(name))/resume")
+            if connection.json { Output.json(source) } else { print("resumed source \(name)") }
+        }
     }
 
     struct Remove: AsyncParsableCommand {

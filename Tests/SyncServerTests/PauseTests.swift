@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Pause and resume: a paused source is neither scheduled nor claimed; a running sync finishes.
+@Suite("Pause and resume")
+struct PauseTests {
+    @Test(arguments: StoreBackend.allCases)
+    func aPausedSourceIsNeitherClaimedNorScheduled(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 2, pollInterval: .milliseconds(100)).test { client in
+            _ = try await client.createSource("p", records: 10, pageSize: 5)
+            _ = try await client.createSource("free", records: 10, pageSize: 5)
+            let paused = try await client.call(.post, "/v1/sources/p/pause")
+            #expect(paused.status == .ok)
+            #expect(paused.json["paused"] == .bool(true))
+            #expect(try await client.call(.post, "/v1/sources/p/pause").json["paused"] == .bool(true))  // idempotent
+            let waiting = try #require(try await client.call(.post, "/v1/sources/p/syncs").json["id"]?.stringValue)
+            let other = try #require(try await client.call(.post, "/v1/sources/free/syncs").json["id"]?.stringValue)
+            // The other source's sync (queued after it) runs; the paused one waits.
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(other)").json["status"] == .string("completed") ? true : nil }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await client.call(.get, "/v1/syncs/\(waiting)").json["status"] == .string("queued"))
+            let listed = try await client.call(.get, "/v1/sources?paused=true").json["items"]?.arrayValue ?? []
+            #expect(listed.map { $0["name"] } == [.string("p")])
+            #expect(try await client.call(.get, "/v1/sources?paused=false").json["items"]?.arrayValue?.map { $0["name"] } == [.string("free")])
+            #expect(try await client.call(.get, "/v1/sources?paused=maybe").status == .unprocessableContent)
+            // Resume: it runs.
+            let resumed = try await client.call(.post, "/v1/sources/p/resume")
+            #expect(resumed.json["paused"] == .bool(false))
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(waiting)").json["status"] == .string("completed") ? true : nil }
+
+            // A scheduled source that is paused is not queued by the scheduler.
+            let scheduled = try await client.call(.post, "/v1/sources", #"{"name": "sched", "kind": "synthetic", "config": {"records": 1}, "schedule": {"every_seconds": 1}}"#)
+            #expect(scheduled.status == .created)
+            _ = try await eventually { (try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0) >= 1 ? true : nil }
+            #expect(try await client.call(.post, "/v1/sources/sched/pause").status == .ok)
+            _ = try await eventually { () -> Bool? in
+                let items = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")&status=queued,running").json["items"]?.arrayValue ?? []
+                return items.isEmpty ? true : nil
+            }
+            let before = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0
+            try await Task.sleep(for: .milliseconds(2500))
+            let after = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0
+            #expect(after == before, "the scheduler queued a paused source's sync")
+            #expect(try await client.call(.post, "/v1/sources/nope/pause").status == .notFound)
+        }
+    }
+}

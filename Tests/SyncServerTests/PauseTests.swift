@@ -48,6 +48,18 @@ struct PauseTests {
             let after = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0
             #expect(after == before, "the scheduler queued a paused source's sync")
             #expect(try await client.call(.post, "/v1/sources/nope/pause").status == .notFound)
+
+            // A sync retried while its source is paused waits too.
+            let failing = try await client.call(.post, "/v1/sources", #"{"name": "f", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1}, "retry": {"max_attempts": 1}}"#)
+            #expect(failing.status == .created)
+            let failed = try #require(try await client.call(.post, "/v1/sources/f/syncs").json["id"]?.stringValue)
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(failed)").json["status"] == .string("failed") ? true : nil }
+            #expect(try await client.call(.post, "/v1/sources/f/pause").status == .ok)
+            #expect(try await client.call(.post, "/v1/syncs/\(failed)/retry").status == .accepted)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await client.call(.get, "/v1/syncs/\(failed)").json["status"] == .string("queued"))
+            #expect(try await client.call(.post, "/v1/sources/f/resume").status == .ok)
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(failed)").json["status"] == .string("failed") ? true : nil }
         }
     }
 }

@@ -143,14 +143,13 @@ enum PostgresSchema {
             "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal))",
             "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE status IN (\(SchemaVocabulary.terminal))",
         ],
-        // 3: claims in fair order (priority with aging): the order is an expression, indexed.
-        [
-            "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable))",
-            "DROP INDEX syncs_runnable",
-        ],
-        // 4: paused sources (neither scheduled nor claimed).
+        // 3: claims in fair order (priority with aging: the order is an expression, indexed),
+        // and paused sources, whose syncs are held out of that index.
         [
             "ALTER TABLE sources ADD COLUMN paused boolean NOT NULL DEFAULT false",
+            "ALTER TABLE syncs ADD COLUMN held boolean NOT NULL DEFAULT false",
+            "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held",
+            "DROP INDEX syncs_runnable",
         ],
     ]
 

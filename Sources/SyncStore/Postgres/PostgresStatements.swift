@@ -24,12 +24,11 @@ enum PostgresStatements {
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v4"
+        static let name = "tributary_claim_v5"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
-                WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= $1::float8
-                  AND NOT EXISTS (SELECT 1 FROM sources p WHERE p.id = syncs.source_id AND p.paused)
+                WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= $1::float8
                 ORDER BY \(StoreRules.claimOrder)
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (

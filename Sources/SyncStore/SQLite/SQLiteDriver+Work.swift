@@ -22,8 +22,7 @@ extension SQLiteDriver {
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: """
                 SELECT id, status FROM syncs
-                WHERE status IN (\(SchemaVocabulary.runnable)) AND run_at <= ?
-                  AND NOT EXISTS (SELECT 1 FROM sources p WHERE p.id = syncs.source_id AND p.paused)
+                WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= ?
                 ORDER BY \(StoreRules.claimOrder) LIMIT 1
                 """),
             arguments: [t]) else { return nil }

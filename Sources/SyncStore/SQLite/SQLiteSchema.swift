@@ -129,14 +129,13 @@ enum SQLiteSchema {
         CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal));
         CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE status IN (\(SchemaVocabulary.terminal));
         """,
-        // 4: claims in fair order (priority with aging): the order is an expression, indexed.
-        """
-        CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable));
-        DROP INDEX syncs_runnable;
-        """,
-        // 5: paused sources (neither scheduled nor claimed).
+        // 4: claims in fair order (priority with aging: the order is an expression, indexed),
+        // and paused sources, whose syncs are held out of that index.
         """
         ALTER TABLE sources ADD COLUMN paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1));
+        ALTER TABLE syncs ADD COLUMN held INTEGER NOT NULL DEFAULT 0 CHECK (held IN (0, 1));
+        CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held;
+        DROP INDEX syncs_runnable;
         """,
     ]
 

@@ -83,12 +83,18 @@ extension DatabaseStore: SourceCatalog {
         })
     }
 
-    /// Pauses or resumes a source. Resuming wakes the workers (its queued sync may run now).
+    /// Pauses or resumes a source. Its active syncs are held out of (or put back into) the
+    /// claim index in the same transaction, so the claim needs no look at the source; new
+    /// and retried syncs take the source's flag as they are queued (under its row lock).
+    /// Resuming wakes the workers (its queued sync may run now).
     public func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source {
         try await driver.transact(StoreTransaction { _ in
-            StoreDecision(writes: [StoreWrite("""
-                UPDATE sources SET paused = \(paused), updated_at = \(now.timeIntervalSince1970) WHERE id = \(sourceID) RETURNING id
-                """, requireRow: .notFound("source \(sourceID)"))],
+            StoreDecision(writes: [
+                StoreWrite("""
+                    UPDATE sources SET paused = \(paused), updated_at = \(now.timeIntervalSince1970) WHERE id = \(sourceID) RETURNING id
+                    """, requireRow: .notFound("source \(sourceID)")),
+                StoreWrite("UPDATE syncs SET held = \(paused) WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active.map(\.rawValue))"),
+            ],
                 events: paused ? [] : [.wake],
                 then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }

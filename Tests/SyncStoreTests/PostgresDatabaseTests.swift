@@ -15,6 +15,33 @@ struct PostgresDatabaseTests {
         return (store, url)
     }
 
+    /// A newer node adds columns (a rolling upgrade): this node's prepared `SELECT *` and
+    /// `RETURNING *` statements change result type; it reconnects and goes on, reads and writes.
+    @Test func columnsAddedByANewerNodeDoNotStopThisOne() async throws {
+        let (store, url) = try await freshStore()
+        defer { Task { await store.close() } }
+        let source = try await store.createSource(makeSource())
+        // Prepare the statements on every connection of the pool.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { _ = try await store.source(idOrName: source.id); _ = try await store.listSyncs(SyncFilter(), limit: 5, before: nil) } }
+            try await group.waitForAll()
+        }
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let first = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        _ = try await store.finish(first.lease, outcome: .completed, now: Date())
+        try await PostgresCluster.psql(url, "ALTER TABLE sources ADD COLUMN from_the_future integer DEFAULT 7")
+        try await PostgresCluster.psql(url, "ALTER TABLE syncs ADD COLUMN from_the_future integer DEFAULT 7")
+        for _ in 0..<8 {
+            #expect(try await store.source(idOrName: source.id)?.id == source.id)
+            #expect(try await store.listSyncs(SyncFilter(), limit: 5, before: nil).count == 1)
+        }
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let second = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        let done = try await store.completeWithFinalPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 30, checkpoint: nil),
+                                                         lease: second.lease, now: Date())
+        #expect(done.status == .completed && done.progress.recordsCreated == 3)
+    }
+
     @Test func aPageThatFailsHalfwayLeavesNoTrace() async throws {
         let (store, url) = try await freshStore()
         defer { Task { await store.close() } }

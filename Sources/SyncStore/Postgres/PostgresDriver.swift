@@ -16,6 +16,7 @@ import Synchronization
 final class PostgresDriver: StoreDriver {
     let client: PostgresClient
     let logger: Logger
+    let maximumConnections: Int
     var dialect: SQLDialect { .postgres }
 
     /// The pool does not connect until ``run()`` runs (a node's service group runs it;
@@ -23,6 +24,7 @@ final class PostgresDriver: StoreDriver {
     init(url: String, maximumConnections: Int, logger: Logger) throws {
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = maximumConnections
+        self.maximumConnections = maximumConnections
         // One connection attempt gives up after this long; operations waiting for a connection
         // give up after `connectionDeadline` (an outage reaches the API and workers as `unavailable`).
         configuration.options.connectTimeout = .seconds(3)
@@ -175,14 +177,47 @@ final class PostgresDriver: StoreDriver {
 
     /// Leases a connection for `body`, giving up with `unavailable` if none comes within
     /// ``connectionDeadline``; once `body` runs, it runs to its end.
+    ///
+    /// A migration by a newer node that adds a column to a table leaves this node's
+    /// prepared `SELECT *` statements failing with "cached plan must not change result type"
+    /// (SQLSTATE 0A000) on every connection that prepared them. Such a connection is closed
+    /// (the pool opens a fresh one, which prepares the statements anew) and `body` runs
+    /// again: it failed before writing anything (a transaction rolls back), and rows
+    /// are read by column name, so the added column is simply not read. This keeps a node
+    /// of this version running through the next rolling upgrade.
     private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        // Each failure closes one stale connection; at most every pooled one can be stale.
+        var tries = 0
+        while true {
+            do {
+                return try await leasedConnection(body)
+            } catch let error as PSQLError where Self.isStalePlan(error) && tries <= maximumConnections {
+                tries += 1
+                logger.notice("a prepared statement's result changed (a newer node migrated the schema); reconnecting")
+            }
+        }
+    }
+
+    /// SQLSTATE 0A000 "cached plan must not change result type": the connection that saw it
+    /// is closed before the error goes on, so no later request gets it.
+    static func isStalePlan(_ error: PSQLError) -> Bool {
+        error.sqlState == "0A000" && (error.serverInfo?[.message]?.contains("cached plan") ?? false)
+    }
+
+    private func leasedConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = client
         let leased = LeaseFlag()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 try await client.withConnection { connection in
                     leased.value.store(true, ordering: .relaxed)
-                    return try await body(connection)
+                    do {
+                        return try await body(connection)
+                    } catch let error as PSQLError where Self.isStalePlan(error) {
+                        // The pool must not hand this connection out again.
+                        try? await connection.close()
+                        throw error
+                    }
                 }
             }
             group.addTask {

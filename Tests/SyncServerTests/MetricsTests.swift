@@ -82,6 +82,25 @@ struct MetricsTests {
         }
     }
 
+    /// A worker whose lease monitor checks every millisecond sees the lease end right after
+    /// the last page completed the sync; the sync is still its own, and counted.
+    @Test(arguments: StoreBackend.allCases)
+    func everyCompletedSyncIsCountedWhateverTheMonitorSaw(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 4, cancelCheckInterval: .milliseconds(1)).test { client in
+            var ids: [String] = []
+            for i in 0..<40 {
+                _ = try await client.createSource("m\(i)", records: 3, pageSize: 5)
+                ids.append(try #require(try await client.call(.post, "/v1/sources/m\(i)/syncs").json["id"]?.stringValue))
+            }
+            for id in ids {
+                _ = try await eventually { try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed") ? true : nil }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let samples = try await Self.scrape(client)
+            #expect(samples["tributary_syncs_finished_total{kind=synthetic,status=completed}"] == 40)
+        }
+    }
+
     /// The queue gauges are the database's: a node with no workers reports what is queued.
     @Test(arguments: StoreBackend.allCases)
     func queueGaugesComeFromTheDatabase(_ backend: StoreBackend) async throws {

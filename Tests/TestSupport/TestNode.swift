@@ -34,6 +34,7 @@ public struct TestNode: Sendable {
 
     public init(backend: StoreBackend = .sqlite, connections: Int = 8, workers: Int = 0, tokens: [String: TokenRole] = [:],
                 maxBodyBytes: Int = 1 << 20, leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1),
+                cancelCheckInterval: Duration = .milliseconds(500),
                 rescueInterval: Duration = .seconds(1), retention: RetentionPolicy = .default, pruneInterval: Duration? = nil,
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         let (store, cleanup) = try await backend.makeStore(connections: connections)
@@ -43,7 +44,7 @@ public struct TestNode: Sendable {
         node = TributaryNode(
             store: store, kinds: kinds,
             engine: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds, pollInterval: pollInterval,
-                                        retention: retention, pruneInterval: pruneInterval),
+                                        cancelCheckInterval: cancelCheckInterval, retention: retention, pruneInterval: pruneInterval),
             server: ServerConfiguration(tokens: tokens, maxBodyBytes: maxBodyBytes),
             rescueInterval: rescueInterval, scheduleInterval: .milliseconds(100), heartbeat: false, random: random)
     }

@@ -69,8 +69,12 @@ struct SyncRunner {
                     bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState)
                 guard let next = page.next else {
                     // The last page and the end of the attempt in one write where the store can.
-                    let done = try await whileUnavailable("complete with page \(pageNumber)") {
-                        try await store.completeWithFinalPage(commit, lease: claimed.lease, now: Date())
+                    let done = try await whileUnavailable("complete with page \(pageNumber)") { [store] in
+                        // Shielded from this task's cancellation: a stop that arrives while the
+                        // completing write is in flight (the monitor seeing the lease end because
+                        // the sync just completed, a cancel, a shutdown) must not turn a committed
+                        // completion into an unknown outcome. The write's own fence decides.
+                        try await Task { try await store.completeWithFinalPage(commit, lease: claimed.lease, now: Date()) }.value
                     }
                     metrics.committed(done.progress.minus(counted))
                     return .success(done)
@@ -149,12 +153,14 @@ struct SyncRunner {
     private func conclude(_ claimed: ClaimedSync, pageResult: Result<Sync?, any Error>, stopReason: StopReason?, logger: Logger) async -> Sync? {
         let outcome: AttemptOutcome
         switch (pageResult, stopReason) {
+        case (.success(let done?), _):
+            // Completed under our lease. The monitor may have seen the lease end a moment
+            // later (the sync is no longer running) and said "lease lost": it is ours all the same.
+            ended(done, kind: claimed.source.kind, logger: logger)
+            return done
         case (_, .leaseLost), (.failure(SyncStoreError.leaseLost), _):
             logger.warning("lease lost; another node owns the sync now")
             return nil
-        case (.success(let done?), _):
-            ended(done, kind: claimed.source.kind, logger: logger)
-            return done
         case (.success(nil), _):
             outcome = .completed
         case (.failure, .cancelRequested):

@@ -16,9 +16,9 @@ struct EventRoutes {
             guard let first = try await env.store.sync(id: id) else { throw Problem.notFound("No sync \(id).") }
             let lastEventID = request.headers[.lastEventID]
             guard let subscription = hub.subscribe(syncID: id) else { throw Self.tooMany }
-            if let channel = context.channel { await PeerClosedWatch.install(on: channel) { subscription.cancel() } }
+            let unwatch = await watchPeer(context, subscription)
             return Response(status: .ok, headers: Self.headers, body: ResponseBody { writer in
-                defer { subscription.cancel() }
+                defer { subscription.cancel(); unwatch() }
                 var shown = first
                 if lastEventID != Self.eventID(first) {
                     try await writer.write(SSE.event("progress", id: Self.eventID(first), APIRepresentation.progress(first.progress)))
@@ -62,7 +62,7 @@ struct EventRoutes {
             // Resuming: the syncs created or finished since the last event seen, and what runs.
             let resumeFrom = request.headers[.lastEventID].flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
             guard let subscription = hub.subscribe(sourceID: sourceID) else { throw Self.tooMany }
-            if let channel = context.channel { await PeerClosedWatch.install(on: channel) { subscription.cancel() } }
+            let unwatch = await watchPeer(context, subscription)
             let start = Date()
             let snapshot: [Sync]
             do {
@@ -70,10 +70,11 @@ struct EventRoutes {
                     .filter { resumeFrom != nil || $0.status == .running }
             } catch {
                 subscription.cancel()
+                unwatch()
                 throw error
             }
             return Response(status: .ok, headers: Self.headers, body: ResponseBody { writer in
-                defer { subscription.cancel() }
+                defer { subscription.cancel(); unwatch() }
                 let startID = String(Int64(start.timeIntervalSince1970 * 1000))
                 for sync in snapshot.reversed() {
                     try await writer.write(SSE.event("status", id: startID, APIRepresentation.sync(sync)))
@@ -105,6 +106,12 @@ struct EventRoutes {
                 try await writer.finish(nil)
             })
         }
+    }
+
+    /// Ends the subscription as soon as the client hangs up; returns what takes the watch off.
+    private func watchPeer(_ context: TributaryRequestContext, _ subscription: SyncEventHub.Subscription) async -> @Sendable () -> Void {
+        guard let channel = context.channel else { return {} }
+        return await PeerClosedWatch.install(on: channel) { subscription.cancel() }
     }
 
     static let tooMany = Problem.unavailable("Too many event streams are open on this node; try again later.")

@@ -10,11 +10,15 @@ import NIOCore
 /// length of the stream, sees the end of the client's input (or the connection's end) at
 /// once.
 enum PeerClosedWatch {
-    /// Calls `onClose` once, when the client closes its side or the connection ends.
-    static func install(on channel: any Channel, _ onClose: @escaping @Sendable () -> Void) async {
+    /// Calls `onClose` once, when the client closes its side or the connection ends, until the
+    /// returned closure takes the watch off again (when the stream ends on its own, so a
+    /// kept-alive connection does not collect one watch per stream).
+    static func install(on channel: any Channel, _ onClose: @escaping @Sendable () -> Void) async -> @Sendable () -> Void {
+        let name = "tributary.peer-closed.\(UInt64.random(in: 0...UInt64.max))"
         _ = try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(Handler(onClose), position: .first)
+            try channel.pipeline.syncOperations.addHandler(Handler(onClose), name: name, position: .first)
         }.get()
+        return { channel.pipeline.removeHandler(name: name, promise: nil) }
     }
 
     private final class Handler: ChannelInboundHandler, RemovableChannelHandler {

@@ -14,7 +14,7 @@ struct BulkActionTests {
     func bulkCancelStopsEverythingThenBulkRetryQueuesItAgain(_ backend: StoreBackend) async throws {
         try await TestNode(backend: backend, workers: 2).test { client in
             for i in 0..<30 {
-                let r = try await client.call(.post, "/v1/sources", #"{"name": "b\#(i)", "kind": "synthetic", "config": {"records": 100, "page_size": 10, "delay_ms_per_page": 2000}}"#)
+                let r = try await client.call(.post, "/v1/sources", #"{"name": "b\#(i)", "kind": "synthetic", "config": {"records": 100, "page_size": 10, "delay_ms_per_page": 60000}}"#)
                 #expect(r.status == .created)
                 #expect(try await client.call(.post, "/v1/sources/b\(i)/syncs").status == .accepted)
             }

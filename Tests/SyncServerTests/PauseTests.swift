@@ -39,8 +39,11 @@ struct PauseTests {
             #expect(scheduled.status == .created)
             _ = try await eventually { (try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0) >= 1 ? true : nil }
             #expect(try await client.call(.post, "/v1/sources/sched/pause").status == .ok)
+            // Whatever the scheduler queued before the pause is cancelled, so only the pause can
+            // keep it from queueing the next one (a queued sync of a paused source just waits).
+            #expect(try await client.call(.post, "/v1/syncs/cancel", #"{"source_id": "sched"}"#).status == .ok)
             _ = try await eventually { () -> Bool? in
-                let items = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")&status=queued,running").json["items"]?.arrayValue ?? []
+                let items = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")&status=queued,running,retrying").json["items"]?.arrayValue ?? []
                 return items.isEmpty ? true : nil
             }
             let before = try await client.call(.get, "/v1/syncs?source_id=\(scheduled.json["id"]?.stringValue ?? "")").json["items"]?.arrayValue?.count ?? 0

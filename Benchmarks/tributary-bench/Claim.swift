@@ -14,12 +14,7 @@ struct ClaimLatency: AsyncParsableCommand {
     @Option(help: "Claims to time.") var claims = 500
 
     func run() async throws {
-        let store: DatabaseStore
-        if database.hasPrefix("sqlite:") {
-            store = try DatabaseStore.sqlite(path: String(database.dropFirst("sqlite:".count))).start()
-        } else {
-            store = try DatabaseStore.postgres(url: database).start()
-        }
+        let store = try openStore(database)
         defer { Task { await store.close() } }
         let queued = try await store.healthSnapshot(now: Date()).queued
         var claimTimes: [Double] = []

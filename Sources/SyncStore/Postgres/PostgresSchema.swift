@@ -140,8 +140,8 @@ enum PostgresSchema {
         ],
         // 2: finished syncs by time and by source, for statistics and retention.
         [
-            "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE status IN (\(SchemaVocabulary.terminal))",
-            "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE status IN (\(SchemaVocabulary.terminal))",
+            "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE \(SchemaVocabulary.isTerminal)",
+            "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE \(SchemaVocabulary.isTerminal)",
         ],
         // 3: claims in fair order (priority with aging: the order is an expression, indexed),
         // and paused sources, whose syncs are held out of that index.

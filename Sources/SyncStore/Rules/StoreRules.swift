@@ -54,6 +54,10 @@ enum SchemaVocabulary {
     static let active = list(SyncStatus.active)
     static let runnable = list(StoreRules.runnableStatuses)
     static let terminal = list(SyncStatus.terminal)
+    /// The condition of the partial indexes on finished syncs, spelled once: SQLite uses such
+    /// an index only when the query repeats its condition, so the indexes and the queries
+    /// that read them share this text.
+    static let isTerminal = "status IN (\(terminal))"
     static let modes = list(SyncMode.allCases)
     static let triggers = list(SyncTrigger.allCases)
 }

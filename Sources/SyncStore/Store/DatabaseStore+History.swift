@@ -7,7 +7,7 @@ extension DatabaseStore: SyncHistory {
     public func statistics(window: Double, now: Date) async throws -> SyncStatistics {
         let since = now.timeIntervalSince1970 - window
         // Literal status lists (not parameters), so SQLite can prove the partial indexes apply.
-        let terminal = "status IN (\(SchemaVocabulary.terminal))"
+        let terminal = SchemaVocabulary.isTerminal
         let finished: SQL = "\(raw: terminal) AND finished_at >= \(since)"
         // Every window is read through the index on `finished_at`: with the bound `since`,
         // SQLite's planner would rather skip-scan the per-source index (measured 16 ms
@@ -108,7 +108,7 @@ extension DatabaseStore: SyncHistory {
         let cutoff = now.timeIntervalSince1970 - max(0, policy.olderThanSeconds)
         let keep = max(0, policy.keepLastPerSource)
         let batch = max(1, policy.batchSize)
-        let terminal = "status IN (\(SchemaVocabulary.terminal))"
+        let terminal = SchemaVocabulary.isTerminal
         // A sync may go unless it is among the newest `keep` finished syncs of its source: its
         // end is older than the keep-th newest end (ties are kept). One probe of the
         // (source_id, finished_at) index per row.
@@ -146,10 +146,10 @@ extension DatabaseStore: SyncHistory {
             StoreDecision(writes: [
                 StoreWrite("""
                     DELETE FROM idempotency_keys WHERE sync_id \(in: ids)
-                      AND sync_id IN (SELECT id FROM syncs WHERE status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at < \(cutoff))
+                      AND sync_id IN (SELECT id FROM syncs WHERE \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff))
                     """),
                 StoreWrite("""
-                    DELETE FROM syncs WHERE id \(in: ids) AND status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at < \(cutoff)
+                    DELETE FROM syncs WHERE id \(in: ids) AND \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff)
                     RETURNING id
                     """),
             ]) { written, _ in written.sets.last?.count ?? 0 }

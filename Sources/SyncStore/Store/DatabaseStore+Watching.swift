@@ -18,7 +18,7 @@ extension DatabaseStore: SyncWatching {
             "SELECT * FROM syncs WHERE id >= \(firstID) \(sql: source) ORDER BY id DESC LIMIT \(limit)",
             """
             SELECT * FROM syncs \(sqlite: "INDEXED BY syncs_finished", postgres: "")
-            WHERE status IN (\(raw: SchemaVocabulary.terminal)) AND finished_at >= \(t) \(sql: source)
+            WHERE \(raw: SchemaVocabulary.isTerminal) AND finished_at >= \(t) \(sql: source)
             ORDER BY finished_at DESC LIMIT \(limit)
             """,
         ])

@@ -17,12 +17,15 @@ public struct EngineConfiguration: Sendable {
     public var retention: RetentionPolicy
     /// How often this node prunes; `nil`: never on its own.
     public var pruneInterval: Duration?
+    /// How webhooks are delivered (on a node given a client for them).
+    public var webhooks: WebhookPolicy
 
     public init(
         workers: Int = 4, nodeID: String = EngineConfiguration.defaultNodeID(), leaseSeconds: Double = 30,
         pollInterval: Duration = .seconds(1), cancelCheckInterval: Duration = .milliseconds(500),
-        retention: RetentionPolicy = .default, pruneInterval: Duration? = .seconds(3600)
+        retention: RetentionPolicy = .default, pruneInterval: Duration? = .seconds(3600), webhooks: WebhookPolicy = .default
     ) {
+        self.webhooks = webhooks
         self.workers = workers
         self.nodeID = nodeID
         self.leaseSeconds = leaseSeconds

@@ -27,17 +27,21 @@ public struct TributaryNode: Sendable {
     ///   - heartbeat: whether the node keeps a row in `nodes` (off in tests that count nodes).
     ///   - prometheus: the registry `GET /metrics` writes out; `metrics` records into it (pass
     ///     the same `metrics` to the `UpstreamClient` of `kinds`, so its requests are counted too).
+    ///   - webhookClient: the client that delivers webhooks, under its egress policy (which
+    ///     also vets webhook URLs at create); `nil`: this node delivers none (the outbox waits
+    ///     for a node that does).
     public init(store: any SyncStore, kinds: SourceKindRegistry, engine: EngineConfiguration, server: ServerConfiguration,
                 role: String = "all", rescueInterval: Duration? = nil, scheduleInterval: Duration = .seconds(1),
                 heartbeat: Bool = true, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                metrics: TributaryMetrics? = nil, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+                metrics: TributaryMetrics? = nil, webhookClient: UpstreamClient? = nil,
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.store = store
         let metrics = metrics ?? TributaryMetrics(prometheus: prometheus)
         self.metrics = metrics
         pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), metrics: metrics, random: random)
         self.server = TributaryServer(
             env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention,
-                                prometheus: prometheus, metrics: metrics),
+                                prometheus: prometheus, metrics: metrics, egress: webhookClient?.egress ?? .default),
             configuration: server)
         let rescueEvery = rescueInterval ?? .milliseconds(Int(max(1, engine.leaseSeconds / 3) * 1000))
         var services: [any Service] = [
@@ -46,6 +50,10 @@ public struct TributaryNode: Sendable {
             Scheduler(store: store, interval: scheduleInterval),
         ]
         if let every = engine.pruneInterval { services.append(Pruner(store: store, policy: engine.retention, interval: every, metrics: metrics)) }
+        if let webhookClient {
+            services.append(WebhookDeliverer(store: store, client: webhookClient, policy: engine.webhooks, nodeID: engine.nodeID,
+                                             render: WebhookPayload.render, metrics: metrics, random: random))
+        }
         if heartbeat {
             let now = Date()
             services.append(NodeHeartbeat(store: store, node: NodeInfo(

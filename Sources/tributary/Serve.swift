@@ -43,6 +43,8 @@ struct Serve: AsyncParsableCommand {
     var idleTimeout: Double = 30
     @Option(name: .customLong("read-timeout"), help: "Seconds a request's body may take to arrive after its headers.")
     var readTimeout: Double = 60
+    @Option(name: .customLong("webhook-timeout"), help: "Seconds one webhook POST may take, connect to answer (default 10).")
+    var webhookTimeout: Double = 10
     @Option(name: .customLong("egress-allow"), help: "Host or CIDR sources may reach even if denied (repeatable, comma-separated).")
     var egressAllow: [String] = []
     @Option(name: .customLong("egress-deny"), help: "Host or CIDR sources may not reach, beyond link-local and metadata addresses (repeatable).")
@@ -68,6 +70,9 @@ struct Serve: AsyncParsableCommand {
         guard retentionKeep >= 0 && retentionKeep <= 1_000_000 else { throw ValidationError("--retention-keep must be between 0 and 1000000") }
         guard pruneInterval.isFinite && pruneInterval >= 0 && pruneInterval <= 86_400 * 7 else {
             throw ValidationError("--prune-interval must be between 0 and 604800 seconds")
+        }
+        guard webhookTimeout.isFinite && webhookTimeout >= 0.1 && webhookTimeout <= 300 else {
+            throw ValidationError("--webhook-timeout must be between 0.1 and 300 seconds")
         }
     }
 
@@ -100,10 +105,11 @@ struct Serve: AsyncParsableCommand {
         let engineConfiguration = EngineConfiguration(
             workers: role == .api ? 0 : workers, nodeID: nodeID ?? EngineConfiguration.defaultNodeID(), leaseSeconds: leaseSeconds,
             retention: RetentionPolicy(olderThanSeconds: retentionDays * 86_400, keepLastPerSource: retentionKeep),
-            pruneInterval: pruneInterval > 0 ? .milliseconds(Int64(pruneInterval * 1000)) : nil)
+            pruneInterval: pruneInterval > 0 ? .milliseconds(Int64(pruneInterval * 1000)) : nil,
+            webhooks: WebhookPolicy(timeout: webhookTimeout))
         let node = TributaryNode(
             store: store, kinds: kinds, engine: engineConfiguration,
-            server: serverConfiguration, role: role.rawValue, prometheus: prometheus, metrics: metrics)
+            server: serverConfiguration, role: role.rawValue, prometheus: prometheus, metrics: metrics, webhookClient: upstream)
         let host = self.host
         let summary = "database \(url.redacted), role \(role.rawValue), workers \(engineConfiguration.workers), node \(engineConfiguration.nodeID)"
         let app = node.application(logger: logger) { port in

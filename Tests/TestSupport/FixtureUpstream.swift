@@ -81,6 +81,9 @@ public final class FixtureUpstream: Sendable {
         public var query: String
         public var at: ContinuousClock.Instant
         public var headers: [String: String]
+        /// The request body (webhook POSTs to `/hooks/…`; empty for GETs).
+        public var body: [UInt8] = []
+        public var method: String = "GET"
     }
 
     struct State {
@@ -163,6 +166,8 @@ public final class FixtureUpstream: Sendable {
             router.get(RouterPath(path)) { request, _ in try await self.respond(path: path, request: request) }
         }
         router.get("/s/**") { request, _ in try await self.respondScripted(request) }
+        // A webhook receiver: logs each POST (faults injected on path "/hooks" answer instead).
+        router.post("/hooks/**") { request, _ in try await self.respondHook(request) }
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "fixture")
         logger.logLevel = .critical
@@ -181,14 +186,23 @@ public final class FixtureUpstream: Sendable {
     }
 
     func respond(path: String, request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         // HTTP/1.1's Host travels as the :authority pseudo-header in HTTPTypes.
         if let authority = request.head.authority { headers["host"] = authority }
-        let fault: Fault? = state.withLock { s in
-            s.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers))
-            guard let i = s.faults.firstIndex(where: { $0.path == path }) else { return nil }
+        if let fault = logAndTakeFault(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers), faultPath: path) {
+            return try await serve(fault)
+        }
+        let delay = state.withLock { $0.delay }
+        if delay > 0 { try await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
+        return respondNormally(path: path, request: request)
+    }
+
+    /// Logs `request` and takes the next fault injected for `faultPath`, if any.
+    func logAndTakeFault(_ request: LoggedRequest, faultPath: String) -> Fault? {
+        state.withLock { s in
+            s.requests.append(request)
+            guard let i = s.faults.firstIndex(where: { $0.path == faultPath }) else { return nil }
             if s.faults[i].skip > 0 {
                 s.faults[i].skip -= 1
                 return nil
@@ -198,10 +212,21 @@ public final class FixtureUpstream: Sendable {
             if s.faults[i].remaining <= 0 { s.faults.remove(at: i) }
             return f
         }
-        if let fault { return try await serve(fault) }
-        let delay = state.withLock { $0.delay }
-        if delay > 0 { try await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
+    }
 
+    func respondHook(_ request: Request) async throws -> Response {
+        var request = request
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let body = try await request.collectBody(upTo: 1 << 20)
+        let logged = LoggedRequest(path: request.uri.path, query: request.uri.query ?? "", at: .now, headers: headers,
+                                   body: Array(body.readableBytesView), method: "POST")
+        if let fault = logAndTakeFault(logged, faultPath: "/hooks") { return try await serve(fault) }
+        return Response(status: .noContent)
+    }
+
+    func respondNormally(path: String, request: Request) -> Response {
+        let query = request.uri.queryParameters
         let since = query["updated_since"].map(String.init)
         let all = items.filter { since == nil || $0.updatedAt >= since! }
         func int(_ name: String, _ def: Int) -> Int { query[Substring(name)].flatMap { Int($0) } ?? def }

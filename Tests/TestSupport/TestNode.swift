@@ -28,6 +28,8 @@ public struct OpenConfigKind: SyncSourceKind {
 public struct TestNode: Sendable {
     public let node: TributaryNode
     public let cleanup: @Sendable () -> Void
+    /// The client that delivers webhooks (a node made with `webhooks:`), shut down after ``test(_:_:)``.
+    public let webhookClient: UpstreamClient?
     public var server: TributaryServer { node.server }
     public var store: any SyncStore { node.store }
     public var pool: WorkerPool { node.pool }
@@ -36,17 +38,22 @@ public struct TestNode: Sendable {
                 maxBodyBytes: Int = 1 << 20, leaseSeconds: Double = 30, pollInterval: Duration = .seconds(1),
                 cancelCheckInterval: Duration = .milliseconds(500),
                 rescueInterval: Duration = .seconds(1), retention: RetentionPolicy = .default, pruneInterval: Duration? = nil,
+                webhooks: WebhookPolicy? = nil, egress: EgressPolicy = .default, nodeID: String = "test-node",
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         let (store, cleanup) = try await backend.makeStore(connections: connections)
         self.cleanup = cleanup
         var kinds = SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())
+        let webhookClient = webhooks == nil ? nil : UpstreamClient(egress: egress)
+        self.webhookClient = webhookClient
         node = TributaryNode(
             store: store, kinds: kinds,
-            engine: EngineConfiguration(workers: workers, nodeID: "test-node", leaseSeconds: leaseSeconds, pollInterval: pollInterval,
-                                        cancelCheckInterval: cancelCheckInterval, retention: retention, pruneInterval: pruneInterval),
+            engine: EngineConfiguration(workers: workers, nodeID: nodeID, leaseSeconds: leaseSeconds, pollInterval: pollInterval,
+                                        cancelCheckInterval: cancelCheckInterval, retention: retention, pruneInterval: pruneInterval,
+                                        webhooks: webhooks ?? .default),
             server: ServerConfiguration(tokens: tokens, maxBodyBytes: maxBodyBytes),
-            rescueInterval: rescueInterval, scheduleInterval: .milliseconds(100), heartbeat: false, random: random)
+            rescueInterval: rescueInterval, scheduleInterval: .milliseconds(100), heartbeat: false, webhookClient: webhookClient,
+            random: random)
     }
 
     public func test<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
@@ -54,7 +61,14 @@ public struct TestNode: Sendable {
         logger.logLevel = .warning
         let app = node.application(logger: logger)
         defer { cleanup() }
-        return try await app.test(setup, body)
+        do {
+            let result = try await app.test(setup, body)
+            try? await webhookClient?.shutdown()
+            return result
+        } catch {
+            try? await webhookClient?.shutdown()
+            throw error
+        }
     }
 }
 

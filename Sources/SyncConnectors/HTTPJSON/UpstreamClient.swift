@@ -124,21 +124,7 @@ public final class UpstreamClient: Sendable {
         guard let host = url.host, let scheme = url.scheme?.lowercased() else {
             throw SyncError(.configInvalid, "not an absolute URL", retryable: false)
         }
-        let port = url.port ?? (scheme == "https" ? 443 : 80)
-        let address = try await egress.vet(host: host, port: port)
-        var target = url.absoluteString
-        var request = HTTPClientRequest(url: target)
-        if scheme == "http", var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
-            // Connect to the address the policy vetted, not to a second resolution of the name.
-            let literal = EgressPolicy.format(address)
-            components.host = address.count == 16 ? "[\(literal)]" : literal
-            components.percentEncodedHost = address.count == 16 ? "[\(literal)]" : literal
-            target = components.string ?? target
-            request = HTTPClientRequest(url: target)
-            // An IPv6 literal keeps its brackets in Host (RFC 9110 §7.2).
-            let hostText = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-            request.headers.add(name: "Host", value: url.port.map { "\(hostText):\($0)" } ?? hostText)
-        }
+        var request = try await vettedRequest(url, host: host, scheme: scheme)
         request.method = .GET
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
@@ -162,6 +148,52 @@ public final class UpstreamClient: Sendable {
             throw SyncErrorFactory.invalidResponse("the page is larger than max_page_bytes (\(config.maxPageBytes))", status: status)
         }
         return Response(status: status, headers: response.headers, body: body.readBytes(length: body.readableBytes) ?? [], url: url)
+    }
+
+    /// A request to `url` once the egress policy has vetted its host: for plain HTTP it goes
+    /// to the vetted address itself (with the name in `Host`), so a second resolution of the
+    /// name cannot send it elsewhere.
+    func vettedRequest(_ url: URL, host: String, scheme: String) async throws -> HTTPClientRequest {
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
+        let address = try await egress.vet(host: host, port: port)
+        var request = HTTPClientRequest(url: url.absoluteString)
+        if scheme == "http", var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
+            let literal = EgressPolicy.format(address)
+            components.host = address.count == 16 ? "[\(literal)]" : literal
+            components.percentEncodedHost = address.count == 16 ? "[\(literal)]" : literal
+            request = HTTPClientRequest(url: components.string ?? url.absoluteString)
+            // An IPv6 literal keeps its brackets in Host (RFC 9110 §7.2).
+            let hostText = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            request.headers.add(name: "Host", value: url.port.map { "\(hostText):\($0)" } ?? hostText)
+        }
+        return request
+    }
+
+    /// POSTs a JSON `body` to `url` once (no redirects, no retries: the caller's outbox
+    /// retries), under the egress policy, within `timeout` seconds for the whole exchange.
+    /// Returns the response status; throws a ``SyncError`` when there was no response.
+    public func post(_ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double) async throws -> Int {
+        guard let host = url.host, let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            throw SyncError(.configInvalid, "not an absolute http(s) URL", retryable: false)
+        }
+        do {
+            return try await withDeadline(.milliseconds(Int64(timeout * 1000)), onTimeout: { HTTPClientError.deadlineExceeded }) {
+                var request = try await self.vettedRequest(url, host: host, scheme: scheme)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.headers.add(name: "User-Agent", value: "tributary/1")
+                for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+                request.body = .bytes(ByteBuffer(bytes: body))
+                let response = try await self.http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+                // The receiver's answer is not read beyond a little; it only has to arrive.
+                _ = try? await response.body.collect(upTo: 64 * 1024)
+                return Int(response.status.code)
+            }
+        } catch let error as SyncError {
+            throw error
+        } catch {
+            throw Self.classify(error, timeout: timeout)
+        }
     }
 
     /// Connection errors, timeouts: retryable; the message never includes headers or secrets.

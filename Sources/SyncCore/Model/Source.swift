@@ -19,13 +19,17 @@ public struct Source: Sendable, Equatable {
     /// A paused source is neither scheduled nor claimed: its queued sync waits, a running one
     /// finishes (docs/queue.md). Changed only by pause and resume.
     public var paused: Bool
+    /// Where to POST the source's sync events (docs/webhooks.md); secrets are write-only.
+    public var notify: [WebhookTarget]
 
     public init(
         id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
         priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
-        minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false
+        minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false,
+        notify: [WebhookTarget] = []
     ) {
         self.paused = paused
+        self.notify = notify
         self.id = id
         self.name = name
         self.kind = kind
@@ -52,6 +56,22 @@ public struct Schedule: Sendable, Codable, Equatable {
     public var everySeconds: Double
     public init(everySeconds: Double) { self.everySeconds = everySeconds }
     public enum CodingKeys: String, CodingKey, CaseIterable { case everySeconds = "every_seconds" }
+}
+
+/// One webhook of a source: the events it wants (`completed`, `failed`, `cancelled`,
+/// `retrying`) POSTed to `url`, signed with `secret` when it has one.
+public struct WebhookTarget: Sendable, Codable, Equatable {
+    public var url: String
+    public var events: [SyncStatus]
+    public var secret: String?
+    public init(url: String, events: [SyncStatus] = WebhookTarget.events, secret: String? = nil) {
+        self.url = url
+        self.events = events
+        self.secret = secret
+    }
+    /// The statuses a webhook can be told about, in this order.
+    public static let events: [SyncStatus] = [.completed, .failed, .cancelled, .retrying]
+    public enum CodingKeys: String, CodingKey, CaseIterable { case url, events, secret }
 }
 
 /// A token bucket for requests to the upstream.

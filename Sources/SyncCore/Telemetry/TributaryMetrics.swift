@@ -35,6 +35,7 @@ public final class TributaryMetrics: Sendable {
     public static let upstreamRetries = "tributary_upstream_retries_total"
     public static let leasesRescued = "tributary_leases_rescued_total"
     public static let syncsPruned = "tributary_syncs_pruned_total"
+    public static let webhookDeliveries = "tributary_webhook_deliveries_total"
     public static let httpRequestDuration = "tributary_http_request_duration_seconds"
     public static let queueDepth = "tributary_queue_depth"
     public static let queueOldestAge = "tributary_queue_oldest_age_seconds"
@@ -80,6 +81,9 @@ public final class TributaryMetrics: Sendable {
     public func leasesRescued(_ count: Int) { if count > 0 { counter(Self.leasesRescued, [:]).increment(by: count) } }
 
     public func syncsPruned(_ count: Int) { if count > 0 { counter(Self.syncsPruned, [:]).increment(by: count) } }
+
+    /// One try of a webhook delivery: `delivered`, `retrying` or `failed` (given up).
+    public func webhookDelivery(result: String) { counter(Self.webhookDeliveries, ["result": result]).increment() }
 
     /// One API request, by route template (never the raw path).
     public func httpRequest(method: String, route: String, status: Int, nanoseconds: Int64) {

@@ -30,6 +30,7 @@ enum APIRepresentation {
                 .fields([RateLimit.CodingKeys.requestsPerSecond: .number($0.requestsPerSecond), .burst: int($0.burst)])
             } ?? .null,
             "min_trigger_interval_seconds": .number(source.minTriggerIntervalSeconds),
+            "notify": .array(source.notify.map(webhook)),
             "state": .object(source.state),
             "created_at": date(source.createdAt),
             "updated_at": date(source.updatedAt),
@@ -40,6 +41,27 @@ enum APIRepresentation {
                 ])
             } ?? .null,
             "health": .string(summary.health(schedule: source.schedule, now: now).rawValue),
+        ])
+    }
+
+    /// A webhook as shown: its secret write-only (`"***"` when it has one), and the URL's
+    /// credentials masked like any URL in a config.
+    static func webhook(_ target: WebhookTarget) -> JSONValue {
+        .fields([
+            WebhookTarget.CodingKeys.url: .string(SecretRedaction.redactURL(target.url)),
+            .events: .array(target.events.map { .string($0.rawValue) }),
+            .secret: target.secret == nil ? .null : SecretRedaction.mask,
+        ])
+    }
+
+    /// One delivery of a sync's webhook (`GET /v1/syncs/{id}/deliveries`); never its secret or body.
+    static func delivery(_ d: WebhookDelivery) -> JSONValue {
+        .object([
+            "id": .string(d.id), "sync_id": .string(d.syncID), "source_id": .string(d.sourceID), "event": .string(d.event),
+            "url": .string(SecretRedaction.redactURL(d.url)), "status": .string(d.status.rawValue), "attempts": int(d.tries),
+            "created_at": date(d.createdAt), "last_attempt_at": date(d.lastAttemptAt), "next_attempt_at": date(d.nextAttemptAt),
+            "response_status": d.responseStatus.map(int) ?? .null, "last_error": d.lastError.map(JSONValue.string) ?? .null,
+            "delivered_at": date(d.deliveredAt),
         ])
     }
 

@@ -17,11 +17,14 @@ public struct APIEnvironment: Sendable {
     /// What the node counts, and the registry `GET /metrics` writes out.
     public var metrics: TributaryMetrics
     public var prometheus: PrometheusCollectorRegistry
+    /// What webhook URLs may reach (the sources' policy): a blocked one is refused at create.
+    public var egress: EgressPolicy
 
     public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
                 retention: RetentionPolicy = .default, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                metrics: TributaryMetrics? = nil) {
+                metrics: TributaryMetrics? = nil, egress: EgressPolicy = .default) {
         self.prometheus = prometheus
+        self.egress = egress
         self.metrics = metrics ?? TributaryMetrics(prometheus: prometheus)
         self.store = store
         self.kinds = kinds

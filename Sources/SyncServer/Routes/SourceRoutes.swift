@@ -53,6 +53,8 @@ struct SourceRoutes {
 
     /// A URL the egress policy blocks is `403 forbidden` at create and update time (docs/api.md).
     private func checkEgress(_ source: Source) async throws {
+        let webhookErrors = await WebhookInput.checkEgress(source.notify, policy: env.egress)
+        if !webhookErrors.isEmpty { throw Problem.validation(webhookErrors) }
         do {
             try await env.kinds.kind(named: source.kind)?.checkEgress(config: source.config)
         } catch let error as SyncError where error.code == .egressBlocked {

@@ -53,6 +53,13 @@ struct SyncRoutes {
             let sync = try await env.store.retry(syncID: try request.path("id", context), now: Date())
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
         }
+        // A sync's webhook deliveries (docs/webhooks.md): few per sync (one per event and
+        // webhook), so one page holds them all.
+        router.add(.get, "/v1/syncs/{id}/deliveries", in: table) { request, context in
+            let sync = try await sync(try request.path("id", context))
+            let deliveries = try await env.store.deliveries(syncID: sync.id)
+            return JSONResponse.make(APIRepresentation.page(deliveries.map(APIRepresentation.delivery), nextCursor: nil))
+        }
         router.add(.get, "/v1/syncs/{id}/record-errors", in: table) { request, context in
             let sync = try await sync(try request.path("id", context))
             let page = try PageQuery.parse(request, cursorKind: "rer")

@@ -6,7 +6,7 @@ import SyncCore
 /// collecting every problem with its field path instead of stopping at the first.
 struct SourceInput {
     static let fields: Set<String> = [
-        "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds",
+        "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds", "notify",
     ]
 
     /// A new source from a `POST /v1/sources` body.
@@ -30,6 +30,7 @@ struct SourceInput {
         }
         var errors: [FieldError] = []
         apply(body, to: &source, kinds: kinds, errors: &errors)
+        if body["notify"] != nil { errors += WebhookInput.keepSecrets(of: existing.notify, in: &source.notify) }
         // A changed kind must re-validate the (possibly unchanged) config.
         if body["config"] == nil, body["kind"] != nil, errors.isEmpty, let kind = kinds.kind(named: source.kind) {
             errors += kind.validate(config: source.config)
@@ -109,6 +110,9 @@ struct SourceInput {
                 }
             default: errors.append(FieldError("rate_limit", "must be an object or null, got \(v.typeName)"))
             }
+        }
+        if let v = body["notify"] {
+            source.notify = WebhookInput.targets(v, errors: &errors)
         }
         if let v = body["min_trigger_interval_seconds"] {
             if let d = v.doubleValue, d >= 0, d <= 31_536_000 { source.minTriggerIntervalSeconds = d }

@@ -8,6 +8,7 @@ extension PostgresRandomAccessRow: StoreRow {
     func string(_ column: String) throws -> String { try self[column].decode(String.self) }
     func optionalString(_ column: String) throws -> String? { try self[column].decode(String?.self) }
     func int(_ column: String) throws -> Int { try self[column].decode(Int.self) }
+    func optionalInt(_ column: String) throws -> Int? { try self[column].decode(Int?.self) }
     func double(_ column: String) throws -> Double { try self[column].decode(Double.self) }
     func optionalDouble(_ column: String) throws -> Double? { try self[column].decode(Double?.self) }
     func bool(_ column: String) throws -> Bool { try self[column].decode(Bool.self) }
@@ -22,6 +23,7 @@ struct PrefixedRow<Base: StoreRow>: StoreRow {
     func string(_ column: String) throws -> String { try base.string(prefix + column) }
     func optionalString(_ column: String) throws -> String? { try base.optionalString(prefix + column) }
     func int(_ column: String) throws -> Int { try base.int(prefix + column) }
+    func optionalInt(_ column: String) throws -> Int? { try base.optionalInt(prefix + column) }
     func double(_ column: String) throws -> Double { try base.double(prefix + column) }
     func optionalDouble(_ column: String) throws -> Double? { try base.optionalDouble(prefix + column) }
     func bool(_ column: String) throws -> Bool { try base.bool(prefix + column) }

@@ -151,6 +151,28 @@ enum PostgresSchema {
             "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held",
             "DROP INDEX syncs_runnable",
         ],
+        // 4: webhooks. A source's `notify` targets; the outbox a trigger fills in the very
+        // transaction that changes a sync's status (docs/webhooks.md), whichever path
+        // changes it, with the sync as it then stood.
+        ["ALTER TABLE sources ADD COLUMN notify text"] + Webhooks.outboxTable(sqlite: false) + [
+            """
+            CREATE FUNCTION tributary_syncs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at)
+                SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, hook->>'url', hook->>'secret', row_to_json(NEW)::text, t.now, t.now
+                FROM sources s CROSS JOIN LATERAL jsonb_array_elements(s.notify::jsonb) AS hook
+                     CROSS JOIN (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) AS t
+                WHERE s.id = NEW.source_id AND s.notify IS NOT NULL AND hook->'events' ? NEW.status;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs FOR EACH ROW
+            WHEN (NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified)))
+            EXECUTE FUNCTION tributary_syncs_notify()
+            """,
+        ],
     ]
 
     /// Applies the missing migrations under the advisory lock, in one transaction.

@@ -13,7 +13,7 @@ import SyncCore
 /// the database (unique indexes, CHECK constraints, conditional writes), never by a check
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
-    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching
+    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -150,4 +150,17 @@ extension SourceCatalog {
     public func listSources(limit: Int, after: String?) async throws -> [Source] {
         try await listSources(limit: limit, after: after, paused: nil)
     }
+}
+
+/// The outbox of webhook deliveries (docs/webhooks.md): filled by the database in the
+/// transaction that changes a sync's status; emptied by the nodes' delivery services.
+public protocol WebhookOutbox: Sendable {
+    /// Takes up to `limit` due deliveries under a lease of `leaseSeconds`, counting the try,
+    /// each with its sync's snapshot and its source's name.
+    func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [WebhookDelivery]
+    /// Writes what a try came to, and the body it sent if none was fixed yet; `false` when
+    /// the lease was lost meanwhile (nothing written).
+    func recordTry(_ delivery: WebhookDelivery, owner: String, body: [UInt8], result: WebhookTryResult, now: Date) async throws -> Bool
+    /// A sync's deliveries, oldest first (no snapshots).
+    func deliveries(syncID: String) async throws -> [WebhookDelivery]
 }

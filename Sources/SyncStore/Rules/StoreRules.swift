@@ -58,6 +58,8 @@ enum SchemaVocabulary {
     /// an index only when the query repeats its condition, so the indexes and the queries
     /// that read them share this text.
     static let isTerminal = "status IN (\(terminal))"
+    /// The statuses a webhook can be told about (the outbox trigger of both schemas).
+    static let notified = list(WebhookTarget.events)
     static let modes = list(SyncMode.allCases)
     static let triggers = list(SyncTrigger.allCases)
 }

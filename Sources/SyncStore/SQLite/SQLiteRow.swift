@@ -17,6 +17,7 @@ struct SQLiteRow: StoreRow {
     func string(_ column: String) throws -> String { row[try index(column)] }
     func optionalString(_ column: String) throws -> String? { row[try index(column)] }
     func int(_ column: String) throws -> Int { row[try index(column)] }
+    func optionalInt(_ column: String) throws -> Int? { row[try index(column)] }
     func double(_ column: String) throws -> Double { row[try index(column)] }
     func optionalDouble(_ column: String) throws -> Double? { row[try index(column)] }
     func bool(_ column: String) throws -> Bool { row[try index(column)] }
@@ -58,6 +59,7 @@ extension Row: StoreRow {
     func string(_ column: String) throws -> String { self[column] }
     func optionalString(_ column: String) throws -> String? { self[column] }
     func int(_ column: String) throws -> Int { self[column] }
+    func optionalInt(_ column: String) throws -> Int? { self[column] }
     func double(_ column: String) throws -> Double { self[column] }
     func optionalDouble(_ column: String) throws -> Double? { self[column] }
     func bool(_ column: String) throws -> Bool { self[column] }

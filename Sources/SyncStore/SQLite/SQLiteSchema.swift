@@ -137,6 +137,24 @@ enum SQLiteSchema {
         CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held;
         DROP INDEX syncs_runnable;
         """,
+        // 5: webhooks. A source's `notify` targets; the outbox a trigger fills in the very
+        // transaction that changes a sync's status (docs/webhooks.md), whichever path
+        // changes it, with the sync as it then stood.
+        """
+        ALTER TABLE sources ADD COLUMN notify TEXT;
+        \(Webhooks.outboxTable(sqlite: true).joined(separator: ";\n"));
+        CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs
+        WHEN NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified))
+        BEGIN
+            INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at)
+            SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),
+                   json_object(\(Queries.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
+                   (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0
+            FROM sources s, json_each(s.notify) AS hook
+            WHERE s.id = NEW.source_id AND s.notify IS NOT NULL
+              AND EXISTS (SELECT 1 FROM json_each(hook.value, '$.events') AS e WHERE e.value = NEW.status);
+        END;
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

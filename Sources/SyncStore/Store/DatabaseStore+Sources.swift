@@ -5,11 +5,11 @@ extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                min_trigger_interval_seconds, state, created_at, updated_at\(sqlite: ", seq", postgres: ""))
+                min_trigger_interval_seconds, state, created_at, updated_at, notify\(sqlite: ", seq", postgres: ""))
             VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
                 \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
                 \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
-                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970)\(
+                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify))\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -72,7 +72,8 @@ extension DatabaseStore: SourceCatalog {
             UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(StoreRows.json(source.config)),
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
                 retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
-                min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970)
+                min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
+                notify = \(StoreRows.notify(source.notify))
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in

@@ -44,6 +44,15 @@ enum Queries {
         ]
     }
 
+    /// The columns ``StoreRows/sync(_:attempts:)`` reads: what the SQLite outbox trigger
+    /// copies into a delivery's snapshot (PostgreSQL's copies the whole row).
+    static let syncSnapshotColumns = [
+        "id", "source_id", "status", "mode", "priority", "trigger", "attempt", "max_attempts", "failed_attempts",
+        "queued_at", "started_at", "finished_at", "next_retry_at", "heartbeat_at", "cancel_requested",
+        "pages", "records_read", "records_created", "records_updated", "records_unchanged", "records_deleted",
+        "records_failed", "bytes_read", "checkpoint_at", "error", "lease_owner", "lease_expires_at", "checkpoint", "run_seconds",
+    ]
+
     /// `SELECT *` of the records, with the id of the sync that last wrote each.
     static let recordColumns = "SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq"
 }

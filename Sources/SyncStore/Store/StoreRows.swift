@@ -9,6 +9,7 @@ protocol StoreRow {
     func string(_ column: String) throws -> String
     func optionalString(_ column: String) throws -> String?
     func int(_ column: String) throws -> Int
+    func optionalInt(_ column: String) throws -> Int?
     func double(_ column: String) throws -> Double
     func optionalDouble(_ column: String) throws -> Double?
     func bool(_ column: String) throws -> Bool
@@ -56,6 +57,9 @@ enum StoreRows {
     }
     private static let decoded = Mutex<[DecodedKey: any Sendable]>([:])
 
+    /// A source's webhooks as stored: `NULL` when it has none (the outbox trigger skips it).
+    static func notify(_ targets: [WebhookTarget]) -> String? { targets.isEmpty ? nil : json(targets) }
+
     /// A stored time; one written by an older version out of range (`Infinity`, year 33715) reads clamped.
     static func date(_ value: Double?) -> Date? { value.map { Timestamp.clamped(Date(timeIntervalSince1970: $0)) } }
 
@@ -73,7 +77,8 @@ enum StoreRows {
             state: decodeCached(JSONObject.self, try row.string("state")) ?? [:],
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
-            paused: try row.bool("paused")
+            paused: try row.bool("paused"),
+            notify: decodeCached([WebhookTarget].self, try row.optionalString("notify")) ?? []
         )
     }
 

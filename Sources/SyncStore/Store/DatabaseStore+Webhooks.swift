@@ -1,0 +1,84 @@
+import Foundation
+import SyncCore
+
+extension DatabaseStore: WebhookOutbox {
+    public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [WebhookDelivery] {
+        let t = now.timeIntervalSince1970
+        // One statement: on PostgreSQL the due rows another node is claiming are skipped, and
+        // a row claimed and committed by another node carries a live lease, so no two nodes
+        // try one delivery at once. A node that dies mid-try leaves a lease that expires.
+        let claimed = try await driver.execute("""
+            UPDATE webhook_deliveries SET lease_owner = \(owner), lease_expires_at = \(t + leaseSeconds),
+                tries = tries + 1, last_attempt_at = \(t)
+            WHERE seq IN (
+                SELECT seq FROM webhook_deliveries
+                WHERE status = \(raw: Webhooks.pending) AND next_attempt_at <= \(t)
+                  AND (lease_expires_at IS NULL OR lease_expires_at < \(t))
+                ORDER BY next_attempt_at LIMIT \(limit) \(sqlite: "", postgres: "FOR UPDATE SKIP LOCKED"))
+            RETURNING *
+            """)[0]
+        guard !claimed.isEmpty else { return [] }
+        var deliveries = try claimed.map { try Self.delivery($0, withSnapshot: true) }
+        let syncIDs = Array(Set(deliveries.map(\.syncID))), sourceIDs = Array(Set(deliveries.map(\.sourceID)))
+        let rows = try await driver.read([
+            "SELECT id, name FROM sources WHERE id \(in: sourceIDs)",
+            "SELECT * FROM sync_attempts WHERE sync_id \(in: syncIDs) ORDER BY sync_id, number",
+        ])
+        let names = Dictionary(try rows[0].map { (try $0.string("id"), try $0.string("name")) }, uniquingKeysWith: { a, _ in a })
+        var attempts: [String: [SyncAttempt]] = [:]
+        for row in rows[1] { attempts[try row.string("sync_id"), default: []].append(try StoreRows.attempt(row)) }
+        for i in deliveries.indices {
+            deliveries[i].sourceName = names[deliveries[i].sourceID]
+            // The attempts up to the one the snapshot was taken in: an attempt's row does not
+            // change once it has ended, so these are the attempts as they then stood.
+            if let sync = deliveries[i].sync {
+                deliveries[i].sync?.attempts = (attempts[sync.id] ?? []).filter { $0.number <= sync.attempt }
+            }
+        }
+        return deliveries.sorted { $0.seq < $1.seq }
+    }
+
+    public func recordTry(_ delivery: WebhookDelivery, owner: String, body: [UInt8], result: WebhookTryResult, now: Date) async throws -> Bool {
+        let t = now.timeIntervalSince1970
+        var status = WebhookDelivery.Status.pending, next: Double? = nil, code: Int? = nil, error: String? = nil, delivered: Double? = nil
+        switch result {
+        case .delivered(let c): status = .delivered; code = c; delivered = t
+        case .retry(let at, let c, let e): next = Timestamp.clamped(at).timeIntervalSince1970; code = c; error = e
+        case .failed(let c, let e): status = .failed; code = c; error = e
+        }
+        // Fenced by the lease: a node whose lease expired mid-try (and whose delivery another
+        // node has taken) writes nothing.
+        let rows = try await driver.execute("""
+            UPDATE webhook_deliveries SET status = \(status.rawValue), next_attempt_at = COALESCE(\(next), next_attempt_at),
+                response_status = \(code), last_error = \(error), delivered_at = \(delivered),
+                body = COALESCE(body, \(String(decoding: body, as: UTF8.self))), lease_owner = NULL, lease_expires_at = NULL
+            WHERE seq = \(delivery.seq) AND lease_owner = \(owner) AND status = \(raw: Webhooks.pending)
+            RETURNING seq
+            """)
+        return rows.first(0) != nil
+    }
+
+    public func deliveries(syncID: String) async throws -> [WebhookDelivery] {
+        try await driver.read(["SELECT * FROM webhook_deliveries WHERE sync_id = \(syncID) ORDER BY seq"])[0]
+            .map { try Self.delivery($0, withSnapshot: false) }
+    }
+
+    static func delivery(_ row: some StoreRow, withSnapshot: Bool) throws -> WebhookDelivery {
+        var sync: Sync?
+        if withSnapshot, let object = StoreRows.decode(JSONValue.self, try row.string("sync_snapshot"))?.objectValue {
+            sync = try StoreRows.sync(JSONStoreRow(object: object), attempts: [])
+        }
+        let status = try row.string("status")
+        return WebhookDelivery(
+            seq: Int64(try row.int("seq")), syncID: try row.string("sync_id"), sourceID: try row.string("source_id"),
+            sourceName: nil, event: try row.string("event"), url: try row.string("url"), secret: try row.optionalString("secret"),
+            sync: sync, status: WebhookDelivery.Status(rawValue: status) ?? .failed, tries: try row.int("tries"),
+            createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
+            nextAttemptAt: status == WebhookDelivery.Status.pending.rawValue ? StoreRows.date(try row.optionalDouble("next_attempt_at")) : nil,
+            lastAttemptAt: StoreRows.date(try row.optionalDouble("last_attempt_at")),
+            responseStatus: try row.optionalInt("response_status"),
+            lastError: try row.optionalString("last_error"),
+            deliveredAt: StoreRows.date(try row.optionalDouble("delivered_at")),
+            body: try row.optionalString("body").map { Array($0.utf8) })
+    }
+}

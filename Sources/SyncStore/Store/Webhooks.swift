@@ -1,0 +1,107 @@
+import Foundation
+import SyncCore
+
+/// The outbox of webhook deliveries, as both schemas create it (docs/webhooks.md).
+enum Webhooks {
+    static let pending = "'\(WebhookDelivery.Status.pending.rawValue)'"
+
+    /// The table and its indexes, one statement each.
+    static func outboxTable(sqlite: Bool) -> [String] {
+        let text = sqlite ? "TEXT" : "text", real = sqlite ? "REAL" : "double precision", int = sqlite ? "INTEGER" : "integer"
+        return [
+            """
+            CREATE TABLE webhook_deliveries (
+                seq \(sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+                sync_id \(text)\(sqlite ? "" : " COLLATE \"C\"") NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+                source_id \(text) NOT NULL,
+                event \(text) NOT NULL,
+                url \(text) NOT NULL,
+                secret \(text),
+                sync_snapshot \(text) NOT NULL,
+                status \(text) NOT NULL DEFAULT \(pending) CHECK (status IN (\(SchemaVocabulary.list(WebhookDelivery.Status.allCases)))),
+                tries \(int) NOT NULL DEFAULT 0,
+                created_at \(real) NOT NULL,
+                next_attempt_at \(real) NOT NULL,
+                lease_owner \(text),
+                lease_expires_at \(real),
+                last_attempt_at \(real),
+                response_status \(int),
+                last_error \(text),
+                delivered_at \(real),
+                body \(text)
+            )
+            """,
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = \(pending)",
+            "CREATE INDEX webhook_deliveries_by_sync ON webhook_deliveries(sync_id, seq)",
+        ]
+    }
+}
+
+/// A row given as a JSON object: the snapshot of a sync the outbox trigger wrote
+/// (`json_object` on SQLite, `row_to_json` on PostgreSQL), read by the same mapping as a
+/// table row. Booleans arrive as `0`/`1` from SQLite and as `true`/`false` from PostgreSQL.
+struct BadSnapshot: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct JSONStoreRow: StoreRow {
+    let object: JSONObject
+
+    private func value(_ column: String) throws -> JSONValue {
+        guard let v = object[column] else { throw BadSnapshot("snapshot has no column \(column)") }
+        return v
+    }
+
+    func string(_ column: String) throws -> String {
+        guard let s = try optionalString(column) else { throw BadSnapshot("snapshot column \(column) is null") }
+        return s
+    }
+
+    func optionalString(_ column: String) throws -> String? {
+        switch try value(column) {
+        case .null: return nil
+        case .string(let s): return s
+        default: throw BadSnapshot("snapshot column \(column) is not text")
+        }
+    }
+
+    func int(_ column: String) throws -> Int {
+        switch try value(column) {
+        case .number(let n) where n.rounded() == n && abs(n) < 9.0e18: return Int(n)
+        case .bool(let b): return b ? 1 : 0
+        default: throw BadSnapshot("snapshot column \(column) is not an integer")
+        }
+    }
+
+    func optionalInt(_ column: String) throws -> Int? {
+        if case .null = try value(column) { return nil }
+        return try int(column)
+    }
+
+    func double(_ column: String) throws -> Double {
+        guard let d = try optionalDouble(column) else { throw BadSnapshot("snapshot column \(column) is null") }
+        return d
+    }
+
+    func optionalDouble(_ column: String) throws -> Double? {
+        switch try value(column) {
+        case .null: return nil
+        case .number(let n): return n
+        // row_to_json writes PostgreSQL's non-finite doubles as strings.
+        case .string("Infinity"): return .infinity
+        case .string("-Infinity"): return -.infinity
+        default: throw BadSnapshot("snapshot column \(column) is not a number")
+        }
+    }
+
+    func bool(_ column: String) throws -> Bool {
+        switch try value(column) {
+        case .bool(let b): return b
+        case .number(let n): return n != 0
+        default: throw BadSnapshot("snapshot column \(column) is not a boolean")
+        }
+    }
+
+    func bytes(_ column: String) throws -> [UInt8] { Array(try string(column).utf8) }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncConnectors
+import SyncCore
+import SyncEngine
+import SyncStore
+import TestSupport
+
+/// Webhooks (docs/webhooks.md): the outbox is written with the status change, deliveries are
+/// signed, retried with backoff, shown per sync, and their URLs vetted at create.
+@Suite("Webhooks")
+struct WebhookTests {
+    static let fast = WebhookPolicy(pollInterval: .milliseconds(100), firstRetryDelay: 0.2, maxRetryDelay: 1, timeout: 5)
+
+    func withReceiver<T: Sendable>(_ body: @Sendable (FixtureUpstream) async throws -> T) async throws -> T {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        do {
+            let result = try await body(receiver)
+            await receiver.stop()
+            return result
+        } catch {
+            await receiver.stop()
+            throw error
+        }
+    }
+
+    func hooks(_ receiver: FixtureUpstream, _ path: String) -> [WebhookReceipt] {
+        receiver.requests(path: path).map(WebhookReceipt.init)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aCompletedSyncIsDeliveredOnceSignedAndShown(_ backend: StoreBackend) async throws {
+        try await withReceiver { receiver in
+            try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+                let created = try await client.call(.post, "/v1/sources", #"""
+                    {"name": "w", "kind": "synthetic", "config": {"records": 7, "page_size": 3},
+                     "notify": [{"url": "\#(receiver.baseURL)/hooks/a", "events": ["completed"], "secret": "s3cret-value"}]}
+                    """#)
+                #expect(created.status == .created)
+                let shown = String(buffer: created.body)
+                #expect(!shown.contains("s3cret-value"))
+                #expect(created.json["notify"]?.arrayValue?.first?["secret"] == .string("***"))
+                #expect(created.json["notify"]?.arrayValue?.first?["events"] == .array([.string("completed")]))
+                let id = try #require(try await client.call(.post, "/v1/sources/w/syncs").json["id"]?.stringValue)
+                let receipts = try await eventually { () -> [WebhookReceipt]? in
+                    let got = hooks(receiver, "/hooks/a")
+                    return got.isEmpty ? nil : got
+                }
+                let receipt = try #require(receipts.first)
+                #expect(receipt.signatureIsValid(secret: "s3cret-value"))
+                #expect(!receipt.signatureIsValid(secret: "another"))
+                #expect(receipt.event == "sync.completed")
+                #expect(receipt.json["source"]?["name"] == .string("w"))
+                #expect(receipt.json["sync"]?["id"] == .string(id))
+                #expect(receipt.json["sync"]?["status"] == .string("completed"))
+                #expect(receipt.json["sync"]?["progress"]?["records_created"] == .number(7))
+                #expect(receipt.json["sync"]?["attempts"]?.arrayValue?.count == 1)
+                #expect(receipt.request.headers["x-tributary-delivery"] == receipt.deliveryID)
+                #expect(receipt.request.headers["x-tributary-event"] == "sync.completed")
+                #expect(receipt.request.headers["content-type"] == "application/json")
+                // The delivery shows as delivered; its secret and body never do.
+                let deliveries = try await eventually { () -> [JSONValue]? in
+                    let items = try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue ?? []
+                    return items.first?["status"] == .string("delivered") ? items : nil
+                }
+                #expect(deliveries.count == 1)
+                #expect(deliveries[0]["id"]?.stringValue == receipt.deliveryID)
+                #expect(deliveries[0]["attempts"] == .number(1))
+                #expect(deliveries[0]["response_status"] == .number(204))
+                #expect(deliveries[0]["event"] == .string("sync.completed"))
+                let listing = String(buffer: try await client.call(.get, "/v1/syncs/\(id)/deliveries").body)
+                #expect(!listing.contains("s3cret-value"))
+                // Nothing more arrives: one event, one delivery.
+                try await Task.sleep(for: .milliseconds(800))
+                #expect(hooks(receiver, "/hooks/a").count == 1)
+                #expect(try await client.call(.get, "/v1/syncs/syn_01M8C1VWZ6SSAN250T5XTGAJ2F/deliveries").status == .notFound)
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aReceiverFailingThreeTimesGetsTheSameBodyOnTheFourthTry(_ backend: StoreBackend) async throws {
+        try await withReceiver { receiver in
+            receiver.inject(.status(500), path: "/hooks", times: 3)
+            try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+                _ = try await client.createSource("r", records: 2, pageSize: 2,
+                                                  extra: #", "notify": [{"url": "\#(receiver.baseURL)/hooks/r", "secret": "k"}]"#)
+                let id = try #require(try await client.call(.post, "/v1/sources/r/syncs").json["id"]?.stringValue)
+                let delivered = try await eventually(timeout: .seconds(30)) { () -> JSONValue? in
+                    let item = try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+                    return item?["status"] == .string("delivered") ? item : nil
+                }
+                #expect(delivered["attempts"] == .number(4))
+                let receipts = hooks(receiver, "/hooks/r")
+                #expect(receipts.count == 4)
+                #expect(Set(receipts.map(\.request.body)).count == 1, "every try sends the same bytes")
+                #expect(Set(receipts.compactMap(\.deliveryID)).count == 1)
+                #expect(receipts.allSatisfy { $0.signatureIsValid(secret: "k") })
+                // Backoff: the tries are spread out, not fired back to back.
+                let gaps = zip(receipts.dropFirst(), receipts).map { ($0.request.at - $1.request.at) }
+                #expect(gaps.allSatisfy { $0 >= .milliseconds(150) }, "\(gaps)")
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func eachWebhookGetsTheEventsItChoseWithTheSyncAsItThenStood(_ backend: StoreBackend) async throws {
+        try await withReceiver { receiver in
+            try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+                let created = try await client.call(.post, "/v1/sources", #"""
+                    {"name": "f", "kind": "synthetic", "config": {"records": 10, "page_size": 5, "fail_every_n_pages": 1},
+                     "retry": {"max_attempts": 2, "initial_delay_seconds": 0.2, "max_delay_seconds": 1},
+                     "notify": [{"url": "\#(receiver.baseURL)/hooks/all"},
+                                {"url": "\#(receiver.baseURL)/hooks/failed", "events": ["failed"]}]}
+                    """#)
+                #expect(created.status == .created, "\(String(buffer: created.body))")
+                let id = try #require(try await client.call(.post, "/v1/sources/f/syncs").json["id"]?.stringValue)
+                let all = try await eventually { () -> [WebhookReceipt]? in
+                    let got = hooks(receiver, "/hooks/all")
+                    return got.count >= 2 ? got : nil
+                }
+                #expect(all.map(\.event) == ["sync.retrying", "sync.failed"])
+                // The retrying event carries the sync as it was then, whenever it was sent.
+                #expect(all[0].json["sync"]?["status"] == .string("retrying"))
+                #expect(all[0].json["sync"]?["attempts"]?.arrayValue?.count == 1)
+                #expect(all[0].json["sync"]?["error"]?["code"] != .null)
+                #expect(all[1].json["sync"]?["status"] == .string("failed"))
+                #expect(all[1].json["sync"]?["attempts"]?.arrayValue?.count == 2)
+                #expect(all.allSatisfy { $0.request.headers["x-tributary-signature"] == nil }, "no secret, no signature")
+                let failed = try await eventually { () -> [WebhookReceipt]? in
+                    let got = hooks(receiver, "/hooks/failed")
+                    return got.isEmpty ? nil : got
+                }
+                #expect(failed.map(\.event) == ["sync.failed"])
+                #expect(failed[0].json["sync"]?["id"] == .string(id))
+
+                // A queued sync cancelled: `cancelled`, straight from the API's transaction.
+                _ = try await client.createSource("c", records: 1, extra: #", "notify": [{"url": "\#(receiver.baseURL)/hooks/c"}]"#)
+                #expect(try await client.call(.post, "/v1/sources/c/pause").status == .ok)
+                let queued = try #require(try await client.call(.post, "/v1/sources/c/syncs").json["id"]?.stringValue)
+                #expect(try await client.call(.post, "/v1/syncs/\(queued)/cancel").status.code < 300)
+                let cancelled = try await eventually { () -> [WebhookReceipt]? in
+                    let got = hooks(receiver, "/hooks/c")
+                    return got.isEmpty ? nil : got
+                }
+                #expect(cancelled.map(\.event) == ["sync.cancelled"])
+                #expect(cancelled[0].json["sync"]?["status"] == .string("cancelled"))
+            }
+        }
+    }
+
+    @Test func webhookURLsAndSecretsAreCheckedAtTheDoor() async throws {
+        let policy = EgressPolicy(deny: [EgressPolicy.Rule("10.0.0.0/8")!])
+        try await TestNode(webhooks: Self.fast, egress: policy).test { client in
+            func create(_ notify: String) async throws -> TestResponse {
+                try await client.call(.post, "/v1/sources", #"{"name": "x", "kind": "synthetic", "config": {"records": 1}, "notify": \#(notify)}"#)
+            }
+            func field(_ r: TestResponse) -> String? { r.json["errors"]?.arrayValue?.first?["field"]?.stringValue }
+            let blocked = try await create(#"[{"url": "http://169.254.169.254/latest"}]"#)
+            #expect(blocked.status == .unprocessableContent)
+            #expect(field(blocked) == "notify[0].url")
+            #expect(field(try await create(#"[{"url": "http://127.0.0.1/ok"}, {"url": "http://10.1.2.3/hook"}]"#)) == "notify[1].url")
+            #expect(field(try await create(#"[{"url": "http://[::ffff:169.254.169.254]/x"}]"#)) == "notify[0].url")
+            for bad in [#"[{"url": "ftp://example.com/x"}]"#, #"[{"url": "/relative"}]"#, #"[{"url": ""}]"#, #"[{}]"#,
+                        #"[{"url": "http://u:p@127.0.0.1/x"}]"#,
+                        #"[{"url": "http://127.0.0.1/\#(String(repeating: "a", count: 3000))"}]"#] {
+                let r = try await create(bad)
+                #expect(r.status == .unprocessableContent && field(r) == "notify[0].url", "\(bad): \(String(buffer: r.body))")
+            }
+            for (bad, path) in [(#"[{"url": "http://127.0.0.1/x", "events": ["running"]}]"#, "notify[0].events"),
+                                (#"[{"url": "http://127.0.0.1/x", "events": []}]"#, "notify[0].events"),
+                                (#"[{"url": "http://127.0.0.1/x", "events": "completed"}]"#, "notify[0].events"),
+                                (#"[{"url": "http://127.0.0.1/x", "secret": ""}]"#, "notify[0].secret"),
+                                (#"[{"url": "http://127.0.0.1/x", "secret": 12}]"#, "notify[0].secret"),
+                                (#"[{"url": "http://127.0.0.1/x", "colour": "red"}]"#, "notify[0].colour"),
+                                (#"{"url": "http://127.0.0.1/x"}"#, "notify"),
+                                ("[" + Array(repeating: #"{"url": "http://127.0.0.1/x"}"#, count: 11).joined(separator: ",") + "]", "notify")] {
+                let r = try await create(bad)
+                #expect(r.status == .unprocessableContent && field(r) == path, "\(bad): \(String(buffer: r.body))")
+            }
+            // A patch that sends the webhooks back as shown keeps the secret; a new URL with "***" cannot.
+            let ok = try await create(#"[{"url": "http://127.0.0.1/x", "secret": "keep-me"}]"#)
+            #expect(ok.status == .created)
+            let shown = try #require(ok.json["notify"])
+            let patched = try await client.call(.patch, "/v1/sources/x", #"{"notify": \#(String(decoding: try JSONEncoder().encode(shown), as: UTF8.self))}"#)
+            #expect(patched.status == .ok)
+            let stored = try #require(try await client.call(.get, "/v1/sources/x").json["id"]?.stringValue)
+            _ = stored
+            let moved = try await client.call(.patch, "/v1/sources/x", #"{"notify": [{"url": "http://127.0.0.1/y", "secret": "***"}]}"#)
+            #expect(moved.status == .unprocessableContent && field(moved) == "notify[0].secret")
+            let cleared = try await client.call(.patch, "/v1/sources/x", #"{"notify": null}"#)
+            #expect(cleared.json["notify"] == .array([]))
+        }
+    }
+}

@@ -153,6 +153,32 @@ struct WebhookTests {
         }
     }
 
+    /// A receiver that never accepts: the delivery is given up once its window has passed,
+    /// and the tries are counted in metrics.
+    @Test func aDeliveryIsGivenUpAfterItsWindowAndCounted() async throws {
+        try await withReceiver { receiver in
+            receiver.inject(.status(503), path: "/hooks", times: 1000)
+            var policy = Self.fast
+            policy.giveUpAfter = 1
+            try await TestNode(workers: 1, pollInterval: .milliseconds(100), webhooks: policy).test { client in
+                _ = try await client.createSource("g", records: 1, extra: #", "notify": [{"url": "\#(receiver.baseURL)/hooks/g"}]"#)
+                let id = try #require(try await client.call(.post, "/v1/sources/g/syncs").json["id"]?.stringValue)
+                let failed = try await eventually { () -> JSONValue? in
+                    let item = try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+                    return item?["status"] == .string("failed") ? item : nil
+                }
+                let tries = try #require(failed["attempts"]?.intValue)
+                #expect(tries >= 2 && tries == receiver.requests(path: "/hooks/g").count)
+                #expect(failed["response_status"] == .number(503))
+                #expect(failed["last_error"]?.stringValue?.contains("given up") == true)
+                #expect(failed["next_attempt_at"] == .null)
+                let metrics = String(buffer: try await client.call(.get, "/metrics").body)
+                #expect(metrics.contains(#"tributary_webhook_deliveries_total{result="failed"} 1"#), "\(metrics)")
+                #expect(metrics.contains(#"tributary_webhook_deliveries_total{result="retrying"} \#(tries - 1)"#))
+            }
+        }
+    }
+
     @Test func webhookURLsAndSecretsAreCheckedAtTheDoor() async throws {
         let policy = EgressPolicy(deny: [EgressPolicy.Rule("10.0.0.0/8")!])
         try await TestNode(webhooks: Self.fast, egress: policy).test { client in

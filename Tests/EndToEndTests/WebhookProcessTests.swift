@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+import SyncCore
+import TestSupport
+
+/// Webhooks through the real binary: a node killed in the middle of a delivery loses
+/// nothing, and three nodes on one PostgreSQL database deliver each event once.
+@Suite("Webhooks through the real binary", .serialized)
+struct WebhookProcessTests {
+    func source(_ name: String, hook: String) -> String {
+        #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3, "page_size": 3}, "notify": [{"url": "\#(hook)", "secret": "pssst"}]}"#
+    }
+
+    /// The receiver holds the first POST open; the node is SIGKILLed in the middle of it.
+    /// Another node on the same database takes the delivery once the dead node's lease ends,
+    /// and the receiver gets it, signed, with the same delivery id.
+    @Test func aNodeKilledMidDeliveryLosesNothing() async throws {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.inject(.hang(seconds: 20), path: "/hooks")
+        let dir = try TemporaryDirectory("e2e-webhook-kill")
+        defer { dir.remove() }
+        let args = ["--database", "sqlite:w.sqlite", "--workers", "1", "--webhook-timeout", "1"]
+        let a = try await TributaryProcess(serve: args + ["--node-id", "a"], directory: dir, name: "a")
+        #expect(try await a.client.post("/v1/sources", source("k", hook: receiver.baseURL + "/hooks/k")).status == 201)
+        let id = try #require(try await a.client.post("/v1/sources/k/syncs").json["id"]?.stringValue)
+        _ = try await eventually(timeout: .seconds(20)) { receiver.requests(path: "/hooks/k").isEmpty ? nil : true }
+        await a.kill()
+        let b = try await TributaryProcess(serve: args + ["--node-id", "b"], directory: dir, name: "b")
+        let delivered = try await eventually(timeout: .seconds(40), every: .milliseconds(200)) { () -> JSONValue? in
+            let item = try await b.client.get("/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+            return item?["status"] == .string("delivered") ? item : nil
+        }
+        let receipts = receiver.requests(path: "/hooks/k").map(WebhookReceipt.init)
+        #expect(receipts.count == 2, "the try the kill cut short, and the one after")
+        #expect(Set(receipts.compactMap(\.deliveryID)) == [try #require(delivered["id"]?.stringValue)])
+        #expect(receipts.allSatisfy { $0.signatureIsValid(secret: "pssst") && $0.event == "sync.completed" })
+        #expect(delivered["attempts"] == .number(2))
+        #expect(!b.log.contains("pssst") && !a.log.contains("pssst"))
+        #expect(try await b.terminate() == 0)
+    }
+
+    /// Three nodes on one PostgreSQL database, 30 sources with a webhook: every completion is
+    /// delivered exactly once (by delivery id), whichever node ran the sync or delivered it.
+    @Test func threeNodesDeliverEachEventOnce() async throws {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        defer { Task { await receiver.stop() } }
+        let dir = try TemporaryDirectory("e2e-webhook-cluster")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("hooks")
+        var nodes: [TributaryProcess] = []
+        for n in 0..<3 {
+            nodes.append(try await TributaryProcess(serve: ["--database", database, "--workers", "4", "--node-id", "n\(n)"],
+                                                    directory: dir, name: "n\(n)"))
+        }
+        let count = 30
+        for i in 0..<count {
+            #expect(try await nodes[i % 3].client.post("/v1/sources", source("s\(i)", hook: receiver.baseURL + "/hooks/c")).status == 201)
+        }
+        for i in 0..<count { #expect(try await nodes[(i + 1) % 3].client.post("/v1/sources/s\(i)/syncs").status == 202) }
+        _ = try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+            receiver.requests(path: "/hooks/c").count >= count ? true : nil
+        }
+        try await Task.sleep(for: .seconds(2))  // a duplicate would arrive by now
+        let receipts = receiver.requests(path: "/hooks/c").map(WebhookReceipt.init)
+        #expect(receipts.count == count)
+        #expect(Set(receipts.compactMap(\.deliveryID)).count == count)
+        #expect(Set(receipts.compactMap { $0.json["sync"]?["source_id"]?.stringValue }).count == count)
+        #expect(receipts.allSatisfy { $0.signatureIsValid(secret: "pssst") })
+        for node in nodes { #expect(try await node.terminate() == 0) }
+    }
+}

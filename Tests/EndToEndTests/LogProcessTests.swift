@@ -15,13 +15,14 @@ struct LogProcessTests {
         defer { Task { await fixture.stop() } }
         let node = try await TributaryProcess(serve: ["--database", "sqlite:l.sqlite", "--workers", "2", "--log-format", "json"],
                                               directory: dir, environment: ["LOG_LEVEL": "debug"])
-        let secrets = ["hunter2-secret", "pw-s3cret", "k3y-secret", "xk-secret"]
+        let secrets = ["hunter2-secret", "pw-s3cret", "k3y-secret", "xk-secret", "wh-s3cret", "wh-t0ken"]
+        let notify = #"[{"url": "http://127.0.0.1:\#(fixture.port)/hooks/l?token=wh-t0ken", "secret": "wh-s3cret"}]"#
         let config = #"""
             {"url": "http://alice:pw-s3cret@127.0.0.1:\#(fixture.port)/PATH?api_key=k3y-secret", "records_path": "/rows", "primary_key": "id",
              "headers": {"Authorization": "Bearer hunter2-secret"}, "query": {"X-Api-Key": "xk-secret"}}
             """#
         for (name, path) in [("good", "none"), ("denied", "page")] {
-            let body = #"{"name": "\#(name)", "kind": "http-json", "config": \#(config.replacingOccurrences(of: "PATH", with: path)), "retry": {"max_attempts": 1}}"#
+            let body = #"{"name": "\#(name)", "kind": "http-json", "config": \#(config.replacingOccurrences(of: "PATH", with: path)), "retry": {"max_attempts": 1}, "notify": \#(notify)}"#
             #expect(try await node.client.post("/v1/sources", body).status == 201)
         }
         fixture.inject(.status(401), path: "/page", times: 1)
@@ -37,6 +38,9 @@ struct LogProcessTests {
                 return ["completed", "failed"].contains(s) ? true : nil
             }
         }
+        // Both syncs' webhooks are delivered (and logged at debug) before the log is read.
+        _ = try await eventually(timeout: .seconds(30)) { fixture.requests(path: "/hooks/l").count >= 2 ? true : nil }
+        try await Task.sleep(for: .milliseconds(300))
         #expect(try await node.client.post("/v1/sources", #"{"name": "good", "kind": "synthetic", "config": {"records": 1}}"#).status == 409)
         #expect(try await node.client.get("/v1/sources/good").text.contains("hunter2-secret") == false)
         #expect(try await node.terminate() == 0)

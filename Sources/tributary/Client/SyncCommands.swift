@@ -6,7 +6,7 @@ import SyncCore
 struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync", abstract: "Start, follow, cancel and retry syncs.",
-        subcommands: [Start.self, List.self, Show.self, Cancel.self, Retry.self, Watch.self])
+        subcommands: [Start.self, List.self, Show.self, Cancel.self, Retry.self, Watch.self, Deliveries.self])
 
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue a sync of a source.")
@@ -56,6 +56,22 @@ struct SyncCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument var id: String
         func run() async throws { Output.json(try await connection.connection.call(.GET, "/v1/syncs/\(PathSegment.encode(id))")) }
+    }
+
+    struct Deliveries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a sync's webhook deliveries and their tries.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        func run() async throws {
+            let page = try await connection.connection.call(.GET, "/v1/syncs/\(PathSegment.encode(id))/deliveries")
+            if connection.json { return Output.json(page) }
+            let items = page["items"]?.arrayValue ?? []
+            if items.isEmpty { return print("no deliveries (the source has no webhook for this sync's events)") }
+            Output.table(["ID", "EVENT", "STATUS", "TRIES", "ANSWER", "URL", "LAST ERROR"], items.map { d in
+                [Output.text(d["id"]), Output.text(d["event"]), Output.text(d["status"]), Output.text(d["attempts"]),
+                 Output.text(d["response_status"]), Output.text(d["url"]), Output.text(d["last_error"])]
+            })
+        }
     }
 
     struct Cancel: AsyncParsableCommand {

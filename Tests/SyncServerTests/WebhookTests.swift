@@ -153,6 +153,28 @@ struct WebhookTests {
         }
     }
 
+    /// Webhooks added while a sync runs hear of its end; removed ones do not.
+    @Test(arguments: StoreBackend.allCases)
+    func webhooksChangedMidSyncApplyToItsEnd(_ backend: StoreBackend) async throws {
+        try await withReceiver { receiver in
+            try await TestNode(backend: backend, workers: 2, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+                _ = try await client.call(.post, "/v1/sources", #"{"name": "late", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 300}}"#)
+                _ = try await client.call(.post, "/v1/sources", #"{"name": "gone", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 300}, "notify": [{"url": "\#(receiver.baseURL)/hooks/gone"}]}"#)
+                let late = try #require(try await client.call(.post, "/v1/sources/late/syncs").json["id"]?.stringValue)
+                let gone = try #require(try await client.call(.post, "/v1/sources/gone/syncs").json["id"]?.stringValue)
+                #expect(try await client.call(.patch, "/v1/sources/late", #"{"notify": [{"url": "\#(receiver.baseURL)/hooks/late"}]}"#).status == .ok)
+                #expect(try await client.call(.patch, "/v1/sources/gone", #"{"notify": null}"#).status == .ok)
+                for id in [late, gone] {
+                    _ = try await eventually { try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed") ? true : nil }
+                }
+                _ = try await eventually { receiver.requests(path: "/hooks/late").isEmpty ? nil : true }
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(receiver.requests(path: "/hooks/late").map { WebhookReceipt($0).event } == ["sync.completed"])
+                #expect(receiver.requests(path: "/hooks/gone").isEmpty)
+            }
+        }
+    }
+
     /// A receiver that never accepts: the delivery is given up once its window has passed,
     /// and the tries are counted in metrics.
     @Test func aDeliveryIsGivenUpAfterItsWindowAndCounted() async throws {

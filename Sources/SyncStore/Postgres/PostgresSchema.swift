@@ -154,7 +154,10 @@ enum PostgresSchema {
         // 4: webhooks. A source's `notify` targets; the outbox a trigger fills in the very
         // transaction that changes a sync's status (docs/webhooks.md), whichever path
         // changes it, with the sync as it then stood.
-        ["ALTER TABLE sources ADD COLUMN notify text"] + Webhooks.outboxTable(sqlite: false) + [
+        [
+            "ALTER TABLE sources ADD COLUMN notify text",
+            "ALTER TABLE syncs ADD COLUMN notify boolean NOT NULL DEFAULT false",
+        ] + Webhooks.outboxTable(sqlite: false) + [
             """
             CREATE FUNCTION tributary_syncs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -169,7 +172,7 @@ enum PostgresSchema {
             """,
             """
             CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs FOR EACH ROW
-            WHEN (NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified)))
+            WHEN (NEW.notify AND NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified)))
             EXECUTE FUNCTION tributary_syncs_notify()
             """,
         ],

@@ -142,9 +142,10 @@ enum SQLiteSchema {
         // changes it, with the sync as it then stood.
         """
         ALTER TABLE sources ADD COLUMN notify TEXT;
+        ALTER TABLE syncs ADD COLUMN notify INTEGER NOT NULL DEFAULT 0 CHECK (notify IN (0, 1));
         \(Webhooks.outboxTable(sqlite: true).joined(separator: ";\n"));
         CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs
-        WHEN NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified))
+        WHEN NEW.notify AND NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified))
         BEGIN
             INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at)
             SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),

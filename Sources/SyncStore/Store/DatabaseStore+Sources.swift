@@ -76,8 +76,13 @@ extension DatabaseStore: SourceCatalog {
                 notify = \(StoreRows.notify(source.notify))
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
+        // Its active syncs tell the outbox trigger whether to look for webhooks at all.
+        let flag = StoreWrite("""
+            UPDATE syncs SET notify = \(!source.notify.isEmpty)
+            WHERE source_id = \(source.id) AND status \(in: SyncStatus.active.map(\.rawValue)) AND notify <> \(!source.notify.isEmpty)
+            """)
         return try await driver.transact(StoreTransaction { _ in
-            StoreDecision(writes: [update], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
+            StoreDecision(writes: [update, flag], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
                 return try StoreRows.source(row)
             }

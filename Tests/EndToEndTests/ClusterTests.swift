@@ -31,6 +31,41 @@ struct ClusterTests {
         for node in nodes where node.isRunning { #expect(try await node.terminate() == 0, "\(node.log.suffix(2000))") }
     }
 
+    /// Six sources sharing a concurrency key of limit 2, on three nodes with four workers
+    /// each: sampled from the database every 50 ms, never more than two of them run.
+    @Test func aConcurrencyKeyHoldsAcrossThreeNodes() async throws {
+        let dir = try TemporaryDirectory("e2e-concurrency")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("conc")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "4"])
+        for i in 0..<6 {
+            let body = #"{"name": "k\#(i)", "kind": "synthetic", "config": {"records": 4, "page_size": 1, "delay_ms_per_page": 150}, "concurrency": {"key": "acct-7", "limit": 2}}"#
+            #expect(try await nodes[i % 3].client.post("/v1/sources", body).status == 201)
+        }
+        // Every node is asked at once, several times, so the claims truly race.
+        for round in 0..<3 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<6 { group.addTask { _ = try await nodes[(i + round) % 3].client.post("/v1/sources/k\(i)/syncs") } }
+                try await group.waitForAll()
+            }
+            var samples: [Int] = []
+            while true {
+                let out = try await PostgresCluster.psql(database, """
+                    SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status IN ('queued', 'running', 'retrying'))
+                    FROM syncs WHERE concurrency_key = 'acct-7'
+                    """)
+                let parts = out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+                samples.append(parts.first ?? 0)
+                if parts.count == 2 && parts[1] == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(samples.max() == 2, "round \(round): at most 2 at once, and both slots used: \(samples)")
+        }
+        let done = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status = 'completed'")
+        #expect(done.trimmingCharacters(in: .whitespacesAndNewlines) == "18")
+        try await stopAll(nodes)
+    }
+
     @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
         let dir = try TemporaryDirectory("cluster-storm")
         defer { dir.remove() }

@@ -21,13 +21,16 @@ public struct Source: Sendable, Equatable {
     public var paused: Bool
     /// Where to POST the source's sync events (docs/webhooks.md); secrets are write-only.
     public var notify: [WebhookTarget]
+    /// At most `limit` syncs of the sources sharing `key` run at once, cluster-wide (docs/queue.md).
+    public var concurrency: ConcurrencyLimit?
 
     public init(
         id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
         priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
         minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false,
-        notify: [WebhookTarget] = []
+        notify: [WebhookTarget] = [], concurrency: ConcurrencyLimit? = nil
     ) {
+        self.concurrency = concurrency
         self.paused = paused
         self.notify = notify
         self.id = id
@@ -72,6 +75,17 @@ public struct WebhookTarget: Sendable, Codable, Equatable {
     /// The statuses a webhook can be told about, in this order.
     public static let events: [SyncStatus] = [.completed, .failed, .cancelled, .retrying]
     public enum CodingKeys: String, CodingKey, CaseIterable { case url, events, secret }
+}
+
+/// A concurrency key: the sources naming one `key` run at most `limit` syncs at once.
+public struct ConcurrencyLimit: Sendable, Codable, Equatable {
+    public var key: String
+    public var limit: Int
+    public init(key: String, limit: Int) {
+        self.key = key
+        self.limit = limit
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case key, limit }
 }
 
 /// A token bucket for requests to the upstream.

@@ -31,6 +31,9 @@ enum APIRepresentation {
             } ?? .null,
             "min_trigger_interval_seconds": .number(source.minTriggerIntervalSeconds),
             "notify": .array(source.notify.map(webhook)),
+            "concurrency": source.concurrency.map {
+                .fields([ConcurrencyLimit.CodingKeys.key: .string($0.key), .limit: int($0.limit)])
+            } ?? .null,
             "state": .object(source.state),
             "created_at": date(source.createdAt),
             "updated_at": date(source.updatedAt),

@@ -6,7 +6,7 @@ import SyncCore
 /// collecting every problem with its field path instead of stopping at the first.
 struct SourceInput {
     static let fields: Set<String> = [
-        "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds", "notify",
+        "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds", "notify", "concurrency",
     ]
 
     /// A new source from a `POST /v1/sources` body.
@@ -109,6 +109,22 @@ struct SourceInput {
                     errors.append(FieldError("rate_limit", "needs requests_per_second in [0.001, 100000] and burst in [1, 100000]"))
                 }
             default: errors.append(FieldError("rate_limit", "must be an object or null, got \(v.typeName)"))
+            }
+        }
+        if let v = body["concurrency"] {
+            typealias Key = ConcurrencyLimit.CodingKeys
+            switch v {
+            case .null: source.concurrency = nil
+            case .object(let o):
+                for key in o.keys.sorted() where Key(rawValue: key) == nil { errors.append(FieldError("concurrency.\(key)", "unknown field")) }
+                let key = o[Key.key.stringValue]?.stringValue
+                let limit = o[Key.limit.stringValue]?.intValue
+                if let key, (1...200).contains(key.utf8.count), let limit, (1...10_000).contains(limit) {
+                    source.concurrency = ConcurrencyLimit(key: key, limit: limit)
+                } else {
+                    errors.append(FieldError("concurrency", "needs key (a string of 1 to 200 bytes) and limit (an integer from 1 to 10000)"))
+                }
+            default: errors.append(FieldError("concurrency", "must be an object or null, got \(v.typeName)"))
             }
         }
         if let v = body["notify"] {

@@ -176,7 +176,36 @@ enum PostgresSchema {
             EXECUTE FUNCTION tributary_syncs_notify()
             """,
         ],
+        // 5: concurrency keys. The claim statement passes over a sync whose key is full; two
+        // nodes claiming at once could both see a free slot, so a trigger takes a lock on the
+        // key, counts again, and skips the row (the claim does not take it) when it is full.
+        [
+            "ALTER TABLE sources ADD COLUMN concurrency text",
+            "ALTER TABLE syncs ADD COLUMN concurrency_key text",
+            "ALTER TABLE syncs ADD COLUMN concurrency_limit integer",
+            "CREATE INDEX syncs_running_by_key ON syncs(concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL",
+            """
+            CREATE FUNCTION tributary_syncs_concurrency() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(concurrencyLockSpace), hashtext(NEW.concurrency_key));
+                IF (SELECT count(*) FROM syncs WHERE concurrency_key = NEW.concurrency_key AND status = 'running' AND id <> NEW.id)
+                   >= NEW.concurrency_limit THEN
+                    RETURN NULL;
+                END IF;
+                RETURN NEW;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER syncs_concurrency BEFORE UPDATE OF status ON syncs FOR EACH ROW
+            WHEN (NEW.status = 'running' AND OLD.status <> 'running' AND NEW.concurrency_key IS NOT NULL)
+            EXECUTE FUNCTION tributary_syncs_concurrency()
+            """,
+        ],
     ]
+
+    /// The first key of the advisory locks on concurrency keys (the second is the key's hash).
+    static let concurrencyLockSpace: Int32 = 0x7472_6962  // "trib"
 
     /// Applies the missing migrations under the advisory lock, in one transaction.
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {

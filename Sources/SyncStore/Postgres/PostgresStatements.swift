@@ -15,7 +15,7 @@ enum PostgresStatements {
 
     static let sourceColumns = [
         "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
-        "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused", "notify",
+        "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused", "notify", "concurrency",
     ]
     /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
     static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
@@ -24,11 +24,12 @@ enum PostgresStatements {
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v6"
+        static let name = "tributary_claim_v7"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= $1::float8
+                  AND \(StoreRules.concurrencyAllows)
                 ORDER BY \(StoreRules.claimOrder)
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (

@@ -19,6 +19,15 @@ enum StoreRules {
     /// `syncs_claim_order` of both schemas (so each database walks the index).
     static let claimOrder = "(run_at - priority * \(agingSecondsPerPriority).0)"
 
+    /// Concurrency keys (docs/queue.md): a sync with a key is claimable only while fewer than
+    /// its limit of the key's syncs run. Part of every claim's condition (a blocked sync is
+    /// passed over, never in the way of the ones behind it); on PostgreSQL a trigger checks
+    /// it again under a lock on the key, since two nodes may claim at once.
+    static let concurrencyAllows = """
+        (concurrency_key IS NULL OR concurrency_limit > (SELECT count(*) FROM syncs AS r
+            WHERE r.concurrency_key = syncs.concurrency_key AND r.status = 'running'))
+        """
+
     /// The attempt error of a sync taken back from a worker that stopped heartbeating.
     static let leaseExpired = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
 

@@ -23,6 +23,7 @@ extension SQLiteDriver {
             db.cachedStatement(sql: """
                 SELECT id, status FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= ?
+                  AND \(StoreRules.concurrencyAllows)
                 ORDER BY \(StoreRules.claimOrder) LIMIT 1
                 """),
             arguments: [t]) else { return nil }

@@ -156,6 +156,13 @@ enum SQLiteSchema {
               AND EXISTS (SELECT 1 FROM json_each(hook.value, '$.events') AS e WHERE e.value = NEW.status);
         END;
         """,
+        // 6: concurrency keys: the claims count the running syncs of a key (docs/queue.md).
+        """
+        ALTER TABLE sources ADD COLUMN concurrency TEXT;
+        ALTER TABLE syncs ADD COLUMN concurrency_key TEXT;
+        ALTER TABLE syncs ADD COLUMN concurrency_limit INTEGER;
+        CREATE INDEX syncs_running_by_key ON syncs(concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL;
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

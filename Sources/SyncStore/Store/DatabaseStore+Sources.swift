@@ -5,11 +5,12 @@ extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                min_trigger_interval_seconds, state, created_at, updated_at, notify\(sqlite: ", seq", postgres: ""))
+                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency\(sqlite: ", seq", postgres: ""))
             VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
                 \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
                 \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
-                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify))\(
+                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify)),
+                \(source.concurrency.map(StoreRows.json))\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -73,13 +74,15 @@ extension DatabaseStore: SourceCatalog {
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
                 retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
                 min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
-                notify = \(StoreRows.notify(source.notify))
+                notify = \(StoreRows.notify(source.notify)), concurrency = \(source.concurrency.map(StoreRows.json))
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
-        // Its active syncs tell the outbox trigger whether to look for webhooks at all.
+        // Its active syncs carry what the database checks on them: whether the outbox trigger
+        // looks for webhooks at all, and the concurrency key the claims count.
         let flag = StoreWrite("""
-            UPDATE syncs SET notify = \(!source.notify.isEmpty)
-            WHERE source_id = \(source.id) AND status \(in: SyncStatus.active.map(\.rawValue)) AND notify <> \(!source.notify.isEmpty)
+            UPDATE syncs SET notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
+                concurrency_limit = \(source.concurrency?.limit)
+            WHERE source_id = \(source.id) AND status \(in: SyncStatus.active.map(\.rawValue))
             """)
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update, flag], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in

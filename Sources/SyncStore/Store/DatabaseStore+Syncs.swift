@@ -122,7 +122,8 @@ extension DatabaseStore: SyncRequests {
                 UPDATE syncs SET status = \(SyncStatus.queued.rawValue), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
                     cancel_requested = \(false), error = NULL, finished_at = NULL, next_retry_at = NULL,
                     run_at = \(now.timeIntervalSince1970), max_attempts = \(source.retry.maxAttempts), held = \(source.paused),
-                    notify = \(!source.notify.isEmpty)
+                    notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
+                    concurrency_limit = \(source.concurrency?.limit)
                 WHERE id = \(syncID) AND status = \(status.rawValue)
                 """, onUniqueViolation: .rerun)
             return StoreDecision(writes: [requeue], events: [.wake], then: Queries.sync(id: syncID)) { _, then in

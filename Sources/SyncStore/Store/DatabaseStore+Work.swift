@@ -39,9 +39,12 @@ extension DatabaseStore: WorkQueue {
         return try await driver.finish(lease, outcome: outcome, now: now)
     }
 
+    /// The next time a sync becomes due. Only future times: a sync due now that the claim
+    /// just passed over is held (paused), blocked by its concurrency key, or already taken;
+    /// answering its past time would have idle workers claim again at once, in a loop.
     public func nextRunAt() async throws -> Date? {
         let rows = try await driver.read([
-            "SELECT MIN(run_at) AS t FROM syncs WHERE status \(in: StoreRules.runnable)",
+            "SELECT MIN(run_at) AS t FROM syncs WHERE status \(in: StoreRules.runnable) AND NOT held AND run_at > \(Date().timeIntervalSince1970)",
         ])
         return StoreRows.date(try rows.first(0)?.optionalDouble("t"))
     }

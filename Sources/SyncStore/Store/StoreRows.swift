@@ -78,7 +78,8 @@ enum StoreRows {
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
             paused: try row.bool("paused"),
-            notify: decodeCached([WebhookTarget].self, try row.optionalString("notify")) ?? []
+            notify: decodeCached([WebhookTarget].self, try row.optionalString("notify")) ?? [],
+            concurrency: decodeCached(ConcurrencyLimit.self, try row.optionalString("concurrency"))
         )
     }
 

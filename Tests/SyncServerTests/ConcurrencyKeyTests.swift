@@ -1,0 +1,62 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Concurrency keys (docs/queue.md): at most `limit` syncs of the sources sharing a key run
+/// at once; a sync whose key is full does not hold up the ones behind it.
+@Suite("Concurrency keys")
+struct ConcurrencyKeyTests {
+    static func keyed(_ name: String, key: String = "crm-7", limit: Int = 2) -> String {
+        #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3, "page_size": 1, "delay_ms_per_page": 150}, "concurrency": {"key": "\#(key)", "limit": \#(limit)}}"#
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func noMoreThanTheLimitRunAndOthersPassThem(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 6, pollInterval: .milliseconds(50)).test { client in
+            var ids: [String] = []
+            for i in 0..<6 {
+                #expect(try await client.call(.post, "/v1/sources", Self.keyed("k\(i)")).status == .created)
+                ids.append(try #require(try await client.call(.post, "/v1/sources/k\(i)/syncs").json["id"]?.stringValue))
+            }
+            // Queued after all six, without a key: it starts while keyed ones still wait.
+            _ = try await client.createSource("free", records: 1)
+            let free = try #require(try await client.call(.post, "/v1/sources/free/syncs").json["id"]?.stringValue)
+            var maxRunning = 0
+            var freeDoneWhileKeyedWaited = false
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                let running = try await client.call(.get, "/v1/syncs?status=running&limit=100").json["items"]?.arrayValue ?? []
+                maxRunning = max(maxRunning, running.filter { $0["id"]?.stringValue.map(ids.contains) == true }.count)
+                let statuses = try await ids.asyncMap { try await client.call(.get, "/v1/syncs/\($0)").json["status"]?.stringValue ?? "" }
+                if try await client.call(.get, "/v1/syncs/\(free)").json["status"] == .string("completed"), statuses.contains("queued") {
+                    freeDoneWhileKeyedWaited = true
+                }
+                if statuses.allSatisfy({ $0 == "completed" }) { break }
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            #expect(maxRunning == 2, "at most the limit, and the limit used")
+            #expect(freeDoneWhileKeyedWaited)
+            for id in ids { #expect(try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed")) }
+            // The source shows its key; bad keys are refused by field.
+            #expect(try await client.call(.get, "/v1/sources/k0").json["concurrency"] == .object(["key": .string("crm-7"), "limit": .number(2)]))
+            for bad in [#"{"key": "", "limit": 2}"#, #"{"key": "a", "limit": 0}"#, #"{"key": "a"}"#, #"{"key": "a", "limit": 2, "x": 1}"#, #""a""#] {
+                let r = try await client.call(.patch, "/v1/sources/k0", #"{"concurrency": \#(bad)}"#)
+                #expect(r.status == .unprocessableContent, "\(bad)")
+            }
+            #expect(try await client.call(.patch, "/v1/sources/k0", #"{"concurrency": null}"#).json["concurrency"] == .null)
+        }
+    }
+}
+
+extension Array where Element: Sendable {
+    func asyncMap<T: Sendable>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
+    }
+}

@@ -61,10 +61,13 @@ public struct SourceContext: Sendable {
     public var source: Source
     public var mode: SyncMode
     public var syncID: String
-    public init(source: Source, mode: SyncMode, syncID: String) {
+    /// The request budget of the source's key (shared by the cluster), if the engine gives one.
+    public var gate: (any RequestGate)?
+    public init(source: Source, mode: SyncMode, syncID: String, gate: (any RequestGate)? = nil) {
         self.source = source
         self.mode = mode
         self.syncID = syncID
+        self.gate = gate
     }
 }
 

@@ -5,7 +5,6 @@ import SyncCore
 /// The `http-json` kind: paginated JSON APIs (docs/api.md, "Sources").
 public final class HTTPJSONSourceKind: SyncSourceKind {
     public let client: UpstreamClient
-    private let limiters = Mutex<[String: (RateLimit, RateLimiter)]>([:])
 
     public init(client: UpstreamClient) { self.client = client }
     public var name: String { "http-json" }
@@ -35,19 +34,9 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
             throw SyncError(.configInvalid, f.errors.map { "\($0.field) \($0.message)" }.joined(separator: "; "), retryable: false)
         }
         return HTTPJSONSource(
-            config: config, client: client, limiter: limiter(for: context.source),
+            config: config, client: client, gate: context.gate,
             since: context.mode == .incremental ? context.source.state["cursor"] : nil,
             savedCursor: context.source.state["cursor"])
-    }
-
-    private func limiter(for source: Source) -> RateLimiter? {
-        guard let limit = source.rateLimit else { return nil }
-        return limiters.withLock { map in
-            if let (existing, limiter) = map[source.id], existing == limit { return limiter }
-            let limiter = RateLimiter(limit)
-            map[source.id] = (limit, limiter)
-            return limiter
-        }
     }
 }
 
@@ -71,17 +60,17 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
 struct HTTPJSONSource: SyncSource {
     let config: HTTPJSONConfig
     let client: UpstreamClient
-    let limiter: RateLimiter?
+    let gate: (any RequestGate)?
     let since: JSONValue?
     let savedCursor: JSONValue?
     let readFingerprint: String
     /// Pages and cursors requested in this attempt, to catch a pagination cycle.
     let visited = VisitedSet()
 
-    init(config: HTTPJSONConfig, client: UpstreamClient, limiter: RateLimiter?, since: JSONValue?, savedCursor: JSONValue?) {
+    init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?) {
         self.config = config
         self.client = client
-        self.limiter = limiter
+        self.gate = gate
         self.since = since
         self.savedCursor = savedCursor
         readFingerprint = config.readFingerprint
@@ -99,7 +88,7 @@ struct HTTPJSONSource: SyncSource {
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
-        let response = try await client.get(url, config: config, limiter: limiter)
+        let response = try await client.get(url, config: config, gate: gate)
         try Task.checkCancellation()
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 

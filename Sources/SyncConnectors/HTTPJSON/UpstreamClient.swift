@@ -46,18 +46,26 @@ public final class UpstreamClient: Sendable {
     }
 
     /// GETs `url` with the in-attempt retries; returns a 2xx response or throws a ``SyncError``.
-    public func get(_ url: URL, config: HTTPJSONConfig, limiter: RateLimiter?) async throws -> Response {
+    ///
+    /// With a `gate`, every request first waits for the key's budget, and an upstream that
+    /// asks for a pause (``closeSignal(status:headers:now:)``) closes the key on every node:
+    /// the request is then sent again once it reopens, without counting as a retry.
+    public func get(_ url: URL, config: HTTPJSONConfig, gate: (any RequestGate)?) async throws -> Response {
         var attempt = 0
+        var pauses = 0
         while true {
             try Task.checkCancellation()
             let failure: SyncError
             do {
-                if let limiter { try await limiter.acquire() }
+                if let gate { try await gate.acquire(maxWait: config.timeoutSeconds) }
                 // timeout_seconds bounds the whole request: headers, body and redirects. An upstream
                 // that sends its headers and then a byte a second is cut off like a silent one.
                 let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
                                                       onTimeout: { HTTPClientError.deadlineExceeded }) {
                     try await self.fetchFollowingRedirects(url, config: config)
+                }
+                if let gate, let until = Self.closeSignal(status: response.status, headers: response.headers) {
+                    await gate.close(until: until)
                 }
                 switch response.status {
                 case 200..<300: return response
@@ -72,11 +80,20 @@ public final class UpstreamClient: Sendable {
                 }
             } catch let e as SyncError {
                 failure = e
+            } catch let closed as GateClosed {
+                throw closed
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 failure = Self.classify(error, timeout: config.timeoutSeconds)
+            }
+            // The upstream named a time to come back: the key is closed until then, and the
+            // gate waits for it. Bounded, against an upstream that only ever says "later".
+            if gate != nil, failure.httpStatus == 429 || failure.httpStatus == 503, (failure.retryAfterSeconds ?? 0) > 0, pauses < 100 {
+                pauses += 1
+                metrics.upstreamRetry()
+                continue
             }
             guard failure.retryable, attempt < config.maxRequestRetries else { throw failure }
             if let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
@@ -248,42 +265,5 @@ public final class UpstreamClient: Sendable {
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
         return min(retryAfterCeiling, max(0, date.timeIntervalSince(now)))
-    }
-}
-
-/// A token bucket: `requestsPerSecond` sustained, `burst` at once. One per source per node.
-public final class RateLimiter: Sendable {
-    private struct State {
-        var tokens: Double
-        var last: ContinuousClock.Instant
-    }
-    private let state: Mutex<State>
-    let rate: Double
-    let burst: Double
-
-    public init(_ limit: RateLimit) {
-        rate = limit.requestsPerSecond
-        burst = Double(max(1, limit.burst))
-        state = Mutex(State(tokens: Double(max(1, limit.burst)), last: .now))
-    }
-
-    /// Waits until a request may go.
-    public func acquire() async throws {
-        while true {
-            let wait = state.withLock { s -> Double in
-                let now = ContinuousClock.now
-                let elapsed = now - s.last
-                s.tokens = min(burst, s.tokens + elapsed.inSeconds * rate)
-                s.last = now
-                if s.tokens >= 1 {
-                    s.tokens -= 1
-                    return 0
-                }
-                return (1 - s.tokens) / rate
-            }
-            if wait == 0 { return }
-            // At most a minute per sleep (it loops): no configured rate turns into a trap here.
-            try await Task.sleep(for: .milliseconds(Int(min(60, max(0.001, wait)) * 1000)))
-        }
     }
 }

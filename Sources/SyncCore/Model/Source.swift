@@ -47,6 +47,10 @@ public struct Source: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
+    /// The name of the request budget the source's upstream requests draw on, and that an
+    /// upstream's `Retry-After` closes (docs/queue.md): its rate limit's key, else its own.
+    public var rateKey: String { rateLimit?.key.map { "key:" + $0 } ?? "source:" + id }
+
     /// Whether the source's config says it supports incremental syncs.
     public var supportsIncremental: Bool { config["incremental"]?.objectValue != nil }
 
@@ -92,13 +96,18 @@ public struct ConcurrencyLimit: Sendable, Codable, Equatable {
 public struct RateLimit: Sendable, Codable, Equatable {
     public var requestsPerSecond: Double
     public var burst: Int
-    public init(requestsPerSecond: Double, burst: Int) {
+    /// The budget's name: every source naming it shares one budget across the cluster
+    /// (`nil`: the source's own).
+    public var key: String?
+    public init(requestsPerSecond: Double, burst: Int, key: String? = nil) {
         self.requestsPerSecond = requestsPerSecond
         self.burst = burst
+        self.key = key
     }
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case requestsPerSecond = "requests_per_second"
         case burst
+        case key
     }
 }
 

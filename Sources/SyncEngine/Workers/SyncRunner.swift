@@ -13,6 +13,7 @@ struct SyncRunner {
     let logger: Logger
     let random: @Sendable () -> Double
     let metrics: TributaryMetrics
+    let budgets: RequestBudgets
 
     private enum Finished: Sendable {
         case pages(Result<Sync?, any Error>)
@@ -53,7 +54,8 @@ struct SyncRunner {
             guard let kind = kinds.kind(named: claimed.source.kind) else {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
             }
-            let source = try kind.makeSource(SourceContext(source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id))
+            let source = try kind.makeSource(SourceContext(
+                source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: claimed.source)))
             let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1
@@ -169,6 +171,10 @@ struct SyncRunner {
             outcome = .released(reason: "handed back at its last checkpoint: graceful shutdown of node \(configuration.nodeID)")
         case (.failure(SyncStoreError.checkpointBehind(let stored, let page)), nil):
             outcome = .released(reason: "handed back: the database holds \(stored) pages but page \(page) followed a committed one (a lost commit); resuming from the stored checkpoint")
+        case (.failure(let closed as GateClosed), nil):
+            // The upstream asked for a pause longer than a request may wait: the sync goes back
+            // to the queue at its checkpoint, to run when the key reopens, and no attempt fails.
+            outcome = .released(reason: "handed back at its last checkpoint: \(closed)", runAt: closed.until)
         case (.failure(SyncStoreError.unavailable(let reason)), nil):
             outcome = .released(reason: "handed back at its last checkpoint: the database was unavailable (\(reason))")
         case (.failure(let error), nil):

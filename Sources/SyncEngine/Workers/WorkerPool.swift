@@ -12,7 +12,7 @@ import SyncStore
 /// at their last committed checkpoint and hands them back as `queued`
 /// (docs/architecture.md invariant 5), then returns.
 public final class WorkerPool: Service, WorkerStatus, Sendable {
-    let store: any WorkQueue
+    let store: any WorkQueue & RateLimitStore
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
@@ -24,7 +24,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     let metrics: TributaryMetrics
 
     public init(
-        store: any WorkQueue, kinds: SourceKindRegistry, configuration: EngineConfiguration,
+        store: any WorkQueue & RateLimitStore, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
         metrics: TributaryMetrics = .discarding(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
@@ -36,7 +36,10 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         self.wakeUp = wakeUp
         self.logger = logger
         self.random = random
+        budgets = RequestBudgets(store: store)
     }
+    /// This node's gates onto the request budgets of the sources' keys.
+    let budgets: RequestBudgets
 
     /// Whether the pool is running (for `/readyz`): true until shutdown begins.
     public var isAcceptingWork: Bool { !shuttingDown.withLock { $0 } && configuration.workers > 0 }
@@ -55,7 +58,8 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random, metrics: metrics)
+                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random, metrics: metrics,
+                                        budgets: budgets)
                 // One dispatcher claims as many syncs as there are free workers, in one round trip
                 // on PostgreSQL (a claim per sync was the queue's ceiling: docs/benchmarks.md), and
                 // starts each at once: a claimed sync never waits unleased-in-spirit in a buffer.

@@ -27,7 +27,8 @@ enum APIRepresentation {
                 .multiplier: .number(source.retry.multiplier),
             ]),
             "rate_limit": source.rateLimit.map {
-                .fields([RateLimit.CodingKeys.requestsPerSecond: .number($0.requestsPerSecond), .burst: int($0.burst)])
+                .fields([RateLimit.CodingKeys.requestsPerSecond: .number($0.requestsPerSecond), .burst: int($0.burst),
+                         .key: $0.key.map(JSONValue.string) ?? .null])
             } ?? .null,
             "min_trigger_interval_seconds": .number(source.minTriggerIntervalSeconds),
             "notify": .array(source.notify.map(webhook)),
@@ -44,6 +45,7 @@ enum APIRepresentation {
                 ])
             } ?? .null,
             "health": .string(summary.health(schedule: source.schedule, now: now).rawValue),
+            "rate_limited_until": date(summary.rateLimitedUntil),
         ])
     }
 

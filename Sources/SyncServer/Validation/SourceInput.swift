@@ -102,9 +102,16 @@ struct SourceInput {
             case .null: source.rateLimit = nil
             case .object(let o):
                 let rps = o[RateLimit.CodingKeys.requestsPerSecond.stringValue]?.doubleValue
-                let burst = o[RateLimit.CodingKeys.burst.stringValue]?.intValue ?? max(1, Int((rps ?? 1).rounded(.up)))
-                if let rps, rps >= 0.001, rps <= 100_000, burst >= 1, burst <= 100_000 {
-                    source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst)
+                let burst = o[RateLimit.CodingKeys.burst.stringValue]?.intValue ?? max(1, Int(min(100_000, rps ?? 1).rounded(.up)))
+                let keyValue = o[RateLimit.CodingKeys.key.stringValue]
+                let key = keyValue?.stringValue
+                for name in o.keys.sorted() where RateLimit.CodingKeys(rawValue: name) == nil {
+                    errors.append(FieldError("rate_limit.\(name)", "unknown field"))
+                }
+                if let keyValue, !keyValue.isNull, !(key.map { (1...200).contains($0.utf8.count) } ?? false) {
+                    errors.append(FieldError("rate_limit.key", "must be a string of 1 to 200 bytes, or null"))
+                } else if let rps, rps >= 0.001, rps <= 100_000, burst >= 1, burst <= 100_000 {
+                    source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst, key: key)
                 } else {
                     errors.append(FieldError("rate_limit", "needs requests_per_second in [0.001, 100000] and burst in [1, 100000]"))
                 }

@@ -12,8 +12,9 @@ public enum AttemptOutcome: Sendable, Equatable {
     case failed(SyncError, cause: SyncError? = nil)
     /// The client's cancel took effect.
     case cancelled
-    /// Handed back (graceful shutdown): queued again at its last checkpoint, not counted as a failure.
-    case released(reason: String)
+    /// Handed back (graceful shutdown, a closed rate-limit key): queued again at its last
+    /// checkpoint, to run from `runAt` (default: at once), not counted as a failure.
+    case released(reason: String, runAt: Date? = nil)
 
     public var status: SyncStatus {
         switch self {

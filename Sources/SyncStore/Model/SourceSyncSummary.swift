@@ -6,8 +6,11 @@ public struct SourceSyncSummary: Sendable {
     public var latest: Sync?
     public var latestFinished: Sync?
     public var lastCompletedAt: Date?
+    /// Until when an upstream closed the source's request budget (docs/queue.md); `nil`: open.
+    public var rateLimitedUntil: Date?
 
-    public init(latest: Sync?, latestFinished: Sync?, lastCompletedAt: Date?) {
+    public init(latest: Sync?, latestFinished: Sync?, lastCompletedAt: Date?, rateLimitedUntil: Date? = nil) {
+        self.rateLimitedUntil = rateLimitedUntil
         self.latest = latest
         self.latestFinished = latestFinished
         self.lastCompletedAt = lastCompletedAt

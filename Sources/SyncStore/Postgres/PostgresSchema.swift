@@ -179,7 +179,7 @@ enum PostgresSchema {
         // 5: concurrency keys. The claim statement passes over a sync whose key is full; two
         // nodes claiming at once could both see a free slot, so a trigger takes a lock on the
         // key, counts again, and skips the row (the claim does not take it) when it is full.
-        [
+        RateLimits.schema(sqlite: false) + [
             "ALTER TABLE sources ADD COLUMN concurrency text",
             "ALTER TABLE syncs ADD COLUMN concurrency_key text",
             "ALTER TABLE syncs ADD COLUMN concurrency_limit integer",

@@ -13,7 +13,7 @@ import SyncCore
 /// the database (unique indexes, CHECK constraints, conditional writes), never by a check
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
-    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox
+    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox & RateLimitStore
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -163,4 +163,14 @@ public protocol WebhookOutbox: Sendable {
     func recordTry(_ delivery: WebhookDelivery, owner: String, body: [UInt8], result: WebhookTryResult, now: Date) async throws -> Bool
     /// A sync's deliveries, oldest first (no snapshots).
     func deliveries(syncID: String) async throws -> [WebhookDelivery]
+}
+
+/// Request budgets and closures shared by every node (docs/queue.md, "Rate limits").
+public protocol RateLimitStore: Sendable {
+    /// Asks the key's budget for up to `count` requests (at most the burst).
+    func takeTokens(key: String, count: Int, limit: RateLimit, now: Date) async throws -> RateGrant
+    /// When the key reopens, if an upstream closed it and it is still closed.
+    func closedUntil(key: String, now: Date) async throws -> Date?
+    /// Closes the key until then on every node; its waiting syncs are not claimed meanwhile.
+    func closeKey(_ key: String, until: Date, now: Date) async throws
 }

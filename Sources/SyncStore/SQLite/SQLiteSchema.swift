@@ -156,8 +156,10 @@ enum SQLiteSchema {
               AND EXISTS (SELECT 1 FROM json_each(hook.value, '$.events') AS e WHERE e.value = NEW.status);
         END;
         """,
-        // 6: concurrency keys: the claims count the running syncs of a key (docs/queue.md).
+        // 6: concurrency keys: the claims count the running syncs of a key; rate limits
+        // shared by the cluster, and closed by an upstream's Retry-After (docs/queue.md).
         """
+        \(RateLimits.schema(sqlite: true).joined(separator: ";\n"));
         ALTER TABLE sources ADD COLUMN concurrency TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_key TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_limit INTEGER;

@@ -5,12 +5,12 @@ extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency\(sqlite: ", seq", postgres: ""))
+                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key\(sqlite: ", seq", postgres: ""))
             VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
                 \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
                 \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
                 \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify)),
-                \(source.concurrency.map(StoreRows.json))\(
+                \(source.concurrency.map(StoreRows.json)), \(source.rateKey)\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -56,14 +56,21 @@ extension DatabaseStore: SourceCatalog {
             SELECT source_id, MAX(finished_at) AS t FROM syncs
             WHERE source_id \(in: ids) AND status = \(SyncStatus.completed.rawValue) GROUP BY source_id
             """,
+            """
+            SELECT sources.id AS source_id, rate_limits.closed_until AS t FROM sources JOIN rate_limits ON rate_limits.key = sources.rate_key
+            WHERE sources.id \(in: ids) AND rate_limits.closed_until > \(Date().timeIntervalSince1970)
+            """,
         ])
         var latest: [String: Sync] = [:], finished: [String: Sync] = [:], completed: [String: Date] = [:]
         for row in rows[0] { let sync = try StoreRows.sync(row, attempts: []); latest[sync.sourceID] = sync }
         for row in rows[1] { let sync = try StoreRows.sync(row, attempts: []); finished[sync.sourceID] = sync }
         for row in rows[2] { completed[try row.string("source_id")] = StoreRows.date(try row.optionalDouble("t")) }
+        var closed: [String: Date] = [:]
+        for row in rows[3] { closed[try row.string("source_id")] = StoreRows.date(try row.optionalDouble("t")) }
         var out: [String: SourceSyncSummary] = [:]
         for id in ids {
-            out[id] = SourceSyncSummary(latest: latest[id], latestFinished: finished[id], lastCompletedAt: completed[id])
+            out[id] = SourceSyncSummary(latest: latest[id], latestFinished: finished[id], lastCompletedAt: completed[id],
+                                        rateLimitedUntil: closed[id])
         }
         return out
     }
@@ -74,14 +81,15 @@ extension DatabaseStore: SourceCatalog {
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
                 retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
                 min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
-                notify = \(StoreRows.notify(source.notify)), concurrency = \(source.concurrency.map(StoreRows.json))
+                notify = \(StoreRows.notify(source.notify)), concurrency = \(source.concurrency.map(StoreRows.json)),
+                rate_key = \(source.rateKey)
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
         // Its active syncs carry what the database checks on them: whether the outbox trigger
         // looks for webhooks at all, and the concurrency key the claims count.
         let flag = StoreWrite("""
             UPDATE syncs SET notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
-                concurrency_limit = \(source.concurrency?.limit)
+                concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
             WHERE source_id = \(source.id) AND status \(in: SyncStatus.active.map(\.rawValue))
             """)
         return try await driver.transact(StoreTransaction { _ in

@@ -123,7 +123,7 @@ extension DatabaseStore: SyncRequests {
                     cancel_requested = \(false), error = NULL, finished_at = NULL, next_retry_at = NULL,
                     run_at = \(now.timeIntervalSince1970), max_attempts = \(source.retry.maxAttempts), held = \(source.paused),
                     notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
-                    concurrency_limit = \(source.concurrency?.limit)
+                    concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
                 WHERE id = \(syncID) AND status = \(status.rawValue)
                 """, onUniqueViolation: .rerun)
             return StoreDecision(writes: [requeue], events: [.wake], then: Queries.sync(id: syncID)) { _, then in

@@ -36,10 +36,10 @@ enum Queries {
     static func insertSync(id: String, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, at t: Double) -> [StoreWrite] {
         [
             StoreWrite("""
-                INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, held, notify, concurrency_key, concurrency_limit\(sqlite: ", seq", postgres: ""))
+                INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, held, notify, concurrency_key, concurrency_limit, rate_key\(sqlite: ", seq", postgres: ""))
                 VALUES (\(id), \(source.id), \(SyncStatus.queued.rawValue), \(mode.rawValue), \(priority), \(trigger.rawValue),
                     \(source.retry.maxAttempts), \(t), \(t), \(source.paused), \(!source.notify.isEmpty),
-                    \(source.concurrency?.key), \(source.concurrency?.limit)\(sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs)", postgres: ""))
+                    \(source.concurrency?.key), \(source.concurrency?.limit), \(source.rateKey)\(sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs)", postgres: ""))
                 """, onUniqueViolation: .rerun),
             StoreWrite("UPDATE sources SET last_queued_at = \(t) WHERE id = \(source.id)"),
         ]

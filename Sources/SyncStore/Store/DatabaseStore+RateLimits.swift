@@ -1,0 +1,79 @@
+import Foundation
+import SyncCore
+
+/// Request budgets shared by the cluster (docs/queue.md, "Rate limits"): one row per key in
+/// `rate_limits`, a GCRA (`tat`: the theoretical arrival time of the next request) and the
+/// time an upstream asked to be left alone until (`closed_until`).
+enum RateLimits {
+    static func schema(sqlite: Bool) -> [String] {
+        let text = sqlite ? "TEXT" : "text", real = sqlite ? "REAL" : "double precision"
+        return [
+            "CREATE TABLE rate_limits (key \(text) PRIMARY KEY, tat \(real) NOT NULL DEFAULT 0, closed_until \(real) NOT NULL DEFAULT 0)",
+            "ALTER TABLE sources ADD COLUMN rate_key \(text)",
+            "UPDATE sources SET rate_key = 'source:' || id",
+            "ALTER TABLE syncs ADD COLUMN rate_key \(text)",
+            "UPDATE syncs SET rate_key = 'source:' || source_id",
+            "CREATE INDEX syncs_runnable_by_rate_key ON syncs(rate_key) WHERE status IN (\(SchemaVocabulary.runnable))",
+        ]
+    }
+}
+
+/// What asking a budget for requests came to.
+public enum RateGrant: Sendable, Equatable {
+    /// This many requests may go now.
+    case granted(Int)
+    /// None yet: ask again after this many seconds.
+    case wait(Double)
+    /// The upstream asked for no requests of this key until then.
+    case closed(until: Date)
+}
+
+extension DatabaseStore: RateLimitStore {
+    public func takeTokens(key: String, count: Int, limit: RateLimit, now: Date) async throws -> RateGrant {
+        let t = now.timeIntervalSince1970
+        let n = Double(max(1, min(count, limit.burst)))
+        let interval = 1 / max(limit.requestsPerSecond, 0.000_001), tolerance = Double(max(1, limit.burst)) * interval
+        let greatest: SQL = "\(sqlite: "MAX", postgres: "GREATEST")"
+        for _ in 0..<2 {
+            let granted = try await driver.execute("""
+                UPDATE rate_limits SET tat = \(sql: greatest)(tat, \(t)) + \(n * interval)
+                WHERE key = \(key) AND closed_until <= \(t) AND \(sql: greatest)(tat, \(t)) + \(n * interval) - \(t) <= \(tolerance + 1e-9)
+                RETURNING tat
+                """)
+            if granted.first(0) != nil { return .granted(Int(n)) }
+            guard let row = try await driver.read(["SELECT tat, closed_until FROM rate_limits WHERE key = \(key)"]).first(0) else {
+                _ = try await driver.execute("INSERT INTO rate_limits (key) VALUES (\(key)) ON CONFLICT (key) DO NOTHING")
+                continue
+            }
+            let closed = try row.double("closed_until")
+            if closed > t { return .closed(until: Timestamp.clamped(Date(timeIntervalSince1970: closed))) }
+            let tat = try row.double("tat")
+            return .wait(max(0.001, max(tat, t) + n * interval - tolerance - t))
+        }
+        return .wait(0.01)
+    }
+
+    public func closedUntil(key: String, now: Date) async throws -> Date? {
+        let rows = try await driver.read(["SELECT closed_until FROM rate_limits WHERE key = \(key) AND closed_until > \(now.timeIntervalSince1970)"])
+        return try rows.first(0).map { Timestamp.clamped(Date(timeIntervalSince1970: try $0.double("closed_until"))) }
+    }
+
+    /// Closes the key until `until` (never shortening a closure), and moves the key's queued
+    /// and retrying syncs to run no sooner: no node claims them while it is closed.
+    public func closeKey(_ key: String, until: Date, now: Date) async throws {
+        let u = Timestamp.clamped(until).timeIntervalSince1970
+        guard u > now.timeIntervalSince1970 else { return }
+        let greatest: SQL = "\(sqlite: "MAX", postgres: "GREATEST")"
+        try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [
+                StoreWrite("""
+                    INSERT INTO rate_limits (key, closed_until) VALUES (\(key), \(u))
+                    ON CONFLICT (key) DO UPDATE SET closed_until = \(sql: greatest)(rate_limits.closed_until, excluded.closed_until)
+                    """),
+                StoreWrite("""
+                    UPDATE syncs SET run_at = \(u) WHERE rate_key = \(key) AND status \(in: StoreRules.runnable) AND run_at < \(u)
+                    """),
+            ]) { _, _ in () }
+        })
+    }
+}

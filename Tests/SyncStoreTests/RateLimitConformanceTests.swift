@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Request budgets in the database (docs/queue.md, "Rate limits"): the same grants, waits and
+/// closures on both stores.
+@Suite("Store conformance: rate limits")
+struct RateLimitConformanceTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test(arguments: StoreBackend.allCases)
+    func aBudgetGrantsItsBurstThenItsRate(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        let limit = RateLimit(requestsPerSecond: 5, burst: 5, key: "k")
+        #expect(try await store.takeTokens(key: "k", count: 5, limit: limit, now: t0) == .granted(5))
+        guard case .wait(let wait) = try await store.takeTokens(key: "k", count: 1, limit: limit, now: t0) else {
+            Issue.record("the burst is spent: it must wait")
+            return
+        }
+        #expect(abs(wait - 0.2) < 0.001, "one request every 0.2 s: \(wait)")
+        #expect(try await store.takeTokens(key: "k", count: 1, limit: limit, now: t0.addingTimeInterval(0.2)) == .granted(1))
+        // Over ten seconds, however it is asked: at most the burst plus the rate.
+        var granted = 0
+        var t = t0.addingTimeInterval(0.2)
+        while t < t0.addingTimeInterval(10.2) {
+            if case .granted(let n) = try await store.takeTokens(key: "k", count: 3, limit: limit, now: t) { granted += n }
+            t = t.addingTimeInterval(0.05)
+        }
+        #expect(granted <= 50 && granted >= 45, "\(granted)")
+        // Asking for more than the burst gets the burst at most.
+        #expect(try await store.takeTokens(key: "other", count: 1000, limit: RateLimit(requestsPerSecond: 1, burst: 3), now: t0) == .granted(3))
+        // Hostile rates neither trap nor grant more than the burst.
+        #expect(try await store.takeTokens(key: "tiny", count: 1, limit: RateLimit(requestsPerSecond: 1e-300, burst: 1), now: t0) == .granted(1))
+        if case .wait(let w) = try await store.takeTokens(key: "tiny", count: 1, limit: RateLimit(requestsPerSecond: 1e-300, burst: 1), now: t0) {
+            #expect(w >= 1e5)
+        } else { Issue.record("a vanishing rate must wait") }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aClosedKeyGrantsNothingAndHoldsItsSyncsBack(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        var definition = makeSource()
+        definition.rateLimit = RateLimit(requestsPerSecond: 10, burst: 10, key: "shared")
+        let source = try await store.createSource(definition)
+        let now = Date()
+        let queued = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api, now: now)).sync
+        let until = now.addingTimeInterval(30)
+        try await store.closeKey("key:shared", until: until, now: now)
+        try await store.closeKey("key:shared", until: now.addingTimeInterval(5), now: now)  // never shortened
+        #expect(try await store.takeTokens(key: "key:shared", count: 1, limit: definition.rateLimit!, now: now) == .closed(until: Date(timeIntervalSince1970: until.timeIntervalSince1970)))
+        #expect(abs((try await store.closedUntil(key: "key:shared", now: now)?.timeIntervalSince1970 ?? 0) - until.timeIntervalSince1970) < 0.001)
+        #expect(try await store.closedUntil(key: "key:other", now: now) == nil)
+        // Its queued sync is not claimable until the key reopens; the source shows when.
+        #expect(try await store.claimNext(owner: "n", leaseSeconds: 30, now: now.addingTimeInterval(1)) == nil)
+        #expect(try await store.summary(sourceID: source.id).rateLimitedUntil != nil)
+        let claimed = try await store.claimNext(owner: "n", leaseSeconds: 30, now: until.addingTimeInterval(0.1))
+        #expect(claimed?.sync.id == queued.id)
+    }
+}

@@ -66,6 +66,45 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// Six sources share a rate limit of 5 requests/s (burst 5) on three nodes: the upstream
+    /// never sees more than burst + rate requests in any one-second window.
+    @Test func aSharedRateLimitHoldsAcrossThreeNodes() async throws {
+        let fixture = FixtureUpstream(items: 8)
+        try await fixture.start()
+        defer { Task { await fixture.stop() } }
+        let dir = try TemporaryDirectory("e2e-rate")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("rate")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "2"])
+        for i in 0..<6 {
+            let body = #"""
+                {"name": "r\#(i)", "kind": "http-json", "config": {"url": "\#(fixture.baseURL)/next?size=1", "records_path": "/rows",
+                 "primary_key": "id", "pagination": {"type": "next_url", "path": "/next_url"}},
+                 "rate_limit": {"requests_per_second": 5, "burst": 5, "key": "shared-api"}}
+                """#
+            #expect(try await nodes[i % 3].client.post("/v1/sources", body).status == 201)
+        }
+        var ids: [String] = []
+        for i in 0..<6 { ids.append(try #require(try await nodes[i % 3].client.post("/v1/sources/r\(i)/syncs").json["id"]?.stringValue)) }
+        for id in ids {
+            let done = try await eventually(timeout: .seconds(90), every: .milliseconds(200)) { () -> JSONValue? in
+                let s = try await sync(nodes[0].client, id)
+                return ["completed", "failed"].contains(s["status"]?.stringValue ?? "") ? s : nil
+            }
+            #expect(done["status"] == .string("completed"))
+        }
+        let times = fixture.requests.map(\.at).sorted()
+        #expect(times.count == 6 * 8)
+        var worst = 0
+        for (i, start) in times.enumerated() {
+            worst = max(worst, times[i...].prefix { $0 - start < .seconds(1) }.count)
+        }
+        #expect(worst <= 10, "at most burst + rate in any second: \(worst)")
+        let ran = Set(try await ids.asyncMap { try await sync(nodes[0].client, $0)["attempts"]?.arrayValue?.first?["node"]?.stringValue ?? "" })
+        #expect(ran.count >= 2, "the syncs ran on several nodes: \(ran)")
+        try await stopAll(nodes)
+    }
+
     @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
         let dir = try TemporaryDirectory("cluster-storm")
         defer { dir.remove() }
@@ -326,5 +365,13 @@ struct ClusterTests {
         #expect(try await nodes[1].client.get("/readyz").status == 200)
         try await stopAll(nodes)
         try? await cluster.stopServer()
+    }
+}
+
+extension Array where Element: Sendable {
+    func asyncMap<T: Sendable>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
     }
 }

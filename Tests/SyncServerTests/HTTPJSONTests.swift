@@ -304,7 +304,7 @@ struct HTTPJSONTests {
             #expect(done["attempt"] == .number(UpstreamClient.retryAfter(header) == nil ? 2 : 1), "\(header)")
             let requests = fixture.requests
             #expect(requests.count == 2)
-            if requests.count == 2 { #expect(requests[1].at - requests[0].at <= .seconds(3), "\(header)") }
+            if requests.count == 2 { #expect(requests[1].at - requests[0].at <= .seconds(6), "\(header)") }
         }
     }
 

@@ -105,6 +105,52 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// A node drained through another node's API takes nothing new; its running sync
+    /// finishes; resumed, it claims again. The CLI does the same.
+    @Test func aDrainedNodeStopsClaiming() async throws {
+        let dir = try TemporaryDirectory("e2e-drain")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("drain")
+        let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--workers", "2"])
+        let slow = #"{"name": "slow", "kind": "synthetic", "config": {"records": 20, "page_size": 2, "delay_ms_per_page": 200}}"#
+        #expect(try await nodes[0].client.post("/v1/sources", slow).status == 201)
+        // A sync running on n1 when it is drained finishes there.
+        let running = try #require(try await nodes[0].client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let first = try await runningNode(nodes[0].client, running)
+        let drainedNode = first == "n1" ? nodes[0] : nodes[1], other = first == "n1" ? nodes[1] : nodes[0]
+        let (code, out) = try await runTributary(["node", "drain", first, "--server", other.baseURL], directory: dir)
+        #expect(code == 0, "\(out)")
+        #expect(try await other.client.post("/v1/nodes/nope/drain").status == 404)
+        try await Task.sleep(for: .milliseconds(1200))  // the drained node reads its flag within a second
+        for i in 0..<6 {
+            #expect(try await other.client.post("/v1/sources", #"{"name": "q\#(i)", "kind": "synthetic", "config": {"records": 2}}"#).status == 201)
+            #expect(try await drainedNode.client.post("/v1/sources/q\(i)/syncs").status == 202)
+        }
+        let done = try await eventually(timeout: .seconds(60), every: .milliseconds(100)) { () -> [JSONValue]? in
+            let items = try await other.client.get("/v1/syncs?limit=100").json["items"]?.arrayValue ?? []
+            return items.count == 7 && items.allSatisfy({ $0["status"] == .string("completed") }) ? items : nil
+        }
+        for s in done where s["id"]?.stringValue != running {
+            #expect(s["attempts"]?.arrayValue?.first?["node"]?.stringValue != first, "a drained node claimed \(s["id"] ?? .null)")
+        }
+        #expect(done.first { $0["id"]?.stringValue == running }?["attempts"]?.arrayValue?.last?["node"]?.stringValue == first)
+        let health = try await other.client.get("/v1/health").json
+        let listed = health["checks"]?.arrayValue?.first { $0["name"] == .string("workers") }?["nodes"]?.arrayValue ?? []
+        #expect(listed.first { $0["id"]?.stringValue == first }?["draining"] == .bool(true))
+        // Resumed, it claims again.
+        #expect(try await other.client.post("/v1/nodes/\(first)/resume").json["draining"] == .bool(false))
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(try await other.client.post("/v1/nodes/\(first == "n1" ? "n2" : "n1")/drain").status == 200)
+        try await Task.sleep(for: .milliseconds(1200))
+        let again = try #require(try await other.client.post("/v1/sources/q0/syncs").json["id"]?.stringValue)
+        let ran = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> String? in
+            let s = try await sync(other.client, again)
+            return s["status"] == .string("completed") ? s["attempts"]?.arrayValue?.first?["node"]?.stringValue : nil
+        }
+        #expect(ran == first)
+        try await stopAll(nodes)
+    }
+
     @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
         let dir = try TemporaryDirectory("cluster-storm")
         defer { dir.remove() }

@@ -25,6 +25,9 @@ public struct NodeHeartbeat: Service {
     }
 
     public func run() async throws {
+        // A (re)started node claims again, whatever an earlier process of its name was told.
+        do { try await store.registerNode(NodeInfo(id: node.id, role: node.role, workers: node.workers, startedAt: Date(), heartbeatAt: Date())) }
+        catch { logger.warning("node registration failed: \(error)") }
         await runPeriodically(every: interval, logger: logger, level: .warning, failure: "node heartbeat failed") {
             try await store.heartbeatNode(node, now: Date())
         }

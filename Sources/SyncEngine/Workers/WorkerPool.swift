@@ -12,7 +12,7 @@ import SyncStore
 /// at their last committed checkpoint and hands them back as `queued`
 /// (docs/architecture.md invariant 5), then returns.
 public final class WorkerPool: Service, WorkerStatus, Sendable {
-    let store: any WorkQueue & RateLimitStore
+    let store: any WorkQueue & RateLimitStore & ClusterRegistry
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
@@ -24,7 +24,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     let metrics: TributaryMetrics
 
     public init(
-        store: any WorkQueue & RateLimitStore, kinds: SourceKindRegistry, configuration: EngineConfiguration,
+        store: any WorkQueue & RateLimitStore & ClusterRegistry, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
         metrics: TributaryMetrics = .discarding(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
@@ -40,6 +40,20 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     }
     /// This node's gates onto the request budgets of the sources' keys.
     let budgets: RequestBudgets
+    private let drain = Mutex<(draining: Bool, checkedAt: ContinuousClock.Instant?)>((false, nil))
+
+    /// Whether this node was told to stop claiming (`POST /v1/nodes/{id}/drain`), read from
+    /// the database at most once a second.
+    func isDrained() async throws -> Bool {
+        let now = ContinuousClock.now
+        if let known = drain.withLock({ d in d.checkedAt.map { now - $0 < .seconds(1) } == true ? d.draining : nil }) { return known }
+        let draining = try await store.isDraining(nodeID: configuration.nodeID)
+        drain.withLock { $0 = (draining, now) }
+        return draining
+    }
+
+    /// Whether this node is draining, as last read.
+    public var isDraining: Bool { drain.withLock { $0.draining } }
 
     /// Whether the pool is running (for `/readyz`): true until shutdown begins.
     public var isAcceptingWork: Bool { !shuttingDown.withLock { $0 } && configuration.workers > 0 }
@@ -70,6 +84,10 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
                         continue
                     }
                     do {
+                        if try await isDrained() {
+                            await wakeUp.wait(timeout: configuration.pollInterval)
+                            continue
+                        }
                         let claimed = try await store.claimBatch(
                             owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: Date(),
                             limit: min(free, Self.maximumBatch))

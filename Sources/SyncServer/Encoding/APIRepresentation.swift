@@ -70,6 +70,15 @@ enum APIRepresentation {
         ])
     }
 
+    /// A node of the cluster: `status` is `stale` when its heartbeat is older than three intervals.
+    static func node(_ node: NodeInfo, now: Date) -> JSONValue {
+        .object([
+            "id": .string(node.id), "role": .string(node.role), "workers": int(node.workers),
+            "started_at": date(node.startedAt), "heartbeat_at": date(node.heartbeatAt), "draining": .bool(node.draining),
+            "status": .string(now.timeIntervalSince(node.heartbeatAt) > NodeInfo.staleAfterSeconds ? "stale" : "ok"),
+        ])
+    }
+
     static func progress(_ p: SyncProgress) -> JSONValue {
         .fields([
             SyncProgress.CodingKeys.pages: int(p.pages), .recordsRead: int(p.recordsRead), .recordsCreated: int(p.recordsCreated),

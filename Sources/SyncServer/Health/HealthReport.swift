@@ -29,20 +29,15 @@ struct HealthReport {
         var degraded = false
 
         let nodes = snapshot.nodes.map { node -> (NodeInfo, Bool) in (node, now.timeIntervalSince(node.heartbeatAt) > staleNodeSeconds) }
-        let liveWorkers = nodes.filter { !$0.1 }.reduce(0) { $0 + $1.0.workers }
+        // A draining node's workers take nothing new: they do not count as live.
+        let liveWorkers = nodes.filter { !$0.1 && !$0.0.draining }.reduce(0) { $0 + $1.0.workers }
         let staleNodes = nodes.filter(\.1).count
         let workersOK = staleNodes == 0 && (liveWorkers > 0 || snapshot.queued == 0)
         degraded = degraded || !workersOK
         checks.append(.object([
             "name": .string("workers"), "status": .string(workersOK ? "ok" : "degraded"),
             "live_workers": .number(Double(liveWorkers)), "stale_nodes": .number(Double(staleNodes)),
-            "nodes": .array(nodes.map { node, stale in
-                .object([
-                    "id": .string(node.id), "role": .string(node.role), "workers": .number(Double(node.workers)),
-                    "started_at": .string(Timestamp.format(node.startedAt)), "heartbeat_at": .string(Timestamp.format(node.heartbeatAt)),
-                    "status": .string(stale ? "stale" : "ok"),
-                ])
-            }),
+            "nodes": .array(nodes.map { node, _ in APIRepresentation.node(node, now: now) }),
         ]))
         let oldest = snapshot.oldestQueuedAt.map { max(0, now.timeIntervalSince($0)) }
         checks.append(.object([

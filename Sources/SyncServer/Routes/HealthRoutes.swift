@@ -28,6 +28,14 @@ struct HealthRoutes {
             let report = await HealthReport.evaluate(store: env.store, now: Date())
             return JSONResponse.make(report.json, status: report.status == "unhealthy" ? .serviceUnavailable : .ok)
         }
+        // Node drain (docs/queue.md): the node stops claiming within a second, its running
+        // syncs finish; resume (or a restart) has it claim again. Sent to any node.
+        for (action, draining) in [("drain", true), ("resume", false)] {
+            router.add(.post, "/v1/nodes/{id}/\(action)", in: table) { request, context in
+                let node = try await env.store.setDraining(nodeID: try request.path("id", context), draining: draining)
+                return JSONResponse.make(APIRepresentation.node(node, now: Date()))
+            }
+        }
         router.add(.get, "/openapi.yaml", in: table) { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/yaml"

@@ -180,6 +180,7 @@ enum PostgresSchema {
         // nodes claiming at once could both see a free slot, so a trigger takes a lock on the
         // key, counts again, and skips the row (the claim does not take it) when it is full.
         RateLimits.schema(sqlite: false) + [
+            "ALTER TABLE nodes ADD COLUMN draining boolean NOT NULL DEFAULT false",
             "ALTER TABLE sources ADD COLUMN concurrency text",
             "ALTER TABLE syncs ADD COLUMN concurrency_key text",
             "ALTER TABLE syncs ADD COLUMN concurrency_limit integer",

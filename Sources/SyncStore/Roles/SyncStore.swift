@@ -120,6 +120,10 @@ public protocol ClusterRegistry: Sendable {
     func heartbeatNode(_ node: NodeInfo, now: Date) async throws
     /// Removes a node that stops gracefully.
     func removeNode(id: String) async throws
+    /// Tells a node to stop (or resume) claiming; `notFound` for an unknown node.
+    func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo
+    /// Whether this node was told to stop claiming.
+    func isDraining(nodeID: String) async throws -> Bool
     /// What `/v1/health` reports: the queue, stuck syncs and the nodes.
     func healthSnapshot(now: Date) async throws -> HealthSnapshot
 }

@@ -160,6 +160,7 @@ enum SQLiteSchema {
         // shared by the cluster, and closed by an upstream's Retry-After (docs/queue.md).
         """
         \(RateLimits.schema(sqlite: true).joined(separator: ";\n"));
+        ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0 CHECK (draining IN (0, 1));
         ALTER TABLE sources ADD COLUMN concurrency TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_key TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_limit INTEGER;

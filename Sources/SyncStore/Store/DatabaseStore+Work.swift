@@ -78,8 +78,24 @@ extension DatabaseStore: RecordReader {
 }
 
 extension DatabaseStore: ClusterRegistry {
+    /// A node (re)starting claims: it registers as not draining.
     public func registerNode(_ node: NodeInfo) async throws {
-        try await heartbeatNode(node, now: node.heartbeatAt)
+        _ = try await driver.execute("""
+            INSERT INTO nodes (id, role, workers, started_at, heartbeat_at, draining)
+            VALUES (\(node.id), \(node.role), \(node.workers), \(node.startedAt.timeIntervalSince1970), \(node.heartbeatAt.timeIntervalSince1970), \(false))
+            ON CONFLICT (id) DO UPDATE SET role = excluded.role, workers = excluded.workers, started_at = excluded.started_at,
+                heartbeat_at = excluded.heartbeat_at, draining = excluded.draining
+            """)
+    }
+
+    public func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo {
+        let rows = try await driver.execute("UPDATE nodes SET draining = \(draining) WHERE id = \(nodeID) RETURNING *")
+        guard let row = rows.first(0) else { throw SyncStoreError.notFound("node \(nodeID)") }
+        return try StoreRows.node(row)
+    }
+
+    public func isDraining(nodeID: String) async throws -> Bool {
+        try await driver.read(["SELECT draining FROM nodes WHERE id = \(nodeID)"]).first(0)?.bool("draining") ?? false
     }
 
     public func heartbeatNode(_ node: NodeInfo, now: Date) async throws {

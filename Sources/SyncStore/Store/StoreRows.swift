@@ -151,7 +151,7 @@ enum StoreRows {
         NodeInfo(
             id: try row.string("id"), role: try row.string("role"), workers: try row.int("workers"),
             startedAt: Date(timeIntervalSince1970: try row.double("started_at")),
-            heartbeatAt: Date(timeIntervalSince1970: try row.double("heartbeat_at")))
+            heartbeatAt: Date(timeIntervalSince1970: try row.double("heartbeat_at")), draining: try row.bool("draining"))
     }
 
     static func sourceRef(_ row: some StoreRow) throws -> SourceRef {

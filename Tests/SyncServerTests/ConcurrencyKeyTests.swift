@@ -12,7 +12,7 @@ import TestSupport
 @Suite("Concurrency keys")
 struct ConcurrencyKeyTests {
     static func keyed(_ name: String, key: String = "crm-7", limit: Int = 2) -> String {
-        #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3, "page_size": 1, "delay_ms_per_page": 150}, "concurrency": {"key": "\#(key)", "limit": \#(limit)}}"#
+        #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3, "page_size": 1, "delay_ms_per_page": 1000}, "concurrency": {"key": "\#(key)", "limit": \#(limit)}}"#
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -23,7 +23,8 @@ struct ConcurrencyKeyTests {
                 #expect(try await client.call(.post, "/v1/sources", Self.keyed("k\(i)")).status == .created)
                 ids.append(try #require(try await client.call(.post, "/v1/sources/k\(i)/syncs").json["id"]?.stringValue))
             }
-            // Queued after all six, without a key: it starts while keyed ones still wait.
+            // Queued after all six (each keyed sync takes 3 s: the first two still run), without a key:
+            // it starts while the keyed ones wait.
             _ = try await client.createSource("free", records: 1)
             let free = try #require(try await client.call(.post, "/v1/sources/free/syncs").json["id"]?.stringValue)
             var maxRunning = 0

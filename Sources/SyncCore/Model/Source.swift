@@ -23,13 +23,23 @@ public struct Source: Sendable, Equatable {
     public var notify: [WebhookTarget]
     /// At most `limit` syncs of the sources sharing `key` run at once, cluster-wide (docs/queue.md).
     public var concurrency: ConcurrencyLimit?
+    /// A cron schedule (instead of `schedule`'s `every_seconds`; docs/queue.md).
+    public var cron: CronSchedule?
+    /// The cron schedule's next slot, kept by the schedulers (read-only).
+    public var nextSlotAt: Date?
+    /// Slots skipped because the source's previous sync was still active (read-only).
+    public var skippedSlots: Int
 
     public init(
         id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
         priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
         minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false,
-        notify: [WebhookTarget] = [], concurrency: ConcurrencyLimit? = nil
+        notify: [WebhookTarget] = [], concurrency: ConcurrencyLimit? = nil, cron: CronSchedule? = nil,
+        nextSlotAt: Date? = nil, skippedSlots: Int = 0
     ) {
+        self.cron = cron
+        self.nextSlotAt = nextSlotAt
+        self.skippedSlots = skippedSlots
         self.concurrency = concurrency
         self.paused = paused
         self.notify = notify
@@ -79,6 +89,30 @@ public struct WebhookTarget: Sendable, Codable, Equatable {
     /// The statuses a webhook can be told about, in this order.
     public static let events: [SyncStatus] = [.completed, .failed, .cancelled, .retrying]
     public enum CodingKeys: String, CodingKey, CaseIterable { case url, events, secret }
+}
+
+/// A cron schedule: `expression` in `timezone`, each slot's sync queued up to `jitterSeconds`
+/// late (spread at random), and after downtime `missed` says whether one catch-up sync runs.
+public struct CronSchedule: Sendable, Codable, Equatable {
+    public enum Missed: String, Sendable, Codable, CaseIterable { case skip, one }
+    public var expression: String
+    public var timezone: String
+    public var jitterSeconds: Double
+    public var missed: Missed
+    public init(expression: String, timezone: String = "UTC", jitterSeconds: Double = 0, missed: Missed = .one) {
+        self.expression = expression
+        self.timezone = timezone
+        self.jitterSeconds = jitterSeconds
+        self.missed = missed
+    }
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case expression = "cron", timezone, jitterSeconds = "jitter_seconds", missed
+    }
+    /// The parsed expression and zone (both checked when the source was written).
+    public var parsed: (CronExpression, TimeZone)? {
+        guard let e = try? CronExpression(expression), let z = TimeZone(identifier: timezone) else { return nil }
+        return (e, z)
+    }
 }
 
 /// A concurrency key: the sources naming one `key` run at most `limit` syncs at once.

@@ -17,7 +17,14 @@ enum APIRepresentation {
             "name": .string(source.name),
             "kind": .string(source.kind),
             "config": .object(SecretRedaction.redact(source.config)),
-            "schedule": source.schedule.map { .fields([Schedule.CodingKeys.everySeconds: .number($0.everySeconds)]) } ?? .null,
+            "schedule": source.cron.map { cron in
+                .fields([CronSchedule.CodingKeys.expression: .string(cron.expression), .timezone: .string(cron.timezone),
+                         .jitterSeconds: .number(cron.jitterSeconds), .missed: .string(cron.missed.rawValue)])
+            } ?? source.schedule.map { .fields([Schedule.CodingKeys.everySeconds: .number($0.everySeconds)]) } ?? .null,
+            "next_run_at": date(source.cron != nil ? source.nextSlotAt : source.schedule.map { every in
+                (summary.latest?.queuedAt).map { max(now, $0.addingTimeInterval(every.everySeconds)) } ?? now
+            }),
+            "skipped_slots": int(source.skippedSlots),
             "priority": int(source.priority),
             "paused": .bool(source.paused),
             "retry": .fields([

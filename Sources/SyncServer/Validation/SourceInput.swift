@@ -18,7 +18,14 @@ struct SourceInput {
         if body["config"] == nil { errors.append(FieldError("config", "is required")) }
         apply(body, to: &source, kinds: kinds, errors: &errors)
         guard errors.isEmpty else { throw Problem.validation(errors) }
+        source.nextSlotAt = firstSlot(source.cron, now: now)
         return source
+    }
+
+    /// A cron schedule's first slot after `now` (what the source shows as `next_run_at`).
+    static func firstSlot(_ cron: CronSchedule?, now: Date) -> Date? {
+        guard let (expression, zone) = cron?.parsed else { return nil }
+        return expression.next(after: now, in: zone)
     }
 
     /// `existing` with a `PATCH` body applied (config as an RFC 7396 merge patch; secrets kept unless replaced).
@@ -36,6 +43,7 @@ struct SourceInput {
             errors += kind.validate(config: source.config)
         }
         guard errors.isEmpty else { throw Problem.validation(errors) }
+        if source.cron != existing.cron { source.nextSlotAt = firstSlot(source.cron, now: now) }
         source.updatedAt = now
         return source
     }
@@ -62,12 +70,20 @@ struct SourceInput {
         }
         if let v = body["schedule"] {
             switch v {
-            case .null: source.schedule = nil
+            case .null:
+                source.schedule = nil
+                source.cron = nil
+            case .object(let o) where o[CronSchedule.CodingKeys.expression.stringValue] != nil:
+                if let cron = cronSchedule(o, errors: &errors) {
+                    source.cron = cron
+                    source.schedule = nil
+                }
             case .object(let o):
                 if let every = o[Schedule.CodingKeys.everySeconds.stringValue]?.doubleValue, every >= 1, every <= 31_536_000, o.count == 1 {
                     source.schedule = Schedule(everySeconds: every)
+                    source.cron = nil
                 } else {
-                    errors.append(FieldError("schedule.every_seconds", "must be a number of seconds between 1 and 31536000"))
+                    errors.append(FieldError("schedule.every_seconds", "must be a number of seconds between 1 and 31536000 (or give schedule.cron)"))
                 }
             default: errors.append(FieldError("schedule", "must be an object or null, got \(v.typeName)"))
             }
@@ -142,6 +158,38 @@ struct SourceInput {
             else { errors.append(FieldError("min_trigger_interval_seconds", "must be a number of seconds between 0 and 31536000")) }
         }
     }
+}
+
+/// `schedule: {"cron", "timezone"?, "jitter_seconds"?, "missed"?}` (docs/queue.md, "Cron schedules").
+private func cronSchedule(_ o: JSONObject, errors: inout [FieldError]) -> CronSchedule? {
+    typealias Key = CronSchedule.CodingKeys
+    var failed = false
+    func fail(_ field: String, _ message: String) {
+        errors.append(FieldError(field, message))
+        failed = true
+    }
+    for key in o.keys.sorted() where Key(rawValue: key) == nil { fail("schedule.\(key)", "unknown field (a cron schedule takes cron, timezone, jitter_seconds, missed)") }
+    var cron = CronSchedule(expression: "")
+    var expression: CronExpression?
+    if let text = o[Key.expression.stringValue]?.stringValue {
+        do { expression = try CronExpression(text); cron.expression = expression!.text } catch { fail("schedule.cron", error.description) }
+    } else {
+        fail("schedule.cron", "must be a string of five fields")
+    }
+    if let v = o[Key.timezone.stringValue], !v.isNull {
+        if let name = v.stringValue, name.utf8.count <= 64, TimeZone(identifier: name) != nil { cron.timezone = name }
+        else { fail("schedule.timezone", "must be a time zone database name, e.g. Europe/Berlin or UTC") }
+    }
+    if let v = o[Key.jitterSeconds.stringValue], !v.isNull {
+        if let j = v.doubleValue, j >= 0, j <= 3600 { cron.jitterSeconds = j } else { fail("schedule.jitter_seconds", "must be a number of seconds from 0 to 3600") }
+    }
+    if let v = o[Key.missed.stringValue], !v.isNull {
+        if let m = v.stringValue.flatMap(CronSchedule.Missed.init(rawValue:)) { cron.missed = m } else { fail("schedule.missed", "must be skip or one") }
+    }
+    if !failed, let expression, let zone = TimeZone(identifier: cron.timezone), expression.next(after: Date(), in: zone) == nil {
+        fail("schedule.cron", "never comes (no slot within eight years)")
+    }
+    return failed ? nil : cron
 }
 
 /// Reads a JSON request body into a value, with the API's error for malformed input.

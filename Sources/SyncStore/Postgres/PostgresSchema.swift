@@ -181,6 +181,9 @@ enum PostgresSchema {
         // key, counts again, and skips the row (the claim does not take it) when it is full.
         RateLimits.schema(sqlite: false) + [
             "ALTER TABLE nodes ADD COLUMN draining boolean NOT NULL DEFAULT false",
+            "ALTER TABLE sources ADD COLUMN schedule_cron text",
+            "ALTER TABLE sources ADD COLUMN next_slot_at double precision",
+            "ALTER TABLE sources ADD COLUMN skipped_slots integer NOT NULL DEFAULT 0",
             "ALTER TABLE sources ADD COLUMN concurrency text",
             "ALTER TABLE syncs ADD COLUMN concurrency_key text",
             "ALTER TABLE syncs ADD COLUMN concurrency_limit integer",

@@ -15,7 +15,7 @@ enum PostgresStatements {
 
     static let sourceColumns = [
         "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
-        "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused", "notify", "concurrency",
+        "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused", "notify", "concurrency", "schedule_cron", "next_slot_at", "skipped_slots",
     ]
     /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
     static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")
@@ -24,7 +24,7 @@ enum PostgresStatements {
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v7"
+        static let name = "tributary_claim_v8"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs

@@ -103,6 +103,10 @@ public protocol QueueMaintenance: Sendable {
     /// Returns running syncs whose lease expired to `queued` (or `cancelled` if a cancel
     /// was requested). Returns the ids it rescued.
     func rescueExpiredLeases(now: Date) async throws -> [String]
+    /// Sources with a cron schedule whose next slot is due (or not computed yet), not paused.
+    func dueCronSources(now: Date) async throws -> [Source]
+    /// Takes a cron slot for one scheduler of many (see ``DatabaseStore/takeCronSlot(sourceID:slot:next:enqueue:runAt:now:)``).
+    func takeCronSlot(sourceID: String, slot: Date?, next: Date?, enqueue: Bool, runAt: Date, now: Date) async throws -> CronSlotOutcome
 }
 
 /// The record store and the errors of records that could not be stored.

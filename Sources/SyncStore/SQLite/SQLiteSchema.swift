@@ -161,6 +161,9 @@ enum SQLiteSchema {
         """
         \(RateLimits.schema(sqlite: true).joined(separator: ";\n"));
         ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0 CHECK (draining IN (0, 1));
+        ALTER TABLE sources ADD COLUMN schedule_cron TEXT;
+        ALTER TABLE sources ADD COLUMN next_slot_at REAL;
+        ALTER TABLE sources ADD COLUMN skipped_slots INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE sources ADD COLUMN concurrency TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_key TEXT;
         ALTER TABLE syncs ADD COLUMN concurrency_limit INTEGER;

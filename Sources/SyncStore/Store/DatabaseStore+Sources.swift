@@ -5,12 +5,13 @@ extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key\(sqlite: ", seq", postgres: ""))
+                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key, schedule_cron, next_slot_at\(sqlite: ", seq", postgres: ""))
             VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
                 \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
                 \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
                 \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify)),
-                \(source.concurrency.map(StoreRows.json)), \(source.rateKey)\(
+                \(source.concurrency.map(StoreRows.json)), \(source.rateKey),
+                \(source.cron.map(StoreRows.json)), \(source.nextSlotAt?.timeIntervalSince1970)\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -82,7 +83,10 @@ extension DatabaseStore: SourceCatalog {
                 retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
                 min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
                 notify = \(StoreRows.notify(source.notify)), concurrency = \(source.concurrency.map(StoreRows.json)),
-                rate_key = \(source.rateKey)
+                rate_key = \(source.rateKey),
+                next_slot_at = CASE WHEN schedule_cron \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(source.cron.map(StoreRows.json))
+                    THEN next_slot_at ELSE \(source.nextSlotAt?.timeIntervalSince1970) END,
+                schedule_cron = \(source.cron.map(StoreRows.json))
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
         // Its active syncs carry what the database checks on them: whether the outbox trigger

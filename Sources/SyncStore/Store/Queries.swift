@@ -33,12 +33,13 @@ enum Queries {
     /// A new queued sync of `source`. The partial unique index, not the check before it,
     /// refuses a second active sync: the write says to run the transaction again, whose
     /// facts then name the sync that got in first.
-    static func insertSync(id: String, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, at t: Double) -> [StoreWrite] {
+    static func insertSync(id: String, source: Source, mode: SyncMode, priority: Int, trigger: SyncTrigger, at t: Double,
+                           runAt: Double? = nil) -> [StoreWrite] {
         [
             StoreWrite("""
                 INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, held, notify, concurrency_key, concurrency_limit, rate_key\(sqlite: ", seq", postgres: ""))
                 VALUES (\(id), \(source.id), \(SyncStatus.queued.rawValue), \(mode.rawValue), \(priority), \(trigger.rawValue),
-                    \(source.retry.maxAttempts), \(t), \(t), \(source.paused), \(!source.notify.isEmpty),
+                    \(source.retry.maxAttempts), \(t), \(runAt ?? t), \(source.paused), \(!source.notify.isEmpty),
                     \(source.concurrency?.key), \(source.concurrency?.limit), \(source.rateKey)\(sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM syncs)", postgres: ""))
                 """, onUniqueViolation: .rerun),
             StoreWrite("UPDATE sources SET last_queued_at = \(t) WHERE id = \(source.id)"),

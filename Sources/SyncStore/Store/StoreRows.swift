@@ -79,7 +79,10 @@ enum StoreRows {
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
             paused: try row.bool("paused"),
             notify: decodeCached([WebhookTarget].self, try row.optionalString("notify")) ?? [],
-            concurrency: decodeCached(ConcurrencyLimit.self, try row.optionalString("concurrency"))
+            concurrency: decodeCached(ConcurrencyLimit.self, try row.optionalString("concurrency")),
+            cron: decodeCached(CronSchedule.self, try row.optionalString("schedule_cron")),
+            nextSlotAt: date(try row.optionalDouble("next_slot_at")),
+            skippedSlots: try row.int("skipped_slots")
         )
     }
 

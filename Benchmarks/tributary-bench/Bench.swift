@@ -18,7 +18,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary-bench",
         abstract: "Measure Tributary on this machine.",
-        subcommands: [Latency.self, Ingest.self, Commit.self, ClaimLatency.self, StatsLatency.self, PruneTime.self]
+        subcommands: [Latency.self, Ingest.self, Commit.self, ClaimLatency.self, StatsLatency.self, PruneTime.self, EnqueueLatency.self]
     )
 }
 

@@ -151,6 +151,43 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// 1,000 queued syncs drained by three nodes; one bulk cancel sent to one node: within
+    /// the cancel window none is queued or running anywhere, and every one it hit is cancelled.
+    @Test func aBulkCancelOfAThousandSyncsOverThreeNodesLeavesNoneRunning() async throws {
+        let dir = try TemporaryDirectory("e2e-bulk")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("bulk")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "4"])
+        _ = try await PostgresCluster.psql(database, """
+            INSERT INTO sources (id, name, kind, config, retry, created_at, updated_at, rate_key)
+            SELECT 'src_bulk' || lpad(i::text, 7, '0'), 'bulk-' || i, 'synthetic', '{"records":5,"page_size":1,"delay_ms_per_page":300}',
+                   '{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}', 0, 0, 'source:src_bulk' || lpad(i::text, 7, '0')
+            FROM generate_series(1, 1000) AS i;
+            INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, rate_key)
+            SELECT 'syn_bulk' || lpad(i::text, 7, '0'), 'src_bulk' || lpad(i::text, 7, '0'), 'queued', 'full', 0, 'api', 5,
+                   extract(epoch FROM now()), extract(epoch FROM now()), 'source:src_bulk' || lpad(i::text, 7, '0')
+            FROM generate_series(1, 1000) AS i;
+            NOTIFY tributary_events, 'wake';
+            """)
+        // Some run on every node by now.
+        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
+            let out = try await PostgresCluster.psql(database, "SELECT count(DISTINCT lease_owner) FROM syncs WHERE status = 'running'")
+            return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) == 3 ? true : nil
+        }
+        let r = try await nodes[1].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
+        #expect(r.status == 200, "\(r.text)")
+        let affected = try #require(r.json["affected"]?.intValue)
+        #expect(affected > 900 && affected <= 1000, "\(affected)")
+        _ = try await eventually(timeout: .seconds(10), every: .milliseconds(100)) { () -> Bool? in
+            let out = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status IN ('queued', 'running', 'retrying')")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines) == "0" ? true : nil
+        }
+        let counts = try await PostgresCluster.psql(database, "SELECT count(*) FILTER (WHERE status = 'cancelled'), count(*) FILTER (WHERE status = 'completed') FROM syncs")
+        let parts = counts.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+        #expect(parts.count == 2 && parts[0] + parts[1] == 1000 && parts[0] >= affected - 12, "\(counts)")
+        try await stopAll(nodes)
+    }
+
     @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
         let dir = try TemporaryDirectory("cluster-storm")
         defer { dir.remove() }

@@ -14,6 +14,8 @@ enum RateLimits {
             "ALTER TABLE syncs ADD COLUMN rate_key \(text)",
             "UPDATE syncs SET rate_key = 'source:' || source_id",
             "CREATE INDEX syncs_runnable_by_rate_key ON syncs(rate_key) WHERE status IN (\(SchemaVocabulary.runnable))",
+            // The next time a sync becomes due (an idle worker's wait): a seek, not a scan of the queue.
+            "CREATE INDEX syncs_next_run ON syncs(run_at) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held",
         ]
     }
 }

@@ -44,7 +44,7 @@ extension DatabaseStore: WorkQueue {
     /// answering its past time would have idle workers claim again at once, in a loop.
     public func nextRunAt() async throws -> Date? {
         let rows = try await driver.read([
-            "SELECT MIN(run_at) AS t FROM syncs WHERE status \(in: StoreRules.runnable) AND NOT held AND run_at > \(Date().timeIntervalSince1970)",
+            "SELECT MIN(run_at) AS t FROM syncs WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND run_at > \(Date().timeIntervalSince1970)",
         ])
         return StoreRows.date(try rows.first(0)?.optionalDouble("t"))
     }

@@ -188,6 +188,46 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// Three sources sharing a key on three nodes; the upstream answers one request with
+    /// `429 Retry-After: 3`. After the grants already handed out (a quarter second), no node
+    /// sends a request of the key until 3 s later, and no attempt fails.
+    @Test func aRetryAfterClosesTheKeyOnEveryNode() async throws {
+        let fixture = FixtureUpstream(items: 30)
+        try await fixture.start()
+        defer { Task { await fixture.stop() } }
+        let dir = try TemporaryDirectory("e2e-retry-after")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("closed")
+        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "1"])
+        for i in 0..<3 {
+            let body = #"""
+                {"name": "c\#(i)", "kind": "http-json", "config": {"url": "\#(fixture.baseURL)/next?size=1", "records_path": "/rows",
+                 "primary_key": "id", "pagination": {"type": "next_url", "path": "/next_url"}},
+                 "rate_limit": {"requests_per_second": 20, "burst": 5, "key": "crm"}}
+                """#
+            #expect(try await nodes[i].client.post("/v1/sources", body).status == 201)
+        }
+        fixture.inject(.status(429, retryAfter: "3"), path: "/next", times: 1, after: 12)
+        var ids: [String] = []
+        for i in 0..<3 { ids.append(try #require(try await nodes[i].client.post("/v1/sources/c\(i)/syncs").json["id"]?.stringValue)) }
+        for id in ids {
+            let done = try await eventually(timeout: .seconds(60), every: .milliseconds(200)) { () -> JSONValue? in
+                let s = try await sync(nodes[0].client, id)
+                return ["completed", "failed"].contains(s["status"]?.stringValue ?? "") ? s : nil
+            }
+            #expect(done["status"] == .string("completed"))
+            #expect(done["attempt"] == .number(1), "no attempt failed")
+        }
+        let log = fixture.requests
+        let refused = try #require(log.dropFirst(12).first)
+        let early = log.filter { $0.at > refused.at + .milliseconds(300) && $0.at < refused.at + .milliseconds(2950) }
+        #expect(early.isEmpty, "requests while the key was closed: \(early.map { $0.at - refused.at })")
+        #expect(log.count == 3 * 30 + 1)
+        let ran = Set(try await ids.asyncMap { try await sync(nodes[0].client, $0)["attempts"]?.arrayValue?.first?["node"]?.stringValue ?? "" })
+        #expect(ran.count == 3, "one sync per node: \(ran)")
+        try await stopAll(nodes)
+    }
+
     @Test func threeNodesHundredConcurrentTriggersQueueExactlyOneSync() async throws {
         let dir = try TemporaryDirectory("cluster-storm")
         defer { dir.remove() }

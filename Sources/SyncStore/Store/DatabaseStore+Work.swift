@@ -39,12 +39,16 @@ extension DatabaseStore: WorkQueue {
         return try await driver.finish(lease, outcome: outcome, now: now)
     }
 
-    /// The next time a sync becomes due. Only future times: a sync due now that the claim
-    /// just passed over is held (paused), blocked by its concurrency key, or already taken;
-    /// answering its past time would have idle workers claim again at once, in a loop.
+    /// The next time a sync becomes claimable, past or future: syncs held (paused) or blocked
+    /// by their concurrency key are left out, as the claim leaves them out, so an idle worker
+    /// does not claim again in a loop for a sync it cannot take; a past time means a sync
+    /// another node was claiming at that moment (the worker tries again at once).
     public func nextRunAt() async throws -> Date? {
         let rows = try await driver.read([
-            "SELECT MIN(run_at) AS t FROM syncs WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND run_at > \(Date().timeIntervalSince1970)",
+            """
+            SELECT MIN(run_at) AS t FROM syncs
+            WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND \(raw: StoreRules.concurrencyAllows)
+            """,
         ])
         return StoreRows.date(try rows.first(0)?.optionalDouble("t"))
     }

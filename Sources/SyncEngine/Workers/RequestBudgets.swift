@@ -15,9 +15,15 @@ final class RequestBudgets: Sendable {
     /// The gate of `source`'s key, with the source's current limit; an upstream's pause is
     /// believed up to the source's `retry.max_delay_seconds` (a hostile `Retry-After` of
     /// years closes nothing for years).
+    /// Made for every claimed sync, so it costs nothing until the attempt's first request:
+    /// most kinds (and every synthetic sync) never send one.
     func gate(for source: Source) -> any RequestGate {
+        AttemptGate(budgets: self, source: source)
+    }
+
+    func keyGate(for source: Source) -> KeyGate {
         let key = source.rateKey
-        let gate = gates.withLock { map in
+        return gates.withLock { map in
             if let gate = map[key], gate.limit == source.rateLimit { return gate }
             let gate = KeyGate(store: store, key: key, limit: source.rateLimit)
             // Bounded: keys of sources long gone are forgotten with the rest.
@@ -25,20 +31,20 @@ final class RequestBudgets: Sendable {
             map[key] = gate
             return gate
         }
-        return BoundedGate(gate: gate, longestPause: source.retry.maxDelaySeconds)
     }
 }
 
-/// A key's gate as one attempt uses it: pauses the upstream asks for are cut to `longestPause`.
-struct BoundedGate: RequestGate {
-    let gate: KeyGate
-    let longestPause: Double
+/// A key's gate as one attempt uses it, found on first use; pauses the upstream asks for are
+/// cut to the source's `retry.max_delay_seconds`.
+struct AttemptGate: RequestGate {
+    let budgets: RequestBudgets
+    let source: Source
 
-    func acquire(maxWait: Double) async throws { try await gate.acquire(maxWait: maxWait) }
+    func acquire(maxWait: Double) async throws { try await budgets.keyGate(for: source).acquire(maxWait: maxWait) }
 
     func close(until: Date) async {
-        let now = Date()
-        await gate.close(until: min(until, now.addingTimeInterval(max(0, longestPause.isFinite ? longestPause : 0))))
+        let longest = source.retry.maxDelaySeconds
+        await budgets.keyGate(for: source).close(until: min(until, Date().addingTimeInterval(max(0, longest.isFinite ? longest : 0))))
     }
 }
 

@@ -23,8 +23,13 @@ enum PostgresStatements {
     /// Claim up to `limit` of the most urgent runnable syncs nobody else is claiming, lease each
     /// (a fresh random token per sync), open their attempts, and return them with their sources
     /// (columns `src_*`).
+    ///
+    /// Written for its generic plan: with `LIMIT $3` PostgreSQL expects 200 rows and, on a
+    /// queue of a few thousand, joined them by hashing the whole `syncs` and `sources` tables
+    /// (9.4 ms for 16 syncs on 6,000). `id = ANY(ARRAY(…))` and a `LATERAL` source lookup keep
+    /// it on the primary keys (1.6 ms), whichever plan the server settles on.
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v8"
+        static let name = "tributary_claim_v9"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
@@ -36,14 +41,14 @@ enum PostgresStatements {
                 UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = $2::text,
                     lease_token = gen_random_uuid()::text, lease_expires_at = $4::float8, heartbeat_at = $1::float8,
                     started_at = COALESCE(syncs.started_at, $1::float8), running_since = $1::float8, next_retry_at = NULL
-                FROM next WHERE syncs.id = next.id
+                WHERE syncs.id = ANY(ARRAY(SELECT id FROM next))
                 RETURNING syncs.*
             ), opened AS (
                 INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
                 SELECT id, attempt, $1::float8, 'running', $2::text FROM claimed
             )
             SELECT claimed.*, \(prefixedSourceColumns)
-            FROM claimed JOIN sources src ON src.id = claimed.source_id
+            FROM claimed CROSS JOIN LATERAL (SELECT * FROM sources WHERE sources.id = claimed.source_id) AS src
             """
         var now: Double
         var owner: String

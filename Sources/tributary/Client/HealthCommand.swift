@@ -51,18 +51,13 @@ struct NodeCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a node claiming syncs (its running syncs finish).")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The node id (its --node-id; `tributary health` lists them).") var id: String
-        func run() async throws { try await NodeCommand.post("drain", id: id, connection, done: "draining node") }
+        func run() async throws { try await connection.postAction("/v1/nodes", id, "drain", done: "draining node") }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Have a drained node claim syncs again.")
         @OptionGroup var connection: ConnectionOptions
         @Argument var id: String
-        func run() async throws { try await NodeCommand.post("resume", id: id, connection, done: "resumed node") }
-    }
-
-    static func post(_ action: String, id: String, _ connection: ConnectionOptions, done: String) async throws {
-        let node = try await connection.connection.call(.POST, "/v1/nodes/\(PathSegment.encode(id))/\(action)")
-        if connection.json { Output.json(node) } else { print("\(done) \(id)") }
+        func run() async throws { try await connection.postAction("/v1/nodes", id, "resume", done: "resumed node") }
     }
 }

@@ -144,3 +144,12 @@ enum Output {
         }
     }
 }
+
+extension ConnectionOptions {
+    /// `POST {collection}/{name}/{action}` (pause, resume, drain …), printing the answer
+    /// (`--json`) or one line: "`done` `name`".
+    func postAction(_ collection: String, _ name: String, _ action: String, done: String) async throws {
+        let answer = try await connection.call(.POST, "\(collection)/\(PathSegment.encode(name))/\(action)")
+        if json { Output.json(answer) } else { print("\(done) \(name)") }
+    }
+}

@@ -69,20 +69,14 @@ struct SourceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop scheduling and claiming a source's syncs (a running one finishes).")
         @OptionGroup var connection: ConnectionOptions
         @Argument var name: String
-        func run() async throws { try await SourceCommand.post("pause", name: name, connection, done: "paused source") }
+        func run() async throws { try await connection.postAction("/v1/sources", name, "pause", done: "paused source") }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Schedule and claim a paused source's syncs again.")
         @OptionGroup var connection: ConnectionOptions
         @Argument var name: String
-        func run() async throws { try await SourceCommand.post("resume", name: name, connection, done: "resumed source") }
-    }
-
-    /// `POST /v1/sources/{name}/{action}`, printing the source (`--json`) or one line.
-    static func post(_ action: String, name: String, _ connection: ConnectionOptions, done: String) async throws {
-        let source = try await connection.connection.call(.POST, "/v1/sources/\(PathSegment.encode(name))/\(action)")
-        if connection.json { Output.json(source) } else { print("\(done) \(name)") }
+        func run() async throws { try await connection.postAction("/v1/sources", name, "resume", done: "resumed source") }
     }
 
     struct Remove: AsyncParsableCommand {

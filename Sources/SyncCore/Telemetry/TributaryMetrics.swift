@@ -64,12 +64,23 @@ public final class TributaryMetrics: Sendable {
 
     /// What one or more committed pages added to a sync's progress.
     public func committed(_ delta: SyncProgress) {
-        if delta.pages > 0 { counter(Self.pagesCommitted, [:]).increment(by: delta.pages) }
-        for (operation, n) in [("created", delta.recordsCreated), ("updated", delta.recordsUpdated), ("unchanged", delta.recordsUnchanged),
-                               ("deleted", delta.recordsDeleted), ("failed", delta.recordsFailed)] where n > 0 {
-            counter(Self.records, ["operation": operation]).increment(by: n)
+        // Every page of every sync comes here: the six handles sit in fixed slots (one lock,
+        // no key to build and hash), made on first use so /metrics lists what happened.
+        let counts = [delta.pages, delta.recordsCreated, delta.recordsUpdated, delta.recordsUnchanged, delta.recordsDeleted, delta.recordsFailed]
+        guard counts.contains(where: { $0 > 0 }) else { return }
+        let handles = pageCounters.withLock { slots -> [CoreMetrics.Counter?] in
+            for (i, n) in counts.enumerated() where n > 0 && slots[i] == nil {
+                slots[i] = i == 0 ? CoreMetrics.Counter(label: Self.pagesCommitted, dimensions: [], factory: factory)
+                    : CoreMetrics.Counter(label: Self.records, dimensions: [("operation", Self.operations[i - 1])], factory: factory)
+            }
+            return slots
         }
+        for (i, n) in counts.enumerated() where n > 0 { handles[i]?.increment(by: n) }
     }
+
+    /// The `operation` label values of ``records``, in ``committed(_:)``'s slot order.
+    static let operations = ["created", "updated", "unchanged", "deleted", "failed"]
+    private let pageCounters = Mutex<[CoreMetrics.Counter?]>(Array(repeating: nil, count: 6))
 
     /// One upstream response (`2xx` … `5xx`) or `error` (no response: refused, reset, timed out).
     public func upstreamRequest(codeClass: String) {

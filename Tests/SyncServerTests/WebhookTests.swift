@@ -158,18 +158,18 @@ struct WebhookTests {
     func webhooksChangedMidSyncApplyToItsEnd(_ backend: StoreBackend) async throws {
         try await withReceiver { receiver in
             try await TestNode(backend: backend, workers: 2, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
-                _ = try await client.call(.post, "/v1/sources", #"{"name": "late", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 2000}}"#)
-                _ = try await client.call(.post, "/v1/sources", #"{"name": "gone", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 2000}, "notify": [{"url": "\#(receiver.baseURL)/hooks/gone"}]}"#)
+                _ = try await client.call(.post, "/v1/sources", #"{"name": "late", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 5000}}"#)
+                _ = try await client.call(.post, "/v1/sources", #"{"name": "gone", "kind": "synthetic", "config": {"records": 6, "page_size": 2, "delay_ms_per_page": 5000}, "notify": [{"url": "\#(receiver.baseURL)/hooks/gone"}]}"#)
                 let late = try #require(try await client.call(.post, "/v1/sources/late/syncs").json["id"]?.stringValue)
                 let gone = try #require(try await client.call(.post, "/v1/sources/gone/syncs").json["id"]?.stringValue)
                 #expect(try await client.call(.patch, "/v1/sources/late", #"{"notify": [{"url": "\#(receiver.baseURL)/hooks/late"}]}"#).status == .ok)
                 #expect(try await client.call(.patch, "/v1/sources/gone", #"{"notify": null}"#).status == .ok)
-                // Pages take 2 s each: both syncs are still active as the patches land.
+                // Pages take 5 s each: both syncs are still active as the patches land, on a loaded machine too.
                 for id in [late, gone] {
                     #expect(try await client.call(.get, "/v1/syncs/\(id)").json["status"] != .string("completed"), "finished before the patch")
                 }
                 for id in [late, gone] {
-                    _ = try await eventually { try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed") ? true : nil }
+                    _ = try await eventually(timeout: .seconds(60)) { try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed") ? true : nil }
                 }
                 _ = try await eventually { receiver.requests(path: "/hooks/late").isEmpty ? nil : true }
                 try await Task.sleep(for: .milliseconds(500))

@@ -243,7 +243,7 @@ struct HTTPJSONTests {
     func aLongPauseHandsTheSyncBack(_ backend: StoreBackend) async throws {
         try await withHTTPNode(backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("h", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "timeout_seconds": 1}"#,
-                                                  extra: #", "retry": {"max_attempts": 2, "max_delay_seconds": 3}"#)
+                                                  extra: #", "retry": {"max_attempts": 2, "max_delay_seconds": 8}"#)
             fixture.inject(.status(503, retryAfter: "600"), path: "/none", times: 1)
             let id = try #require(try await client.call(.post, "/v1/sources/h/syncs").json["id"]?.stringValue)
             let handedBack = try await eventually { () -> JSONValue? in
@@ -258,8 +258,8 @@ struct HTTPJSONTests {
             let requests = fixture.requests
             #expect(requests.count == 2)
             if requests.count == 2 {
-                // Believed up to max_delay_seconds (3 s), not 600.
-                #expect(requests[1].at - requests[0].at >= .milliseconds(2900) && requests[1].at - requests[0].at < .seconds(10))
+                // Believed up to max_delay_seconds (8 s), not 600.
+                #expect(requests[1].at - requests[0].at >= .milliseconds(7900) && requests[1].at - requests[0].at < .seconds(20))
             }
         }
     }

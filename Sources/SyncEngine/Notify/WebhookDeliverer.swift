@@ -133,21 +133,22 @@ public struct WebhookDeliverer: Service {
         guard let url = URL(string: delivery.url) else {
             return try await record(delivery, body: body, .failed(responseStatus: nil, error: "the URL does not parse"), logger)
         }
+        // The backoff counts from the answer (or its absence), not from the start of the try.
         do {
             let status = try await client.post(url, body: body, headers: headers, timeout: policy.timeout)
             if (200..<300).contains(status) {
                 result = .delivered(responseStatus: status)
             } else {
-                result = retryOrGiveUp(delivery, status: status, error: "the receiver answered \(status)", now: now)
+                result = retryOrGiveUp(delivery, status: status, error: "the receiver answered \(status)", now: Date())
             }
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as SyncError {
             let text = "\(error.code.rawValue): \(error.message)"
             // The egress policy blocks the address now, or the URL cannot be sent to: no retry helps.
-            result = error.retryable ? retryOrGiveUp(delivery, status: nil, error: text, now: now) : .failed(responseStatus: nil, error: text)
+            result = error.retryable ? retryOrGiveUp(delivery, status: nil, error: text, now: Date()) : .failed(responseStatus: nil, error: text)
         } catch {
-            result = retryOrGiveUp(delivery, status: nil, error: "no answer (\(type(of: error)))", now: now)
+            result = retryOrGiveUp(delivery, status: nil, error: "no answer (\(type(of: error)))", now: Date())
         }
         try await record(delivery, body: body, result, logger)
     }

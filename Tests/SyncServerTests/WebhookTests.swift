@@ -119,10 +119,12 @@ struct WebhookTests {
                     """#)
                 #expect(created.status == .created, "\(String(buffer: created.body))")
                 let id = try #require(try await client.call(.post, "/v1/sources/f/syncs").json["id"]?.stringValue)
+                // Deliveries due together go out together: they may arrive in either order
+                // (docs/webhooks.md); the body's created_at orders them.
                 let all = try await eventually { () -> [WebhookReceipt]? in
                     let got = hooks(receiver, "/hooks/all")
                     return got.count >= 2 ? got : nil
-                }
+                }.sorted { ($0.json["created_at"]?.stringValue ?? "") < ($1.json["created_at"]?.stringValue ?? "") }
                 #expect(all.map(\.event) == ["sync.retrying", "sync.failed"])
                 // The retrying event carries the sync as it was then, whenever it was sent.
                 #expect(all[0].json["sync"]?["status"] == .string("retrying"))

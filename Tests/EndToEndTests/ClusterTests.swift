@@ -490,11 +490,3 @@ struct ClusterTests {
         try? await cluster.stopServer()
     }
 }
-
-extension Array where Element: Sendable {
-    func asyncMap<T: Sendable>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var out: [T] = []
-        for e in self { out.append(try await transform(e)) }
-        return out
-    }
-}

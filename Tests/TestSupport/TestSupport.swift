@@ -98,3 +98,12 @@ public func sqlite3(_ path: String, _ sql: String) async throws -> String {
     guard status == 0 else { throw TimedOut(description: "sqlite3 failed: \(text)") }
     return text
 }
+
+extension Array where Element: Sendable {
+    /// `map` with an async transform, one element at a time, in order.
+    public func asyncMap<T: Sendable>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
+    }
+}

@@ -206,6 +206,8 @@ enum PostgresSchema {
             EXECUTE FUNCTION tributary_syncs_concurrency()
             """,
         ],
+        // 6: the claim walks its own index only (RateLimits.reindex).
+        RateLimits.reindex,
     ]
 
     /// The first key of the advisory locks on concurrency keys (the second is the key's hash).

@@ -169,6 +169,8 @@ enum SQLiteSchema {
         ALTER TABLE syncs ADD COLUMN concurrency_limit INTEGER;
         CREATE INDEX syncs_running_by_key ON syncs(concurrency_key) WHERE status = 'running' AND concurrency_key IS NOT NULL;
         """,
+        // 7: the claim walks its own index only (RateLimits.reindex).
+        RateLimits.reindex.joined(separator: ";\n"),
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

@@ -42,12 +42,16 @@ extension DatabaseStore: WorkQueue {
     /// The next time a sync becomes claimable, past or future: syncs held (paused) or blocked
     /// by their concurrency key are left out, as the claim leaves them out, so an idle worker
     /// does not claim again in a loop for a sync it cannot take; a past time means a sync
-    /// another node was claiming at that moment (the worker tries again at once).
+    /// another node was claiming at that moment (the worker tries again at once). Read as the
+    /// first row of `syncs_next_run` in order, which stops at the first claimable sync (a
+    /// `MIN` with this condition read the whole index on SQLite).
     public func nextRunAt() async throws -> Date? {
         let rows = try await driver.read([
             """
-            SELECT MIN(run_at) AS t FROM syncs
-            WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND \(raw: StoreRules.concurrencyAllows)
+            SELECT run_at AS t FROM syncs
+            WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND \(raw: RateLimits.nextRunAtCondition)
+              AND \(raw: StoreRules.concurrencyAllows)
+            ORDER BY run_at LIMIT 1
             """,
         ])
         return StoreRows.date(try rows.first(0)?.optionalDouble("t"))

@@ -40,6 +40,7 @@ public struct TributaryServer: Sendable {
         HistoryRoutes(env: env).register(on: router, table: routes)
         MetricsRoutes(env: env).register(on: router, table: routes)
         EventRoutes(env: env, hub: events).register(on: router, table: routes)
+        DashboardRoutes(env: env, tokensConfigured: !configuration.tokens.isEmpty).register(on: router, table: routes)
         return router
     }
 

@@ -8,7 +8,8 @@ public enum TokenRole: String, Sendable, CaseIterable {
 
 /// Bearer-token authentication. Without configured tokens every request is allowed
 /// (the server then refuses to bind anything but loopback). `/healthz`, `/readyz`
-/// and `/metrics` never need a token.
+/// and `/metrics` never need a token; the dashboard's pages come without data when asked
+/// for without one (``DashboardRoutes``).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = TributaryRequestContext
     let tokens: [String: TokenRole]
@@ -16,6 +17,11 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard !tokens.isEmpty, !Self.openPaths.contains(request.uri.path) else { return try await next(request, context) }
+        // Dashboard pages and assets load without a token (a page's frame and sign-in form,
+        // no data); one that comes with a token must be valid.
+        if request.headers[.authorization] == nil && (request.method == .get || request.method == .head) && DashboardRoutes.isOpen(request.uri.path) {
+            return try await next(request, context)
+        }
         guard let header = request.headers[.authorization], header.count > 7,
               header.prefix(7).lowercased() == "bearer ",
               let role = role(for: String(header.dropFirst(7))) else {

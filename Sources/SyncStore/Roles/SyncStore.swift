@@ -14,6 +14,7 @@ import SyncCore
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
     & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox & RateLimitStore
+    & DashboardReader
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -141,6 +142,31 @@ public protocol SyncHistory: Sendable {
     /// and idempotency keys; records stay), in small transactions; never an active sync.
     /// Safe on every node at once. Returns how many syncs it deleted.
     func prune(_ policy: RetentionPolicy, now: Date) async throws -> Int
+}
+
+/// What the dashboard reads beside the API's reads: finished syncs over time, source names
+/// and record counts for a page of rows, each in one query whatever the page's size.
+public protocol DashboardReader: Sendable {
+    /// Syncs that finished at or after `since`, counted per status in buckets of
+    /// `bucketSeconds` (bucket `i` starts at `since + i × bucketSeconds`); empty buckets left out.
+    func finishedBuckets(since: Date, bucketSeconds: Double) async throws -> [FinishedBucket]
+    /// The names of these sources (unknown ids left out).
+    func sourceNames(ids: [String]) async throws -> [String: String]
+    /// How many live (not deleted) records each of these sources holds.
+    func recordCounts(sourceIDs: [String]) async throws -> [String: Int]
+}
+
+/// One bucket of ``DashboardReader/finishedBuckets(since:bucketSeconds:)``.
+public struct FinishedBucket: Sendable, Equatable {
+    public var index: Int
+    public var completed = 0, failed = 0, cancelled = 0
+
+    public init(index: Int, completed: Int = 0, failed: Int = 0, cancelled: Int = 0) {
+        self.index = index
+        self.completed = completed
+        self.failed = failed
+        self.cancelled = cancelled
+    }
 }
 
 /// What live views (server-sent events) read: a few syncs by id, and what is moving.

@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncServer
+import TestSupport
+
+/// The dashboard's pages as HTML: each parses, labels every control, loads nothing from
+/// elsewhere, shows only what the API would (secrets `***`, names escaped), and answers
+/// without data to a browser that has not signed in. The browser tests (EndToEndTests,
+/// DashboardBrowserTests) drive the same pages in Chromium.
+@Suite("Dashboard pages")
+struct DashboardTests {
+    static let fragment: HTTPFields = [HTTPField.Name("X-Tributary-Fragment")!: "1"]
+
+    @Test(arguments: StoreBackend.allCases)
+    func everyPageParsesLabelsItsControlsAndStaysOnItsOrigin(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend, workers: 2)
+        try await node.test { client in
+            // Markup in a config value, and secrets in the config.
+            let created = try await client.call(.post, "/v1/sources", #"""
+                {"name": "crm", "kind": "open", "config": {"url": "http://127.0.0.1:1/x", "note": "<b>crm</b> & \"co\"",
+                 "headers": {"Authorization": "Bearer s3cr3t-header"}, "api_key": "k3y-value"}}
+                """#)
+            #expect(created.status == .created, "\(String(buffer: created.body))")
+            let crm = try #require(created.json["id"]?.stringValue)
+            let synthetic = try #require(try await client.createSource("numbers", records: 30, pageSize: 10)["id"]?.stringValue)
+            let sync = try #require(try await client.call(.post, "/v1/sources/\(synthetic)/syncs", "{}").json["id"]?.stringValue)
+            try await eventually {
+                try await client.call(.get, "/v1/syncs/\(sync)").json["status"]?.stringValue == "completed" ? true : nil
+            }
+            let broken = try #require(try await client.createSource("broken", records: 10, pageSize: 5,
+                extra: #", "retry": {"max_attempts": 1}"#)["id"]?.stringValue)
+            _ = try await client.call(.patch, "/v1/sources/\(broken)", #"{"config": {"records": 10, "page_size": 5, "fail_every_n_pages": 1}}"#)
+            let failing = try #require(try await client.call(.post, "/v1/sources/\(broken)/syncs", "{}").json["id"]?.stringValue)
+            try await eventually {
+                try await client.call(.get, "/v1/syncs/\(failing)").json["status"]?.stringValue == "failed" ? true : nil
+            }
+            let pages = ["/", "/?window=1h", "/?window=7d", "/sources", "/sources?q=num", "/sources?health=failing",
+                         "/sources/\(crm)", "/sources/\(synthetic)", "/sources/\(synthetic)?after=00003",
+                         "/syncs", "/syncs?status=failed&status=completed", "/syncs?source=numbers&since=2020-01-01T00:00",
+                         "/syncs/\(sync)", "/syncs/\(failing)", "/nodes"]
+            for path in pages {
+                let response = try await client.call(.get, path)
+                #expect(response.status == .ok, "\(path): \(response.status)")
+                #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                let csp = try #require(response.headers[.contentSecurityPolicy], "\(path) has no CSP")
+                #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("default-src 'none'"))
+                let html = String(buffer: response.body)
+                let check = PageCheck(html: html)
+                #expect(check.problems.isEmpty, "\(path): \(check.problems)")
+                for secret in ["s3cr3t-header", "k3y-value"] { #expect(!html.contains(secret), "\(path) shows \(secret)") }
+                #expect(!html.contains("<b>crm</b>"), "\(path) did not escape a config value")
+                #expect(check.elements(named: "script").allSatisfy { $0.attributes["src"] == "/assets/dashboard.js" })
+            }
+            // What the pages say, read as text.
+            let source = String(buffer: try await client.call(.get, "/sources/\(crm)").body)
+            #expect(source.contains("&lt;b&gt;crm&lt;/b&gt; &amp; \\&quot;co\\&quot;"), "the note, escaped")
+            #expect(source.contains("***"))
+            let overview = PageCheck(html: String(buffer: try await client.call(.get, "/").body))
+            #expect(overview.text.contains("Recent failures") && overview.text.contains(failing))
+            #expect(overview.elements(named: "svg").count == 1)
+            #expect(overview.elements(named: "rect").count >= 2, "the chart draws the completed and the failed sync")
+            let syncPage = PageCheck(html: String(buffer: try await client.call(.get, "/syncs/\(failing)").body))
+            #expect(syncPage.text.contains("Attempt 1"))
+            let records = PageCheck(html: String(buffer: try await client.call(.get, "/sources/\(synthetic)").body))
+            #expect(records.elements(named: "details").count == 25, "a page of 25 records")
+            #expect(records.elements(named: "a").contains { $0.attributes["href"]?.hasPrefix("/sources/\(synthetic)?after=") == true })
+            // Both assets, as their types.
+            let css = try await client.call(.get, "/assets/dashboard.css")
+            #expect(css.status == .ok && css.headers[.contentType]?.hasPrefix("text/css") == true && css.body.readableBytes > 1000)
+            let js = try await client.call(.get, "/assets/dashboard.js")
+            #expect(js.status == .ok && js.headers[.contentType]?.hasPrefix("text/javascript") == true && js.body.readableBytes > 1000)
+        }
+    }
+
+    @Test func unknownThingsAndBadFiltersAreHTMLPagesWithTheirStatus() async throws {
+        try await TestNode().test { client in
+            for (path, status) in [("/sources/nope", HTTPResponse.Status.notFound), ("/syncs/syn_nope", .notFound),
+                                   ("/syncs?status=bogus", .unprocessableContent), ("/syncs?since=yesterday", .unprocessableContent),
+                                   ("/syncs?source=nobody", .notFound)] {
+                let response = try await client.call(.get, path)
+                #expect(response.status == status, "\(path)")
+                #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                let check = PageCheck(html: String(buffer: response.body))
+                #expect(check.problems.isEmpty, "\(path): \(check.problems)")
+            }
+            let bad = PageCheck(html: String(buffer: try await client.call(.get, "/syncs?since=yesterday").body))
+            #expect(bad.text.contains("since"))
+        }
+    }
+
+    @Test func withTokensAPageWithoutOneIsItsFrameAndAViewerGetsNoActions() async throws {
+        try await TestNode(tokens: ["v-token": .viewer, "a-token": .admin]).test { client in
+            let admin: HTTPFields = [.authorization: "Bearer a-token"]
+            let created = try await client.call(.post, "/v1/sources", #"{"name": "private-crm", "kind": "synthetic", "config": {"records": 5}}"#, headers: admin)
+            let id = try #require(created.json["id"]?.stringValue)
+            for path in ["/", "/sources", "/sources/\(id)", "/syncs", "/nodes"] {
+                // No token: the frame and the sign-in form, and not a word of data.
+                let frame = try await client.call(.get, path)
+                #expect(frame.status == .ok)
+                let html = String(buffer: frame.body)
+                #expect(!html.contains("private-crm") && !html.contains(id), "\(path) shows data without a token")
+                let check = PageCheck(html: html)
+                #expect(check.problems.isEmpty, "\(path): \(check.problems)")
+                #expect(check.elements(named: "form").contains { $0.attributes["id"] == "sign-in" })
+                // The content without a token, or with a wrong one, is refused.
+                #expect(try await client.call(.get, path, headers: Self.fragment).status == .unauthorized)
+                #expect(try await client.call(.get, path, headers: [.authorization: "Bearer wrong"]).status == .unauthorized)
+            }
+            for (token, buttons) in [("v-token", false), ("a-token", true)] {
+                let page = try await client.call(.get, "/sources", headers: [.authorization: "Bearer \(token)"])
+                #expect(page.status == .ok)
+                let html = String(buffer: page.body)
+                #expect(html.contains("private-crm"))
+                #expect(!html.contains("<html"), "a token's answer is the content alone")
+                #expect(html.contains("data-url=") == buttons, "\(token): action buttons \(buttons ? "missing" : "shown")")
+            }
+            // The viewer is refused the action anyway.
+            let refused = try await client.call(.post, "/v1/sources/\(id)/pause", headers: [.authorization: "Bearer v-token"])
+            #expect(refused.status == .forbidden)
+            // Assets need no token.
+            #expect(try await client.call(.get, "/assets/dashboard.js").status == .ok)
+        }
+    }
+}

@@ -28,6 +28,20 @@ enum StoreRules {
             WHERE r.concurrency_key = syncs.concurrency_key AND r.status = 'running'))
         """
 
+    /// Whether any runnable sync is due at `now` (an SQL expression): one seek in
+    /// `syncs_next_run`, which SQLite's claim checks before it walks `syncs_claim_order`.
+    /// Without it a claim with nothing due read every waiting sync in claim order, checking
+    /// each one's `run_at` (10,000 syncs queued for later: 1.4 ms per claim, holding the write
+    /// lock; enqueue → running p50 0.37 → 1.1–1.6 ms). Not on PostgreSQL: there the seek walks
+    /// the index entries of syncs just claimed (dead until vacuum) and cost the queue drain
+    /// about 10 % (90 more buffer reads per claim), more than it saved idle claims.
+    static func someDue(at now: String) -> String {
+        """
+        EXISTS (SELECT 1 FROM syncs AS due WHERE due.status IN (\(SchemaVocabulary.runnable)) AND NOT due.held
+            AND due.\(RateLimits.nextRunAtCondition) AND due.run_at <= \(now))
+        """
+    }
+
     /// The attempt error of a sync taken back from a worker that stopped heartbeating.
     static let leaseExpired = SyncError(.internalError, "lease expired: the worker stopped heartbeating", retryable: true)
 

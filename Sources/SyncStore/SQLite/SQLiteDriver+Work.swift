@@ -19,7 +19,10 @@ extension SQLiteDriver {
     }
 
     private static func claimNext(_ db: Database, owner: String, leaseSeconds: Double, now t: Double) throws -> ClaimedSync? {
-        guard let row = try Row.fetchOne(
+        // First whether anything is due at all (SQLite would check that condition on every
+        // row of the walk below, not once before it).
+        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT \(StoreRules.someDue(at: "?"))"), arguments: [t]) == true,
+              let row = try Row.fetchOne(
             db.cachedStatement(sql: """
                 SELECT id, status FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= ?

@@ -27,37 +27,37 @@ struct DashboardBrowserTests {
         let dir = try TemporaryDirectory("e2e-dashboard")
         defer { dir.remove() }
         let node = try await TributaryProcess(serve: ["--database", "sqlite:d.sqlite", "--workers", "2"], directory: dir)
-        let browser = try await Browser(log: dir.file("chromedriver.log"))
-        defer { Task { await browser.close() } }
-        // A first quick run gives the bar its length (the last run's record count); the second is slow.
-        #expect(try await node.client.post("/v1/sources", #"{"name": "slow", "kind": "synthetic", "config": {"records": 60, "page_size": 2}}"#).status == 201)
-        let first = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
-        _ = try await eventually { try await sync(node.client, first)["status"] == .string("completed") ? true : nil }
-        _ = try await node.client.request(.PATCH, "/v1/sources/slow", json: #"{"config": {"records": 60, "page_size": 2, "delay_ms_per_page": 300}}"#)
+        try await withBrowser(log: dir.file("chromedriver.log")) { browser in
+            // A first quick run gives the bar its length (the last run's record count); the second is slow.
+            #expect(try await node.client.post("/v1/sources", #"{"name": "slow", "kind": "synthetic", "config": {"records": 60, "page_size": 2}}"#).status == 201)
+            let first = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+            _ = try await eventually { try await sync(node.client, first)["status"] == .string("completed") ? true : nil }
+            _ = try await node.client.request(.PATCH, "/v1/sources/slow", json: #"{"config": {"records": 60, "page_size": 2, "delay_ms_per_page": 300}}"#)
 
-        try await browser.open(node.baseURL + "/")
-        try await browser.run("window.__sameDocument = true")
-        let id = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
-        // The running sync appears (its status event) and its bar fills as pages commit.
-        let bar = "document.querySelector('progress[data-sync=\"\(id)\"]')"
-        _ = try await waitFor(browser, "the running sync's progress bar", "return \(bar) !== null")
-        var seen: [Int] = []
-        let deadline = ContinuousClock.now + .seconds(20)
-        while seen.count < 3 && ContinuousClock.now < deadline {
-            if let v = try await browser.run("return \(bar) ? \(bar).value : null").intValue, v != seen.last { seen.append(v) }
-            try await Task.sleep(for: .milliseconds(150))
+            try await browser.open(node.baseURL + "/")
+            try await browser.run("window.__sameDocument = true")
+            let id = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+            // The running sync appears (its status event) and its bar fills as pages commit.
+            let bar = "document.querySelector('progress[data-sync=\"\(id)\"]')"
+            _ = try await waitFor(browser, "the running sync's progress bar", "return \(bar) !== null")
+            var seen: [Int] = []
+            let deadline = ContinuousClock.now + .seconds(20)
+            while seen.count < 3 && ContinuousClock.now < deadline {
+                if let v = try await browser.run("return \(bar) ? \(bar).value : null").intValue, v != seen.last { seen.append(v) }
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            #expect(seen.count >= 3, "the bar did not move: \(seen)")
+            #expect(seen == seen.sorted() && seen.last! > seen.first!, "\(seen)")
+            #expect(try await browser.run("return \(bar).max") == .number(60))
+            #expect(try await browser.run("return window.__sameDocument === true") == .bool(true), "the page reloaded")
+            try await browser.screenshot(to: Self.artifacts + "/live-progress-1280.png")
+
+            // Cancel from the sync's page, as a click.
+            try await browser.open(node.baseURL + "/syncs/\(id)")
+            try await browser.click("button[data-url='/v1/syncs/\(id)/cancel']")
+            _ = try await eventually(timeout: .seconds(20)) { try await sync(node.client, id)["status"] == .string("cancelled") ? true : nil }
+            _ = try await waitFor(browser, "the page shows the sync cancelled", "return document.querySelector('[data-status=\"\(id)\"]')?.textContent === 'cancelled'")
         }
-        #expect(seen.count >= 3, "the bar did not move: \(seen)")
-        #expect(seen == seen.sorted() && seen.last! > seen.first!, "\(seen)")
-        #expect(try await browser.run("return \(bar).max") == .number(60))
-        #expect(try await browser.run("return window.__sameDocument === true") == .bool(true), "the page reloaded")
-        try await browser.screenshot(to: Self.artifacts + "/live-progress-1280.png")
-
-        // Cancel from the sync's page, as a click.
-        try await browser.open(node.baseURL + "/syncs/\(id)")
-        try await browser.click("button[data-url='/v1/syncs/\(id)/cancel']")
-        _ = try await eventually(timeout: .seconds(20)) { try await sync(node.client, id)["status"] == .string("cancelled") ? true : nil }
-        _ = try await waitFor(browser, "the page shows the sync cancelled", "return document.querySelector('[data-status=\"\(id)\"]')?.textContent === 'cancelled'")
         #expect(try await node.terminate() == 0)
     }
 
@@ -67,34 +67,34 @@ struct DashboardBrowserTests {
         let node = try await TributaryProcess(serve: ["--database", "sqlite:a.sqlite", "--token", "viewer:v-secret", "--token", "admin:a-secret"], directory: dir)
         let admin = APIClient(baseURL: node.baseURL, token: "a-secret")
         #expect(try await admin.post("/v1/sources", #"{"name": "crm", "kind": "synthetic", "config": {"records": 3}}"#).status == 201)
-        let browser = try await Browser(log: dir.file("chromedriver.log"))
-        defer { Task { await browser.close() } }
+        try await withBrowser(log: dir.file("chromedriver.log")) { browser in
 
-        try await browser.open(node.baseURL + "/sources")
-        _ = try await waitFor(browser, "the sign-in form", "return !document.getElementById('sign-in').hidden")
-        #expect(try await browser.run("return document.body.innerText.includes('crm')") == .bool(false))
-        try await browser.screenshot(to: Self.artifacts + "/sign-in-1280.png")
-        try await browser.type("#token", "v-secret")
-        try await browser.click("#sign-in button[type=submit]")
-        _ = try await waitFor(browser, "the viewer's source list", "return document.querySelector('main a[href^=\"/sources/\"]') !== null")
-        #expect(try await browser.run("return document.querySelectorAll('button[data-url], button[data-bulk]').length") == .number(0))
-        #expect(try await browser.run("return sessionStorage.getItem('tributary.token')") == .string("v-secret"))
-        #expect(try await browser.run("return document.cookie") == .string(""))
+            try await browser.open(node.baseURL + "/sources")
+            _ = try await waitFor(browser, "the sign-in form", "return !document.getElementById('sign-in').hidden")
+            #expect(try await browser.run("return document.body.innerText.includes('crm')") == .bool(false))
+            try await browser.screenshot(to: Self.artifacts + "/sign-in-1280.png")
+            try await browser.type("#token", "v-secret")
+            try await browser.click("#sign-in button[type=submit]")
+            _ = try await waitFor(browser, "the viewer's source list", "return document.querySelector('main a[href^=\"/sources/\"]') !== null")
+            #expect(try await browser.run("return document.querySelectorAll('button[data-url], button[data-bulk]').length") == .number(0))
+            #expect(try await browser.run("return sessionStorage.getItem('tributary.token')") == .string("v-secret"))
+            #expect(try await browser.run("return document.cookie") == .string(""))
 
-        // Signed out, then in as the admin: the buttons are there and they work.
-        try await browser.click("#sign-out")
-        _ = try await waitFor(browser, "the sign-in form again", "return !document.getElementById('sign-in').hidden")
-        try await browser.type("#token", "a-secret")
-        try await browser.click("#sign-in button[type=submit]")
-        _ = try await waitFor(browser, "the admin's buttons", "return document.querySelector('button[data-url$=\"/pause\"]') !== null")
-        try await browser.click("button[data-url$='/pause']")
-        _ = try await eventually(timeout: .seconds(10)) { try await admin.get("/v1/sources/crm").json["paused"] == .bool(true) ? true : nil }
-        _ = try await waitFor(browser, "the page offers Resume", "return document.querySelector('button[data-url$=\"/resume\"]') !== null")
-        // A wrong token is refused and forgotten.
-        try await browser.run("sessionStorage.setItem('tributary.token', 'nope')")
-        try await browser.open(node.baseURL + "/syncs")
-        _ = try await waitFor(browser, "the refusal", "return document.getElementById('sign-in-error').textContent.length > 0")
-        #expect(try await browser.run("return sessionStorage.getItem('tributary.token')") == .null)
+            // Signed out, then in as the admin: the buttons are there and they work.
+            try await browser.click("#sign-out")
+            _ = try await waitFor(browser, "the sign-in form again", "return !document.getElementById('sign-in').hidden")
+            try await browser.type("#token", "a-secret")
+            try await browser.click("#sign-in button[type=submit]")
+            _ = try await waitFor(browser, "the admin's buttons", "return document.querySelector('button[data-url$=\"/pause\"]') !== null")
+            try await browser.click("button[data-url$='/pause']")
+            _ = try await eventually(timeout: .seconds(10)) { try await admin.get("/v1/sources/crm").json["paused"] == .bool(true) ? true : nil }
+            _ = try await waitFor(browser, "the page offers Resume", "return document.querySelector('button[data-url$=\"/resume\"]') !== null")
+            // A wrong token is refused and forgotten.
+            try await browser.run("sessionStorage.setItem('tributary.token', 'nope')")
+            try await browser.open(node.baseURL + "/syncs")
+            _ = try await waitFor(browser, "the refusal", "return document.getElementById('sign-in-error').textContent.length > 0")
+            #expect(try await browser.run("return sessionStorage.getItem('tributary.token')") == .null)
+        }
         #expect(try await node.terminate() == 0)
     }
 
@@ -105,14 +105,14 @@ struct DashboardBrowserTests {
         #expect(try await node.client.post("/v1/sources", #"{"name": "orders", "kind": "synthetic", "config": {"records": 3}}"#).status == 201)
         let id = try #require(try await node.client.post("/v1/sources/orders/syncs").json["id"]?.stringValue)
         _ = try await eventually { try await sync(node.client, id)["status"] == .string("completed") ? true : nil }
-        let browser = try await Browser(javaScript: false, log: dir.file("chromedriver.log"))
-        defer { Task { await browser.close() } }
-        try await browser.open(node.baseURL + "/sources")
-        let html = try await browser.source()
-        #expect(html.contains(">orders</a>"))
-        try await browser.open(node.baseURL + "/syncs?status=completed")
-        #expect(try await browser.source().contains(id))
-        try await browser.screenshot(to: Self.artifacts + "/no-javascript-sources-1280.png")
+        try await withBrowser(javaScript: false, log: dir.file("chromedriver.log")) { browser in
+            try await browser.open(node.baseURL + "/sources")
+            let html = try await browser.source()
+            #expect(html.contains(">orders</a>"))
+            try await browser.open(node.baseURL + "/syncs?status=completed")
+            #expect(try await browser.source().contains(id))
+            try await browser.screenshot(to: Self.artifacts + "/no-javascript-sources-1280.png")
+        }
         #expect(try await node.terminate() == 0)
     }
 
@@ -137,31 +137,31 @@ struct DashboardBrowserTests {
             ("overview", "/"), ("sources", "/sources"), ("source", "/sources/\(orders)"), ("syncs", "/syncs"),
             ("sync-failed", "/syncs/\(failed)"), ("sync-running", "/syncs/\(running)"), ("nodes", "/nodes"),
         ]
-        let browser = try await Browser(log: dir.file("chromedriver.log"))
-        defer { Task { await browser.close() } }
-        for (scheme, widths) in [("light", [(1280, 900, false), (390, 844, true)]), ("dark", [(1280, 900, false)])] {
-            try await browser.colorScheme(scheme)
-            for (width, height, mobile) in widths {
-                try await browser.emulate(width: width, height: height, mobile: mobile)
-                for (name, path) in pages {
-                    try await browser.open(node.baseURL + path)
-                    let where_ = "\(name) at \(width) px, \(scheme)"
-                    let widths = try await browser.run("return {page: document.documentElement.scrollWidth, window: window.innerWidth}")
-                    #expect((widths["page"]?.intValue ?? 0) <= (widths["window"]?.intValue ?? 0), "\(where_) scrolls sideways: \(widths)")
-                    let foreign = try await browser.run("return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin))")
-                    #expect(foreign == .array([]), "\(where_) loaded \(foreign)")
-                    let lowContrast = try await browser.run(Self.contrastScript)
-                    #expect(lowContrast == .array([]), "\(where_): \(lowContrast)")
-                    let unlabelled = try await browser.run(Self.labelScript)
-                    #expect(unlabelled == .array([]), "\(where_): \(unlabelled)")
-                    try await browser.screenshot(to: Self.artifacts + "/\(name)-\(width)\(scheme == "dark" ? "-dark" : "").png")
+        try await withBrowser(log: dir.file("chromedriver.log")) { browser in
+            for (scheme, widths) in [("light", [(1280, 900, false), (390, 844, true)]), ("dark", [(1280, 900, false)])] {
+                try await browser.colorScheme(scheme)
+                for (width, height, mobile) in widths {
+                    try await browser.emulate(width: width, height: height, mobile: mobile)
+                    for (name, path) in pages {
+                        try await browser.open(node.baseURL + path)
+                        let where_ = "\(name) at \(width) px, \(scheme)"
+                        let widths = try await browser.run("return {page: document.documentElement.scrollWidth, window: window.innerWidth}")
+                        #expect((widths["page"]?.intValue ?? 0) <= (widths["window"]?.intValue ?? 0), "\(where_) scrolls sideways: \(widths)")
+                        let foreign = try await browser.run("return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin))")
+                        #expect(foreign == .array([]), "\(where_) loaded \(foreign)")
+                        let lowContrast = try await browser.run(Self.contrastScript)
+                        #expect(lowContrast == .array([]), "\(where_): \(lowContrast)")
+                        let unlabelled = try await browser.run(Self.labelScript)
+                        #expect(unlabelled == .array([]), "\(where_): \(unlabelled)")
+                        try await browser.screenshot(to: Self.artifacts + "/\(name)-\(width)\(scheme == "dark" ? "-dark" : "").png")
+                    }
                 }
             }
+            // A keyboard user sees where focus is.
+            try await browser.open(node.baseURL + "/sources")
+            let ring = try await browser.run("const a = document.querySelector('main a'); a.focus(); const s = getComputedStyle(a); return [s.outlineStyle, s.outlineWidth]")
+            #expect(ring != .array([.string("none"), .string("0px")]), "no focus ring: \(ring)")
         }
-        // A keyboard user sees where focus is.
-        try await browser.open(node.baseURL + "/sources")
-        let ring = try await browser.run("const a = document.querySelector('main a'); a.focus(); const s = getComputedStyle(a); return [s.outlineStyle, s.outlineWidth]")
-        #expect(ring != .array([.string("none"), .string("0px")]), "no focus ring: \(ring)")
         #expect(try await node.terminate() == 0)
     }
 

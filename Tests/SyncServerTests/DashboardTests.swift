@@ -76,6 +76,23 @@ struct DashboardTests {
         }
     }
 
+    /// The checker itself finds each fault it is meant to find.
+    @Test func thePageCheckFindsWhatItLooksFor() {
+        let bad = #"""
+            <html><body><input id="a" name="q"/><input id="a" type="checkbox"/><select name="s"></select>
+            <img src="https://cdn.example/x.png"/><script>alert(1)</script><p style="color:red" onclick="x()">t</p>
+            <a href="//elsewhere.example/">x</a></body></html>
+            """#
+        let problems = PageCheck(html: bad).problems.joined(separator: "\n")
+        for fault in ["id a is used twice", "<input id=a name=q> has no label", "<select id=? name=s> has no label",
+                      "loads from elsewhere", "an inline <script>", "an inline style", "an inline handler onclick",
+                      "leaves the origin"] {
+            #expect(problems.contains(fault), "missed: \(fault)")
+        }
+        #expect(PageCheck(html: "<p>unclosed <b>bold</p>").problems.first?.hasPrefix("does not parse") == true)
+        #expect(PageCheck(html: "<p>a &amp; b <label for=\"x\">X</label><input id=\"x\"/></p>").problems.isEmpty)
+    }
+
     @Test func unknownThingsAndBadFiltersAreHTMLPagesWithTheirStatus() async throws {
         try await TestNode().test { client in
             for (path, status) in [("/sources/nope", HTTPResponse.Status.notFound), ("/syncs/syn_nope", .notFound),

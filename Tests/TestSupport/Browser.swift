@@ -49,9 +49,11 @@ public final class Browser: @unchecked Sendable {
         }
     }
 
+    /// Ends the session (WebDriver closes Chromium) and the driver: chromedriver does not
+    /// end on SIGTERM, so it is killed once its browser is gone.
     public func close() async {
         _ = try? await Self.call(base, .DELETE, "/session/\(session)")
-        driver.signal(SIGTERM)
+        driver.signal(SIGKILL)
         _ = try? await driver.wait(timeout: .seconds(10))
     }
 
@@ -135,6 +137,19 @@ public final class Browser: @unchecked Sendable {
 enum JSONWriterForTests {
     static func bytes(_ value: JSONValue) -> [UInt8] {
         (try? [UInt8](JSONEncoder().encode(value))) ?? []
+    }
+}
+
+/// Runs `body` with a browser and closes it (chromedriver and Chromium end) whether or not `body` throws.
+public func withBrowser<T: Sendable>(javaScript: Bool = true, log: String? = nil, _ body: (Browser) async throws -> T) async throws -> T {
+    let browser = try await Browser(javaScript: javaScript, log: log)
+    do {
+        let result = try await body(browser)
+        await browser.close()
+        return result
+    } catch {
+        await browser.close()
+        throw error
     }
 }
 

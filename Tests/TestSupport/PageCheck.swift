@@ -25,8 +25,13 @@ public struct PageCheck {
         let delegate = Collector()
         let parser = XMLParser(data: Data(body.utf8))
         parser.delegate = delegate
-        if !parser.parse() {
-            parseError = "line \(parser.lineNumber), column \(parser.columnNumber): \(parser.parserError.map { "\($0)" } ?? "parse error")"
+        let parsed = parser.parse()
+        // The parser's own verdict, and a check of our own that every element closes where
+        // it should (FoundationXML on Linux was seen to recover from a misnested tag).
+        if let error = delegate.error ?? (parsed ? nil : parser.parserError.map { "\($0)" } ?? "parse error") {
+            parseError = "line \(parser.lineNumber), column \(parser.columnNumber): \(error)"
+        } else if !delegate.open.isEmpty {
+            parseError = "unclosed <\(delegate.open.joined(separator: "> <"))>"
         }
         elements = delegate.elements
         text = delegate.text
@@ -78,15 +83,24 @@ public struct PageCheck {
         var elements: [Element] = []
         var labelDepth = 0
         var text = ""
+        var open: [String] = []
+        var error: String?
 
         func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
                     attributes: [String: String] = [:]) {
             elements.append(Element(name: name.lowercased(), attributes: attributes, insideLabel: labelDepth > 0))
+            open.append(name)
             if name == "label" { labelDepth += 1 }
         }
 
         func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
             if name == "label" { labelDepth -= 1 }
+            if open.last == name { open.removeLast() }
+            else if error == nil { error = "</\(name)> closes <\(open.last ?? "nothing")>" }
+        }
+
+        func parser(_ parser: XMLParser, parseErrorOccurred parseError: any Error) {
+            if error == nil { error = "\(parseError)" }
         }
 
         func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }

@@ -75,7 +75,9 @@ enum PostgresStatements {
     /// records and updates those this sync has not seen yet (counted); `touched` stamps the
     /// unchanged ones as seen (counted as unchanged) and writes a later version of a record
     /// this sync already wrote on an earlier page (not counted again; it returns `repeat`,
-    /// told by its `updated_at` becoming this page's time). The two never touch one row.
+    /// told by its `updated_at` becoming this page's time). The two never touch one row, and
+    /// `touched` looks only for the keys `written` did not write (a page of new records, the
+    /// common case, then costs no second probe of the primary key per record).
     static let pageCTEs = """
             WITH fence AS (
                 SELECT syncs.id, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.mode, syncs.running_since
@@ -101,7 +103,7 @@ enum PostgresStatements {
                     updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
                     seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
                 WHERE r.seen_sync_seq <> EXCLUDED.seen_sync_seq AND (r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL)
-                RETURNING (xmax = 0) AS inserted
+                RETURNING r.key, (xmax = 0) AS inserted
             ), touched AS (
                 UPDATE records SET seen_sync_seq = \(syncSeq),
                     data = CASE WHEN records.hash <> page.hash THEN page.data ELSE records.data END,
@@ -109,7 +111,8 @@ enum PostgresStatements {
                     sync_seq = CASE WHEN records.hash <> page.hash THEN \(syncSeq) ELSE records.sync_seq END,
                     hash = page.hash
                 FROM \(from)
-                WHERE records.source_seq = \(sourceSeq) AND records.key = page.key AND records.deleted_at IS NULL
+                WHERE page.key NOT IN (SELECT key FROM written)
+                  AND records.source_seq = \(sourceSeq) AND records.key = page.key AND records.deleted_at IS NULL
                   AND ((records.hash = page.hash AND records.seen_sync_seq <> \(syncSeq))
                        OR (records.seen_sync_seq = \(syncSeq) AND records.hash <> page.hash))
                 RETURNING (records.updated_at = \(now)) AS repeat

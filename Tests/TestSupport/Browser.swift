@@ -71,16 +71,19 @@ public final class Browser: @unchecked Sendable {
     /// Clicks the first element `selector` matches, as a person would (WebDriver moves the
     /// pointer to it, so it must be visible).
     public func click(_ selector: String) async throws {
-        let found = try await command(.POST, "element", .object(["using": .string("css selector"), "value": .string(selector)]))
-        guard case .object(let o) = found, let id = o.values.first?.stringValue else { throw TimedOut(description: "no element \(selector)") }
-        _ = try await command(.POST, "element/\(id)/click", .object([:]))
+        _ = try await command(.POST, "element/\(try await element(selector))/click", .object([:]))
     }
 
     /// Types into the first element `selector` matches.
     public func type(_ selector: String, _ text: String) async throws {
+        _ = try await command(.POST, "element/\(try await element(selector))/value", .object(["text": .string(text)]))
+    }
+
+    /// The WebDriver id of the first element `selector` matches.
+    func element(_ selector: String) async throws -> String {
         let found = try await command(.POST, "element", .object(["using": .string("css selector"), "value": .string(selector)]))
         guard case .object(let o) = found, let id = o.values.first?.stringValue else { throw TimedOut(description: "no element \(selector)") }
-        _ = try await command(.POST, "element/\(id)/value", .object(["text": .string(text)]))
+        return id
     }
 
     /// Accepts a `confirm()` dialog if one is open.

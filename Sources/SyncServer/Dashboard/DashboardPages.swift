@@ -208,12 +208,7 @@ struct DashboardPages {
             q.sourceText = source
             q.filter.sourceID = try await env.source(source).id
         }
-        for raw in params.getAll("status") {
-            for part in raw.split(separator: ",") {
-                if let s = SyncStatus(rawValue: String(part)) { q.filter.statuses.append(s) }
-                else { errors.append(FieldError("status", "unknown status \(part)")) }
-            }
-        }
+        q.filter.statuses = SyncListQuery.statuses(request, errors: &errors)
         for name in ["since", "until"] {
             guard let raw = params[Substring(name)].map(String.init), !raw.isEmpty else { continue }
             guard let date = Timestamp.parse(raw) ?? Timestamp.parse(raw + (raw.count == 16 ? ":00Z" : "Z")) else {

@@ -11,12 +11,7 @@ enum SyncListQuery {
         var errors: [FieldError] = []
         let query = request.uri.queryParameters
         filter.sourceID = query["source_id"].map(String.init)
-        for raw in query.getAll("status") {
-            for part in raw.split(separator: ",") {
-                if let s = SyncStatus(rawValue: String(part)) { filter.statuses.append(s) }
-                else { errors.append(FieldError("status", "unknown status \(part); one of \(SyncStatus.allCases.map(\.rawValue).joined(separator: ", "))")) }
-            }
-        }
+        filter.statuses = statuses(request, errors: &errors)
         for (name, keyPath) in [("since", \SyncFilter.since), ("until", \SyncFilter.until)] {
             if let raw = query[Substring(name)] {
                 // Compared at the API's precision: times are stored finer than the milliseconds
@@ -28,5 +23,17 @@ enum SyncListQuery {
         }
         guard errors.isEmpty else { throw Problem.validation(errors) }
         return filter
+    }
+
+    /// The `status` parameters (repeatable, comma-separated); an unknown one is an error.
+    static func statuses(_ request: Request, errors: inout [FieldError]) -> [SyncStatus] {
+        var statuses: [SyncStatus] = []
+        for raw in request.uri.queryParameters.getAll("status") {
+            for part in raw.split(separator: ",") {
+                if let s = SyncStatus(rawValue: String(part)) { statuses.append(s) }
+                else { errors.append(FieldError("status", "unknown status \(part); one of \(SyncStatus.allCases.map(\.rawValue).joined(separator: ", "))")) }
+            }
+        }
+        return statuses
     }
 }

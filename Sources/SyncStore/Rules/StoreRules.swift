@@ -36,10 +36,7 @@ enum StoreRules {
     /// the index entries of syncs just claimed (dead until vacuum) and cost the queue drain
     /// about 10 % (90 more buffer reads per claim), more than it saved idle claims.
     static func someDue(at now: String) -> String {
-        """
-        EXISTS (SELECT 1 FROM syncs AS due WHERE due.status IN (\(SchemaVocabulary.runnable)) AND NOT due.held
-            AND due.\(RateLimits.nextRunAtCondition) AND due.run_at <= \(now))
-        """
+        "EXISTS (SELECT 1 FROM syncs WHERE \(RateLimits.nextRunCondition) AND run_at <= \(now))"
     }
 
     /// The attempt error of a sync taken back from a worker that stopped heartbeating.

@@ -24,18 +24,20 @@ enum RateLimits {
     /// statistics said the queue was nearly empty (a queue filled since the last ANALYZE): a
     /// bitmap scan of `syncs_next_run` and a sort of every due sync on every claim (9 ms instead
     /// of 1.6 ms on 6,000; the queue drained at 0.76×). Each now states a condition the claim
-    /// does not (``nextRunAtCondition``; a sync's rate key is never null), leaving the claim one
+    /// does not (`run_at >= 0` in ``nextRunCondition``; a sync's rate key is never null), leaving the claim one
     /// index to walk, `syncs_claim_order`, in its order.
     static let reindex = [
         "DROP INDEX syncs_next_run",
-        "CREATE INDEX syncs_next_run ON syncs(run_at) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND \(nextRunAtCondition)",
+        "CREATE INDEX syncs_next_run ON syncs(run_at) WHERE \(nextRunCondition)",
         "DROP INDEX syncs_runnable_by_rate_key",
         "CREATE INDEX syncs_runnable_by_rate_key ON syncs(rate_key) WHERE status IN (\(SchemaVocabulary.runnable)) AND rate_key IS NOT NULL",
     ]
 
-    /// Always true (times are Unix seconds): what ``DatabaseStore/nextRunAt()`` states and the
-    /// claim does not, so that only the former can use `syncs_next_run`.
-    static let nextRunAtCondition = "run_at >= 0"
+    /// The predicate of `syncs_next_run`, stated by every read of that index
+    /// (``DatabaseStore/nextRunAt()``, ``StoreRules/someDue(at:)``). Its `run_at >= 0` is
+    /// always true (times are Unix seconds) and what the claim does not state, so that only
+    /// those reads can use the index.
+    static let nextRunCondition = "status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at >= 0"
 }
 
 /// What asking a budget for requests came to.

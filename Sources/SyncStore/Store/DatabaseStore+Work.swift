@@ -49,8 +49,7 @@ extension DatabaseStore: WorkQueue {
         let rows = try await driver.read([
             """
             SELECT run_at AS t FROM syncs
-            WHERE status IN (\(raw: SchemaVocabulary.runnable)) AND NOT held AND \(raw: RateLimits.nextRunAtCondition)
-              AND \(raw: StoreRules.concurrencyAllows)
+            WHERE \(raw: RateLimits.nextRunCondition) AND \(raw: StoreRules.concurrencyAllows)
             ORDER BY run_at LIMIT 1
             """,
         ])

@@ -63,6 +63,13 @@ struct DashboardTests {
             #expect(overview.text.contains("Recent failures") && overview.text.contains(failing))
             #expect(overview.elements(named: "svg").count == 1)
             #expect(overview.elements(named: "rect").count >= 2, "the chart draws the completed and the failed sync")
+            // The health filter offers the API's values and each picks its sources.
+            for (health, shown, hidden) in [("ok", "numbers", "broken"), ("failing", "broken", "numbers"), ("never_synced", "crm", "numbers")] {
+                let page = PageCheck(html: String(buffer: try await client.call(.get, "/sources?health=\(health)").body))
+                let names = page.elements(named: "a").compactMap(\.attributes["href"])
+                #expect(page.elements(named: "option").contains { $0.attributes["value"] == health && $0.attributes["selected"] != nil })
+                #expect(page.text.contains(shown) && !page.text.contains(hidden), "health=\(health): \(names)")
+            }
             let syncPage = PageCheck(html: String(buffer: try await client.call(.get, "/syncs/\(failing)").body))
             #expect(syncPage.text.contains("Attempt 1"))
             let records = PageCheck(html: String(buffer: try await client.call(.get, "/sources/\(synthetic)").body))

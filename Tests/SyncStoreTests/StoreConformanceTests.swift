@@ -95,7 +95,22 @@ struct StoreConformanceTests {
             #expect(all["src_nothing"]?.latest == nil)
             let one = try await store.summary(sourceID: mixed.id)
             #expect(one.latest?.id == queued.id && one.latestFinished?.id == failed.id)
+            #expect(one.latest?.status == .queued && one.latest?.finishedAt == nil && one.latestFinished?.finishedAt != nil)
             #expect(try await store.summaries(sourceIDs: []).isEmpty)
+            // The same summary read with the source, by id or by name, and in a page.
+            for key in [mixed.id, mixed.name] {
+                let view = try #require(try await store.sourceView(idOrName: key))
+                #expect(view.source.id == mixed.id && view.summary.latest?.id == queued.id)
+                #expect(view.summary.latestFinished?.id == failed.id && view.summary.lastCompletedAt == lastSuccess)
+            }
+            #expect(try await store.sourceView(idOrName: "src_nothing") == nil)
+            let page = try await store.sourceViews(limit: 10, after: nil)
+            #expect(page.map(\.source.id) == [never.id, mixed.id, quiet.id].sorted())
+            for view in page {
+                #expect(view.summary.latest?.id == all[view.source.id]?.latest?.id)
+                #expect(view.summary.latestFinished?.id == all[view.source.id]?.latestFinished?.id)
+            }
+            #expect(try await store.sourceViews(limit: 1, after: page[0].source.id).map(\.source.id) == [page[1].source.id])
         }
     }
 
@@ -147,7 +162,7 @@ struct StoreConformanceTests {
             // triggers could pass the 5 s connection deadline on a machine loaded by the rest of
             // the suite (the triggers themselves are what this test races).
             await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<50 { group.addTask { _ = try? await store.listSources(limit: 1, after: nil) } }
+                for _ in 0..<50 { group.addTask { _ = try? await store.sourceViews(limit: 1, after: nil) } }
             }
             let results = await withTaskGroup(of: Result<Sync, any Error>.self) { group in
                 for _ in 0..<50 {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A source's health as the API reports it (docs/api.md, "Sources").
-public enum SourceHealth: String, Sendable, Codable {
+public enum SourceHealth: String, Sendable, Codable, CaseIterable {
     /// No sync has finished yet.
     case neverSynced = "never_synced"
     /// Its latest finished sync failed.

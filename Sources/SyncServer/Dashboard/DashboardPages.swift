@@ -81,8 +81,8 @@ struct DashboardPages {
     private func expectedRecords(_ syncs: [Sync]) async throws -> [String: Int] {
         let summaries = try await env.store.summaries(sourceIDs: syncs.map(\.sourceID))
         return summaries.compactMapValues { summary in
-            guard let last = summary.latestFinished, last.status == .completed, last.progress.recordsRead > 0 else { return nil }
-            return last.progress.recordsRead
+            guard let last = summary.latestFinished, last.status == .completed, last.recordsRead > 0 else { return nil }
+            return last.recordsRead
         }
     }
 
@@ -92,26 +92,26 @@ struct DashboardPages {
         let pageSize = 50
         let q = query?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         let healthFilter = health.flatMap { $0.isEmpty ? nil : $0 }
-        var matched: [(Source, SourceSyncSummary)] = []
+        var matched: [SourceView] = []
         var cursor = after, scanned = 0, more = false
         // Filters apply to the sources in id order from the cursor on, a batch at a time,
         // until a page is full (at most 10,000 looked at per page).
         scan: while scanned < 10_000 {
-            let batch = try await env.store.listSources(limit: 200, after: cursor)
-            let summaries = try await env.store.summaries(sourceIDs: batch.map(\.id))
-            for source in batch {
+            let batch = try await env.store.sourceViews(limit: 200, after: cursor)
+            for view in batch {
+                let source = view.source
                 cursor = source.id
                 scanned += 1
-                let summary = summaries[source.id] ?? .none
                 if !q.isEmpty && !source.name.lowercased().contains(q) && source.id.lowercased() != q { continue }
-                if let healthFilter, summary.health(schedule: source.schedule, now: now).rawValue != healthFilter { continue }
+                if let healthFilter, view.summary.health(schedule: source.schedule, now: now).rawValue != healthFilter { continue }
                 if matched.count == pageSize { more = true; break scan }
-                matched.append((source, summary))
+                matched.append(view)
             }
             if batch.count < 200 { break }
         }
-        let counts = try await env.store.recordCounts(sourceIDs: matched.map(\.0.id))
-        let rows = matched.map { source, summary -> [String: Any] in
+        let counts = try await env.store.recordCounts(sourceIDs: matched.map(\.source.id))
+        let rows = matched.map { view -> [String: Any] in
+            let (source, summary) = view.pair
             var row = DashboardFormat.object(APIRepresentation.source(source, summary: summary, now: now))
             let json = row
             row["schedule_text"] = Self.scheduleText(json["schedule"] as? [String: Any])
@@ -129,10 +129,11 @@ struct DashboardPages {
         }
         return [
             "sources": rows, "has_sources": !rows.isEmpty, "query": query ?? "",
-            "health_options": ["", "healthy", "failing", "stale"].map {
-                ["value": $0, "label": $0.isEmpty ? "any" : $0, "selected": $0 == (healthFilter ?? "")] as [String: Any]
+            "health_options": ([""] + SourceHealth.allCases.map(\.rawValue)).map {
+                ["value": $0, "label": $0.isEmpty ? "any" : $0.replacingOccurrences(of: "_", with: " "),
+                 "selected": $0 == (healthFilter ?? "")] as [String: Any]
             },
-            "next": (more ? matched.last?.0.id : nil).map { next in
+            "next": (more ? matched.last?.source.id : nil).map { next in
                 var items = [URLQueryItem(name: "after", value: next)]
                 if !q.isEmpty { items.append(URLQueryItem(name: "q", value: query)) }
                 if let healthFilter { items.append(URLQueryItem(name: "health", value: healthFilter)) }
@@ -157,8 +158,7 @@ struct DashboardPages {
     // MARK: Source detail
 
     func source(id: String, after: String?) async throws -> [String: Any] {
-        let source = try await env.source(id)
-        let summary = try await env.store.summary(sourceID: source.id)
+        let (source, summary) = try await env.sourceView(id).pair
         let json = APIRepresentation.source(source, summary: summary, now: now)
         var view = DashboardFormat.object(json)
         let history = try await env.store.listSyncs(SyncFilter(sourceID: source.id), limit: 20, before: nil)

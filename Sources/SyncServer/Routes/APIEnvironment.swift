@@ -34,7 +34,15 @@ public struct APIEnvironment: Sendable {
     }
 
     func source(_ idOrName: String) async throws -> Source {
-        guard let source = try await store.source(idOrName: idOrName) else { throw Problem.notFound("No source \(idOrName).") }
+        guard let source = try await store.source(idOrName: idOrName) else { throw Self.noSource(idOrName) }
         return source
     }
+
+    /// The source with its summary, read by one statement.
+    func sourceView(_ idOrName: String) async throws -> SourceView {
+        guard let view = try await store.sourceView(idOrName: idOrName) else { throw Self.noSource(idOrName) }
+        return view
+    }
+
+    private static func noSource(_ idOrName: String) -> Problem { .notFound("No source \(idOrName).") }
 }

@@ -20,15 +20,14 @@ struct SourceRoutes {
         router.add(.get, "/v1/sources", in: table) { request, _ in
             let page = try PageQuery.parse(request, cursorKind: "src")
             let paused: Bool? = request.uri.queryParameters["paused"] == nil ? nil : try PageQuery.flag(request, "paused")
-            let sources = try await env.store.listSources(limit: page.limit + 1, after: page.after, paused: paused)
-            let shown = sources.prefix(page.limit)
-            let summaries = try await env.store.summaries(sourceIDs: shown.map(\.id))
-            let items = shown.map { APIRepresentation.source($0, summary: summaries[$0.id] ?? .none) }
-            let next = sources.count > page.limit ? sources[page.limit - 1].id : nil
+            let views = try await env.store.sourceViews(limit: page.limit + 1, after: page.after, paused: paused)
+            let items = views.prefix(page.limit).map { APIRepresentation.source($0.source, summary: $0.summary) }
+            let next = views.count > page.limit ? views[page.limit - 1].source.id : nil
             return JSONResponse.make(APIRepresentation.page(items, nextCursor: next.map { Cursor.encode($0, kind: "src") }))
         }
         router.add(.get, "/v1/sources/{id}", in: table) { request, context in
-            try await respond(try await env.source(try request.path("id", context)))
+            let view = try await env.sourceView(try request.path("id", context))
+            return JSONResponse.make(APIRepresentation.source(view.source, summary: view.summary))
         }
         router.add(.patch, "/v1/sources/{id}", in: table) { request, context in
             let existing = try await env.source(try request.path("id", context))

@@ -3,13 +3,34 @@ import SyncCore
 
 /// What a source's syncs say about it: its latest sync, its latest finished one, its last success.
 public struct SourceSyncSummary: Sendable {
-    public var latest: Sync?
-    public var latestFinished: Sync?
+    /// A sync as a summary names it: no attempts, errors or checkpoint.
+    public struct SyncBrief: Sendable, Equatable {
+        public var id: String
+        public var status: SyncStatus
+        public var mode: SyncMode
+        public var queuedAt: Date
+        public var startedAt: Date?
+        public var finishedAt: Date?
+        public var recordsRead: Int
+
+        public init(id: String, status: SyncStatus, mode: SyncMode, queuedAt: Date, startedAt: Date?, finishedAt: Date?, recordsRead: Int) {
+            self.id = id
+            self.status = status
+            self.mode = mode
+            self.queuedAt = queuedAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.recordsRead = recordsRead
+        }
+    }
+
+    public var latest: SyncBrief?
+    public var latestFinished: SyncBrief?
     public var lastCompletedAt: Date?
     /// Until when an upstream closed the source's request budget (docs/queue.md); `nil`: open.
     public var rateLimitedUntil: Date?
 
-    public init(latest: Sync?, latestFinished: Sync?, lastCompletedAt: Date?, rateLimitedUntil: Date? = nil) {
+    public init(latest: SyncBrief?, latestFinished: SyncBrief?, lastCompletedAt: Date?, rateLimitedUntil: Date? = nil) {
         self.rateLimitedUntil = rateLimitedUntil
         self.latest = latest
         self.latestFinished = latestFinished
@@ -22,4 +43,18 @@ public struct SourceSyncSummary: Sendable {
     public func health(schedule: Schedule?, now: Date) -> SourceHealth {
         SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
     }
+}
+
+/// A source with its summary, as the API shows it: read together by one statement.
+public struct SourceView: Sendable {
+    public var source: Source
+    public var summary: SourceSyncSummary
+
+    public init(source: Source, summary: SourceSyncSummary) {
+        self.source = source
+        self.summary = summary
+    }
+
+    /// The source and its summary, for a `let (source, summary) = …`.
+    public var pair: (Source, SourceSyncSummary) { (source, summary) }
 }

@@ -38,12 +38,14 @@ public protocol SourceCatalog: Sendable {
     func createSource(_ source: Source) async throws -> Source
     /// The source with this id, or else with this name.
     func source(idOrName: String) async throws -> Source?
-    /// Sources ordered by id, after the given id; only paused (or only running) ones if `paused` says.
-    func listSources(limit: Int, after: String?, paused: Bool?) async throws -> [Source]
-    /// The latest sync, latest finished sync and last success of a source (the syncs
-    /// without their attempts).
+    /// ``source(idOrName:)`` with its summary, read together.
+    func sourceView(idOrName: String) async throws -> SourceView?
+    /// Sources with their summaries ordered by id, after the given id; only paused (or only
+    /// running) ones if `paused` says. One statement whatever the page size.
+    func sourceViews(limit: Int, after: String?, paused: Bool?) async throws -> [SourceView]
+    /// The latest sync, latest finished sync, last success and closed request budget of a source.
     func summary(sourceID: String) async throws -> SourceSyncSummary
-    /// ``summary(sourceID:)`` of many sources in a constant number of queries.
+    /// ``summary(sourceID:)`` of many sources in one statement.
     func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary]
     /// Pauses (not scheduled, not claimed) or resumes a source. Throws `notFound`.
     func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source
@@ -180,9 +182,9 @@ public protocol SyncWatching: Sendable {
 }
 
 extension SourceCatalog {
-    /// Sources ordered by id, after the given id.
-    public func listSources(limit: Int, after: String?) async throws -> [Source] {
-        try await listSources(limit: limit, after: after, paused: nil)
+    /// Sources with their summaries ordered by id, after the given id.
+    public func sourceViews(limit: Int, after: String?) async throws -> [SourceView] {
+        try await sourceViews(limit: limit, after: after, paused: nil)
     }
 }
 

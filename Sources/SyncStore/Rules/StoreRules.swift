@@ -68,7 +68,10 @@ enum StoreRules {
 /// The lists the schemas' CHECK constraints allow, from `SyncCore`'s enums (one vocabulary).
 enum SchemaVocabulary {
     static func list<T: RawRepresentable<String>>(_ values: [T]) -> String {
-        values.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        values.map { value in
+            precondition(value.rawValue.allSatisfy { $0.isASCII && ($0.isLowercase || $0 == "_") }, "not a vocabulary word: \(value.rawValue)")
+            return "'\(value.rawValue)'"
+        }.joined(separator: ", ")
     }
     static let statuses = list(SyncStatus.allCases)
     static let active = list(SyncStatus.active)

@@ -51,6 +51,17 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
         mutating func appendInterpolation(_ value: Bool) { fragments.append(.value(.bool(value))) }
         /// A list for `column \(in: values)`: `IN (…)` on SQLite, `= ANY(…)` on PostgreSQL.
         mutating func appendInterpolation(in values: [String]) { fragments.append(.list(values)) }
+        /// A value of one of SyncCore's vocabularies (a status, a mode), written into the text as
+        /// a constant rather than bound: SQLite prepares a statement again on every run when a
+        /// bound value meets a partial index's condition (`status IN (…)`), and PostgreSQL's
+        /// generic plans cannot use such an index. The cases are few, so the texts are too.
+        mutating func appendInterpolation<T: RawRepresentable<String>>(_ value: T) {
+            fragments.append(.text(SchemaVocabulary.list([value])))
+        }
+        /// `IN ('a', 'b')` of vocabulary values, written into the text like ``appendInterpolation(_:)-(T)``.
+        mutating func appendInterpolation<T: RawRepresentable<String>>(in values: [T]) {
+            fragments.append(.text(values.isEmpty ? "IN (NULL)" : "IN (\(SchemaVocabulary.list(values)))"))
+        }
         /// Trusted SQL text (a column list, a constant), never a value from outside.
         mutating func appendInterpolation(raw text: String) { fragments.append(.text(text)) }
         /// Another statement's fragments, spliced in (a shared filter, say).

@@ -116,6 +116,9 @@ final class SQLiteDriver: StoreDriver {
         let (text, values) = sql.render(.sqlite)
         let statement = try db.cachedStatement(sql: text)
         let rows = try Row.fetchAll(statement, arguments: StatementArguments(values.map(databaseValue)))
+        #if DEBUG
+        SQLiteStatementAudit.sweep(db)
+        #endif
         guard !rows.isEmpty else { return [] }
         let columns = SQLiteColumns.of(text, statement)
         return rows.map { SQLiteRow(row: $0, columns: columns) }

@@ -13,7 +13,7 @@ extension DatabaseStore: SyncHistory {
         // SQLite's planner would rather skip-scan the per-source index (measured 16 ms
         // against 0.3 ms for an hour of 100,000 syncs).
         let byEnd: SQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
-        let completed: SQL = "\(sql: finished) AND status = \(raw: Self.completedLiteral)"
+        let completed: SQL = "\(sql: finished) AND status = \(SyncStatus.completed)"
         let counters = ["records_read", "records_created", "records_updated", "records_unchanged", "records_deleted", "records_failed"]
         let rows = try await driver.read([
             """
@@ -40,12 +40,12 @@ extension DatabaseStore: SyncHistory {
             """
             SELECT s.id, s.name, w.completed, w.failed, w.cancelled,
                    (SELECT z.finished_at FROM syncs z \(sqlite: "INDEXED BY syncs_finished_by_source", postgres: "")
-                    WHERE z.source_id = s.id AND z.\(raw: terminal) AND z.status = \(raw: Self.completedLiteral)
+                    WHERE z.source_id = s.id AND z.\(raw: terminal) AND z.status = \(SyncStatus.completed)
                     ORDER BY z.finished_at DESC LIMIT 1) AS last_success
             FROM (SELECT source_id,
-                         COUNT(*) FILTER (WHERE status = \(SyncStatus.completed.rawValue)) AS completed,
-                         COUNT(*) FILTER (WHERE status = \(SyncStatus.failed.rawValue)) AS failed,
-                         COUNT(*) FILTER (WHERE status = \(SyncStatus.cancelled.rawValue)) AS cancelled
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.completed)) AS completed,
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.failed)) AS failed,
+                         COUNT(*) FILTER (WHERE status = \(SyncStatus.cancelled)) AS cancelled
                   FROM syncs \(sql: byEnd) WHERE \(sql: finished) GROUP BY source_id) w
             JOIN sources s ON s.id = w.source_id
             ORDER BY w.failed DESC, s.name
@@ -83,8 +83,6 @@ extension DatabaseStore: SyncHistory {
                     cancelled: try row.int("cancelled"), lastSuccessAt: StoreRows.date(try row.optionalDouble("last_success")))
             })
     }
-
-    static let completedLiteral = "'\(SyncStatus.completed.rawValue)'"
 
     /// p50, p95 (nearest rank: the values at ranks ⌈n/2⌉ and ⌈0.95·n⌉ of the non-null values,
     /// which sort first on both databases) and the maximum of column `v`, in integer

@@ -93,7 +93,7 @@ extension DatabaseStore: RateLimitStore {
                     ON CONFLICT (key) DO UPDATE SET closed_until = \(sql: greatest)(rate_limits.closed_until, excluded.closed_until)
                     """),
                 StoreWrite("""
-                    UPDATE syncs SET run_at = \(u) WHERE rate_key = \(key) AND status \(in: StoreRules.runnable) AND run_at < \(u)
+                    UPDATE syncs SET run_at = \(u) WHERE rate_key = \(key) AND status \(in: StoreRules.runnableStatuses) AND run_at < \(u)
                     """),
             ]) { _, _ in () }
         })

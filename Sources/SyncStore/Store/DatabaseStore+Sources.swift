@@ -20,59 +20,39 @@ extension DatabaseStore: SourceCatalog {
     }
 
     public func source(idOrName: String) async throws -> Source? {
-        let rows = try await driver.read([
-            "SELECT * FROM sources WHERE id = \(idOrName) OR name = \(idOrName) ORDER BY (id = \(idOrName)) DESC LIMIT 1",
-        ])
+        let rows = try await driver.read(["SELECT * FROM sources \(sql: Self.idOrName(idOrName))"])
         return try rows.first(0).map { try StoreRows.source($0) }
     }
 
-    public func listSources(limit: Int, after: String?, paused: Bool?) async throws -> [Source] {
+    public func sourceView(idOrName: String) async throws -> SourceView? {
+        let rows = try await driver.read([Queries.sourceViews(Self.idOrName(idOrName), now: Date())])
+        return try rows.first(0).map { try StoreRows.sourceView($0) }
+    }
+
+    public func sourceViews(limit: Int, after: String?, paused: Bool?) async throws -> [SourceView] {
         let filter: SQL = paused.map { "AND paused = \($0)" } ?? ""
-        let rows = try await driver.read(["SELECT * FROM sources WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)"])
-        return try rows[0].map { try StoreRows.source($0) }
+        let rows = try await driver.read([
+            Queries.sourceViews("WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)", now: Date()),
+        ])
+        return try rows[0].map { try StoreRows.sourceView($0) }
+    }
+
+    /// The source with this id, else the one with this name (an id wins over a name).
+    private static func idOrName(_ key: String) -> SQL {
+        "WHERE id = \(key) OR name = \(key) ORDER BY (id = \(key)) DESC LIMIT 1"
     }
 
     public func summary(sourceID: String) async throws -> SourceSyncSummary {
         try await summaries(sourceIDs: [sourceID])[sourceID] ?? .none
     }
 
-    /// Three statements for any number of sources (a page of `GET /v1/sources` costs the
-    /// same few queries whatever its size). The syncs come without their attempts.
+    /// One statement for any number of sources (``Queries/sourceViews(_:now:)``).
     public func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary] {
         guard !sourceIDs.isEmpty else { return [:] }
-        let ids = sourceIDs
-        let rows = try await driver.read([
-            """
-            SELECT * FROM syncs WHERE id IN (
-                SELECT (SELECT x.id FROM syncs x WHERE x.source_id = sources.id ORDER BY x.id DESC LIMIT 1)
-                FROM sources WHERE sources.id \(in: ids))
-            """,
-            """
-            SELECT * FROM syncs WHERE id IN (
-                SELECT (SELECT x.id FROM syncs x WHERE x.source_id = sources.id AND x.finished_at IS NOT NULL
-                        ORDER BY x.finished_at DESC LIMIT 1)
-                FROM sources WHERE sources.id \(in: ids))
-            """,
-            """
-            SELECT source_id, MAX(finished_at) AS t FROM syncs
-            WHERE source_id \(in: ids) AND status = \(SyncStatus.completed.rawValue) GROUP BY source_id
-            """,
-            """
-            SELECT sources.id AS source_id, rate_limits.closed_until AS t FROM sources JOIN rate_limits ON rate_limits.key = sources.rate_key
-            WHERE sources.id \(in: ids) AND rate_limits.closed_until > \(Date().timeIntervalSince1970)
-            """,
-        ])
-        var latest: [String: Sync] = [:], finished: [String: Sync] = [:], completed: [String: Date] = [:]
-        for row in rows[0] { let sync = try StoreRows.sync(row, attempts: []); latest[sync.sourceID] = sync }
-        for row in rows[1] { let sync = try StoreRows.sync(row, attempts: []); finished[sync.sourceID] = sync }
-        for row in rows[2] { completed[try row.string("source_id")] = StoreRows.date(try row.optionalDouble("t")) }
-        var closed: [String: Date] = [:]
-        for row in rows[3] { closed[try row.string("source_id")] = StoreRows.date(try row.optionalDouble("t")) }
+        let rows = try await driver.read([Queries.sourceViews("WHERE id \(in: sourceIDs)", now: Date())])
         var out: [String: SourceSyncSummary] = [:]
-        for id in ids {
-            out[id] = SourceSyncSummary(latest: latest[id], latestFinished: finished[id], lastCompletedAt: completed[id],
-                                        rateLimitedUntil: closed[id])
-        }
+        for id in sourceIDs { out[id] = SourceSyncSummary.none }
+        for row in rows[0] { out[try row.string("id")] = try StoreRows.summary(row) }
         return out
     }
 
@@ -94,7 +74,7 @@ extension DatabaseStore: SourceCatalog {
         let flag = StoreWrite("""
             UPDATE syncs SET notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
                 concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
-            WHERE source_id = \(source.id) AND status \(in: SyncStatus.active.map(\.rawValue))
+            WHERE source_id = \(source.id) AND status \(in: SyncStatus.active)
             """)
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update, flag], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
@@ -114,7 +94,7 @@ extension DatabaseStore: SourceCatalog {
                 StoreWrite("""
                     UPDATE sources SET paused = \(paused), updated_at = \(now.timeIntervalSince1970) WHERE id = \(sourceID) RETURNING id
                     """, requireRow: .notFound("source \(sourceID)")),
-                StoreWrite("UPDATE syncs SET held = \(paused) WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active.map(\.rawValue))"),
+                StoreWrite("UPDATE syncs SET held = \(paused) WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active)"),
             ],
                 events: paused ? [] : [.wake],
                 then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in

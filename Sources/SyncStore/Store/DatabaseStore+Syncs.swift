@@ -55,7 +55,7 @@ extension DatabaseStore: SyncRequests {
         var clauses: [SQL] = []
         if let before { clauses.append("id < \(before)") }
         if let sourceID = filter.sourceID { clauses.append("source_id = \(sourceID)") }
-        if !filter.statuses.isEmpty { clauses.append("status \(in: filter.statuses.map(\.rawValue))") }
+        if !filter.statuses.isEmpty { clauses.append("status \(in: filter.statuses)") }
         if let since = filter.since { clauses.append("queued_at >= \(since.timeIntervalSince1970)") }
         if let until = filter.until { clauses.append("queued_at < \(until.timeIntervalSince1970)") }
         let conditions = clauses.isEmpty ? SQL("") : "WHERE \(sql: SQL.joined(clauses, separator: " AND "))"
@@ -87,13 +87,13 @@ extension DatabaseStore: SyncRequests {
             case .queued, .retrying:
                 try StoreRules.checked(from: status, to: .cancelled)
                 writes.append(StoreWrite("""
-                    UPDATE syncs SET status = \(SyncStatus.cancelled.rawValue), finished_at = \(t), cancel_requested = \(true),
+                    UPDATE syncs SET status = \(SyncStatus.cancelled), finished_at = \(t), cancel_requested = \(true),
                         next_retry_at = NULL
-                    WHERE id = \(syncID) AND status = \(status.rawValue)
+                    WHERE id = \(syncID) AND status = \(status)
                     """))
             case .running:
                 writes.append(StoreWrite(
-                    "UPDATE syncs SET cancel_requested = \(true) WHERE id = \(syncID) AND status = \(SyncStatus.running.rawValue)"))
+                    "UPDATE syncs SET cancel_requested = \(true) WHERE id = \(syncID) AND status = \(SyncStatus.running)"))
                 events.append(.cancelRequested(syncID: syncID))
             }
             return StoreDecision(writes: writes, events: events, then: Queries.sync(id: syncID)) { _, then in
@@ -109,7 +109,7 @@ extension DatabaseStore: SyncRequests {
         return try await driver.transact(StoreTransaction(facts: [
             "SELECT * FROM sources WHERE id = (\(sql: sourceOfSync)) \(sql: .forUpdate)",
             "SELECT status FROM syncs WHERE id = \(syncID) \(sql: .forUpdate)",
-            "SELECT id, status FROM syncs WHERE source_id = (\(sql: sourceOfSync)) AND status \(in: SyncStatus.active.map(\.rawValue))",
+            "SELECT id, status FROM syncs WHERE source_id = (\(sql: sourceOfSync)) AND status \(in: SyncStatus.active)",
         ]) { facts in
             guard let syncRow = facts.first(1), let sourceRow = facts.first(0) else { throw SyncStoreError.notFound("sync \(syncID)") }
             let status = SyncStatus(rawValue: try syncRow.string("status")) ?? .failed
@@ -119,12 +119,12 @@ extension DatabaseStore: SyncRequests {
             if let active = facts.first(2) { throw try Queries.alreadyActive(active) }
             let source = try StoreRows.source(sourceRow)
             let requeue = StoreWrite("""
-                UPDATE syncs SET status = \(SyncStatus.queued.rawValue), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
+                UPDATE syncs SET status = \(SyncStatus.queued), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
                     cancel_requested = \(false), error = NULL, finished_at = NULL, next_retry_at = NULL,
                     run_at = \(now.timeIntervalSince1970), max_attempts = \(source.retry.maxAttempts), held = \(source.paused),
                     notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
                     concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
-                WHERE id = \(syncID) AND status = \(status.rawValue)
+                WHERE id = \(syncID) AND status = \(status)
                 """, onUniqueViolation: .rerun)
             return StoreDecision(writes: [requeue], events: [.wake], then: Queries.sync(id: syncID)) { _, then in
                 try Queries.written(then, id: syncID)
@@ -143,7 +143,7 @@ extension DatabaseStore: QueueMaintenance {
             WHERE schedule_every_seconds IS NOT NULL AND NOT paused
               AND (last_queued_at IS NULL OR last_queued_at + schedule_every_seconds <= \(t))
               AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.source_id = sources.id
-                              AND syncs.status \(in: SyncStatus.active.map(\.rawValue)))
+                              AND syncs.status \(in: SyncStatus.active))
             \(sql: .forUpdateSkipLocked)
             """]) { facts in
             var writes: [StoreWrite] = []
@@ -165,7 +165,7 @@ extension DatabaseStore: QueueMaintenance {
     /// rows a worker is still writing are skipped: its commit proves it alive.
     public func rescueExpiredLeases(now: Date) async throws -> [String] {
         let t = now.timeIntervalSince1970
-        let running = SyncStatus.running.rawValue
+        let running = SyncStatus.running
         return try await driver.transact(StoreTransaction(facts: ["""
             SELECT id, attempt, cancel_requested FROM syncs WHERE status = \(running) AND lease_expires_at < \(t)
             \(sql: .forUpdateSkipLocked)
@@ -180,7 +180,7 @@ extension DatabaseStore: QueueMaintenance {
                 ids.append(id)
                 if to == .queued { events = [.wake] }
                 writes.append(StoreWrite("""
-                    UPDATE syncs SET status = \(to.rawValue), finished_at = \(to == .cancelled ? t : nil), run_at = \(t),
+                    UPDATE syncs SET status = \(to), finished_at = \(to == .cancelled ? t : nil), run_at = \(t),
                         running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                     WHERE id = \(id) AND status = \(running)
                     """))

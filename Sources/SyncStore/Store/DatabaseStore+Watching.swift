@@ -14,7 +14,7 @@ extension DatabaseStore: SyncWatching {
         // the primary key.
         let firstID = Identifier.floor("syn", at: since)
         let rows = try await driver.read([
-            "SELECT * FROM syncs WHERE status = \(raw: "'\(SyncStatus.running.rawValue)'") \(sql: source)",
+            "SELECT * FROM syncs WHERE status = \(SyncStatus.running) \(sql: source)",
             "SELECT * FROM syncs WHERE id >= \(firstID) \(sql: source) ORDER BY id DESC LIMIT \(limit)",
             """
             SELECT * FROM syncs \(sqlite: "INDEXED BY syncs_finished", postgres: "")

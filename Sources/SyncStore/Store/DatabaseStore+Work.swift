@@ -10,7 +10,7 @@ extension DatabaseStore: WorkQueue {
         let t = now.timeIntervalSince1970
         let rows = try await driver.execute("""
             UPDATE syncs SET heartbeat_at = \(t), lease_expires_at = \(t + leaseSeconds)
-            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running.rawValue)
+            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running)
             RETURNING cancel_requested
             """)
         guard let row = rows.first(0) else { throw SyncStoreError.leaseLost }
@@ -20,7 +20,7 @@ extension DatabaseStore: WorkQueue {
     public func isCancelRequested(_ lease: Lease) async throws -> Bool {
         let rows = try await driver.read(["""
             SELECT cancel_requested FROM syncs
-            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running.rawValue)
+            WHERE id = \(lease.syncID) AND lease_token = \(lease.token) AND status = \(SyncStatus.running)
             """])
         guard let row = rows.first(0) else { throw SyncStoreError.leaseLost }
         return try row.bool("cancel_requested")
@@ -122,8 +122,8 @@ extension DatabaseStore: ClusterRegistry {
     /// within twice its interval), at most 100 of each.
     public func healthSnapshot(now: Date) async throws -> HealthSnapshot {
         let t = now.timeIntervalSince1970
-        let queued = SyncStatus.queued.rawValue, running = SyncStatus.running.rawValue
-        let latestFinished = "(SELECT status FROM syncs WHERE source_id = s.id AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1)"
+        let queued = SyncStatus.queued, running = SyncStatus.running
+        let latestFinished = "(SELECT status FROM syncs WHERE source_id = s.id AND \(SchemaVocabulary.isTerminal) ORDER BY finished_at DESC LIMIT 1)"
         let rows = try await driver.read([
             """
             SELECT COUNT(*) FILTER (WHERE status = \(queued)) AS queued,
@@ -134,13 +134,13 @@ extension DatabaseStore: ClusterRegistry {
             """,
             "SELECT * FROM nodes ORDER BY id",
             """
-            SELECT s.id, s.name FROM sources s WHERE \(raw: latestFinished) = \(SyncStatus.failed.rawValue) ORDER BY s.name LIMIT 100
+            SELECT s.id, s.name FROM sources s WHERE \(raw: latestFinished) = \(SyncStatus.failed) ORDER BY s.name LIMIT 100
             """,
             """
             SELECT s.id, s.name FROM sources s
             WHERE s.schedule_every_seconds IS NOT NULL
-              AND \(raw: latestFinished) \(in: [SyncStatus.completed.rawValue, SyncStatus.cancelled.rawValue])
-              AND COALESCE((SELECT MAX(finished_at) FROM syncs WHERE source_id = s.id AND status = \(SyncStatus.completed.rawValue)), 0)
+              AND \(raw: latestFinished) \(in: [SyncStatus.completed, SyncStatus.cancelled])
+              AND COALESCE((SELECT MAX(finished_at) FROM syncs WHERE source_id = s.id AND status = \(SyncStatus.completed)), 0)
                   < \(t) - 2 * s.schedule_every_seconds
             ORDER BY s.name LIMIT 100
             """,

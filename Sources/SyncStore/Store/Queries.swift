@@ -22,7 +22,7 @@ enum Queries {
 
     /// The source's active sync (`id`, `status`), if it has one.
     static func activeSync(sourceID: String) -> SQL {
-        "SELECT id, status FROM syncs WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active.map(\.rawValue))"
+        "SELECT id, status FROM syncs WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active)"
     }
 
     /// `syncAlreadyActive` for an active-sync row of ``activeSync(sourceID:)``.
@@ -54,6 +54,34 @@ enum Queries {
         "pages", "records_read", "records_created", "records_updated", "records_unchanged", "records_deleted",
         "records_failed", "bytes_read", "checkpoint_at", "error", "lease_owner", "lease_expires_at", "checkpoint", "run_seconds",
     ]
+
+    /// Sources with their summaries in one statement (read with ``StoreRows/sourceView(_:)``):
+    /// `filter` picks and orders the sources (`WHERE … ORDER BY … LIMIT …`); each one's latest
+    /// and latest finished syncs are found by index first, then joined by primary key; its last
+    /// success and its closed request budget are a subquery each. A page of sources costs this
+    /// one statement whatever its size, and each part reads an index from its head, whatever
+    /// the length of a source's history.
+    static func sourceViews(_ filter: SQL, now: Date) -> SQL {
+        let briefs = ["l", "f"].map { alias in
+            ["id", "status", "mode", "queued_at", "started_at", "finished_at", "records_read"]
+                .map { "\(alias).\($0) AS \(alias)_\($0)" }.joined(separator: ", ")
+        }.joined(separator: ", ")
+        let terminal = SchemaVocabulary.isTerminal
+        return """
+            SELECT s.*, \(raw: briefs),
+                (SELECT c.finished_at FROM syncs c WHERE c.source_id = s.id AND c.\(raw: terminal)
+                    AND c.status = \(SyncStatus.completed) ORDER BY c.finished_at DESC LIMIT 1) AS last_completed_at,
+                (SELECT r.closed_until FROM rate_limits r WHERE r.key = s.rate_key AND r.closed_until > \(now.timeIntervalSince1970)) AS rate_limited_until
+            FROM (SELECT sources.*,
+                    (SELECT x.id FROM syncs x WHERE x.source_id = sources.id ORDER BY x.id DESC LIMIT 1) AS latest_sync_id,
+                    (SELECT x.id FROM syncs x WHERE x.source_id = sources.id AND x.\(raw: terminal)
+                        ORDER BY x.finished_at DESC LIMIT 1) AS finished_sync_id
+                  FROM sources \(sql: filter)) s
+            LEFT JOIN syncs l ON l.id = s.latest_sync_id
+            LEFT JOIN syncs f ON f.id = s.finished_sync_id
+            ORDER BY s.id
+            """
+    }
 
     /// `SELECT *` of the records, with the id of the sync that last wrote each.
     static let recordColumns = "SELECT records.*, syncs.id AS sync_id FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq"

@@ -86,6 +86,30 @@ enum StoreRows {
         )
     }
 
+    /// A row of ``Queries/sourceViews(_:now:)``.
+    static func sourceView(_ row: some StoreRow) throws -> SourceView {
+        SourceView(source: try source(row), summary: try summary(row))
+    }
+
+    static func summary(_ row: some StoreRow) throws -> SourceSyncSummary {
+        SourceSyncSummary(latest: try brief(row, "l"), latestFinished: try brief(row, "f"),
+                          lastCompletedAt: date(try row.optionalDouble("last_completed_at")),
+                          rateLimitedUntil: date(try row.optionalDouble("rate_limited_until")))
+    }
+
+    /// The sync of a summary whose columns start with `prefix_`, if the join found one.
+    private static func brief(_ row: some StoreRow, _ prefix: String) throws -> SourceSyncSummary.SyncBrief? {
+        guard let id = try row.optionalString("\(prefix)_id") else { return nil }
+        return SourceSyncSummary.SyncBrief(
+            id: id,
+            status: SyncStatus(rawValue: try row.string("\(prefix)_status")) ?? .failed,
+            mode: SyncMode(rawValue: try row.string("\(prefix)_mode")) ?? .full,
+            queuedAt: Date(timeIntervalSince1970: try row.double("\(prefix)_queued_at")),
+            startedAt: date(try row.optionalDouble("\(prefix)_started_at")),
+            finishedAt: date(try row.optionalDouble("\(prefix)_finished_at")),
+            recordsRead: try row.int("\(prefix)_records_read"))
+    }
+
     static func sync(_ row: some StoreRow, attempts: [SyncAttempt]) throws -> Sync {
         var progress = SyncProgress()
         progress.pages = try row.int("pages")

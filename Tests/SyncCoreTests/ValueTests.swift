@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import SyncCore
 
@@ -34,6 +37,30 @@ struct ValueTests {
         #expect(abs(Timestamp.parse(s)!.timeIntervalSince1970 - d.timeIntervalSince1970) < 0.001)
         #expect(Timestamp.parse("2026-11-24T22:33:38Z") != nil)
         #expect(Timestamp.parse("yesterday") == nil)
+    }
+
+    /// The hand-written formatter agrees with the C library's calendar on the edges (leap
+    /// days, centuries, the year 1 and 9999, before 1970) and on 100,000 random instants.
+    @Test func timestampsAgreeWithGmtime() {
+        func expected(_ t: Double) -> String {
+            let totalMs = Int64((t * 1000).rounded())
+            var seconds = time_t(totalMs >= 0 ? totalMs / 1000 : (totalMs - 999) / 1000)
+            var parts = tm()
+            gmtime_r(&seconds, &parts)
+            let ms = Int(totalMs - Int64(seconds) * 1000)
+            return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                          parts.tm_hour, parts.tm_min, parts.tm_sec, ms)
+        }
+        var instants: [Double] = [0, -0.0005, -0.001, -1, 86_399.9995, 951_782_400, 951_868_799.999, 4_107_542_400,
+                                  -2_208_988_800, -62_135_596_800, 253_402_300_799.999, 1_795_000_000.123, 1_709_164_800]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100_000 { instants.append(Double.random(in: -62_135_596_800...253_402_300_799, using: &generator)) }
+        for t in instants {
+            let date = Date(timeIntervalSince1970: t)
+            let text = Timestamp.format(date)
+            #expect(text == expected(date.timeIntervalSince1970), "\(t)")
+            if text != expected(date.timeIntervalSince1970) { break }
+        }
     }
 
     @Test func contentHashSeesEveryByte() {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import SyncCore
 
 /// The embedded default database: one SQLite file in WAL mode.
@@ -111,29 +112,54 @@ final class SQLiteDriver: StoreDriver {
         error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE || error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY
     }
 
-    /// Runs one statement through the connection's statement cache.
+    /// Runs one statement through the connection's statement cache, binding and reading
+    /// through SQLite's C API: GRDB's `StatementArguments` and generic `Row` decoding cost
+    /// more than SQLite's own work on a page of records (docs/benchmarks.md).
     static func fetch(_ db: Database, _ sql: SQL) throws -> [any StoreRow] {
         let (text, values) = sql.render(.sqlite)
         let statement = try db.cachedStatement(sql: text)
-        let rows = try Row.fetchAll(statement, arguments: StatementArguments(values.map(databaseValue)))
+        let handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        for (index, value) in zip(Int32(1)..., values) {
+            let code = bind(value, to: handle, at: index)
+            guard code == SQLITE_OK else { throw error(db, code: code, sql: text) }
+        }
+        var rows: [any StoreRow] = []
+        var columns: SQLiteColumns?
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { break }
+            guard code == SQLITE_ROW else {
+                let failure = error(db, code: code, sql: text)
+                sqlite3_reset(handle)
+                throw failure
+            }
+            let known = columns ?? SQLiteColumns.of(text, statement)
+            columns = known
+            rows.append(SQLiteRow(handle, columns: known))
+        }
         #if DEBUG
         SQLiteStatementAudit.sweep(db)
         #endif
-        guard !rows.isEmpty else { return [] }
-        let columns = SQLiteColumns.of(text, statement)
-        return rows.map { SQLiteRow(row: $0, columns: columns) }
+        return rows
     }
 
-    static func databaseValue(_ value: SQLValue) -> DatabaseValue {
+    private static func bind(_ value: SQLValue, to handle: OpaquePointer, at index: Int32) -> Int32 {
         switch value {
-        case .text(let s): s.databaseValue
-        case .int(let i): i.databaseValue
-        case .double(let d): d.databaseValue
-        case .bool(let b): b.databaseValue
-        case .bytes(let b): Data(b).databaseValue
+        case .text(let s): sqlite3_bind_text(handle, index, s, Int32(s.utf8.count), SQLiteRecordWriter.transient)
+        case .int(let i): sqlite3_bind_int64(handle, index, i)
+        case .double(let d): sqlite3_bind_double(handle, index, d)
+        case .bool(let b): sqlite3_bind_int64(handle, index, b ? 1 : 0)
+        case .bytes(let b): b.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), SQLiteRecordWriter.transient) }
         case .textArray: preconditionFailure("SQLite lists are expanded by SQL.render")
-        case .null: .null
+        case .null: sqlite3_bind_null(handle, index)
         }
+    }
+
+    private static func error(_ db: Database, code: Int32, sql: String) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: sqlite3_extended_errcode(db.sqliteConnection)),
+                      message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
     }
 
     func listen(_ onEvent: @escaping @Sendable (StoreEvent) -> Void) async throws {

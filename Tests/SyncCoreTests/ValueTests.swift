@@ -63,6 +63,27 @@ struct ValueTests {
         }
     }
 
+    /// What the writer emits parses back (Foundation's parser) to the same values: every
+    /// control character, quotes, backslashes, non-ASCII text, integers to ±2^53 and beyond.
+    @Test func writtenJSONParsesBackToTheSameValues() throws {
+        var text = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }.joined()
+        text += #"quote " backslash \ slash / ünïcödé 😀 end"#
+        let numbers: [Double] = [0, -0.0, 1, -1, 9, 10, 99, 100, 1234567890, -9_007_199_254_740_991, 9_007_199_254_740_991,
+                                 9_007_199_254_740_992, 1e300, 0.5, -2.25, 1e-7]
+        let value = JSONValue.object(["text": .string(text), "numbers": .array(numbers.map(JSONValue.number)), "empty": .string(""),
+                                      "nested": .object(["b": .bool(true), "a": .bool(false), "n": .null]),
+                                      "alone": .string("\"")])
+        let bytes = JSONWriter.bytes(value)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        #expect(parsed["text"] as? String == text)
+        #expect(parsed["empty"] as? String == "")
+        #expect(parsed["alone"] as? String == "\"")
+        let back = try #require(parsed["numbers"] as? [NSNumber]).map(\.doubleValue)
+        #expect(back == numbers)
+        #expect(String(decoding: bytes, as: UTF8.self).contains(#""nested":{"a":false,"b":true,"n":null}"#), "keys sorted")
+        #expect(String(decoding: bytes, as: UTF8.self).contains("-9007199254740991,9007199254740991"), "integers as integers")
+    }
+
     @Test func contentHashSeesEveryByte() {
         let a = Array(#"{"id":1,"v":"a"}"#.utf8)
         var b = a

@@ -40,7 +40,13 @@ struct ConcurrencyKeyTests {
             // The unkeyed sync, queued last, finished before the last keyed one started.
             let freeDone = try await client.call(.get, "/v1/syncs/\(free)").json["finished_at"]?.stringValue.flatMap(Timestamp.parse)
             let lastKeyedStart = try await ids.asyncMap { try await client.call(.get, "/v1/syncs/\($0)").json["started_at"]?.stringValue.flatMap(Timestamp.parse) ?? .distantPast }.max()
-            #expect(freeDone != nil && lastKeyedStart != nil && freeDone! < lastKeyedStart!, "\(String(describing: freeDone)) \(String(describing: lastKeyedStart))")
+            let freeSync = try await client.call(.get, "/v1/syncs/\(free)").json
+            var timeline = ["free: queued \(freeSync["queued_at"] ?? .null) started \(freeSync["started_at"] ?? .null) finished \(freeSync["finished_at"] ?? .null)"]
+            for id in ids {
+                let keyed = try await client.call(.get, "/v1/syncs/\(id)").json
+                timeline.append("keyed: queued \(keyed["queued_at"] ?? .null) started \(keyed["started_at"] ?? .null) finished \(keyed["finished_at"] ?? .null)")
+            }
+            #expect(freeDone != nil && lastKeyedStart != nil && freeDone! < lastKeyedStart!, "\(timeline.joined(separator: "\n"))")
             for id in ids { #expect(try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed")) }
             // The source shows its key; bad keys are refused by field.
             #expect(try await client.call(.get, "/v1/sources/k0").json["concurrency"] == .object(["key": .string("crm-7"), "limit": .number(2)]))

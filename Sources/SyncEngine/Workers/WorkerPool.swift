@@ -88,11 +88,13 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
                             await wakeUp.wait(timeout: configuration.pollInterval)
                             continue
                         }
+                        let now = Date()
                         let claimed = try await store.claimBatch(
-                            owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: Date(),
+                            owner: configuration.nodeID, leaseSeconds: configuration.leaseSeconds, now: now,
                             limit: min(free, Self.maximumBatch))
                         guard !claimed.isEmpty else {
-                            await wakeUp.wait(timeout: idleWait(until: try await store.nextRunAt()))
+                            await wakeUp.wait(timeout: Self.idleWait(until: try await store.nextRunAt(), claimedAt: now,
+                                                                     pollInterval: configuration.pollInterval))
                             continue
                         }
                         for sync in claimed {
@@ -139,12 +141,17 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
 
     private var isShuttingDown: Bool { shuttingDown.withLock { $0 } }
 
-    /// How long to sleep when nothing is runnable: until the next retry is due, at most the poll interval.
-    private func idleWait(until next: Date?) -> Duration {
-        guard let next else { return configuration.pollInterval }
+    /// How long to sleep when a claim found nothing: until the next sync is due, at most the
+    /// poll interval. A sync that was already due when the claim ran and was not claimed is
+    /// waiting for something a clock does not bring (its concurrency key is full, another
+    /// node holds its row): the dispatcher then waits for a wake-up or the poll interval
+    /// instead of claiming again at once (it used to spin, a claim a millisecond, while a
+    /// concurrency key stayed full).
+    static func idleWait(until next: Date?, claimedAt: Date, pollInterval: Duration) -> Duration {
+        guard let next, next > claimedAt else { return pollInterval }
         let seconds = next.timeIntervalSinceNow
         // Compared as seconds before any conversion: a far-future or non-finite time must not trap.
-        guard seconds.isFinite, seconds < configuration.pollInterval.inSeconds else { return configuration.pollInterval }
+        guard seconds.isFinite, seconds < pollInterval.inSeconds else { return pollInterval }
         return .milliseconds(Int(max(0.001, seconds) * 1000))
     }
 }

@@ -68,10 +68,13 @@ enum StoreRules {
 /// The lists the schemas' CHECK constraints allow, from `SyncCore`'s enums (one vocabulary).
 enum SchemaVocabulary {
     static func list<T: RawRepresentable<String>>(_ values: [T]) -> String {
-        values.map { value in
-            precondition(value.rawValue.allSatisfy { $0.isASCII && ($0.isLowercase || $0 == "_") }, "not a vocabulary word: \(value.rawValue)")
-            return "'\(value.rawValue)'"
-        }.joined(separator: ", ")
+        values.map { "'\(word($0))'" }.joined(separator: ", ")
+    }
+
+    /// A value's raw text, checked to be a plain word (it is written into statements).
+    static func word<T: RawRepresentable<String>>(_ value: T) -> String {
+        precondition(value.rawValue.allSatisfy { $0.isASCII && ($0.isLowercase || $0 == "_") }, "not a vocabulary word: \(value.rawValue)")
+        return value.rawValue
     }
     static let statuses = list(SyncStatus.allCases)
     static let active = list(SyncStatus.active)

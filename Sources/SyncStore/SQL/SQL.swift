@@ -31,6 +31,9 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
         case text(String)
         case value(SQLValue)
         case list([String])
+        /// Vocabulary values (``StringInterpolation/appendInterpolation(_:)-(T)``): written
+        /// into SQLite's text, bound on PostgreSQL; `list` renders `IN (…)` / `= ANY(…)`.
+        case vocabulary([String], list: Bool)
         case dialect(sqlite: String, postgres: String)
     }
 
@@ -51,16 +54,18 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
         mutating func appendInterpolation(_ value: Bool) { fragments.append(.value(.bool(value))) }
         /// A list for `column \(in: values)`: `IN (…)` on SQLite, `= ANY(…)` on PostgreSQL.
         mutating func appendInterpolation(in values: [String]) { fragments.append(.list(values)) }
-        /// A value of one of SyncCore's vocabularies (a status, a mode), written into the text as
-        /// a constant rather than bound: SQLite prepares a statement again on every run when a
-        /// bound value meets a partial index's condition (`status IN (…)`), and PostgreSQL's
-        /// generic plans cannot use such an index. The cases are few, so the texts are too.
+        /// A value of one of SyncCore's vocabularies (a status, a mode). SQLite gets it
+        /// written into the text: it prepares a statement again on every run when a bound
+        /// value meets a partial index's condition (`status IN (…)`), which costs more than
+        /// the run. PostgreSQL gets it bound: with the constant in the text, a cached generic
+        /// plan of `WHERE id = $1 AND status = 'running'` walked a partial index of active
+        /// syncs instead of the primary key (docs/benchmarks.md, queue throughput).
         mutating func appendInterpolation<T: RawRepresentable<String>>(_ value: T) {
-            fragments.append(.text(SchemaVocabulary.list([value])))
+            fragments.append(.vocabulary([SchemaVocabulary.word(value)], list: false))
         }
-        /// `IN ('a', 'b')` of vocabulary values, written into the text like ``appendInterpolation(_:)-(T)``.
+        /// `IN (…)` of vocabulary values, rendered like ``appendInterpolation(_:)-(T)``.
         mutating func appendInterpolation<T: RawRepresentable<String>>(in values: [T]) {
-            fragments.append(.text(values.isEmpty ? "IN (NULL)" : "IN (\(SchemaVocabulary.list(values)))"))
+            fragments.append(.vocabulary(values.map(SchemaVocabulary.word), list: true))
         }
         /// Trusted SQL text (a column list, a constant), never a value from outside.
         mutating func appendInterpolation(raw text: String) { fragments.append(.text(text)) }
@@ -117,6 +122,17 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
                     }
                 case .postgres:
                     values.append(.textArray(items))
+                    text += "= ANY(\(placeholder()))"
+                }
+            case .vocabulary(let words, let list):
+                switch (dialect, list) {
+                case (.sqlite, false): text += "'\(words[0])'"
+                case (.sqlite, true): text += words.isEmpty ? "IN (NULL)" : "IN (" + words.map { "'\($0)'" }.joined(separator: ", ") + ")"
+                case (.postgres, false):
+                    values.append(.text(words[0]))
+                    text += placeholder()
+                case (.postgres, true):
+                    values.append(.textArray(words))
                     text += "= ANY(\(placeholder()))"
                 }
             case .dialect(let sqlite, let postgres):

@@ -55,6 +55,32 @@ struct SQLiteAtomicityTests {
         try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
     }
 
+    /// SQLite keeps whatever a column is given: a row damaged by hand (text where a count
+    /// belongs, a `NULL` forced past the schema by an older file) makes the reads of that
+    /// row throw an error naming the column; the process does not trap (GRDB's decoding
+    /// trapped on such values) and every other row still reads.
+    @Test func aDamagedRowThrowsInsteadOfTrapping() async throws {
+        let dir = try TemporaryDirectory("damaged")
+        defer { dir.remove() }
+        let path = dir.file("t.sqlite")
+        let store = try DatabaseStore.sqlite(path: path).start()
+        try await store.migrate()
+        let damaged = try await retryingSync(store)
+        let other = try await store.createSource(makeSource(name: "other"))
+        let raw = try DatabaseQueue(path: path)
+        try await raw.write { db in
+            try db.execute(sql: "UPDATE syncs SET pages = 'many', records_read = 1.5 WHERE id = ?", arguments: [damaged.id])
+        }
+        let error = await #expect(throws: (any Error).self) { _ = try await store.sync(id: damaged.id) }
+        #expect(String(describing: error).contains("column pages"), "\(String(describing: error))")
+        await #expect(throws: (any Error).self) { _ = try await store.listSyncs(SyncFilter(), limit: 10, before: nil) }
+        #expect(try await store.sourceView(idOrName: other.id)?.source.name == "other")
+        try await raw.write { db in
+            try db.execute(sql: "UPDATE syncs SET pages = 2, records_read = 1.0 WHERE id = ?", arguments: [damaged.id])
+        }
+        #expect(try await store.sync(id: damaged.id)?.progress.pages == 2, "an integral REAL reads as an integer")
+    }
+
     /// A database that only migration 1 ever touched (the first release) upgrades in place:
     /// its data survives and the later tables work.
     @Test func aDatabaseAtMigrationOneUpgradesKeepingItsData() async throws {

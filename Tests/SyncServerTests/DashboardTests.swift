@@ -70,6 +70,8 @@ struct DashboardTests {
                 #expect(page.elements(named: "option").contains { $0.attributes["value"] == health && $0.attributes["selected"] != nil })
                 #expect(page.text.contains(shown) && !page.text.contains(hidden), "health=\(health): \(names)")
             }
+            let healthy = PageCheck(html: String(buffer: try await client.call(.get, "/sources?health=healthy").body))
+            #expect(healthy.text.contains("numbers") && !healthy.text.contains("broken"), "healthy is ok")
             let syncPage = PageCheck(html: String(buffer: try await client.call(.get, "/syncs/\(failing)").body))
             #expect(syncPage.text.contains("Attempt 1"))
             let records = PageCheck(html: String(buffer: try await client.call(.get, "/sources/\(synthetic)").body))

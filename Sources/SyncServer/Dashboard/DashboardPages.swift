@@ -91,7 +91,8 @@ struct DashboardPages {
     func sources(query: String?, health: String?, after: String?) async throws -> [String: Any] {
         let pageSize = 50
         let q = query?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-        let healthFilter = health.flatMap { $0.isEmpty ? nil : $0 }
+        // The API's health values; `healthy` (the name docs/api.md first gave the filter) means `ok`.
+        let healthFilter = health.flatMap { $0.isEmpty ? nil : $0 == "healthy" ? SourceHealth.ok.rawValue : $0 }
         var matched: [SourceView] = []
         var cursor = after, scanned = 0, more = false
         // Filters apply to the sources in id order from the cursor on, a batch at a time,

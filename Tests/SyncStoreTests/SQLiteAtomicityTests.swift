@@ -10,49 +10,41 @@ import TestSupport
 @Suite("SQLite page atomicity")
 struct SQLiteAtomicityTests {
     @Test func aPageThatFailsHalfwayLeavesNoTrace() async throws {
-        let dir = try TemporaryDirectory("atomic")
-        defer { dir.remove() }
-        let path = dir.file("t.sqlite")
-        let store = try DatabaseStore.sqlite(path: path).start()
-        try await store.migrate()
-        let source = try await store.createSource(makeSource())
-        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
-        let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
-        _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 10, checkpoint: .object(["offset": .number(3)])), lease: c.lease, now: Date())
+        try await withStoreFile("atomic") { store, raw in
+            let source = try await store.createSource(makeSource())
+            _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+            let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+            _ = try await store.commitPage(PageCommit(pageNumber: 1, records: makeRecords(0..<3), bytesRead: 10, checkpoint: .object(["offset": .number(3)])), lease: c.lease, now: Date())
 
-        let raw = try DatabaseQueue(path: path)
-        try await raw.write { db in
-            try db.execute(sql: """
-                CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key = 'poison'
-                BEGIN SELECT RAISE(ABORT, 'poisoned record'); END
-                """)
+            try await raw.write { db in
+                try db.execute(sql: """
+                    CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key = 'poison'
+                    BEGIN SELECT RAISE(ABORT, 'poisoned record'); END
+                    """)
+            }
+            let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
+            // It must fail because the trigger fired, not for any other reason (a typo in SQL would also throw).
+            let error = await #expect(throws: (any Error).self) {
+                try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
+            }
+            #expect(String(reflecting: error).contains("poisoned record"), "\(String(reflecting: error))")
+            let after = try #require(try await store.sync(id: c.sync.id))
+            #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
+            #expect(after.checkpoint == .object(["offset": .number(3)]))
+            #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
         }
-        let page = makeRecords(3..<6) + [SourceRecord(key: "poison", data: Array("{}".utf8))] + makeRecords(6..<8)
-        // It must fail because the trigger fired, not for any other reason (a typo in SQL would also throw).
-        let error = await #expect(throws: (any Error).self) {
-            try await store.commitPage(PageCommit(pageNumber: 2, records: page, bytesRead: 99, checkpoint: .null), lease: c.lease, now: Date())
-        }
-        #expect(String(reflecting: error).contains("poisoned record"), "\(String(reflecting: error))")
-        let after = try #require(try await store.sync(id: c.sync.id))
-        #expect(after.progress.recordsCreated == 3 && after.progress.pages == 1 && after.progress.bytesRead == 10)
-        #expect(after.checkpoint == .object(["offset": .number(3)]))
-        #expect(try await store.records(sourceID: source.id, limit: 100, after: nil, includeDeleted: true).map(\.key) == makeRecords(0..<3).map(\.key))
     }
 
     /// An older version stored an infinite retry time (from `Retry-After: inf`): every reader
     /// now gets a clamped time instead of trapping, and the sync can be cancelled.
     @Test func aRetryTimeStoredAsInfinityByAnOlderVersionReadsClamped() async throws {
-        let dir = try TemporaryDirectory("poison-time")
-        defer { dir.remove() }
-        let path = dir.file("t.sqlite")
-        let store = try DatabaseStore.sqlite(path: path).start()
-        try await store.migrate()
-        let sync = try await retryingSync(store)
-        let raw = try DatabaseQueue(path: path)
-        try await raw.write { db in
-            try db.execute(sql: "UPDATE syncs SET next_retry_at = 9e999, run_at = 9e999 WHERE id = ?", arguments: [sync.id])
+        try await withStoreFile("poison-time") { store, raw in
+            let sync = try await retryingSync(store)
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE syncs SET next_retry_at = 9e999, run_at = 9e999 WHERE id = ?", arguments: [sync.id])
+            }
+            try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
         }
-        try await expectReadersSurviveAnAbsurdTime(store, syncID: sync.id)
     }
 
     /// SQLite keeps whatever a column is given: a row damaged by hand (text where a count
@@ -60,25 +52,32 @@ struct SQLiteAtomicityTests {
     /// row throw an error naming the column; the process does not trap (GRDB's decoding
     /// trapped on such values) and every other row still reads.
     @Test func aDamagedRowThrowsInsteadOfTrapping() async throws {
-        let dir = try TemporaryDirectory("damaged")
+        try await withStoreFile("damaged") { store, raw in
+            let damaged = try await retryingSync(store)
+            let other = try await store.createSource(makeSource(name: "other"))
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE syncs SET pages = 'many', records_read = 1.5 WHERE id = ?", arguments: [damaged.id])
+            }
+            let error = await #expect(throws: (any Error).self) { _ = try await store.sync(id: damaged.id) }
+            #expect(String(describing: error).contains("column pages"), "\(String(describing: error))")
+            await #expect(throws: (any Error).self) { _ = try await store.listSyncs(SyncFilter(), limit: 10, before: nil) }
+            #expect(try await store.sourceView(idOrName: other.id)?.source.name == "other")
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE syncs SET pages = 2, records_read = 1.0 WHERE id = ?", arguments: [damaged.id])
+            }
+            #expect(try await store.sync(id: damaged.id)?.progress.pages == 2, "an integral REAL reads as an integer")
+        }
+    }
+
+    /// A migrated store on a file of its own, and a second, raw connection to that file for
+    /// what the test breaks on purpose.
+    private func withStoreFile(_ name: String, _ body: (DatabaseStore, DatabaseQueue) async throws -> Void) async throws {
+        let dir = try TemporaryDirectory(name)
         defer { dir.remove() }
         let path = dir.file("t.sqlite")
         let store = try DatabaseStore.sqlite(path: path).start()
         try await store.migrate()
-        let damaged = try await retryingSync(store)
-        let other = try await store.createSource(makeSource(name: "other"))
-        let raw = try DatabaseQueue(path: path)
-        try await raw.write { db in
-            try db.execute(sql: "UPDATE syncs SET pages = 'many', records_read = 1.5 WHERE id = ?", arguments: [damaged.id])
-        }
-        let error = await #expect(throws: (any Error).self) { _ = try await store.sync(id: damaged.id) }
-        #expect(String(describing: error).contains("column pages"), "\(String(describing: error))")
-        await #expect(throws: (any Error).self) { _ = try await store.listSyncs(SyncFilter(), limit: 10, before: nil) }
-        #expect(try await store.sourceView(idOrName: other.id)?.source.name == "other")
-        try await raw.write { db in
-            try db.execute(sql: "UPDATE syncs SET pages = 2, records_read = 1.0 WHERE id = ?", arguments: [damaged.id])
-        }
-        #expect(try await store.sync(id: damaged.id)?.progress.pages == 2, "an integral REAL reads as an integer")
+        try await body(store, try DatabaseQueue(path: path))
     }
 
     /// A database that only migration 1 ever touched (the first release) upgrades in place:

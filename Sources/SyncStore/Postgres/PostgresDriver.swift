@@ -15,6 +15,8 @@ import Synchronization
 /// ``PostgresStatements/channel``, sent inside the transaction that causes them.
 final class PostgresDriver: StoreDriver {
     let client: PostgresClient
+    /// Each operation's wait for a connection ends after ``connectionDeadline``.
+    let deadlines = LeaseDeadlines(limit: PostgresDriver.connectionDeadline)
     let logger: Logger
     let maximumConnections: Int
     var dialect: SQLDialect { .postgres }
@@ -36,7 +38,12 @@ final class PostgresDriver: StoreDriver {
         client = PostgresClient(configuration: configuration, backgroundLogger: background)
     }
 
-    func run() async { await client.run() }
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.deadlines.watch() }
+        }
+    }
 
     func migrate() async throws {
         let logger = logger
@@ -206,11 +213,15 @@ final class PostgresDriver: StoreDriver {
 
     private func leasedConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = client
-        let leased = LeaseFlag()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await client.withConnection { connection in
-                    leased.value.store(true, ordering: .relaxed)
+        let wait = deadlines.arm()
+        defer { deadlines.disarm(wait) }
+        let result = Mutex<Result<T, any Error>?>(nil)
+        // The operation runs in a task of its own so that the deadline cancels its wait for a
+        // connection, not the caller.
+        let operation = Task {
+            do {
+                let value = try await client.withConnection { connection in
+                    guard wait.markLeased() else { throw CancellationError() }
                     do {
                         return try await body(connection)
                     } catch let error as PSQLError where Self.isStalePlan(error) {
@@ -219,20 +230,16 @@ final class PostgresDriver: StoreDriver {
                         throw error
                     }
                 }
+                result.withLock { $0 = .success(value) }
+            } catch {
+                result.withLock { $0 = .failure(error) }
             }
-            group.addTask {
-                try await Task.sleep(for: Self.connectionDeadline)
-                if leased.value.load(ordering: .relaxed) { return nil }
-                throw SyncStoreError.unavailable("The database cannot be reached.")
-            }
-            while let next = try await group.next() {
-                if let value = next {
-                    group.cancelAll()
-                    return value
-                }
-            }
-            throw CancellationError()
         }
+        wait.attach(operation)
+        await withTaskCancellationHandler { await operation.value } onCancel: { operation.cancel() }
+        if wait.expired { throw SyncStoreError.unavailable("The database cannot be reached.") }
+        guard let outcome = result.withLock({ $0 }) else { throw CancellationError() }
+        return try outcome.get()
     }
 
     static func mapped(_ error: any Error) -> any Error {
@@ -275,10 +282,6 @@ final class PostgresDriver: StoreDriver {
 }
 
 /// Whether an operation got its connection (shared by the operation and its deadline).
-private final class LeaseFlag: Sendable {
-    let value = Atomic(false)
-}
-
 /// A login that cannot succeed however often it is tried: the wrong password, an unknown
 /// user or database. Its description never contains the password.
 public struct PostgresLoginError: Error, CustomStringConvertible, Sendable {

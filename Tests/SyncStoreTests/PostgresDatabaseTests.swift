@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import SyncCore
-import SyncStore
+@testable import SyncStore
 import TestSupport
 
 /// The PostgreSQL counterparts of `SQLiteAtomicityTests`: what the database itself enforces,
@@ -124,6 +124,34 @@ struct PostgresDatabaseTests {
         }
         #expect(second?.description.contains("syncs_one_active_per_source") == true, "\(second?.description ?? "")")
         #expect(try await store.listSyncs(SyncFilter(sourceID: source.id), limit: 10, before: nil).map(\.id) == [sync.id])
+    }
+
+    /// The 5 s deadline on a wait for a connection (one watchdog for all waits): with the
+    /// pool's only connection busy for 2 s, the next operation waits and then runs; busy for
+    /// 8 s, the next one gives up as `unavailable` after about 5 s, and never runs.
+    @Test func aWaitForAConnectionEndsAtTheDeadlineAndNotBefore() async throws {
+        let url = try await PostgresCluster.shared().createDatabase("deadline")
+        let store = try DatabaseStore.postgres(url: url, maximumConnections: 1).start()
+        defer { Task { await store.close() } }
+        try await store.migrate()
+        let driver = store.driver
+        async let short = driver.read(["SELECT pg_sleep(2)"])
+        try await Task.sleep(for: .milliseconds(300))
+        var start = ContinuousClock.now
+        #expect(try await driver.read(["SELECT 1 AS one"]).first(0)?.int("one") == 1)
+        #expect(ContinuousClock.now - start > .seconds(1), "it waited for the connection")
+        _ = try await short
+
+        async let long = driver.read(["SELECT pg_sleep(8)"])
+        try await Task.sleep(for: .milliseconds(300))
+        start = ContinuousClock.now
+        await #expect(throws: SyncStoreError.unavailable("The database cannot be reached.")) {
+            _ = try await driver.execute("INSERT INTO nodes (id, role, workers, started_at, heartbeat_at) VALUES ('late', 'all', 0, 0, 0)")
+        }
+        let waited = ContinuousClock.now - start
+        #expect(waited > .seconds(4) && waited < .seconds(7), "\(waited)")
+        _ = try await long
+        #expect(try await driver.read(["SELECT count(*) AS n FROM nodes WHERE id = 'late'"]).first(0)?.int("n") == 0, "the late write never ran")
     }
 
     @Test func anUnreachableDatabaseIsUnavailableWithinSeconds() async throws {

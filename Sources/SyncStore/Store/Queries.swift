@@ -62,13 +62,9 @@ enum Queries {
     /// one statement whatever its size, and each part reads an index from its head, whatever
     /// the length of a source's history.
     static func sourceViews(_ filter: SQL, now: Date) -> SQL {
-        let briefs = ["l", "f"].map { alias in
-            ["id", "status", "mode", "queued_at", "started_at", "finished_at", "records_read"]
-                .map { "\(alias).\($0) AS \(alias)_\($0)" }.joined(separator: ", ")
-        }.joined(separator: ", ")
         let terminal = SchemaVocabulary.isTerminal
         return """
-            SELECT s.*, \(raw: briefs),
+            SELECT s.*, \(raw: briefColumns),
                 (SELECT c.finished_at FROM syncs c WHERE c.source_id = s.id AND c.\(raw: terminal)
                     AND c.status = \(SyncStatus.completed) ORDER BY c.finished_at DESC LIMIT 1) AS last_completed_at,
                 (SELECT r.closed_until FROM rate_limits r WHERE r.key = s.rate_key AND r.closed_until > \(now.timeIntervalSince1970)) AS rate_limited_until
@@ -82,6 +78,13 @@ enum Queries {
             ORDER BY s.id
             """
     }
+
+    /// The columns of the two syncs a summary names, `l_id`, `f_status`, …: spelled once, not
+    /// on every read of a source.
+    private static let briefColumns = ["l", "f"].map { alias in
+        ["id", "status", "mode", "queued_at", "started_at", "finished_at", "records_read"]
+            .map { "\(alias).\($0) AS \(alias)_\($0)" }.joined(separator: ", ")
+    }.joined(separator: ", ")
 
     /// A summary's sync joined by primary key. PostgreSQL's cached generic plan guesses 200
     /// rows for `LIMIT $n` and hash-joined a sequential scan of every sync (7 ms for a page

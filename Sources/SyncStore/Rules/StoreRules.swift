@@ -68,7 +68,12 @@ enum StoreRules {
 /// The lists the schemas' CHECK constraints allow, from `SyncCore`'s enums (one vocabulary).
 enum SchemaVocabulary {
     static func list<T: RawRepresentable<String>>(_ values: [T]) -> String {
-        values.map { "'\(word($0))'" }.joined(separator: ", ")
+        quoted(values.map(word))
+    }
+
+    /// Checked words (``word(_:)``) as SQL string literals: `'a', 'b'`.
+    static func quoted(_ words: [String]) -> String {
+        words.map { "'\($0)'" }.joined(separator: ", ")
     }
 
     /// A value's raw text, checked to be a plain word (it is written into statements).

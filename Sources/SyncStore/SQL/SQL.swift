@@ -126,8 +126,8 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
                 }
             case .vocabulary(let words, let list):
                 switch (dialect, list) {
-                case (.sqlite, false): text += "'\(words[0])'"
-                case (.sqlite, true): text += words.isEmpty ? "IN (NULL)" : "IN (" + words.map { "'\($0)'" }.joined(separator: ", ") + ")"
+                case (.sqlite, false): text += SchemaVocabulary.quoted(words)
+                case (.sqlite, true): text += words.isEmpty ? "IN (NULL)" : "IN (\(SchemaVocabulary.quoted(words)))"
                 case (.postgres, false):
                     values.append(.text(words[0]))
                     text += placeholder()

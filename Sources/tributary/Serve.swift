@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
         guard leaseSeconds >= 1 && leaseSeconds <= 3600 else { throw ValidationError("--lease-seconds must be between 1 and 3600") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxEventStreams >= 0 && maxEventStreams <= 100_000 else { throw ValidationError("--max-event-streams must be between 0 and 100000") }
-        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard (1024...(64 << 20)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be from 1024 to 67108864 (64 MiB)") }
         guard retentionDays.isFinite && retentionDays >= 0 && retentionDays <= 3650 else { throw ValidationError("--retention-days must be between 0 and 3650") }
         guard retentionKeep >= 0 && retentionKeep <= 1_000_000 else { throw ValidationError("--retention-keep must be between 0 and 1000000") }
         guard pruneInterval.isFinite && pruneInterval >= 0 && pruneInterval <= 86_400 * 7 else {

@@ -176,14 +176,32 @@ struct APITests {
         }
     }
 
-    /// A rate limit too small to wait for (a token every 10^300 s) is refused, not stored.
-    @Test func aVanishingRateLimitIsRefused() async throws {
+    /// A rate limit too small to wait for (a token every 10^300 s), or one whose default burst
+    /// would not fit an integer (-9.3e18 and below trapped the node), is refused naming the
+    /// field, on create and on patch, and the node still answers.
+    @Test func aVanishingOrHugeRateLimitIsRefusedNamingTheField() async throws {
         try await TestNode().test { client in
-            for rps in ["1e-300", "0", "-1", "0.0009"] {
-                let r = try await client.call(.post, "/v1/sources", #"{"name": "r", "kind": "synthetic", "config": {"records": 1}, "rate_limit": {"requests_per_second": \#(rps)}}"#)
-                #expect(r.status == .unprocessableContent, "\(rps)")
-                #expect(r.json["errors"]?.arrayValue?.first?["field"] == .string("rate_limit"), "\(rps)")
+            _ = try await client.createSource("kept")
+            for rps in ["1e-300", "0", "-1", "0.0009", "-9.3e18", "-1e300", "1e300", "100000.5", "\"5\"", "true"] {
+                for burst in ["", #", "burst": 1.5"#, #", "burst": null"#] {
+                    let limit = #""rate_limit": {"requests_per_second": \#(rps)\#(burst)}"#
+                    let r = try await client.call(.post, "/v1/sources", #"{"name": "r", "kind": "synthetic", "config": {"records": 1}, \#(limit)}"#)
+                    #expect(r.status == .unprocessableContent, "\(limit)")
+                    let fields = r.json["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue } ?? []
+                    #expect(fields.contains("rate_limit.requests_per_second"), "\(limit): \(fields)")
+                    let patched = try await client.call(.patch, "/v1/sources/kept", "{\(limit)}")
+                    #expect(patched.status == .unprocessableContent, "\(limit)")
+                }
             }
+            for burst in ["1.5", "0", "-9.3e18", "1e19", "100001", "\"1\""] {
+                let r = try await client.call(.patch, "/v1/sources/kept", #"{"rate_limit": {"requests_per_second": 5, "burst": \#(burst)}}"#)
+                #expect(r.status == .unprocessableContent, "\(burst)")
+                #expect(r.json["errors"]?.arrayValue?.first?["field"] == .string("rate_limit.burst"), "\(burst)")
+            }
+            // A rate at the top of the range gets its default burst.
+            let top = try await client.call(.patch, "/v1/sources/kept", #"{"rate_limit": {"requests_per_second": 100000}}"#)
+            #expect(top.json["rate_limit"]?["burst"] == .number(100_000))
+            #expect(try await client.call(.get, "/healthz").status == .ok)
         }
     }
 

@@ -23,12 +23,23 @@ public enum Identifier {
     /// The smallest identifier with this prefix minted at `time` or later (time bits, then
     /// zeros): `id >= floor("syn", at: t)` selects the syncs created since `t`.
     public static func floor(_ prefix: String, at time: Date) -> String {
-        encode(prefix, time: UInt64(max(0, time.timeIntervalSince1970 * 1000)), hi: 0, lo: 0)
+        encode(prefix, time: milliseconds(time), hi: 0, lo: 0)
+    }
+
+    /// The largest time an identifier holds: 48 bits of milliseconds (the year 10889).
+    static let maxMilliseconds: UInt64 = (1 << 48) - 1
+
+    /// `time` as the identifier's 48-bit milliseconds, clamped: before 1970 (or NaN) is 0, past
+    /// the year 10889 (or infinite) is the largest. No conversion that can trap or wrap.
+    static func milliseconds(_ time: Date) -> UInt64 {
+        let ms = time.timeIntervalSince1970 * 1000
+        guard ms > 0 else { return 0 }
+        return ms < Double(maxMilliseconds) ? UInt64(ms) : maxMilliseconds
     }
 
     /// A new identifier with the given prefix, e.g. `make("syn")` → `syn_01JD…`.
     public static func make(_ prefix: String, now: Date = Date()) -> String {
-        let ms = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        let ms = milliseconds(now)
         let (time, rnd) = last.withLock { state -> (UInt64, (UInt16, UInt64)) in
             if ms <= state.ms {
                 // Same (or earlier) millisecond: increment the random part to stay monotonic.

@@ -4,3 +4,27 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+extension Duration {
+    /// `seconds` as a duration, clamped to `0...limit` (NaN counts as 0): for waits computed
+    /// from values that came from outside (headers, stored times). Never a conversion that traps.
+    public static func clamped(seconds: Double, upTo limit: Double = 31_536_000) -> Duration {
+        let s = seconds.isNaN ? 0 : Swift.min(Swift.max(seconds, 0), limit)
+        return .nanoseconds(Int64((s * 1e9).rounded()))
+    }
+}
+
+extension Int {
+    /// `value` rounded toward zero and clamped to `range` (NaN gives the lower bound): for
+    /// numbers that came from outside. `Int(someDouble)` traps on infinities and out-of-range
+    /// values; this never does.
+    public init(clamping value: Double, to range: ClosedRange<Int>) {
+        if value.isNaN || value <= Double(range.lowerBound) {
+            self = range.lowerBound
+        } else if value >= Double(range.upperBound) {
+            self = range.upperBound
+        } else {
+            self = Int(value)
+        }
+    }
+}

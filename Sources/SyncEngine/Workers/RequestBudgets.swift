@@ -76,7 +76,7 @@ public final class KeyGate: RequestGate {
     /// How many requests one grant asks for.
     var batch: Int {
         guard let limit else { return 1 }
-        return max(1, min(limit.burst, Int(limit.requestsPerSecond / 4)))
+        return max(1, min(limit.burst, Int(clamping: limit.requestsPerSecond / 4, to: 1...100_000)))
     }
 
     public func acquire(maxWait: Double) async throws {
@@ -87,7 +87,7 @@ public final class KeyGate: RequestGate {
             if let until = state.withLock({ $0.closedUntil }), until > now {
                 let wait = until.timeIntervalSince(now)
                 if wait > maxWait { throw GateClosed(until: until) }
-                try await Task.sleep(for: .milliseconds(Int64(min(wait, 60) * 1000) + 1))
+                try await Task.sleep(for: .clamped(seconds: wait + 0.001, upTo: 60))
                 continue
             }
             guard let limit else {
@@ -110,7 +110,7 @@ public final class KeyGate: RequestGate {
                 return
             case .wait(let seconds):
                 // At most a second per sleep (it loops): no configured rate turns into a trap here.
-                try await Task.sleep(for: .milliseconds(Int64(min(max(seconds, 0.001), 1) * 1000)))
+                try await Task.sleep(for: .clamped(seconds: seconds.isNaN ? 1 : max(seconds, 0.001), upTo: 1))
             case .closed(let until):
                 state.withLock { $0.closedUntil = until }
             }

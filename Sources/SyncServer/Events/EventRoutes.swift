@@ -60,7 +60,7 @@ struct EventRoutes {
             var sourceID: String?
             if let raw = request.uri.queryParameters["source_id"] { sourceID = try await env.source(String(raw)).id }
             // Resuming: the syncs created or finished since the last event seen, and what runs.
-            let resumeFrom = request.headers[.lastEventID].flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
+            let resumeFrom = Self.resumeTime(request.headers[.lastEventID])
             guard let subscription = hub.subscribe(sourceID: sourceID) else { throw Self.tooMany }
             let unwatch = await watchPeer(context, subscription)
             let start = Date()
@@ -122,6 +122,16 @@ struct EventRoutes {
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         return headers
+    }
+
+    /// `GET /v1/events`' `Last-Event-ID`: milliseconds since 1970 as decimal digits. Anything
+    /// else (`inf`, `1e20`, a sign, a fraction, text) is ignored as if absent; more digits than
+    /// any id this server sends is the far future (nothing to replay). Never a conversion that traps.
+    static func resumeTime(_ header: String?) -> Date? {
+        guard let header, !header.isEmpty, header.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        // Fifteen digits (the year 33658) convert exactly; longer is later than any id.
+        guard header.utf8.count <= 15, let ms = Double(header) else { return Date.distantFuture }
+        return Date(timeIntervalSince1970: ms / 1000)
     }
 
     /// A sync's state as an event id: attempt, pages committed, status.

@@ -118,7 +118,11 @@ struct SourceInput {
             case .null: source.rateLimit = nil
             case .object(let o):
                 let rps = o[RateLimit.CodingKeys.requestsPerSecond.stringValue]?.doubleValue
-                let burst = o[RateLimit.CodingKeys.burst.stringValue]?.intValue ?? max(1, Int(min(100_000, rps ?? 1).rounded(.up)))
+                // Checked before anything is computed from it: the default burst is the rate
+                // rounded up, computed only for a rate inside the accepted range.
+                let validRate = rps.flatMap { (0.001...100_000).contains($0) ? $0 : nil }
+                let burstValue = o[RateLimit.CodingKeys.burst.stringValue]
+                let burst = burstValue.map { $0.intValue } ?? validRate.map { max(1, Int($0.rounded(.up))) }
                 let keyValue = o[RateLimit.CodingKeys.key.stringValue]
                 let key = keyValue?.stringValue
                 for name in o.keys.sorted() where RateLimit.CodingKeys(rawValue: name) == nil {
@@ -126,10 +130,15 @@ struct SourceInput {
                 }
                 if let keyValue, !keyValue.isNull, !(key.map { (1...200).contains($0.utf8.count) } ?? false) {
                     errors.append(FieldError("rate_limit.key", "must be a string of 1 to 200 bytes, or null"))
-                } else if let rps, rps >= 0.001, rps <= 100_000, burst >= 1, burst <= 100_000 {
+                } else if let rps = validRate, let burst, (1...100_000).contains(burst) {
                     source.rateLimit = RateLimit(requestsPerSecond: rps, burst: burst, key: key)
                 } else {
-                    errors.append(FieldError("rate_limit", "needs requests_per_second in [0.001, 100000] and burst in [1, 100000]"))
+                    if validRate == nil {
+                        errors.append(FieldError("rate_limit.requests_per_second", "must be a number from 0.001 to 100000"))
+                    }
+                    if burstValue != nil, !(burst.map { (1...100_000).contains($0) } ?? false) {
+                        errors.append(FieldError("rate_limit.burst", "must be an integer from 1 to 100000"))
+                    }
                 }
             default: errors.append(FieldError("rate_limit", "must be an object or null, got \(v.typeName)"))
             }

@@ -166,11 +166,11 @@ final class SQLiteDriver: StoreDriver {
 
     private static func bind(_ value: SQLValue, to handle: OpaquePointer, at index: Int32) -> Int32 {
         switch value {
-        case .text(let s): sqlite3_bind_text(handle, index, s, Int32(s.utf8.count), SQLiteRecordWriter.transient)
+        case .text(let s): sqlite3_bind_text(handle, index, s, Int32(clamping: s.utf8.count), SQLiteRecordWriter.transient)  // past SQLite's limit: SQLITE_TOOBIG
         case .int(let i): sqlite3_bind_int64(handle, index, i)
         case .double(let d): sqlite3_bind_double(handle, index, d)
         case .bool(let b): sqlite3_bind_int64(handle, index, b ? 1 : 0)
-        case .bytes(let b): b.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), SQLiteRecordWriter.transient) }
+        case .bytes(let b): b.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32(clamping: $0.count), SQLiteRecordWriter.transient) }
         case .textArray: preconditionFailure("SQLite lists are expanded by SQL.render")
         case .null: sqlite3_bind_null(handle, index)
         }

@@ -64,28 +64,33 @@ struct PageParser {
                     recordError(nil, "record is a JSON \(element.kind), not an object")
                     return
                 }
+                /// A key part, `nil` for a missing or unusable field. A string is decoded
+                /// strictly: an escaped lone surrogate (`\ud800`) would become U+FFFD and
+                /// share a key with every other one.
+                var loneSurrogate = false
                 func part(_ i: Int) -> RecordKey.Part? {
                     switch members[i]?.kind {
-                    case .string?: JSONScanner.string(members[i]!, in: buffer).map(RecordKey.Part.string)
-                    case .number?: ExactNumber.canonicalText(of: JSONScanner.literal(members[i]!, in: buffer)[...]).map(RecordKey.Part.number)
-                    default: nil
+                    case .string?:
+                        guard let text = JSONScanner.string(members[i]!, in: buffer, strict: true) else {
+                            loneSurrogate = true
+                            return nil
+                        }
+                        return .string(text)
+                    case .number?: return ExactNumber.canonicalText(of: JSONScanner.literal(members[i]!, in: buffer)[...]).map(RecordKey.Part.number)
+                    default: return nil
                     }
                 }
-                func missing(_ i: Int) {
-                    recordError(nil, "record has no usable primary key field \"\(config.primaryKey[i])\" (a string or number is required)")
-                }
-                let key: String
-                if keyCount == 1 {
-                    guard let only = part(0) else { return missing(0) }
-                    key = RecordKey.single(only)
-                } else {
-                    var parts: [RecordKey.Part] = []
-                    for i in 0..<keyCount {
-                        guard let p = part(i) else { return missing(i) }
-                        parts.append(p)
+                var parts: [RecordKey.Part] = []
+                for i in 0..<keyCount {
+                    guard let p = part(i) else {
+                        recordError(nil, loneSurrogate
+                            ? "the primary key field \"\(config.primaryKey[i])\" holds a lone UTF-16 surrogate escape, which no key can hold"
+                            : "record has no usable primary key field \"\(config.primaryKey[i])\" (a string or number is required)")
+                        return
                     }
-                    key = RecordKey.encode(parts)
+                    parts.append(p)
                 }
+                let key = keyCount == 1 ? RecordKey.single(parts[0]) : RecordKey.encode(parts)
                 if element.range.count > config.maxRecordBytes {
                     recordError(key, "record is \(element.range.count) bytes, over max_record_bytes \(config.maxRecordBytes)")
                     return

@@ -107,12 +107,14 @@ public struct JSONScanner {
         }
     }
 
-    /// The unescaped text of a string value.
-    public static func string(_ value: Value, in document: UnsafeBufferPointer<UInt8>) -> String? {
+    /// The unescaped text of a string value. A `\\u` escape of a lone UTF-16 surrogate
+    /// (`\\ud800`) becomes U+FFFD, unless `strict`: then the string is `nil` (a record key
+    /// must not become the same text as another key's U+FFFD).
+    public static func string(_ value: Value, in document: UnsafeBufferPointer<UInt8>, strict: Bool = false) -> String? {
         guard value.kind == .string else { return nil }
         let inner = UnsafeBufferPointer(rebasing: document[(value.range.lowerBound + 1)..<(value.range.upperBound - 1)])
         if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
-        return unescape(inner)
+        return unescape(inner, strict: strict)
     }
 
     /// The literal text of a value (a number's digits, `true`, a string with its quotes).
@@ -346,7 +348,7 @@ public struct JSONScanner {
     }
 
     /// Decodes the escapes of a string's inner bytes (already validated).
-    static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+    static func unescape(_ raw: UnsafeBufferPointer<UInt8>, strict: Bool = false) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
         var i = 0
@@ -382,6 +384,7 @@ public struct JSONScanner {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     i += 6
                 }
+                if strict && Unicode.Scalar(scalar) == nil { return nil }
                 let s = Unicode.Scalar(scalar) ?? "\u{FFFD}"
                 out.append(contentsOf: Array(String(Character(s)).utf8))
             default: out.append(e)

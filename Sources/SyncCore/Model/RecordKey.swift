@@ -9,6 +9,20 @@
 /// - a composite key is a JSON array of its parts, numbers canonical and strings quoted:
 ///   `[7,"eu"]`.
 public enum RecordKey {
+    /// The longest key a record may have, in UTF-8 bytes: what both stores index (PostgreSQL's
+    /// B-tree refuses an entry past about 2,700 bytes).
+    public static let maxBytes = 2048
+
+    /// Why no store can hold `key` as a record's key, or `nil` when it can: longer than
+    /// ``maxBytes``, or holding U+0000 (PostgreSQL's text refuses it). The same rule on both
+    /// stores, so a key is a record on both or a record error on both.
+    public static func unstorable(_ key: String) -> String? {
+        let utf8 = key.utf8
+        if utf8.count > maxBytes { return "the record key is \(utf8.count) bytes, over the \(maxBytes) bytes a key may have" }
+        if utf8.contains(0) { return "the record key holds U+0000, which no store keeps in a key" }
+        return nil
+    }
+
     public enum Part: Sendable, Equatable {
         case string(String)
         /// A number's canonical text (``ExactNumber/canonical``).
@@ -55,4 +69,30 @@ public enum RecordKey {
         }
         return out + "\""
     }
+}
+
+/// A string compared and hashed by its UTF-8 bytes. Swift's `String` is equal to another that
+/// is canonically equivalent (`é` precomposed and `e` + U+0301, `Å` and U+212B), while both
+/// stores compare bytes: every set or dictionary of values from outside that must tell
+/// different bytes apart (record keys, cursors, rate-limit keys) is keyed by this.
+public struct BytewiseString: Hashable, Sendable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.text.utf8.count == b.text.utf8.count && a.text.utf8.elementsEqual(b.text.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var copy = text  // withUTF8 needs a mutable string; a native one is not copied
+        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension String {
+    /// Whether two strings hold the same UTF-8 bytes (`==` on `String` compares by canonical equivalence).
+    public func sameBytes(as other: String) -> Bool { BytewiseString(self) == BytewiseString(other) }
+
+    /// Byte order (the order of code points): how both stores order text.
+    public func bytesPrecede(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
 }

@@ -52,12 +52,13 @@ enum Cursor {
     static func decode(_ cursor: String, kind: String) -> String? {
         var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while b64.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8),
-              text.hasPrefix(kind + ":") else { return nil }
-        let rest = text.dropFirst(kind.count + 1)
-        guard let colon = rest.firstIndex(of: ":") else { return nil }
-        let key = String(rest[rest.index(after: colon)...])
-        return rest[..<colon] == check(key, kind: kind) ? key : nil
+        // Taken apart by bytes: a key that starts with a combining mark would join the `:`
+        // before it into one `Character`, and the server would refuse its own cursor.
+        guard let data = Data(base64Encoded: b64), String(data: data, encoding: .utf8) != nil else { return nil }
+        let bytes = [UInt8](data), prefix = Array((kind + ":").utf8), colon = UInt8(ascii: ":")
+        guard bytes.starts(with: prefix), let end = bytes[prefix.count...].firstIndex(of: colon) else { return nil }
+        let key = String(decoding: bytes[(end + 1)...], as: UTF8.self)
+        return bytes[prefix.count..<end].elementsEqual(check(key, kind: kind).utf8) ? key : nil
     }
 
     static func check(_ key: String, kind: String) -> String {

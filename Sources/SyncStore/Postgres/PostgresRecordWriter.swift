@@ -37,7 +37,7 @@ enum PostgresRecordWriter {
     static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, connection: PostgresConnection, logger: Logger) async throws {
         guard !keys.isEmpty else { return }
         try await connection.run("""
-            UPDATE records SET seen_sync_seq = \(syncSeq)
+            UPDATE records SET seen_sync_seq = GREATEST(seen_sync_seq, \(syncSeq))
             WHERE source_seq = \(sourceSeq) AND key = ANY(\(keys)::text[]) AND seen_sync_seq <> \(syncSeq)
             """, logger: logger)
     }
@@ -62,12 +62,12 @@ enum PostgresRecordWriter {
     static func distinctRounds(_ records: [SourceRecord]) -> [ArraySlice<SourceRecord>] {
         var rounds: [ArraySlice<SourceRecord>] = []
         var start = records.startIndex
-        var seen = Set<String>()
+        var seen = Set<BytewiseString>()
         for index in records.indices {
-            if !seen.insert(records[index].key).inserted {
+            if !seen.insert(BytewiseString(records[index].key)).inserted {
                 rounds.append(records[start..<index])
                 start = index
-                seen = [records[index].key]
+                seen = [BytewiseString(records[index].key)]
             }
         }
         if start < records.endIndex || rounds.isEmpty { rounds.append(records[start..<records.endIndex]) }

@@ -101,11 +101,11 @@ enum PostgresStatements {
                 FROM \(from)
                 ON CONFLICT (source_seq, key) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
                     updated_at = EXCLUDED.updated_at, sync_seq = EXCLUDED.sync_seq,
-                    seen_sync_seq = EXCLUDED.seen_sync_seq, deleted_at = NULL
+                    seen_sync_seq = GREATEST(r.seen_sync_seq, EXCLUDED.seen_sync_seq), deleted_at = NULL
                 WHERE r.seen_sync_seq <> EXCLUDED.seen_sync_seq AND (r.hash <> EXCLUDED.hash OR r.deleted_at IS NOT NULL)
                 RETURNING r.key, (xmax = 0) AS inserted
             ), touched AS (
-                UPDATE records SET seen_sync_seq = \(syncSeq),
+                UPDATE records SET seen_sync_seq = GREATEST(records.seen_sync_seq, \(syncSeq)),
                     data = CASE WHEN records.hash <> page.hash THEN page.data ELSE records.data END,
                     updated_at = CASE WHEN records.hash <> page.hash THEN \(now) ELSE records.updated_at END,
                     sync_seq = CASE WHEN records.hash <> page.hash THEN \(syncSeq) ELSE records.sync_seq END,
@@ -130,7 +130,7 @@ enum PostgresStatements {
     /// The upsert alone, for the transactional page path (a page with record errors, source
     /// state or a repeated key): $1–$3 the page's arrays, $4 the source's seq, $5 the sync's, $6 the time.
     struct UpsertPage: PostgresPreparedStatement {
-        static let name = "tributary_upsert_page_v1"
+        static let name = "tributary_upsert_page_v2"
         static let sql = """
             WITH page AS (
                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[]) AS p(key, data, hash)
@@ -170,7 +170,7 @@ enum PostgresStatements {
 
     /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
     struct CommitPage: PostgresPreparedStatement {
-        static let name = "tributary_commit_page_v2"
+        static let name = "tributary_commit_page_v3"
         static let sql = """
             \(pageCTEs)
             \(pageCounts)
@@ -213,13 +213,13 @@ enum PostgresStatements {
     /// and not stamped by an earlier one (the page's own rows are left to the upsert: no row
     /// is touched twice by one statement).
     struct CompleteWithPage: PostgresPreparedStatement {
-        static let name = "tributary_complete_with_page_v2"
+        static let name = "tributary_complete_with_page_v3"
         static let sql = """
             \(pageCTEs)
             ), deleted AS (
                 UPDATE records SET deleted_at = $7::float8, updated_at = $7::float8, sync_seq = fence.sync_seq FROM fence
                 WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.deleted_at IS NULL
-                  AND records.seen_sync_seq <> fence.sync_seq AND NOT (records.key = ANY($4::text[]))
+                  AND records.seen_sync_seq < fence.sync_seq AND NOT (records.key = ANY($4::text[]))
                 RETURNING 1
             \(pageCounts)
             ), closed AS (
@@ -249,7 +249,7 @@ enum PostgresStatements {
     /// End an attempt: the fenced row, a completed full sync's unseen records marked deleted,
     /// the attempt closed, the sync's final state, a wake-up when the sync is handed back.
     struct Finish: PostgresPreparedStatement {
-        static let name = "tributary_finish_v1"
+        static let name = "tributary_finish_v2"
         static let sql = """
             WITH fence AS (
                 SELECT syncs.id, syncs.seq, syncs.mode, syncs.running_since, sources.seq AS source_seq
@@ -259,7 +259,7 @@ enum PostgresStatements {
             ), deleted AS (
                 UPDATE records SET deleted_at = $3::float8, updated_at = $3::float8, sync_seq = fence.seq FROM fence
                 WHERE $4::bool AND fence.mode = 'full' AND records.source_seq = fence.source_seq
-                  AND records.deleted_at IS NULL AND records.seen_sync_seq <> fence.seq
+                  AND records.deleted_at IS NULL AND records.seen_sync_seq < fence.seq
                 RETURNING 1
             ), closed AS (
                 UPDATE sync_attempts SET finished_at = $3::float8, status = $5::text, error = $6::text

@@ -136,7 +136,7 @@ extension SQLiteDriver {
         if case .completed = outcome, (row["mode"] as String) == SyncMode.full.rawValue {
             try db.cachedStatement(sql: """
                 UPDATE records SET deleted_at = ?1, updated_at = ?1, sync_seq = ?2
-                WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq <> ?2
+                WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq < ?2
                 """).execute(arguments: [t, row["seq"] as Int64, row["source_id"] as String])
             change.deleted = db.changesCount
         }

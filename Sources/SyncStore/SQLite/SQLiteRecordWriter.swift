@@ -24,10 +24,10 @@ enum SQLiteRecordWriter {
         ON CONFLICT (source_seq, key) DO NOTHING
         """
     static let updateSQL = """
-        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, seen_sync_seq = ?6, deleted_at = NULL
+        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, seen_sync_seq = max(seen_sync_seq, ?6), deleted_at = NULL
         WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6 AND (hash <> ?4 OR deleted_at IS NOT NULL)
         """
-    static let touchSQL = "UPDATE records SET seen_sync_seq = ?6 WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6"
+    static let touchSQL = "UPDATE records SET seen_sync_seq = max(seen_sync_seq, ?6) WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6"
     static let repeatSQL = """
         UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6
         WHERE source_seq = ?1 AND key = ?2 AND hash <> ?4
@@ -72,13 +72,13 @@ enum SQLiteRecordWriter {
         }
         for record in records {
             let hash = ContentHash.of(record.data)
-            let keyLength = Int32(record.key.utf8.count)
+            let keyLength = Int32(clamping: record.key.utf8.count)
             try record.data.withUnsafeBufferPointer { data in
                 /// Binds this record's key (?2) and, unless the statement is `touch`, its bytes (?3) and hash (?4).
                 func bound(_ handle: OpaquePointer?) -> OpaquePointer? {
                     sqlite3_bind_text(handle, 2, record.key, keyLength, transient)
                     if handle != touch {
-                        sqlite3_bind_blob(handle, 3, data.baseAddress, Int32(data.count), transient)
+                        sqlite3_bind_blob(handle, 3, data.baseAddress, Int32(clamping: data.count), transient)
                         sqlite3_bind_int64(handle, 4, hash)
                     }
                     return handle
@@ -101,7 +101,23 @@ enum SQLiteRecordWriter {
     /// read as record errors).
     static func markSeen(_ keys: [String], sourceSeq: Int64, syncSeq: Int64, db: Database) throws {
         guard !keys.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "UPDATE records SET seen_sync_seq = ?3 WHERE source_seq = ?1 AND key = ?2")
-        for key in keys { try statement.execute(arguments: [sourceSeq, key, syncSeq]) }
+        // Keys are bound by length through the C API: GRDB binds a String as a C string, which
+        // ends at the first U+0000 and would stamp another key.
+        let handle = try db.cachedStatement(sql: "UPDATE records SET seen_sync_seq = max(seen_sync_seq, ?3) WHERE source_seq = ?1 AND key = ?2").sqliteStatement
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+        sqlite3_reset(handle)
+        sqlite3_bind_int64(handle, 1, sourceSeq)
+        sqlite3_bind_int64(handle, 3, syncSeq)
+        for key in keys {
+            sqlite3_bind_text(handle, 2, key, Int32(clamping: key.utf8.count), transient)
+            let code = sqlite3_step(handle)
+            sqlite3_reset(handle)
+            guard code == SQLITE_DONE else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            }
+        }
     }
 }

@@ -64,6 +64,54 @@ struct SecurityDefectTests {
         }
     }
 
+    /// The configured headers go only to the source URL's own origin, whatever names the next
+    /// request: a next link (absolute, in the body), a `Link` header, or a page reached after a
+    /// redirect that stripped them. A relative next link on a redirected page is resolved
+    /// against the URL that served that page.
+    @Test(arguments: ["next_url", "link_header", "after a redirect"])
+    func configuredHeadersNeverFollowANextLinkToAnotherOrigin(_ how: String) async throws {
+        try await withOtherOrigin { other in
+            other.script { r in
+                switch r.path {
+                case "/p2": return FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), ("Link", #"<p3>; rel="next""#)],
+                                                            body: #"{"rows":[{"id":2}],"next_url":"p3"}"#)
+                case "/p3": return .json(#"{"rows":[{"id":3}]}"#)
+                default: return .json(#"{"rows":[{"id":1}],"next_url":"p2"}"#)
+                }
+            }
+            try await withHTTPNode(items: 0) { client, fixture, _ in
+                fixture.script { r in
+                    switch how {
+                    case "after a redirect":
+                        // Page 1 is served by the other origin (a redirect); its relative link names p2 there.
+                        return FixtureUpstream.Scripted(status: 302, headers: [("Location", "\(other.baseURL)/s/p1")], body: "")
+                    case "link_header":
+                        return FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), ("Link", #"<\#(other.baseURL)/s/p2>; rel="next""#)],
+                                                        body: #"{"rows":[{"id":1}]}"#)
+                    default:
+                        return .json(#"{"rows":[{"id":1}],"next_url":"\#(other.baseURL)/s/p2"}"#)
+                    }
+                }
+                let pagination = how == "link_header" ? #"{"type": "link_header"}"# : #"{"type": "next_url", "path": "/next_url"}"#
+                _ = try await client.createHTTPSource("n", #"""
+                    {"url": "\#(fixture.baseURL)/s/start", "records_path": "/rows", "primary_key": "id", "pagination": \#(pagination),
+                     "headers": {"Authorization": "Bearer s3cr3t", "X-Api-Key": "k3y", "X-Custom": "c"}}
+                    """#, extra: #", "retry": {"max_attempts": 1}"#)
+                let sync = try await client.runSync("n")
+                #expect(sync["status"] == .string("completed"), "\(sync["error"] ?? .null)")
+                #expect(sync["progress"]?["records_read"] == .number(3))
+                #expect(fixture.requests.first?.headers["authorization"] == "Bearer s3cr3t")
+                // p2 and p3 resolve against the other origin, where they were named.
+                #expect(Set(other.requests.map(\.path)).isSuperset(of: ["/s/p2", "/s/p3"]), "\(other.requests.map(\.path))")
+                for request in other.requests {
+                    #expect(request.headers["authorization"] == nil, "\(request.path)")
+                    #expect(request.headers["x-api-key"] == nil, "\(request.path)")
+                    #expect(request.headers["x-custom"] == nil, "\(request.path)")
+                }
+            }
+        }
+    }
+
     /// Each hop is vetted by the egress policy; more than five redirects, or a redirect to a
     /// non-HTTP URL, fail the attempt.
     @Test(arguments: [

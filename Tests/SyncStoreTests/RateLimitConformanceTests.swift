@@ -39,6 +39,39 @@ struct RateLimitConformanceTests {
         } else { Issue.record("a vanishing rate must wait") }
     }
 
+    /// Whenever a node's batch equals the burst (5/s burst 1, 10/2, 20/4, 0.6/s with the
+    /// default burst), the first request of an idle key is granted at once, at today's Unix
+    /// times and far later ones, and the key then grants at its rate: the comparison once
+    /// lost its last bit to floating point near 2^31 and never granted.
+    @Test(arguments: StoreBackend.allCases)
+    func everyAcceptedRateGrantsAtItsRate(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        let limits: [(Double, Int)] = [(5.0, 1), (10, 2), (20, 4), (0.6, 1), (3, 3), (100_000, 100_000), (0.001, 1), (7, 1), (1.0 / 3, 1)]
+        for (index, (rps, burst)) in limits.enumerated() {
+            for (era, start) in [Date(), Date(timeIntervalSince1970: 1_796_327_809.943), Date(timeIntervalSince1970: 8_000_000_000.3)].enumerated() {
+                let key = "k\(index)-\(era)", limit = RateLimit(requestsPerSecond: rps, burst: burst)
+                let batch = burst
+                #expect(try await store.takeTokens(key: key, count: batch, limit: limit, now: start) == .granted(batch), "\(rps)/\(burst) at \(start)")
+                // Asked again once every interval for 20 intervals: granted every time.
+                let interval = 1 / rps
+                var granted = 0
+                for step in 1...20 {
+                    let at = start.addingTimeInterval(interval * Double(batch) * Double(step))
+                    if case .granted(let n) = try await store.takeTokens(key: key, count: batch, limit: limit, now: at) { granted += n }
+                }
+                #expect(granted == 20 * batch, "\(rps)/\(burst) at \(start): \(granted)")
+                // And never more than the burst ahead of the rate.
+                let early = start.addingTimeInterval(interval * Double(batch) * 20)
+                if case .wait(let w) = try await store.takeTokens(key: key, count: batch, limit: limit, now: early) {
+                    #expect(w > 0 && w <= interval * Double(batch) + 0.001, "\(rps)/\(burst): \(w)")
+                } else {
+                    Issue.record("\(rps)/\(burst): a request beyond the burst must wait")
+                }
+            }
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func aClosedKeyGrantsNothingAndHoldsItsSyncsBack(_ backend: StoreBackend) async throws {
         let (store, cleanup) = try await backend.makeStore()

@@ -66,6 +66,8 @@ struct HTTPJSONSource: SyncSource {
     let readFingerprint: String
     /// Pages and cursors requested in this attempt, to catch a pagination cycle.
     let visited = VisitedSet()
+    /// The page read before this one in this attempt, to catch an upstream serving it again.
+    let previousPage = PreviousPage()
 
     init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?) {
         self.config = config
@@ -95,21 +97,30 @@ struct HTTPJSONSource: SyncSource {
         func cycle(_ what: String) -> SyncError {
             SyncErrorFactory.invalidResponse("the upstream's next \(what) was already read in this sync (a pagination loop)", status: response.status)
         }
+        // Whatever names the next page (a page number, an offset, a link or cursor that only
+        // counts up), a page that repeats the one before it is a loop: an upstream ignoring
+        // the page parameter, or answering past the end with its last page.
+        let signature = PageSignature(body: response.body, keys: parsed.records.lazy.map(\.key))
+        if let repeated = previousPage.replace(with: signature) {
+            throw SyncErrorFactory.invalidResponse(
+                "page \(request.pageNumber) repeats the previous page (\(repeated)): the upstream ignores the pagination parameter or serves its last page again", status: response.status)
+        }
         var next: JSONObject? = ["since": since ?? .null, "read": .string(readFingerprint)]
         switch config.pagination {
         case .none:
             next = nil
         case .nextURL, .linkHeader:
             var target: URL?
+            // A relative link is resolved against the URL that served the page (after redirects).
             if case .nextURL = config.pagination, let value = parsed.paginationValue {
-                guard let resolved = URL(string: value, relativeTo: url)?.absoluteURL, resolved.scheme?.hasPrefix("http") == true else {
+                guard let resolved = URL(string: value, relativeTo: response.url)?.absoluteURL, resolved.scheme?.hasPrefix("http") == true else {
                     throw SyncErrorFactory.invalidResponse("the next-page URL \"\(value.prefix(200))\" is not a URL", status: response.status)
                 }
                 target = resolved
             } else if case .linkHeader = config.pagination {
                 // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
                 let link = response.headers["link"]
-                target = LinkHeader.next(link.isEmpty ? nil : link.joined(separator: ", "), base: url)
+                target = LinkHeader.next(link.isEmpty ? nil : link.joined(separator: ", "), base: response.url)
             }
             if let target, target.absoluteString != url.absoluteString {
                 guard !visited.contains(target.absoluteString) else { throw cycle("page URL") }
@@ -171,6 +182,50 @@ struct HTTPJSONSource: SyncSource {
             break
         }
         return QueryString.appending(params, to: config.url)
+    }
+}
+
+/// What a page is compared on with the page before it: its bytes, and its record keys in
+/// order (compared as bytes), each as a length and a 64-bit hash.
+struct PageSignature: Sendable {
+    var bodyLength: Int
+    var bodyHash: Int64
+    var keyCount: Int
+    var keysHash: Int64
+
+    init(body: [UInt8], keys: some Sequence<String>) {
+        bodyLength = body.count
+        bodyHash = ContentHash.of(body)
+        var bytes: [UInt8] = []
+        var count = 0
+        for key in keys {
+            count += 1
+            // Length-prefixed: ["ab", "c"] and ["a", "bc"] differ.
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: key.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: key.utf8)
+        }
+        keyCount = count
+        keysHash = ContentHash.of(bytes)
+    }
+
+    /// How `next` repeats this page, or `nil` when it does not.
+    func repeated(by next: PageSignature) -> String? {
+        if next.bodyLength == bodyLength && next.bodyHash == bodyHash { return "the same bytes" }
+        if next.keyCount > 0 && next.keyCount == keyCount && next.keysHash == keysHash { return "the same \(keyCount) record keys in the same order" }
+        return nil
+    }
+}
+
+/// The signature of the page read last in an attempt.
+final class PreviousPage: Sendable {
+    private let last = Mutex<PageSignature?>(nil)
+
+    /// Keeps `next` as the last page; says how it repeats the page before it, if it does.
+    func replace(with next: PageSignature) -> String? {
+        last.withLock { last in
+            defer { last = next }
+            return last?.repeated(by: next)
+        }
     }
 }
 

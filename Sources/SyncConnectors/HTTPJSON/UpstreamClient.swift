@@ -18,6 +18,10 @@ public final class UpstreamClient: Sendable {
     /// The longest `Retry-After` waited for inside an attempt; a longer one fails the
     /// attempt (retryable, with that delay) so the sync's retry policy takes over.
     let maxRetryAfterWait: Double = 120
+    /// The longest an attempt waits for a closed key inside its worker; a longer closure
+    /// hands the sync back to the queue (``GateClosed``), so a closed key costs its own
+    /// syncs, not the node's workers.
+    public static let longestHeldPause: Double = 1
     static let maxRedirects = 5
 
     public init(egress: EgressPolicy = .default, metrics: TributaryMetrics = .discarding(),
@@ -52,12 +56,11 @@ public final class UpstreamClient: Sendable {
     /// the request is then sent again once it reopens, without counting as a retry.
     public func get(_ url: URL, config: HTTPJSONConfig, gate: (any RequestGate)?) async throws -> Response {
         var attempt = 0
-        var pauses = 0
         while true {
             try Task.checkCancellation()
             let failure: SyncError
             do {
-                if let gate { try await gate.acquire(maxWait: config.timeoutSeconds) }
+                if let gate { try await gate.acquire(maxWait: min(config.timeoutSeconds, Self.longestHeldPause)) }
                 // timeout_seconds bounds the whole request: headers, body and redirects. An upstream
                 // that sends its headers and then a byte a second is cut off like a silent one.
                 let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
@@ -88,33 +91,40 @@ public final class UpstreamClient: Sendable {
                 if Task.isCancelled { throw CancellationError() }
                 failure = Self.classify(error, timeout: config.timeoutSeconds)
             }
-            // The upstream named a time to come back: the key is closed until then, and the
-            // gate waits for it. Bounded, against an upstream that only ever says "later".
-            if gate != nil, failure.httpStatus == 429 || failure.httpStatus == 503, (failure.retryAfterSeconds ?? 0) > 0, pauses < 100 {
-                pauses += 1
-                metrics.upstreamRetry()
-                continue
-            }
+            // Every retry counts against max_request_retries, a pause the upstream asked for too,
+            // and waits at least the backoff: no answer, however short its Retry-After, turns
+            // into a burst of requests.
             guard failure.retryable, attempt < config.maxRequestRetries else { throw failure }
-            if let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
+            // The upstream named a time to come back and the key is closed until then (cut to
+            // retry.max_delay_seconds): the gate waits for it, or hands the sync back.
+            let paused = gate != nil && (failure.httpStatus == 429 || failure.httpStatus == 503) && (failure.retryAfterSeconds ?? 0) > 0
+            if !paused, let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
             attempt += 1
             metrics.upstreamRetry()
-            let cap = min(30, config.requestBackoffSeconds * pow(2, Double(attempt - 1)))
-            let delay = max(failure.retryAfterSeconds ?? 0, cap * random())
-            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            try await Task.sleep(for: .milliseconds(Int64(Self.retryDelay(
+                retry: attempt, backoff: config.requestBackoffSeconds, retryAfter: paused ? nil : failure.retryAfterSeconds, random: random()) * 1000)))
         }
+    }
+
+    /// The wait before in-attempt retry `retry` (from 1): at least `backoff`, up to twice
+    /// the previous retry's bound (at most 30 s), and at least `retryAfter`.
+    static func retryDelay(retry: Int, backoff: Double, retryAfter: Double?, random: Double) -> Double {
+        let cap = max(backoff, min(30, backoff * pow(2, Double(min(retry, 30) - 1))))
+        return max(retryAfter ?? 0, backoff + (cap - backoff) * min(max(random, 0), 1))
     }
 
     /// One request, following up to five redirects, each target vetted by the egress policy.
     ///
     /// `follow_redirects` decides what a redirect may take along: `same-origin` (the default)
     /// follows every redirect but sends the configured headers only to the source URL's own
-    /// origin (scheme, host and port), so an `Authorization` never reaches a host it was not
+    /// origin (scheme, host and port: `config.url`, whatever named this request, a next link,
+    /// a `Link` header or a redirect), so an `Authorization` never reaches a host it was not
     /// written for; `any` sends them to every hop; `none` follows no redirect (the 3xx fails
-    /// the attempt as `upstream_client_error`). No cookies are kept or sent.
+    /// the attempt as `upstream_client_error`). No cookies are kept or sent. The response's
+    /// `url` is the URL that served it (the last hop).
     func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig) async throws -> Response {
         var url = start
-        let origin = Self.origin(of: start)
+        let origin = Self.origin(of: config.url)
         for _ in 0...Self.maxRedirects {
             let withHeaders = config.followRedirects == .any || Self.origin(of: url) == origin
             let response = try await fetchOnce(url, config: config, configuredHeaders: withHeaders)

@@ -54,12 +54,19 @@ extension DatabaseStore: RateLimitStore {
     public func takeTokens(key: String, count: Int, limit: RateLimit, now: Date) async throws -> RateGrant {
         let t = now.timeIntervalSince1970
         let n = Double(max(1, min(count, limit.burst)))
-        let interval = 1 / max(limit.requestsPerSecond, 0.000_001), tolerance = Double(max(1, limit.burst)) * interval
+        let interval = 1 / max(limit.requestsPerSecond, 0.000_001)
+        // GCRA: n requests may go when max(tat, now) + n·interval − now <= burst·interval. It is
+        // compared as `max(tat, now) − now <= (burst − n)·interval`: the left side is exactly 0
+        // when the key is idle (no Unix time near 2^31 added and taken away again, which lost
+        // the comparison whenever n = burst), the right side is computed from small numbers,
+        // and `slack` covers what one subtraction at these magnitudes can round away.
+        let headroom = Double(max(1, limit.burst)) * interval - n * interval
+        let slack = 1e-4
         let greatest: SQL = "\(sqlite: "MAX", postgres: "GREATEST")"
         for _ in 0..<2 {
             let granted = try await driver.execute("""
                 UPDATE rate_limits SET tat = \(sql: greatest)(tat, \(t)) + \(n * interval)
-                WHERE key = \(key) AND closed_until <= \(t) AND \(sql: greatest)(tat, \(t)) + \(n * interval) - \(t) <= \(tolerance + 1e-9)
+                WHERE key = \(key) AND closed_until <= \(t) AND \(sql: greatest)(tat, \(t)) - \(t) <= \(headroom + slack)
                 RETURNING tat
                 """)
             if granted.first(0) != nil { return .granted(Int(n)) }
@@ -70,7 +77,7 @@ extension DatabaseStore: RateLimitStore {
             let closed = try row.double("closed_until")
             if closed > t { return .closed(until: Timestamp.clamped(Date(timeIntervalSince1970: closed))) }
             let tat = try row.double("tat")
-            return .wait(max(0.001, max(tat, t) + n * interval - tolerance - t))
+            return .wait(max(0.001, (max(tat, t) - t) - headroom))
         }
         return .wait(0.01)
     }

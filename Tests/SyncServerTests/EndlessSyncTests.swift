@@ -1,0 +1,114 @@
+import Foundation
+import HummingbirdTesting
+import Synchronization
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Syncs that never ended or hammered an upstream: a rate limit that never granted, pages
+/// that repeat for ever, a 429 answered with a burst, a closed key holding the node's workers.
+@Suite("Syncs that end, at the upstream's pace")
+struct EndlessSyncTests {
+    /// Every rate limit the API accepts syncs at its rate: three pages at 5/s with burst 1
+    /// (once: `running` with no request, for ever) take about 0.4 s, not for ever.
+    @Test(arguments: [#"{"requests_per_second": 5, "burst": 1}"#, #"{"requests_per_second": 10, "burst": 2}"#,
+                      #"{"requests_per_second": 20, "burst": 4}"#, #"{"requests_per_second": 2.5}"#])
+    func aRateLimitWhoseBatchIsItsBurstGrants(_ limit: String) async throws {
+        try await withHTTPNode(items: 30) { client, fixture, _ in
+            _ = try await client.createHTTPSource("limited", #"""
+                {"url": "\#(fixture.baseURL)/next?size=10", "records_path": "/rows", "primary_key": "id",
+                 "pagination": {"type": "next_url", "path": "/next_url"}}
+                """#, extra: #", "rate_limit": \#(limit)"#)
+            let started = ContinuousClock.now
+            let sync = try await client.runSync("limited", timeout: .seconds(20))
+            #expect(sync["status"] == .string("completed"), "\(limit): \(sync["error"] ?? .null)")
+            #expect(sync["progress"]?["records_read"] == .number(30))
+            #expect(ContinuousClock.now - started < .seconds(10), "\(limit)")
+        }
+    }
+
+    /// An upstream that ignores the page parameter (or the offset, a counter in the next link
+    /// or the cursor), or answers every page past the end with its last page, is read until
+    /// a page repeats the one before it: the sync fails as `invalid_response` saying so, after
+    /// a few requests instead of running for ever.
+    @Test(arguments: ["page ignored", "last page again", "offset ignored", "next_url counter", "cursor counter", "link counter"])
+    func aPageThatRepeatsThePreviousOneEndsTheSync(_ upstream: String) async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            let rows: @Sendable (Int) -> String = { from in #"[{"id":\#(from)},{"id":\#(from + 1)}]"# }
+            fixture.script { r in
+                let n = Int(r.query["n"] ?? r.query["page"] ?? r.query["offset"] ?? "1") ?? 1
+                switch upstream {
+                case "last page again": return .json(#"{"rows":\#(rows(min(n, 3) * 10))}"#)
+                case "next_url counter": return .json(#"{"rows":\#(rows(1)),"next":"/s/x?n=\#(n + 1)"}"#)
+                case "cursor counter": return .json(#"{"rows":\#(rows(1)),"next":"\#(n + 1)","stamp":\#(n)}"#)
+                case "link counter":
+                    return FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), ("Link", "</s/x?n=\(n + 1)>; rel=\"next\"")],
+                                                    body: #"{"rows":\#(rows(1))}"#)
+                default: return .json(#"{"rows":\#(rows(1))}"#)
+                }
+            }
+            let pagination = switch upstream {
+            case "offset ignored": #"{"type": "offset", "param": "offset", "limit_param": "limit", "limit": 2}"#
+            case "next_url counter": #"{"type": "next_url", "path": "/next"}"#
+            case "cursor counter": #"{"type": "cursor", "param": "n", "path": "/next"}"#
+            case "link counter": #"{"type": "link_header"}"#
+            default: #"{"type": "page", "param": "page"}"#
+            }
+            _ = try await client.createHTTPSource("loop", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id", "pagination": \#(pagination)}
+                """#, extra: #", "retry": {"max_attempts": 1}"#)
+            let sync = try await client.runSync("loop", timeout: .seconds(20))
+            #expect(sync["status"] == .string("failed"), "\(upstream)")
+            let error = sync["error"]
+            #expect(error?["code"] == .string("invalid_response"), "\(upstream): \(error ?? .null)")
+            #expect(error?["message"]?.stringValue?.contains("repeats the previous page") == true, "\(upstream): \(error ?? .null)")
+            #expect(fixture.requests.count <= 5, "\(upstream): \(fixture.requests.count) requests")
+        }
+    }
+
+    /// A 429 whose `Retry-After` is tiny (`0.01`), or whose pause `retry.max_delay_seconds: 0`
+    /// cuts to nothing, is retried at most `max_request_retries` times within the attempt,
+    /// each retry at least `request_backoff_seconds` after the one before.
+    @Test(arguments: [("0.01", ""), ("1", #", "max_delay_seconds": 0"#), ("0", "")])
+    func aTooManyRequestsAnswerIsNeverMetWithABurst(_ retryAfter: String, _ retry: String) async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { _ in FixtureUpstream.Scripted(status: 429, headers: [("Retry-After", retryAfter)], body: "{}") }
+            _ = try await client.createHTTPSource("busy", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id",
+                 "max_request_retries": 3, "request_backoff_seconds": 0.2}
+                """#, extra: #", "retry": {"max_attempts": 1\#(retry)}"#)
+            let sync = try await client.runSync("busy", timeout: .seconds(30))
+            #expect(sync["status"] == .string("failed"), "\(retryAfter)")
+            let times = fixture.requests.map(\.at)
+            #expect(times.count == 4, "one request and three retries, got \(times.count) (Retry-After \(retryAfter))")
+            for (a, b) in zip(times, times.dropFirst()) {
+                #expect(b - a >= .milliseconds(190), "retries \(b - a) apart (Retry-After \(retryAfter))")
+            }
+        }
+    }
+
+    /// Two upstreams that close their keys for 4 s at every request would have held both
+    /// workers of a node (each closure waited out in the worker, a hundred times): the
+    /// closures now hand their syncs back, and an unrelated sync runs at once.
+    @Test func aClosedKeyDoesNotHoldTheNodesWorkers() async throws {
+        try await withHTTPNode(items: 5) { client, fixture, _ in
+            fixture.script { _ in FixtureUpstream.Scripted(status: 429, headers: [("Retry-After", "4")], body: "{}") }
+            for name in ["closed-a", "closed-b"] {
+                _ = try await client.createHTTPSource(name, #"{"url": "\#(fixture.baseURL)/s/\#(name)", "records_path": "/rows", "primary_key": "id"}"#)
+                #expect(try await client.call(.post, "/v1/sources/\(name)/syncs").status == .accepted)
+            }
+            // Both workers have met their closed keys.
+            _ = try await eventually(timeout: .seconds(10)) { () -> Bool? in fixture.requests.count >= 2 ? true : nil }
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await client.createHTTPSource("free", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id"}"#)
+            let started = ContinuousClock.now
+            let free = try await client.runSync("free", timeout: .seconds(20))
+            #expect(free["status"] == .string("completed"))
+            #expect(ContinuousClock.now - started < .milliseconds(2500), "an unrelated sync waited \(ContinuousClock.now - started)")
+            // The closed syncs are queued until their keys reopen, not failed.
+            let closed = try await client.call(.get, "/v1/sources/closed-a").json
+            #expect(closed["rate_limited_until"]?.stringValue != nil)
+        }
+    }
+}

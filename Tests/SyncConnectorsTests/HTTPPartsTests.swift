@@ -32,6 +32,24 @@ struct HTTPPartsTests {
         #expect(EgressPolicy.Rule("not a host!") == nil)
     }
 
+    /// The unspecified addresses reach the machine itself: denied by default, and judged as
+    /// the loopback address they reach by a policy that denies loopback (`[::]` once slipped
+    /// past `--egress-deny ::1/128` and connected to `::1`).
+    @Test func unspecifiedAddressesAreDeniedAndJudgedAsLoopback() async throws {
+        for host in ["[::]", "::", "0.0.0.0", "[::0]", "[0:0:0:0:0:0:0:0]", "0"] {
+            await #expect(throws: SyncError.self, "\(host)") { _ = try await EgressPolicy.default.vet(host: host, port: 80) }
+        }
+        let noLoopback = EgressPolicy(deny: [EgressPolicy.Rule("127.0.0.0/8")!, EgressPolicy.Rule("::1/128")!])
+        for host in ["[::]", "0.0.0.0", "[::1]", "127.0.0.1", "[::ffff:127.0.0.1]"] {
+            await #expect(throws: SyncError.self, "\(host)") { _ = try await noLoopback.vet(host: host, port: 80) }
+        }
+        #expect(try await noLoopback.vet(host: "10.1.2.3", port: 80) == [10, 1, 2, 3])
+        // Malformed rules are refused, never an index out of range.
+        for text in ["/", "//", "/8", "10.0.0.0/", "10.0.0.0//8", " / "] {
+            #expect(EgressPolicy.Rule(text) == nil, "\(text)")
+        }
+    }
+
     @Test func retryAfterReadsSecondsAndHTTPDates() {
         #expect(UpstreamClient.retryAfter("2") == 2)
         #expect(UpstreamClient.retryAfter(" 120 ") == 120)

@@ -9,8 +9,10 @@ import Darwin
 
 /// Which upstream addresses sources may reach.
 ///
-/// By default link-local and cloud metadata addresses are denied (169.254.0.0/16,
-/// fe80::/10, fd00:ec2::254, 100.100.100.200, `metadata.google.internal`, …).
+/// By default link-local and cloud metadata addresses and the unspecified addresses are
+/// denied (169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200, 0.0.0.0/8, `::`,
+/// `metadata.google.internal`, …). A connection to an unspecified address reaches the
+/// machine itself, so `0.0.0.0` and `::` are also judged as the loopback address they reach.
 /// Rules are host names or CIDR blocks. An address or host on the allow list is
 /// allowed even if a deny rule matches; otherwise any deny rule blocks it; anything
 /// else is allowed. Names are resolved and every address is checked, and for plain
@@ -21,7 +23,7 @@ public struct EgressPolicy: Sendable {
     public var deny: [Rule]
 
     public static let defaultDeny: [Rule] = [
-        "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8",
+        "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128",
         "metadata.google.internal", "metadata.goog", "instance-data.ec2.internal",
     ].compactMap(Rule.init)
 
@@ -41,7 +43,9 @@ public struct EgressPolicy: Sendable {
         public init?(_ text: String) {
             let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
             guard !trimmed.isEmpty else { return nil }
-            let parts = trimmed.split(separator: "/", maxSplits: 1).map(String.init)
+            // Empty pieces kept: `/`, `/8` and `10.0.0.0/` are malformed, not an index out of range.
+            let parts = trimmed.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty else { return nil }
             if let address = EgressPolicy.parseAddress(parts[0]) {
                 // A rule written as a mapped IPv6 network (`::ffff:10.0.0.0/104`) is an IPv4 rule.
                 let writtenAsIPv6 = parts[0].contains(":")
@@ -83,8 +87,18 @@ public struct EgressPolicy: Sendable {
     /// Whether this literal host or address is allowed, before any resolution.
     func decide(host: String, address: [UInt8]?) -> Bool? {
         if allow.contains(where: { $0.matches(host: host) || (address.map($0.matches(address:)) ?? false) }) { return true }
-        if deny.contains(where: { $0.matches(host: host) || (address.map($0.matches(address:)) ?? false) }) { return false }
+        let reached = address.map(Self.reached)
+        if deny.contains(where: { rule in
+            rule.matches(host: host) || (address.map(rule.matches(address:)) ?? false) || (reached.map(rule.matches(address:)) ?? false)
+        }) { return false }
         return nil
+    }
+
+    /// The address a connection to `address` actually reaches: the unspecified addresses
+    /// (`0.0.0.0`, `::`) connect to the machine itself, as loopback; any other is itself.
+    static func reached(_ address: [UInt8]) -> [UInt8] {
+        guard address.allSatisfy({ $0 == 0 }) else { return address }
+        return address.count == 4 ? [127, 0, 0, 1] : [UInt8](repeating: 0, count: 15) + [1]
     }
 
     /// Resolves `host` and checks every address; returns one allowed address to connect to.

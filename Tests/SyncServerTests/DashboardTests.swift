@@ -85,6 +85,49 @@ struct DashboardTests {
         }
     }
 
+    /// Text from an upstream reaches the pages escaped by bytes and with its secrets masked:
+    /// a quote followed by a combining mark (U+0301, U+200D, U+FE0F) went out raw through the
+    /// template engine's per-`Character` escaping and opened an attribute, and a token an
+    /// upstream echoed into its next link showed in clear in the sync page's checkpoint.
+    @Test func upstreamTextIsEscapedByBytesAndRedactedOnEveryPage() async throws {
+        let payloads = ["\"\u{301} onfocus=\"alert(1)\" autofocus=\"", "'\u{200D} onfocus='alert(2)' autofocus='", "\"\u{FE0F}><b id=\"bold\">b</b>",
+                        "&\u{301}<i id=\"it\">i</i>"]
+        @Sendable func json(_ text: String) -> String { String(decoding: (try? JSONEncoder().encode(text)) ?? Data(), as: UTF8.self) }
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { r in
+                if r.path == "/leak" { return .json(#"{"rows":[{"id":1}],"next_url":"/s/leak2?access_token=Zq9leaked&page=2"}"#) }
+                if r.path == "/leak2" { return FixtureUpstream.Scripted(status: 401, body: "{}") }
+                let payload = payloads[Int(r.path.dropFirst("/bad".count)) ?? 0]
+                return .json(#"{"rows":[{"id":1}],"next_url":\#(json(payload + " ?access_token=Zq9inmessage"))}"#)
+            }
+            var syncs: [String] = []
+            for (index, name) in (payloads.indices.map { "bad\($0)" } + ["leak"]).enumerated() {
+                _ = try await client.createHTTPSource(name, #"""
+                    {"url": "\#(fixture.baseURL)/s/\#(index < payloads.count ? name : "leak")", "records_path": "/rows", "primary_key": "id",
+                     "pagination": {"type": "next_url", "path": "/next_url"}}
+                    """#, extra: #", "retry": {"max_attempts": 1}"#)
+                let sync = try await client.runSync(name)
+                #expect(sync["status"] == .string("failed"))
+                #expect(!"\(sync)".contains("Zq9"), "the API shows \(sync)")
+                syncs.append(try #require(sync["id"]?.stringValue))
+            }
+            var pages = ["/", "/syncs", "/syncs?status=failed", "/sources"] + syncs.map { "/syncs/\($0)" } + ["/sources/leak", "/sources/bad0"]
+            pages += payloads.map { "/sources?q=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") }
+            pages += payloads.map { "/syncs?source=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") }
+            for path in pages {
+                let html = String(buffer: try await client.call(.get, path).body)
+                let check = PageCheck(html: html)
+                #expect(check.problems.isEmpty, "\(path): \(check.problems)")
+                #expect(!check.elements.contains { $0.attributes["onfocus"] != nil || $0.attributes["autofocus"] != nil }, "\(path): an injected attribute")
+                #expect(!check.elements.contains { $0.attributes["id"] == "bold" || $0.attributes["id"] == "it" }, "\(path): an injected element")
+                #expect(!html.contains("Zq9"), "\(path) shows a secret")
+            }
+            // The checkpoint is shown, with the token masked.
+            let leak = String(buffer: try await client.call(.get, "/syncs/\(syncs.last!)").body)
+            #expect(leak.contains("access_token=***"), "the checkpoint's next link, masked")
+        }
+    }
+
     /// The checker itself finds each fault it is meant to find.
     @Test func thePageCheckFindsWhatItLooksFor() {
         let bad = #"""

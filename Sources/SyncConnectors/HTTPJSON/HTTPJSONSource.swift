@@ -114,7 +114,7 @@ struct HTTPJSONSource: SyncSource {
             // A relative link is resolved against the URL that served the page (after redirects).
             if case .nextURL = config.pagination, let value = parsed.paginationValue {
                 guard let resolved = URL(string: value, relativeTo: response.url)?.absoluteURL, resolved.scheme?.hasPrefix("http") == true else {
-                    throw SyncErrorFactory.invalidResponse("the next-page URL \"\(value.prefix(200))\" is not a URL", status: response.status)
+                    throw SyncErrorFactory.invalidResponse("the next-page URL \"\(SecretRedaction.redactText(String(value.prefix(200))))\" is not a URL", status: response.status)
                 }
                 target = resolved
             } else if case .linkHeader = config.pagination {
@@ -130,7 +130,8 @@ struct HTTPJSONSource: SyncSource {
                 next = nil
             }
         case .cursor:
-            if let value = parsed.paginationValue, value != currentCursor {
+            // By bytes: a cursor canonically equivalent to the one sent is still another cursor.
+            if let value = parsed.paginationValue, !(currentCursor.map(value.sameBytes) ?? false) {
                 guard !visited.contains("cursor:" + value) else { throw cycle("cursor") }
                 next?["cursor"] = .string(value)
             } else {
@@ -239,11 +240,11 @@ final class VisitedSet: Sendable {
     func insert(_ value: String) {
         seen.withLock { set in
             if set.count >= Self.limit { set.removeAll(keepingCapacity: true) }
-            set.insert(value.hashValue)
+            set.insert(BytewiseString(value).hashValue)
         }
     }
 
-    func contains(_ value: String) -> Bool { seen.withLock { $0.contains(value.hashValue) } }
+    func contains(_ value: String) -> Bool { seen.withLock { $0.contains(BytewiseString(value).hashValue) } }
 }
 
 /// Query strings with RFC 3986 unreserved characters only (so `+` in a timestamp stays a plus).

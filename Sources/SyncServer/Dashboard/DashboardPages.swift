@@ -265,16 +265,17 @@ struct DashboardPages {
                 "started": DashboardFormat.time(a.startedAt) ?? "",
                 "duration": DashboardFormat.duration((a.finishedAt ?? now).timeIntervalSince(a.startedAt)),
                 "attempt_finished": DashboardFormat.time(a.finishedAt) ?? false, "attempt_node": a.node ?? false,
-                "attempt_error_code": a.error?.code.rawValue ?? false, "attempt_error_message": a.error?.message ?? "",
+                "attempt_error_code": a.error?.code.rawValue ?? false, "attempt_error_message": a.error.map { SecretRedaction.redactText($0.message) } ?? "",
             ]
         }
         let errors = try await env.store.recordErrors(syncID: sync.id, limit: 50, after: nil)
         view["record_errors"] = errors.map { _, e -> [String: Any] in
-            var row: [String: Any] = ["page": e.page, "message": e.message]
+            var row: [String: Any] = ["page": e.page, "message": SecretRedaction.redactText(e.message)]
             row["key"] = e.recordKey
             return row
         }
-        view["checkpoint_json"] = sync.checkpoint.map(DashboardFormat.pretty)
+        // The checkpoint holds what the upstream named (a next link that may echo a token).
+        view["checkpoint_json"] = sync.checkpoint.map { DashboardFormat.pretty(SecretRedaction.redact($0)) }
         view["can_retry"] = sync.status == .failed || sync.status == .cancelled
         return view
     }
@@ -322,7 +323,7 @@ struct DashboardPages {
         row["running"] = sync.status == .running
         // Present even when false: a missing key would be looked up in the page around the row.
         row["error_code"] = sync.error?.code.rawValue ?? false
-        row["error_message"] = sync.error?.message ?? ""
+        row["error_message"] = sync.error.map { SecretRedaction.redactText($0.message) } ?? ""
         row["expected_text"] = false
         row["duration"] = row["duration"] ?? "–"
         if let expected, expected > 0 {

@@ -135,11 +135,12 @@ enum DashboardTemplates {
     static let directory: URL? = Bundle.module.resourceURL?.appendingPathComponent("dashboard")
 
     static let library: MustacheLibrary = {
+        MustacheContentTypes.register(HTMLEscape.ContentType(), named: HTMLEscape.ContentType.name)
         var library = MustacheLibrary()
         guard let directory, let files = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return library }
         for file in files where file.hasSuffix(".mustache") {
             guard let text = try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8) else { continue }
-            do { try library.register(text, named: String(file.dropLast(".mustache".count))) }
+            do { try library.register(HTMLEscape.pragma + text, named: String(file.dropLast(".mustache".count))) }
             catch { preconditionFailure("dashboard template \(file) does not parse: \(error)") }
         }
         return library

@@ -42,18 +42,5 @@ enum FinishedChart {
 
     private static func fmt(_ v: Double) -> String { "\"" + String(format: "%.1f", v) + "\"" }
 
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { HTMLEscape.escape(s) }
 }

@@ -99,7 +99,8 @@ enum APIRepresentation {
         guard let e else { return .null }
         typealias Key = SyncError.CodingKeys
         var o: JSONObject = [
-            Key.code.stringValue: .string(e.code.rawValue), Key.message.stringValue: .string(e.message),
+            // Redacted again when shown: a message stored by an older version may quote a secret.
+            Key.code.stringValue: .string(e.code.rawValue), Key.message.stringValue: .string(SecretRedaction.redactText(e.message)),
             Key.retryable.stringValue: .bool(e.retryable),
         ]
         if let status = e.httpStatus { o[Key.httpStatus.stringValue] = int(status) }
@@ -174,114 +175,6 @@ enum APIRepresentation {
     }
 }
 
-/// Write-only secrets (docs/api.md, "Secrets"; docs/sources.md, "Secrets"): every value under
-/// `headers`; every key named like a credential, at any depth (see ``isSecretKey(_:)``);
-/// and, inside any URL in the config, its userinfo and its credential-named query parameters.
-enum SecretRedaction {
-    static let mask = JSONValue.string("***")
-
-    /// Names that hold a secret wherever they appear in the name (after lowercasing and
-    /// dropping `-`, `_`, `.` and spaces: `X-Api-Key` reads `xapikey`).
-    static let secretParts = ["token", "password", "passwd", "secret", "apikey", "accesskey", "privatekey",
-                              "authorization", "signature", "credential", "cookie", "session"]
-    /// Names that are a secret only as a whole word (or as its end: `x-auth`), since as a part
-    /// they are ordinary (`primary_key`, `author`, `design`).
-    static let secretWords = ["key", "auth", "sig", "pass", "pwd"]
-
-    /// Whether `text` contains `part`, by bytes. (`String.contains` with Foundation imported
-    /// goes through `NSString`; on every source response it was 6 % of a list's profile.)
-    static func has(_ text: String, _ part: String) -> Bool {
-        var text = text, part = part  // withUTF8 needs a mutable string; a native one is not copied
-        return text.withUTF8 { haystack in
-            part.withUTF8 { needle in
-                guard let first = needle.first else { return true }
-                guard needle.count <= haystack.count else { return false }
-                for start in 0...(haystack.count - needle.count) where haystack[start] == first {
-                    if memcmp(haystack.baseAddress! + start, needle.baseAddress!, needle.count) == 0 { return true }
-                }
-                return false
-            }
-        }
-    }
-
-    static func isSecretKey(_ key: String) -> Bool {
-        let k = String(key.lowercased().unicodeScalars.filter { !"-_. ".unicodeScalars.contains($0) })
-        if secretParts.contains(where: { has(k, $0) }) { return true }
-        if secretWords.contains(k) { return true }
-        return k.count > 4 && (k.hasSuffix("auth") || k.hasSuffix("apikey"))
-    }
-
-    static func redact(_ object: JSONObject, underHeaders: Bool = false) -> JSONObject {
-        var out = JSONObject()
-        for (key, value) in object {
-            if underHeaders || isSecretKey(key) {
-                if case .object(let inner) = value, !underHeaders {
-                    out[key] = .object(redact(inner, underHeaders: true))
-                } else {
-                    out[key] = value.isNull ? .null : mask
-                }
-            } else if key == "headers", case .object(let inner) = value {
-                out[key] = .object(redact(inner, underHeaders: true))
-            } else if case .object(let inner) = value {
-                out[key] = .object(redact(inner))
-            } else if case .string(let text) = value {
-                out[key] = .string(redactURL(text))
-            } else {
-                out[key] = value
-            }
-        }
-        return out
-    }
-
-    /// `http://alice:hunter2@host/d?access_token=tok&x=1` → `http://***@host/d?access_token=***&x=1`;
-    /// any other text as it is.
-    static func redactURL(_ text: String) -> String {
-        guard has(text, "://"), var components = URLComponents(string: text) else { return text }
-        var changed = false
-        if components.percentEncodedUser != nil || components.percentEncodedPassword != nil {
-            components.percentEncodedUser = "***"
-            components.percentEncodedPassword = nil
-            changed = true
-        }
-        if let query = components.percentEncodedQuery {
-            let items = query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
-                let name = item.prefix { $0 != "=" }
-                let decoded = String(name).removingPercentEncoding ?? String(name)
-                guard item.contains("="), isSecretKey(decoded) else { return String(item) }
-                changed = true
-                return name + "=***"
-            }
-            components.percentEncodedQuery = items.joined(separator: "&")
-        }
-        return changed ? (components.string ?? text) : text
-    }
-
-    /// RFC 7396 merge patch of `patch` onto `base`, where a secret given as `"***"` (or a URL
-    /// given exactly as it was shown, secrets masked) keeps the stored value, so a client can
-    /// send back what it read.
-    static func merge(_ base: JSONObject, patch: JSONObject, underHeaders: Bool = false) -> JSONObject {
-        var out = base
-        for (key, value) in patch {
-            let secret = underHeaders || isSecretKey(key)
-            switch value {
-            case .null:
-                out.removeValue(forKey: key)
-            case .object(let inner):
-                let old = base[key]?.objectValue ?? [:]
-                out[key] = .object(merge(old, patch: inner, underHeaders: underHeaders || key == "headers" || secret))
-            default:
-                if secret && value == mask {
-                    // keep the stored secret
-                } else if case .string(let shown)? = base[key], shown != redactURL(shown), value == .string(redactURL(shown)) {
-                    // the stored URL as it was shown: keep its secrets
-                } else {
-                    out[key] = value
-                }
-            }
-        }
-        return out
-    }
-}
 
 extension JSONValue {
     /// An object keyed by a type's `CodingKeys` (the one spelling of its field names).

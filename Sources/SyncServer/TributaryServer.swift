@@ -32,6 +32,7 @@ public struct TributaryServer: Sendable {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: env.metrics))
         router.add(middleware: ProblemMiddleware(routes: routes, maxBodyBytes: env.maxBodyBytes))
+        router.add(middleware: CrossSiteGuard(boundHost: configuration.host, allowedHosts: configuration.allowedHosts))
         router.add(middleware: AuthMiddleware(tokens: configuration.tokens))
         HealthRoutes(env: env, isShuttingDown: { shuttingDown.value }).register(on: router, table: routes)
         SourceRoutes(env: env).register(on: router, table: routes)

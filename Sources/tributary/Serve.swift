@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to bind. Without tokens only loopback is allowed.")
     var host = "127.0.0.1"
+    @Option(name: .customLong("allow-host"), help: "A host name requests may name in Host besides loopback's and --host's (repeatable, comma-separated).")
+    var allowHost: [String] = []
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 8080
     @Option(help: "sqlite:PATH (default sqlite:tributary.sqlite) or postgres://… (env TRIBUTARY_DATABASE_URL).")
@@ -82,10 +84,11 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "tributary")
 
         let tokenMap = try TokenSpecs.parse(flags: tokens, environment: environment["TRIBUTARY_TOKENS"])
-        let serverConfiguration = ServerConfiguration(
+        var serverConfiguration = ServerConfiguration(
             host: host, port: port, tokens: tokenMap, maxBodyBytes: maxBodyBytes,
             maxConnections: maxConnections ?? ServerConfiguration.defaultMaxConnections,
             idleTimeoutSeconds: idleTimeout, requestReadTimeoutSeconds: readTimeout, maxEventStreams: maxEventStreams)
+        serverConfiguration.allowedHosts = allowHost.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         do {
             try serverConfiguration.validate()
         } catch {

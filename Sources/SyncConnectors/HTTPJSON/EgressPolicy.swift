@@ -161,35 +161,46 @@ public struct EgressPolicy: Sendable {
     static func resolve(_ host: String, port: Int) async throws -> [[UInt8]] {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                var hints = addrinfo()
-                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-                var result: UnsafeMutablePointer<addrinfo>?
-                let status = getaddrinfo(host, String(port), &hints, &result)
-                guard status == 0, let first = result else {
+                let addresses = resolveBlocking(host, port: port)
+                if addresses.isEmpty {
                     continuation.resume(throwing: SyncErrorFactory.unavailable("cannot resolve \(host)"))
-                    return
+                } else {
+                    continuation.resume(returning: addresses)
                 }
-                defer { freeaddrinfo(first) }
-                var out: [[UInt8]] = []
-                var node: UnsafeMutablePointer<addrinfo>? = first
-                while let n = node {
-                    if n.pointee.ai_family == AF_INET, let sa = n.pointee.ai_addr {
-                        sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
-                            var a = p.pointee.sin_addr
-                            out.append(withUnsafeBytes(of: &a) { Array($0) })
-                        }
-                    } else if n.pointee.ai_family == AF_INET6, let sa = n.pointee.ai_addr {
-                        sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
-                            var a = p.pointee.sin6_addr
-                            out.append(withUnsafeBytes(of: &a) { Array($0) })
-                        }
-                    }
-                    node = n.pointee.ai_next
-                }
-                var seen = Set<[UInt8]>()
-                let normalised = out.map { embeddedIPv4($0) ?? $0 }
-                continuation.resume(returning: normalised.filter { seen.insert($0).inserted })
             }
         }
+    }
+
+    /// Every address `host` resolves to (IPv4 spellings of IPv6 as IPv4, each once); empty
+    /// when it does not resolve. Blocks: call it off the cooperative pool, or at startup.
+    public static func resolveBlocking(_ host: String, port: Int) -> [[UInt8]] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else { return [] }
+        defer { freeaddrinfo(first) }
+        var out: [[UInt8]] = []
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let n = node {
+            if n.pointee.ai_family == AF_INET, let sa = n.pointee.ai_addr {
+                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
+                    var a = p.pointee.sin_addr
+                    out.append(withUnsafeBytes(of: &a) { Array($0) })
+                }
+            } else if n.pointee.ai_family == AF_INET6, let sa = n.pointee.ai_addr {
+                sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                    var a = p.pointee.sin6_addr
+                    out.append(withUnsafeBytes(of: &a) { Array($0) })
+                }
+            }
+            node = n.pointee.ai_next
+        }
+        var seen = Set<[UInt8]>()
+        return out.map { embeddedIPv4($0) ?? $0 }.filter { seen.insert($0).inserted }
+    }
+
+    /// 127.0.0.0/8 or `::1`.
+    public static func isLoopback(_ address: [UInt8]) -> Bool {
+        address.count == 4 ? address[0] == 127 : address == [UInt8](repeating: 0, count: 15) + [1]
     }
 }

@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var maxEventStreams: Int
     /// How often an event stream with nothing to say sends a keep-alive comment.
     public var eventKeepAliveSeconds: Double
+    /// Host names requests may name besides loopback's and the bound address (`--allow-host`).
+    public var allowedHosts: [String] = []
 
     public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [String: TokenRole] = [:], maxBodyBytes: Int = 1 << 20,
                 maxConnections: Int = ServerConfiguration.defaultMaxConnections, idleTimeoutSeconds: Double = 30,
@@ -44,9 +46,13 @@ public struct ServerConfiguration: Sendable {
         return max(8, min(1024, Int(files * 3 / 4) - 16))
     }
 
-    /// Whether `host` is a loopback address (or name).
+    /// Whether `host` is loopback: decided by what it resolves to (every address in
+    /// 127.0.0.0/8 or `::1`), not by its spelling (`127.attacker.example` is a name that may
+    /// resolve anywhere). A name that does not resolve is not loopback.
     public var bindsLoopbackOnly: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let addresses = EgressPolicy.parseAddress(bare).map { [$0] } ?? EgressPolicy.resolveBlocking(bare, port: port)
+        return !addresses.isEmpty && addresses.allSatisfy(EgressPolicy.isLoopback)
     }
 
     /// Refuses configurations that would expose an unauthenticated server (docs/api.md, "Authentication").

@@ -25,7 +25,8 @@ enum TokenSpecs {
             let roleText = spec[..<colon].trimmingCharacters(in: .whitespaces)
             let token = spec[spec.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             guard let role = TokenRole(rawValue: roleText) else {
-                throw CommandFailure("\(place): role \"\(roleText.prefix(20))\" is neither admin nor viewer", exitCode: 3)
+                // Never quoted: written the wrong way round (`TOKEN:admin`), it is the secret.
+                throw CommandFailure("\(place): the role before the colon is neither admin nor viewer (write ROLE:TOKEN)", exitCode: 3)
             }
             guard !token.isEmpty else { throw CommandFailure("\(place) (\(role.rawValue)) has an empty token", exitCode: 3) }
             guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -6,6 +6,29 @@ import TestSupport
 /// The client commands against a real server process, with docs/api.md's exit statuses.
 @Suite("Command-line client", .serialized)
 struct CLITests {
+    /// Nothing the client prints holds its token or the password of its server URL: a token
+    /// read from a file with a Windows line end works (the `\r\n` is not part of it), one that
+    /// no header can carry is a usage error (exit 3) that names the option, not the value,
+    /// and an unreachable server with a password in its URL is shown with `***`.
+    @Test func theClientNeverPrintsItsTokenOrPassword() async throws {
+        let dir = try TemporaryDirectory("e2e-cli-secrets")
+        defer { dir.remove() }
+        let server = try await TributaryProcess(serve: ["--database", "sqlite:cli.sqlite", "--token", "admin:Zq9admin"], directory: dir)
+        func cli(_ args: [String], _ env: [String: String]) async throws -> (Int32, String) { try await runTributary(args, directory: dir, environment: env) }
+        var (code, out) = try await cli(["source", "list"], ["TRIBUTARY_URL": server.baseURL, "TRIBUTARY_TOKEN": "Zq9admin\r\n"])
+        #expect(code == 0, "\(out)")
+        for bad in ["Zq9ad min", "Zq9admin\u{7}", "Zq9\r\nX-Injected: 1"] {
+            (code, out) = try await cli(["source", "list"], ["TRIBUTARY_URL": server.baseURL, "TRIBUTARY_TOKEN": bad])
+            #expect(code == 3, "\(out)")
+            #expect(out.contains("TRIBUTARY_TOKEN") && !out.contains("Zq9"), "\(out)")
+        }
+        let closed = try PostgresCluster.freePort()
+        (code, out) = try await cli(["source", "list", "--server", "http://alice:Zq9password@127.0.0.1:\(closed)", "--token", "Zq9admin"], [:])
+        #expect(code == 5, "\(out)")
+        #expect(out.contains("***") && !out.contains("Zq9"), "\(out)")
+        #expect(try await server.terminate() == 0)
+    }
+
     @Test func sourcesSyncsAndExitStatuses() async throws {
         let dir = try TemporaryDirectory("e2e-cli")
         defer { dir.remove() }

@@ -97,7 +97,9 @@ struct HardeningProcessTests {
         (["--token", "admin:Zq9tok", "--token", "viewer:Zq9tok"], nil as String?, "--token #2 (viewer) repeats the token of --token #1"),
         ([], "admin:Zq9tok,viewer:Zq9tok", "TRIBUTARY_TOKENS entry 2 (viewer) repeats"),
         ([], "admin:Zq9tok,,viewer:other", "TRIBUTARY_TOKENS entry 2 is not ROLE:TOKEN"),
-        ([], "admin:Zq9tok,admn:Zq9other", "TRIBUTARY_TOKENS entry 2: role \"admn\""),
+        ([], "admin:Zq9tok,admn:Zq9other", "TRIBUTARY_TOKENS entry 2: the role before the colon is neither admin nor viewer"),
+        // Written the wrong way round, the part before the colon is the secret: never printed.
+        (["--token", "Zq9secret:admin"], nil, "--token #1: the role before the colon is neither admin nor viewer (write ROLE:TOKEN)"),
         (["--token", "admin:"], nil, "--token #1 (admin) has an empty token"),
     ] as [([String], String?, String)])
     func badTokenListsAreRefusedByPlace(_ flags: [String], _ environment: String?, _ says: String) async throws {

@@ -18,7 +18,9 @@ struct ConnectionOptions: ParsableArguments {
         let env = ProcessInfo.processInfo.environment
         var base = server ?? env["TRIBUTARY_URL"] ?? "http://127.0.0.1:8080"
         while base.hasSuffix("/") { base.removeLast() }
-        return ServerConnection(baseURL: base, token: token ?? env["TRIBUTARY_TOKEN"])
+        // A token read from a file keeps its line end (`\r\n` from Windows): not part of it.
+        let secret = (token ?? env["TRIBUTARY_TOKEN"]).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return ServerConnection(baseURL: base, token: secret)
     }
 }
 
@@ -27,6 +29,30 @@ struct ConnectionOptions: ParsableArguments {
 struct ServerConnection {
     var baseURL: String
     var token: String?
+
+    /// The server URL as messages show it: a password in it is `***`.
+    var shownURL: String {
+        guard var components = URLComponents(string: baseURL), components.password != nil else { return baseURL }
+        components.password = "***"
+        return components.string ?? "the server"
+    }
+
+    /// Checks what is sent before anything is: a token that no header can carry is a usage
+    /// error (exit 3), named but never printed.
+    func preflight() throws {
+        if let token, token.isEmpty || !token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            throw CommandFailure("the token (--token or TRIBUTARY_TOKEN) must be printable ASCII without spaces", exitCode: 3)
+        }
+    }
+
+    /// The failure to reach the server, without the token or the URL's password in it.
+    func unreachable(_ error: any Error) -> CommandFailure {
+        var text = String(describing: error)
+        for secret in [token, URLComponents(string: baseURL)?.password].compactMap({ $0 }) where !secret.isEmpty {
+            text = text.replacingOccurrences(of: secret, with: "***")
+        }
+        return CommandFailure("cannot reach the server at \(shownURL): \(text)", exitCode: 5)
+    }
 
     /// A refused connection fails at once (exit 5) instead of being retried until the deadline.
     static let client: HTTPClient = {
@@ -37,6 +63,7 @@ struct ServerConnection {
     }()
 
     func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
+        try preflight()
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "User-Agent", value: "tributary-cli/1")
@@ -52,7 +79,7 @@ struct ServerConnection {
             response = try await Self.client.execute(request, timeout: .seconds(60))
             bytes = try await response.body.collect(upTo: 64 << 20)
         } catch {
-            throw CommandFailure("cannot reach the server at \(baseURL): \(error)", exitCode: 5)
+            throw unreachable(error)
         }
         let data = bytes.readBytes(length: bytes.readableBytes) ?? []
         let value = data.isEmpty ? JSONValue.null : ((try? JSONDecoder().decode(JSONValue.self, from: Data(data))) ?? .null)
@@ -77,6 +104,7 @@ extension ServerConnection {
     /// (which returns false to stop). Throws like ``call(_:_:body:)`` for a problem answer or
     /// an unreachable server; returns normally when the stream ends.
     func stream(_ path: String, lastEventID: String?, onEvent: (Event) throws -> Bool) async throws {
+        try preflight()
         var request = HTTPClientRequest(url: baseURL + path)
         request.headers.add(name: "User-Agent", value: "tributary-cli/1")
         request.headers.add(name: "Accept", value: "text/event-stream")
@@ -86,7 +114,7 @@ extension ServerConnection {
         do {
             response = try await Self.client.execute(request, deadline: .distantFuture)
         } catch {
-            throw CommandFailure("cannot reach the server at \(baseURL): \(error)", exitCode: 5)
+            throw unreachable(error)
         }
         guard (200..<300).contains(Int(response.status.code)) else {
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []

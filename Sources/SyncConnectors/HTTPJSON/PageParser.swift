@@ -120,7 +120,9 @@ struct PageParser {
 public enum CursorOrder {
     public static func isGreater(_ a: JSONValue, than b: JSONValue) -> Bool {
         if let x = a.exactNumber, let y = b.exactNumber { return x > y }
-        return (JSONValue.scalarText(a) ?? "") > (JSONValue.scalarText(b) ?? "")
+        // By bytes, the order both stores keep text in (Swift's `>` equates canonically
+        // equivalent strings, so a newer cursor spelled another way never moved the saved one).
+        return (JSONValue.scalarText(b) ?? "").bytesPrecede(JSONValue.scalarText(a) ?? "")
     }
 
     public static func max(_ a: JSONValue?, _ b: JSONValue) -> JSONValue {

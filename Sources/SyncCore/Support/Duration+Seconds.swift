@@ -28,3 +28,12 @@ extension Int {
         }
     }
 }
+
+extension Int {
+    /// `self + other`, held at `Int.max` / `Int.min` instead of trapping: for totals summed from
+    /// stored values (a damaged row must not take a route down).
+    public func addingSaturated(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+}

@@ -8,7 +8,9 @@ import SyncStore
 /// per key, shared by every attempt on the node that draws on it.
 final class RequestBudgets: Sendable {
     let store: any RateLimitStore
-    private let gates = Mutex<[String: KeyGate]>([:])
+    /// By the key's bytes: two keys that are canonically equivalent strings are two budgets
+    /// in the database, so they are two gates here.
+    private let gates = Mutex<[BytewiseString: KeyGate]>([:])
 
     init(store: any RateLimitStore) { self.store = store }
 
@@ -22,10 +24,10 @@ final class RequestBudgets: Sendable {
     }
 
     func keyGate(for source: Source) -> KeyGate {
-        let key = source.rateKey
+        let key = BytewiseString(source.rateKey)
         return gates.withLock { map in
             if let gate = map[key], gate.limit == source.rateLimit { return gate }
-            let gate = KeyGate(store: store, key: key, limit: source.rateLimit)
+            let gate = KeyGate(store: store, key: key.text, limit: source.rateLimit)
             // Bounded: keys of sources long gone are forgotten with the rest.
             if map.count >= 10_000 { map.removeAll() }
             map[key] = gate

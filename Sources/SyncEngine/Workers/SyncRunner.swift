@@ -62,10 +62,10 @@ struct SyncRunner {
             var counted = claimed.sync.progress
             // A stored checkpoint of JSON null means "the last page was committed".
             if pageNumber > 0, checkpoint == nil || checkpoint == .null { return .success(nil) }
-            var page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: 1, pageNumber: pageNumber + 1))
+            var page = try await source.readPage(PageRequest(checkpoint: checkpoint, pageInAttempt: 1, pageNumber: pageNumber.addingSaturated(1)))
             while true {
                 try Task.checkCancellation()
-                pageNumber += 1
+                pageNumber = pageNumber.addingSaturated(1)
                 let commit = PageCommit(
                     pageNumber: pageNumber, records: page.records, recordErrors: page.recordErrors,
                     bytesRead: page.bytesRead, checkpoint: page.next ?? .null, sourceState: page.sourceState)
@@ -83,7 +83,7 @@ struct SyncRunner {
                 }
                 // Fetch page N+1 while page N is written: at most one page ahead, so memory stays flat.
                 pageInAttempt += 1
-                let request = PageRequest(checkpoint: next, pageInAttempt: pageInAttempt, pageNumber: pageNumber + 1)
+                let request = PageRequest(checkpoint: next, pageInAttempt: pageInAttempt, pageNumber: pageNumber.addingSaturated(1))
                 async let upcoming = source.readPage(request)
                 let progress = try await self.commit(commit, lease: claimed.lease)
                 metrics.committed(progress.minus(counted))
@@ -207,7 +207,7 @@ struct SyncRunner {
     /// Retrying with the policy's delay while attempts remain, else failed.
     func failureOutcome(_ claimed: ClaimedSync, error: SyncError) -> AttemptOutcome {
         guard error.retryable else { return .failed(error) }
-        let failed = claimed.sync.failedAttempts + 1
+        let failed = claimed.sync.failedAttempts.addingSaturated(1)
         guard failed < claimed.sync.maxAttempts else {
             var exhausted = SyncError(.attemptsExhausted, "gave up after \(failed) failed attempts; last error: \(error.code.rawValue): \(error.message)", retryable: false)
             exhausted.httpStatus = error.httpStatus

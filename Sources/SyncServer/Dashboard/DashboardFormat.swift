@@ -70,7 +70,9 @@ enum DashboardFormat {
 
     /// `850 ms`, `12 s`, `4 min 5 s`, `3 h 20 min`, `2 d 4 h`.
     static func duration(_ seconds: Double?) -> String {
+        // From stored times: a value past a thousand years is shown as such, never converted.
         guard let seconds, seconds.isFinite, seconds >= 0 else { return "–" }
+        if seconds >= 31_536_000_000 { return "over 1000 years" }
         if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
         if seconds < 60 { return seconds < 10 ? String(format: "%.1f s", seconds) : "\(Int(seconds)) s" }
         let s = Int(seconds)

@@ -30,7 +30,7 @@ struct HealthReport {
 
         let nodes = snapshot.nodes.map { node -> (NodeInfo, Bool) in (node, now.timeIntervalSince(node.heartbeatAt) > staleNodeSeconds) }
         // A draining node's workers take nothing new: they do not count as live.
-        let liveWorkers = nodes.filter { !$0.1 && !$0.0.draining }.reduce(0) { $0 + $1.0.workers }
+        let liveWorkers = nodes.filter { !$0.1 && !$0.0.draining }.reduce(0) { $0.addingSaturated($1.0.workers) }
         let staleNodes = nodes.filter(\.1).count
         let workersOK = staleNodes == 0 && (liveWorkers > 0 || snapshot.queued == 0)
         degraded = degraded || !workersOK

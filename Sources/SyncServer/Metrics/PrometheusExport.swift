@@ -48,7 +48,7 @@ struct MetricsRoutes {
         m.set(TributaryMetrics.leasesExpired, Double(snapshot.expiredLeases))
         let live = snapshot.nodes.filter { now.timeIntervalSince($0.heartbeatAt) <= NodeInfo.staleAfterSeconds }
         m.set(TributaryMetrics.nodesLive, Double(live.count))
-        m.set(TributaryMetrics.workersLive, Double(live.reduce(0) { $0 + $1.workers }))
+        m.set(TributaryMetrics.workersLive, Double(live.reduce(0) { $0.addingSaturated($1.workers) }))
         m.set(TributaryMetrics.sourcesFailing, Double(snapshot.failingSources.count))
         m.set(TributaryMetrics.sourcesStale, Double(snapshot.staleSources.count))
     }

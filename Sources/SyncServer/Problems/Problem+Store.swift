@@ -25,7 +25,8 @@ extension Problem {
                            detail: "Sync \(id) is active; cancel it or wait for it to finish.",
                            extra: ["active_sync_id": .string(id)])
         case .rateLimited(let seconds):
-            let whole = max(1, Int(seconds.rounded(.up)))
+            // From stored times and settings: clamped, never a conversion that traps.
+            let whole = Int(clamping: seconds.rounded(.up), to: 1...31_536_000)
             var headers = HTTPFields()
             headers[.retryAfter] = String(whole)
             return Problem(.tooManyRequests, code: "rate_limited", title: "Too many triggers",

@@ -66,12 +66,12 @@ extension DatabaseStore: SyncHistory {
         for row in rows[1] {
             guard let status = SyncStatus(rawValue: try row.string("status")) else { continue }
             counts[status] = try row.int("n")
-            records.read += try row.int("records_read")
-            records.created += try row.int("records_created")
-            records.updated += try row.int("records_updated")
-            records.unchanged += try row.int("records_unchanged")
-            records.deleted += try row.int("records_deleted")
-            records.failed += try row.int("records_failed")
+            records.read = records.read.addingSaturated(try row.int("records_read"))
+            records.created = records.created.addingSaturated(try row.int("records_created"))
+            records.updated = records.updated.addingSaturated(try row.int("records_updated"))
+            records.unchanged = records.unchanged.addingSaturated(try row.int("records_unchanged"))
+            records.deleted = records.deleted.addingSaturated(try row.int("records_deleted"))
+            records.failed = records.failed.addingSaturated(try row.int("records_failed"))
         }
         for status in SyncStatus.allCases where counts[status] == nil { counts[status] = 0 }
         return SyncStatistics(

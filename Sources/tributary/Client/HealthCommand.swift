@@ -38,7 +38,7 @@ struct HealthCommand: AsyncParsableCommand {
 
     static func number(_ value: JSONValue?) -> String {
         guard case .number(let n)? = value else { return "-" }
-        return n == n.rounded() ? String(Int(n)) : String(n)
+        return n == n.rounded() && abs(n) < 9e15 ? String(Int(n)) : String(n)
     }
 }
 

@@ -204,13 +204,13 @@ struct SyncWatcher {
         let records = p?["records_read"]?.intValue ?? 0
         // Pages ahead are unknown, so the bar cycles through a window of 20 pages.
         let width = 20
-        let filled = sync["status"] == .string("completed") ? width : pages % (width + 1)
+        let filled = sync["status"] == .string("completed") ? width : Swift.max(0, pages % (width + 1))
         let bar = String(repeating: "#", count: filled) + String(repeating: "·", count: width - filled)
         let started = sync["started_at"]?.stringValue.flatMap(Timestamp.parse)
         let rate = started.map { Double(records) / max(0.001, Date().timeIntervalSince($0)) } ?? 0
         return "\(Output.text(sync["status"]).padding(toLength: 9, withPad: " ", startingAt: 0)) [\(bar)] \(pages) pages  \(records) records  "
             + "+\(p?["records_created"]?.intValue ?? 0) ~\(p?["records_updated"]?.intValue ?? 0) =\(p?["records_unchanged"]?.intValue ?? 0)  "
-            + "\(Int(rate)) rec/s"
+            + "\(Int(clamping: rate, to: 0...Int.max)) rec/s"
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdTesting
+import Synchronization
 import Testing
 import SyncCore
 import SyncStore
@@ -47,6 +48,66 @@ struct RecordIntegrityTests {
             let full = try await client.runSync("crm", body: #"{"mode": "full"}"#)
             #expect(full["progress"]?["records_deleted"] == .number(2))
             #expect(try await client.allRecords("crm").count == 48)
+        }
+    }
+
+    /// Keys are compared by their bytes everywhere: canonically equivalent strings on one page
+    /// (`é` precomposed and decomposed, `Å` and U+212B, a Hangul syllable and its jamo) are
+    /// distinct records; lone-surrogate escapes, U+0000 and keys past 2,048 bytes are record
+    /// errors on both stores while the rest of the page is stored (PostgreSQL once failed the
+    /// whole page, and every later sync, as `internal`).
+    @Test(arguments: StoreBackend.allCases)
+    func keysAreTheirBytesAndAKeyNoStoreHoldsIsOneRecordError(_ backend: StoreBackend) async throws {
+        let long = String(repeating: "k", count: 3000)
+        let distinct = ["\u{E9}", "e\u{301}", "\u{C5}", "\u{212B}", "A\u{30A}", "\u{D55C}", "\u{1112}\u{1161}\u{11AB}", "plain"]
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            fixture.script { _ in
+                var rows = distinct.enumerated().map { #"{"id":"\#($0.element)","n":\#($0.offset)}"# }
+                rows += [#"{"id":"\ud800","n":100}"#, #"{"id":"\udc00","n":101}"#, #"{"id":"x\u0000y","n":102}"#, #"{"id":"\#(long)","n":103}"#]
+                return .json(#"{"rows":[\#(rows.joined(separator: ","))]}"#)
+            }
+            _ = try await client.createHTTPSource("keys", #"{"url": "\#(fixture.baseURL)/s/k", "records_path": "/rows", "primary_key": "id"}"#,
+                                                  extra: #", "retry": {"max_attempts": 1}"#)
+            for round in 1...2 {
+                let sync = try await client.runSync("keys", body: #"{"mode": "full"}"#)
+                #expect(sync["status"] == .string("completed"), "round \(round): \(sync["error"] ?? .null)")
+                #expect(sync["progress"]?["records_failed"] == .number(4), "round \(round)")
+                #expect(sync["progress"]?["records_deleted"] == .number(0), "round \(round)")
+                let id = try #require(sync["id"]?.stringValue)
+                let errors = try await client.call(.get, "/v1/syncs/\(id)/record-errors").json["items"]?.arrayValue ?? []
+                let messages = errors.compactMap { $0["message"]?.stringValue }
+                #expect(messages.filter { $0.contains("lone UTF-16 surrogate") }.count == 2, "\(messages)")
+                #expect(messages.contains { $0.contains("U+0000") } && messages.contains { $0.contains("3000 bytes") }, "\(messages)")
+                // Counted from the list itself: a Swift dictionary keyed by String would merge them again.
+                let listed = try await client.call(.get, "/v1/sources/keys/records?limit=1000").json["items"]?.arrayValue ?? []
+                #expect(listed.count == distinct.count, "round \(round): \(listed.compactMap { $0["key"]?.stringValue.map { Array($0.unicodeScalars) } })")
+                // Each key fetched by its own bytes finds its own record.
+                for (n, key) in distinct.enumerated() {
+                    let path = "/v1/sources/keys/records/" + (key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+                    #expect(try await client.call(.get, path).json["data"]?["n"] == .number(Double(n)), "\(Array(key.unicodeScalars))")
+                }
+            }
+        }
+    }
+
+    /// A record whose key holds U+0000 and is too large to store was stamped as seen under
+    /// the key cut at the NUL (`x`), so a full sync kept `x` although the upstream no longer
+    /// had it. Now such a key names no record error key, and `x` is deleted.
+    @Test(arguments: StoreBackend.allCases)
+    func aKeyWithANulStampsNoOtherKey(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            let second = Mutex(false)
+            fixture.script { _ in
+                let big = String(repeating: "z", count: 2000)
+                return second.withLock { $0 } ? .json(#"{"rows":[{"id":"x\u0000y","pad":"\#(big)"},{"id":"w"}]}"#) : .json(#"{"rows":[{"id":"x"},{"id":"w"}]}"#)
+            }
+            _ = try await client.createHTTPSource("nul", #"{"url": "\#(fixture.baseURL)/s/n", "records_path": "/rows", "primary_key": "id", "max_record_bytes": 1024}"#)
+            #expect(try await client.runSync("nul")["status"] == .string("completed"))
+            second.withLock { $0 = true }
+            let sync = try await client.runSync("nul")
+            #expect(sync["status"] == .string("completed"), "\(sync["error"] ?? .null)")
+            #expect(sync["progress"]?["records_deleted"] == .number(1))
+            #expect(try await client.allRecords("nul").keys.sorted() == ["w"])
         }
     }
 }

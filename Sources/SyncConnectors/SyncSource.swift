@@ -84,10 +84,14 @@ public protocol SyncSourceKind: Sendable {
     /// Throws an `egress_blocked` ``SyncError`` when the config points somewhere the node's
     /// egress policy forbids; checked when a source is created or changed.
     func checkEgress(config: JSONObject) async throws
+    /// The keys of the source's saved state that mean nothing under `new` any more (a cursor
+    /// of another field): a config change clears them.
+    func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String]
 }
 
 extension SyncSourceKind {
     public func secretPaths(config: JSONObject) -> [[String]] { [] }
+    public func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String] { [] }
     public func checkEgress(config: JSONObject) async throws {}
 }
 

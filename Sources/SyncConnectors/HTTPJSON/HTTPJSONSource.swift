@@ -26,6 +26,20 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         }
     }
 
+    /// The saved cursor is a value of `incremental.cursor_field` sent as `incremental.param`:
+    /// a change of either (or dropping `incremental`) clears it.
+    public func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String] {
+        guard case .success(let before) = HTTPJSONConfig.parse(old) else { return [] }
+        let after: HTTPJSONConfig.Incremental?
+        switch HTTPJSONConfig.parse(new) {
+        case .success(let config): after = config.incremental
+        case .failure: return []
+        }
+        guard let was = before.incremental else { return [] }
+        guard let now = after, now.cursorField.sameBytes(as: was.cursorField), now.param.sameBytes(as: was.param) else { return ["cursor"] }
+        return []
+    }
+
     public func makeSource(_ context: SourceContext) throws -> any SyncSource {
         let config: HTTPJSONConfig
         switch HTTPJSONConfig.parse(context.source.config) {
@@ -33,10 +47,12 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         case .failure(let f):
             throw SyncError(.configInvalid, f.errors.map { "\($0.field) \($0.message)" }.joined(separator: "; "), retryable: false)
         }
+        // A full sync that read no cursor value saves `null`: nothing to start from.
+        let saved = context.source.state["cursor"].flatMap { $0.isNull ? nil : $0 }
         return HTTPJSONSource(
             config: config, client: client, gate: context.gate,
-            since: context.mode == .incremental ? context.source.state["cursor"] : nil,
-            savedCursor: context.source.state["cursor"])
+            since: context.mode == .incremental ? saved : nil,
+            savedCursor: saved, full: context.mode == .full)
     }
 }
 
@@ -63,18 +79,22 @@ struct HTTPJSONSource: SyncSource {
     let gate: (any RequestGate)?
     let since: JSONValue?
     let savedCursor: JSONValue?
+    /// A full sync reads everything: its largest cursor value replaces the saved one, lower
+    /// or not, so one bad value (`2099-12-31`) does not hold every later incremental sync.
+    let full: Bool
     let readFingerprint: String
     /// Pages and cursors requested in this attempt, to catch a pagination cycle.
     let visited = VisitedSet()
     /// The page read before this one in this attempt, to catch an upstream serving it again.
     let previousPage = PreviousPage()
 
-    init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?) {
+    init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
         self.config = config
         self.client = client
         self.gate = gate
         self.since = since
         self.savedCursor = savedCursor
+        self.full = full
         readFingerprint = config.readFingerprint
     }
 
@@ -85,7 +105,8 @@ struct HTTPJSONSource: SyncSource {
             checkpoint = checkpoint?.filter { $0.key == "since" || $0.key == "max_cursor" }
         }
         let since = checkpoint == nil ? self.since : checkpoint?["since"].flatMap { $0.isNull ? nil : $0 }
-        let previousMax = checkpoint == nil ? savedCursor : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
+        // A full sync's running maximum starts from nothing; an incremental one's from the saved cursor.
+        let previousMax = checkpoint == nil ? (full ? nil : savedCursor) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
         let url = try pageURL(checkpoint: checkpoint, since: since)
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
@@ -153,7 +174,11 @@ struct HTTPJSONSource: SyncSource {
         next?["max_cursor"] = runningMax ?? .null
         var state: JSONObject?
         let cursorMayMove = next == nil || config.incremental?.sorted == true
-        if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!) {
+        if full, config.incremental != nil, cursorMayMove {
+            // What this full sync read is the truth, lower than the saved cursor or not; a
+            // completed full sync that read no cursor value leaves none.
+            if runningMax != nil || next == nil { state = ["cursor": runningMax ?? .null] }
+        } else if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!) {
             state = ["cursor": runningMax]
         }
         return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: response.body.count,

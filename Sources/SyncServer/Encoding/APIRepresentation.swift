@@ -58,6 +58,19 @@ enum APIRepresentation {
 
     /// A webhook as shown: its secret write-only (`"***"` when it has one), and the URL's
     /// credentials masked like any URL in a config.
+    static func reset(_ reset: SourceReset) -> JSONValue {
+        .object([
+            "id": .string(reset.id),
+            "source_id": .string(reset.sourceID),
+            "at": date(reset.at),
+            "state": .bool(reset.state),
+            "records": .bool(reset.records),
+            "state_before": .object(SecretRedaction.redact(reset.stateBefore)),
+            "records_deleted": int(reset.recordsDeleted),
+            "trigger": .string(reset.trigger.rawValue),
+        ])
+    }
+
     static func webhook(_ target: WebhookTarget) -> JSONValue {
         .fields([
             WebhookTarget.CodingKeys.url: .string(SecretRedaction.redactURL(target.url)),

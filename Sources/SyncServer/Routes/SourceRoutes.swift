@@ -34,7 +34,24 @@ struct SourceRoutes {
             let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
             let updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
             try await checkEgress(updated)
-            return try await respond(try await env.store.updateSource(updated))
+            let stale = SourceInput.stateKeysInvalidated(from: existing, to: updated, kinds: env.kinds)
+            return try await respond(try await env.store.updateSource(updated, clearingState: stale))
+        }
+        // Reset (docs/sources.md): clear the saved state, mark the live records deleted, or both.
+        router.add(.post, "/v1/sources/{id}/reset", in: table) { request, context in
+            let source = try await env.source(try request.path("id", context))
+            let input = try ResetInput.parse(try await request.bodyBytes(limit: env.maxBodyBytes))
+            let reset = try await env.store.resetSource(sourceID: source.id, state: input.state, records: input.records,
+                                                        trigger: SyncRoutes.trigger(request), now: Date())
+            return JSONResponse.make(APIRepresentation.reset(reset), status: .created)
+        }
+        router.add(.get, "/v1/sources/{id}/resets", in: table) { request, context in
+            let source = try await env.source(try request.path("id", context))
+            let page = try PageQuery.parse(request, cursorKind: "rst")
+            let resets = try await env.store.resets(sourceID: source.id, limit: page.limit + 1, before: page.after)
+            let items = resets.prefix(page.limit).map(APIRepresentation.reset)
+            let next = resets.count > page.limit ? resets[page.limit - 1].id : nil
+            return JSONResponse.make(APIRepresentation.page(items, nextCursor: next.map { Cursor.encode($0, kind: "rst") }))
         }
         // Pause and resume (docs/queue.md): a paused source is neither scheduled nor claimed.
         for (action, paused) in [("pause", true), ("resume", false)] {

@@ -48,6 +48,13 @@ struct SourceInput {
         return source
     }
 
+    /// The keys of the saved state that `updated`'s definition makes meaningless (a cursor
+    /// of another field, or of another kind altogether).
+    static func stateKeysInvalidated(from existing: Source, to updated: Source, kinds: SourceKindRegistry) -> [String] {
+        guard existing.kind == updated.kind else { return Array(existing.state.keys) }
+        return kinds.kind(named: updated.kind)?.stateKeysInvalidated(from: existing.config, to: updated.config) ?? []
+    }
+
     private static func apply(_ body: JSONObject, to source: inout Source, kinds: SourceKindRegistry, errors: inout [FieldError]) {
         for key in body.keys where !fields.contains(key) {
             errors.append(FieldError(key, "unknown field"))

@@ -208,6 +208,22 @@ enum PostgresSchema {
         ],
         // 6: the claim walks its own index only (RateLimits.reindex).
         RateLimits.reindex,
+        // 7: an operator's resets of a source's state and records (docs/sources.md).
+        [
+            """
+            CREATE TABLE source_resets (
+                id text COLLATE "C" PRIMARY KEY,
+                source_id text COLLATE "C" NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+                at double precision NOT NULL,
+                state boolean NOT NULL,
+                records boolean NOT NULL,
+                state_before text NOT NULL,
+                records_deleted bigint NOT NULL,
+                trigger text NOT NULL CHECK (trigger IN ('api', 'cli'))
+            )
+            """,
+            "CREATE INDEX source_resets_by_source ON source_resets(source_id, id)",
+        ],
     ]
 
     /// The first key of the advisory locks on concurrency keys (the second is the key's hash).

@@ -49,8 +49,15 @@ public protocol SourceCatalog: Sendable {
     func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary]
     /// Pauses (not scheduled, not claimed) or resumes a source. Throws `notFound`.
     func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source
-    /// Replaces a source's definition (not its state). Throws `nameTaken` or `notFound`.
-    func updateSource(_ source: Source) async throws -> Source
+    /// Replaces a source's definition, and removes the keys of its saved state the new
+    /// definition makes meaningless (`clearingState`). Throws `nameTaken` or `notFound`.
+    func updateSource(_ source: Source, clearingState: [String]) async throws -> Source
+    /// Clears a source's saved state and/or marks its live records deleted, kept in its
+    /// history of resets. Throws `notFound`, or ``SyncStoreError/sourceInUse(activeSyncID:)``
+    /// while a sync is active.
+    func resetSource(sourceID: String, state: Bool, records: Bool, trigger: SyncTrigger, now: Date) async throws -> SourceReset
+    /// A source's resets, newest first, before the given id.
+    func resets(sourceID: String, limit: Int, before: String?) async throws -> [SourceReset]
     /// Deletes a source, its syncs and its records. Throws ``SyncStoreError/sourceInUse(activeSyncID:)``
     /// while a sync is active.
     func deleteSource(id: String) async throws
@@ -185,6 +192,11 @@ extension SourceCatalog {
     /// Sources with their summaries ordered by id, after the given id.
     public func sourceViews(limit: Int, after: String?) async throws -> [SourceView] {
         try await sourceViews(limit: limit, after: after, paused: nil)
+    }
+
+    /// Replaces a source's definition; its saved state stays as it is.
+    public func updateSource(_ source: Source) async throws -> Source {
+        try await updateSource(source, clearingState: [])
     }
 }
 

@@ -171,6 +171,20 @@ enum SQLiteSchema {
         """,
         // 7: the claim walks its own index only (RateLimits.reindex).
         RateLimits.reindex.joined(separator: ";\n"),
+        // 8: an operator's resets of a source's state and records (docs/sources.md).
+        """
+        CREATE TABLE source_resets (
+            id TEXT PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            state INTEGER NOT NULL CHECK (state IN (0, 1)),
+            records INTEGER NOT NULL CHECK (records IN (0, 1)),
+            state_before TEXT NOT NULL,
+            records_deleted INTEGER NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('api', 'cli'))
+        );
+        CREATE INDEX source_resets_by_source ON source_resets(source_id, id);
+        """,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

@@ -56,7 +56,7 @@ extension DatabaseStore: SourceCatalog {
         return out
     }
 
-    public func updateSource(_ source: Source) async throws -> Source {
+    public func updateSource(_ source: Source, clearingState keys: [String]) async throws -> Source {
         let update = StoreWrite("""
             UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(StoreRows.json(source.config)),
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
@@ -76,8 +76,16 @@ extension DatabaseStore: SourceCatalog {
                 concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
             WHERE source_id = \(source.id) AND status \(in: SyncStatus.active)
             """)
+        // State the new definition makes meaningless (a cursor of another field) goes in the
+        // same transaction, key by key, so a page committing meanwhile keeps its other keys.
+        let clear = keys.map { key in
+            StoreWrite("""
+                UPDATE sources SET state = \(sqlite: "json_remove(state, '$.\"' || ", postgres: "(state::jsonb - ")\(key)\(
+                    sqlite: " || '\"')", postgres: "::text)::text") WHERE id = \(source.id)
+                """)
+        }
         return try await driver.transact(StoreTransaction { _ in
-            StoreDecision(writes: [update, flag], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
+            StoreDecision(writes: [update, flag] + clear, then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
                 return try StoreRows.source(row)
             }
@@ -102,6 +110,57 @@ extension DatabaseStore: SourceCatalog {
                 return try StoreRows.source(row)
             }
         })
+    }
+
+    /// Clears a source's saved state and/or marks its live records deleted, and keeps the
+    /// reset in the source's history. Refused while a sync is active: a running sync would
+    /// write its cursor back, and a queued one was asked for with the old state in mind.
+    public func resetSource(sourceID: String, state: Bool, records: Bool, trigger: SyncTrigger, now: Date) async throws -> SourceReset {
+        try await driver.transact(StoreTransaction(facts: [
+            "SELECT seq, state FROM sources WHERE id = \(sourceID) \(sql: .forUpdate)",
+            Queries.activeSync(sourceID: sourceID),
+            // The row lock (and no active sync) keep the source's records still until the commit.
+            "SELECT count(*) AS n FROM records WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND deleted_at IS NULL",
+        ]) { facts in
+            guard let row = facts.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
+            if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
+            let seq = try row.int("seq")
+            let deleted = records ? try facts.first(2)?.int("n") ?? 0 : 0
+            let before = StoreRows.decode(JSONObject.self, try row.string("state")) ?? [:]
+            let t = now.timeIntervalSince1970
+            let id = Identifier.make("rst", now: now)
+            var writes: [StoreWrite] = []
+            if state { writes.append(StoreWrite("UPDATE sources SET state = '{}', updated_at = \(t) WHERE id = \(sourceID)")) }
+            if records {
+                writes.append(StoreWrite("""
+                    UPDATE records SET deleted_at = \(t), updated_at = \(t) WHERE source_seq = \(seq) AND deleted_at IS NULL
+                    """))
+            }
+            writes.append(StoreWrite("""
+                INSERT INTO source_resets (id, source_id, at, state, records, state_before, records_deleted, trigger)
+                VALUES (\(id), \(sourceID), \(t), \(state), \(records), \(StoreRows.json(before)), \(deleted), \(trigger))
+                """))
+            return StoreDecision(writes: writes) { _, _ in
+                SourceReset(id: id, sourceID: sourceID, at: now, state: state, records: records, stateBefore: before,
+                                   recordsDeleted: deleted, trigger: trigger)
+            }
+        })
+    }
+
+    /// A source's resets, newest first.
+    public func resets(sourceID: String, limit: Int, before: String?) async throws -> [SourceReset] {
+        let filter: SQL = before.map { "AND id < \($0)" } ?? ""
+        let rows = try await driver.read([
+            "SELECT * FROM source_resets WHERE source_id = \(sourceID) \(sql: filter) ORDER BY id DESC LIMIT \(limit)",
+        ])
+        return try rows[0].map { row in
+            SourceReset(id: try row.string("id"), sourceID: try row.string("source_id"),
+                        at: StoreRows.date(try row.double("at")) ?? Date(timeIntervalSince1970: 0),
+                        state: try row.bool("state"), records: try row.bool("records"),
+                        stateBefore: StoreRows.decode(JSONObject.self, try row.string("state_before")) ?? [:],
+                        recordsDeleted: try row.int("records_deleted"),
+                        trigger: SyncTrigger(rawValue: try row.string("trigger")) ?? .api)
+        }
     }
 
     /// A source with an active sync stays (the sync would lose its source mid-run).

@@ -109,6 +109,11 @@ struct CLITests {
         #expect(try await server.client.get("/v1/sources/slow").json["paused"] == .bool(true))
         (code, out) = try await cli(["source", "resume", "slow"])
         #expect(code == 0 && out.contains("resumed source slow"), "\(out)")
+        // A reset from the command line is kept in the source's resets as the CLI's.
+        (code, out) = try await cli(["source", "reset", "slow", "--records"])
+        #expect(code == 0 && out.contains("reset source slow: cursor cleared") && out.contains("records deleted"), "\(out)")
+        let resets = try await server.client.get("/v1/sources/slow/resets").json["items"]?.arrayValue ?? []
+        #expect(resets.first?["trigger"] == .string("cli") && resets.first?["records"] == .bool(true), "\(resets)")
 
         // A failed sync: exit 1, its error on stderr.
         let created = try await server.client.post("/v1/sources", #"{"name": "bad", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1}, "retry": {"max_attempts": 1}}"#)

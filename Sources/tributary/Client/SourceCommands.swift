@@ -6,7 +6,7 @@ import SyncCore
 struct SourceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "source", abstract: "Manage sources on a server.",
-        subcommands: [Add.self, List.self, Show.self, Pause.self, Resume.self, Remove.self])
+        subcommands: [Add.self, List.self, Show.self, Pause.self, Resume.self, Reset.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a source.")
@@ -77,6 +77,23 @@ struct SourceCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument var name: String
         func run() async throws { try await connection.postAction("/v1/sources", name, "resume", done: "resumed source") }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Clear a source's saved cursor, and with --records mark its live records deleted (kept in its resets).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var name: String
+        @Flag(help: "Also mark every live record deleted.") var records = false
+        @Flag(help: "Keep the saved cursor (with --records: delete records only).") var keepState = false
+        func run() async throws {
+            let body: JSONValue = .object(["state": .bool(!keepState), "records": .bool(records)])
+            let answer = try await connection.connection.call(.POST, "/v1/sources/\(PathSegment.encode(name))/reset", body: body)
+            if connection.json { Output.json(answer); return }
+            let deleted = answer["records_deleted"]?.intValue ?? 0
+            print("reset source \(name): " + [!keepState ? "cursor cleared" : nil, records ? "\(deleted) records deleted" : nil]
+                .compactMap { $0 }.joined(separator: ", "))
+        }
     }
 
     struct Remove: AsyncParsableCommand {

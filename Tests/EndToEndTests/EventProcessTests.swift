@@ -67,6 +67,60 @@ struct EventProcessTests {
         #expect(try await worker.terminate() == 0)
     }
 
+    /// Under a cap of 4 streams: 400 clients that reset right after asking, and 300 `HEAD`s of
+    /// both stream routes on one connection, leave every slot free; a held stream closed by
+    /// its client frees its slot for the next. (Resets once kept their slot for good, and
+    /// each HEAD held one until its connection closed.)
+    @Test func everyWayAStreamEndsFreesItsSlot() async throws {
+        let dir = try TemporaryDirectory("e2e-events-slots")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:s.sqlite", "--workers", "0", "--max-event-streams", "4"], directory: dir)
+        #expect(try await node.client.post("/v1/sources", Self.slowSource).status == 201)
+        let queued = try await node.client.post("/v1/sources/slow/syncs", "{}")
+        let syncID = try #require(queued.json["id"]?.stringValue)
+        for round in 0..<400 {
+            let path = round % 2 == 0 ? "/v1/events" : "/v1/syncs/\(syncID)/events"
+            try RawConnection.sendAndReset(port: node.port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        }
+        let heads = try RawConnection(port: node.port)
+        for round in 0..<300 {
+            let path = round % 2 == 0 ? "/v1/events" : "/v1/syncs/\(syncID)/events"
+            heads.send("HEAD \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        }
+        let answered = await heads.read(until: { $0.components(separatedBy: "HTTP/1.1 ").count > 300 }, timeout: .seconds(30))
+        #expect(answered.components(separatedBy: "HTTP/1.1 200").count - 1 == 300, "HEAD answers: \(answered.prefix(300))")
+        #expect(!answered.contains("event:"), "a HEAD carries no stream")
+        // The connection with 300 HEADs stays open: its HEADs must hold nothing.
+        // Every slot is free again (the resets are noticed within moments): 4 streams open.
+        func open() async throws -> (RawConnection, String) {
+            let connection = try RawConnection(port: node.port)
+            connection.send("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            return (connection, await connection.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(10)))
+        }
+        var held: [RawConnection] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while held.count < 4 && ContinuousClock.now < deadline {
+            let (connection, head) = try await open()
+            if head.hasPrefix("HTTP/1.1 200") { held.append(connection) } else { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(held.count == 4, "streams accepted after the resets and HEADs: \(held.count) of 4")
+        let (_, fifth) = try await open()
+        #expect(fifth.hasPrefix("HTTP/1.1 503"), "the cap holds: \(fifth.prefix(40))")
+        // A client closing one held stream frees its slot for the next.
+        held.removeFirst().hangUp()
+        var next = ""
+        let again = ContinuousClock.now + .seconds(10)
+        repeat {
+            (_, next) = try await open()
+            if next.hasPrefix("HTTP/1.1 200") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < again
+        #expect(next.hasPrefix("HTTP/1.1 200"), "after one stream closed: \(next.prefix(40))")
+        heads.hangUp()
+        for connection in held { connection.hangUp() }
+        #expect(try await node.terminate() == 0)
+    }
+
     /// 200 clients open streams and leave: the server's open descriptors come back to where
     /// they were, and no stream is counted open. A cap refuses the stream past it with a 503.
     @Test func manyClientsComeAndGoWithoutALeakAndTheCapHolds() async throws {

@@ -56,6 +56,16 @@ public final class RawConnection: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Connects, sends `text` and resets the connection at once (`SO_LINGER` 0: an RST, no
+    /// FIN), as a client that gives up right after asking does.
+    public static func sendAndReset(port: Int, _ text: String) throws {
+        let connection = try RawConnection(port: port)
+        connection.send(text)
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(connection.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        // The descriptor closes (with the RST) as the object goes.
+    }
+
     /// Ends the connection in both directions now (the descriptor closes with the object).
     public func hangUp() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 

@@ -14,6 +14,8 @@ struct EventRoutes {
         router.add(.get, "/v1/syncs/{id}/events", in: table) { request, context in
             let id = try request.path("id", context)
             guard let first = try await env.store.sync(id: id) else { throw Problem.notFound("No sync \(id).") }
+            // A HEAD is answered with the stream's headers and opens no stream (and takes no slot).
+            if request.method == .head { return Response(status: .ok, headers: Self.headers) }
             let lastEventID = request.headers[.lastEventID]
             guard let subscription = hub.subscribe(syncID: id) else { throw Self.tooMany }
             let unwatch = await watchPeer(context, subscription)
@@ -61,6 +63,7 @@ struct EventRoutes {
             if let raw = request.uri.queryParameters["source_id"] { sourceID = try await env.source(String(raw)).id }
             // Resuming: the syncs created or finished since the last event seen, and what runs.
             let resumeFrom = Self.resumeTime(request.headers[.lastEventID])
+            if request.method == .head { return Response(status: .ok, headers: Self.headers) }
             guard let subscription = hub.subscribe(sourceID: sourceID) else { throw Self.tooMany }
             let unwatch = await watchPeer(context, subscription)
             let start = Date()

@@ -15,9 +15,17 @@ enum PeerClosedWatch {
     /// kept-alive connection does not collect one watch per stream).
     static func install(on channel: any Channel, _ onClose: @escaping @Sendable () -> Void) async -> @Sendable () -> Void {
         let name = "tributary.peer-closed.\(UInt64.random(in: 0...UInt64.max))"
-        _ = try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(Handler(onClose), name: name, position: .first)
+        let handler = Handler(onClose)
+        // A client that reset the connection right after its request is gone before the watch
+        // is on: no `channelInactive` will come, and the response body (whose end frees the
+        // stream's slot) is never run. So a connection found closed, or a pipeline that takes
+        // no handler any more, counts as closed now.
+        let installed = try? await channel.eventLoop.submit { () -> Bool in
+            try channel.pipeline.syncOperations.addHandler(handler, name: name, position: .first)
+            if !channel.isActive { handler.fire() }
+            return true
         }.get()
+        if installed != true { onClose() }
         return { channel.pipeline.removeHandler(name: name, promise: nil) }
     }
 
@@ -28,7 +36,7 @@ enum PeerClosedWatch {
 
         init(_ onClose: @escaping @Sendable () -> Void) { self.onClose = onClose }
 
-        private func fire() {
+        func fire() {
             guard !fired else { return }
             fired = true
             onClose()

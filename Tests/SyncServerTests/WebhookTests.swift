@@ -253,3 +253,44 @@ struct WebhookTests {
         }
     }
 }
+
+/// Webhooks sent back as they were shown keep what is stored, matched by position.
+@Suite("Webhooks sent back as shown")
+struct WebhookRoundTripTests {
+    /// A URL with a secret query value is shown `?api_key=***`; sent back as shown it stored
+    /// the literal `***` (or was refused when the webhook signs), and two webhooks of one URL
+    /// both took the first one's secret. Now each keeps its own URL and secret.
+    @Test(arguments: StoreBackend.allCases)
+    func webhooksSentBackAsShownKeepTheirURLsAndSecrets(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, store in
+            let url = "http://127.0.0.1:9/hook?api_key=K1secret&team=a"
+            let created = try await client.call(.post, "/v1/sources", #"""
+                {"name": "x", "kind": "synthetic", "config": {"records": 1},
+                 "notify": [{"url": "\#(url)", "secret": "first-secret"}, {"url": "\#(url)", "secret": "second-secret"},
+                            {"url": "http://127.0.0.1:9/plain?token=T2", "events": ["failed"]}]}
+                """#)
+            #expect(created.status == .created, "\(String(buffer: created.body))")
+            let shown = try await client.call(.get, "/v1/sources/x").json["notify"] ?? .null
+            #expect(shown.arrayValue?.first?["url"] == .string("http://127.0.0.1:9/hook?api_key=***&team=a"), "\(shown)")
+            let sentBack = try await client.call(.patch, "/v1/sources/x", #"{"notify": \#(String(decoding: try JSONEncoder().encode(shown), as: UTF8.self))}"#)
+            #expect(sentBack.status == .ok, "\(String(buffer: sentBack.body))")
+            let stored = try #require(try await store.source(idOrName: "x")).notify
+            #expect(stored.map(\.url) == [url, url, "http://127.0.0.1:9/plain?token=T2"])
+            #expect(stored.map(\.secret) == ["first-secret", "second-secret", nil])
+            // Reordered as shown: each keeps the secret of the webhook it is shown as at its place.
+            let swapped = try await client.call(.patch, "/v1/sources/x", #"""
+                {"notify": [{"url": "http://127.0.0.1:9/plain?token=***", "events": ["failed"]},
+                            {"url": "http://127.0.0.1:9/hook?api_key=***&team=a", "secret": "***"}]}
+                """#)
+            #expect(swapped.status == .ok, "\(String(buffer: swapped.body))")
+            let after = try #require(try await store.source(idOrName: "x")).notify
+            #expect(after.map(\.url) == ["http://127.0.0.1:9/plain?token=T2", url])
+            #expect(after.map(\.secret) == [nil, "second-secret"])
+            // A masked URL no stored webhook is shown as cannot be stored.
+            let unknown = try await client.call(.patch, "/v1/sources/x", #"{"notify": [{"url": "http://127.0.0.1:9/other?api_key=***"}]}"#)
+            #expect(unknown.status == .unprocessableContent)
+            #expect(unknown.json["errors"]?.arrayValue?.first?["field"] == .string("notify[0].url"), "\(String(buffer: unknown.body))")
+            _ = fixture
+        }
+    }
+}

@@ -4,7 +4,8 @@ import Foundation
 /// `headers`; every key named like a credential, at any depth (see ``isSecretKey(_:)``);
 /// and, inside any URL in the config, its userinfo and its credential-named query parameters.
 public enum SecretRedaction {
-    public static let mask = JSONValue.string("***")
+    public static let maskText = "***"
+    public static let mask = JSONValue.string(maskText)
 
     /// Names that hold a secret wherever they appear in the name (after lowercasing and
     /// dropping `-`, `_`, `.` and spaces: `X-Api-Key` reads `xapikey`).

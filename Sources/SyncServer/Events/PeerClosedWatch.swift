@@ -18,11 +18,12 @@ enum PeerClosedWatch {
         let handler = Handler(onClose)
         // A client that reset the connection right after its request is gone before the watch
         // is on: no `channelInactive` will come, and the response body (whose end frees the
-        // stream's slot) is never run. So a connection found closed, or a pipeline that takes
-        // no handler any more, counts as closed now.
+        // stream's slot) is never run. So the channel's close (past or to come) fires it too,
+        // and a pipeline that takes no handler any more counts as closed now.
         let installed = try? await channel.eventLoop.submit { () -> Bool in
             try channel.pipeline.syncOperations.addHandler(handler, name: name, position: .first)
-            if !channel.isActive { handler.fire() }
+            // Runs at once on a channel already closed, else when it closes.
+            channel.closeFuture.whenComplete { _ in handler.fire() }
             return true
         }.get()
         if installed != true { onClose() }

@@ -69,16 +69,33 @@ enum WebhookInput {
         return nil
     }
 
-    /// A patch that sends a webhook back as it was shown (`"secret": "***"`) keeps the stored
-    /// secret of the webhook with that URL.
+    /// A patch that sends webhooks back as they were shown keeps what is stored: a URL shown
+    /// with `***` in place of a secret query value (`?api_key=***`) is the stored URL again,
+    /// and `"secret": "***"` the stored secret. Each target is matched to the stored webhook
+    /// at its own position when that one is shown the same (so two webhooks of one URL keep
+    /// their own secrets), else to the first stored webhook shown the same; never by the
+    /// text of a URL alone, which `***` makes ambiguous.
     static func keepSecrets(of stored: [WebhookTarget], in targets: inout [WebhookTarget]) -> [FieldError] {
         var errors: [FieldError] = []
-        for i in targets.indices where targets[i].secret == "***" {
-            if let kept = stored.first(where: { $0.url == targets[i].url && $0.secret != nil }) {
-                targets[i].secret = kept.secret
+        func shownSame(_ kept: WebhookTarget, _ sent: String) -> Bool {
+            kept.url == sent || SecretRedaction.redactURL(kept.url) == sent
+        }
+        for i in targets.indices {
+            let sent = targets[i].url
+            let wantsSecret = targets[i].secret == SecretRedaction.maskText
+            let candidates = (stored.indices.contains(i) ? [stored[i]] : []) + stored
+            let match = candidates.first { shownSame($0, sent) && (!wantsSecret || $0.secret != nil) }
+            if let match, sent.contains(SecretRedaction.maskText) { targets[i].url = match.url }
+            guard wantsSecret else { continue }
+            if let match {
+                targets[i].secret = match.secret
             } else {
-                errors.append(FieldError("notify[\(i)].secret", "\"***\" keeps a stored secret, and no webhook with this URL has one"))
+                errors.append(FieldError("notify[\(i)].secret", "\"***\" keeps a stored secret, and no stored webhook shown as this one has one"))
             }
+        }
+        // A URL still holding the mask was not sent back as shown: it would deliver to `***`.
+        for i in targets.indices where targets[i].url.contains(SecretRedaction.maskText) {
+            errors.append(FieldError("notify[\(i)].url", "holds \"***\" and matches no stored webhook shown so; send the full URL"))
         }
         return errors
     }

@@ -290,6 +290,9 @@ struct WebhookRoundTripTests {
             let unknown = try await client.call(.patch, "/v1/sources/x", #"{"notify": [{"url": "http://127.0.0.1:9/other?api_key=***"}]}"#)
             #expect(unknown.status == .unprocessableContent)
             #expect(unknown.json["errors"]?.arrayValue?.first?["field"] == .string("notify[0].url"), "\(String(buffer: unknown.body))")
+            // Nor can a new source store one: it would deliver to `***` and never come back as shown.
+            let masked = try await client.call(.post, "/v1/sources", #"{"name": "m", "kind": "synthetic", "config": {"records": 1}, "notify": [{"url": "http://127.0.0.1:9/a?x=***"}]}"#)
+            #expect(masked.status == .unprocessableContent, "\(String(buffer: masked.body))")
             _ = fixture
         }
     }

@@ -35,16 +35,24 @@ struct SourceStateTests {
         #"{"url": "\#(fixture.baseURL)/s/rows?field=\#(field)", "records_path": "/rows", "primary_key": "id", "incremental": {"cursor_field": "\#(field)", "param": "\#(param)"}}"#
     }
 
+    /// A node whose upstream serves `rows`, with the http-json source `crm` over it.
+    static func withRowsSource(_ backend: StoreBackend, _ rows: [(id: String, updated: String, modified: String)],
+                               _ body: @Sendable (any TestClientProtocol, FixtureUpstream, Rows) async throws -> Void) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            let upstream = Rows()
+            upstream.install(on: fixture)
+            upstream.rows.withLock { $0 = rows }
+            _ = try await client.createHTTPSource("crm", Self.config(fixture))
+            try await body(client, fixture, upstream)
+        }
+    }
+
     /// One record dated 2099 set the cursor for good: a full sync that read at most 2026-01-02
     /// kept 2099, and every incremental sync read nothing. A completed full sync now saves
     /// the largest value it read.
     @Test(arguments: StoreBackend.allCases)
     func aFullSyncReplacesAPoisonedCursorWithWhatItRead(_ backend: StoreBackend) async throws {
-        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
-            let upstream = Rows()
-            upstream.install(on: fixture)
-            upstream.rows.withLock { $0 = [("a", "2026-01-01", "m1"), ("b", "2099-12-31", "m2")] }
-            _ = try await client.createHTTPSource("crm", Self.config(fixture))
+        try await Self.withRowsSource(backend, [("a", "2026-01-01", "m1"), ("b", "2099-12-31", "m2")]) { client, fixture, upstream in
             #expect(try await client.runSync("crm", body: #"{"mode": "full"}"#)["status"] == .string("completed"))
             #expect(try await client.call(.get, "/v1/sources/crm").json["state"]?["cursor"] == .string("2099-12-31"))
             // The upstream corrects the bad date; an incremental sync cannot see it.
@@ -72,11 +80,7 @@ struct SourceStateTests {
     /// now the saved cursor is cleared and the next incremental sync reads everything.
     @Test(arguments: StoreBackend.allCases)
     func aNewCursorFieldOrParamStartsWithoutACursor(_ backend: StoreBackend) async throws {
-        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
-            let upstream = Rows()
-            upstream.install(on: fixture)
-            upstream.rows.withLock { $0 = [("a", "2026-01-01", "m1"), ("b", "2026-01-05", "m2")] }
-            _ = try await client.createHTTPSource("crm", Self.config(fixture))
+        try await Self.withRowsSource(backend, [("a", "2026-01-01", "m1"), ("b", "2026-01-05", "m2")]) { client, fixture, upstream in
             _ = try await client.runSync("crm", body: #"{"mode": "full"}"#)
             #expect(try await client.call(.get, "/v1/sources/crm").json["state"]?["cursor"] == .string("2026-01-05"))
             // A change elsewhere in the config keeps the cursor.
@@ -101,11 +105,7 @@ struct SourceStateTests {
     /// each reset is kept in the source's history; an active sync refuses it.
     @Test(arguments: StoreBackend.allCases)
     func anOperatorResetsStateAndRecordsAndTheResetIsKept(_ backend: StoreBackend) async throws {
-        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
-            let upstream = Rows()
-            upstream.install(on: fixture)
-            upstream.rows.withLock { $0 = [("a", "2026-01-01", "m1"), ("b", "2099-12-31", "m2"), ("c", "2026-01-03", "m3")] }
-            _ = try await client.createHTTPSource("crm", Self.config(fixture))
+        try await Self.withRowsSource(backend, [("a", "2026-01-01", "m1"), ("b", "2099-12-31", "m2"), ("c", "2026-01-03", "m3")]) { client, fixture, upstream in
             _ = try await client.runSync("crm", body: #"{"mode": "full"}"#)
             for bad in [#"{"state": false, "records": false}"#, #"{"state": "yes"}"#, #"{"cursor": true}"#, "[]"] {
                 let r = try await client.call(.post, "/v1/sources/crm/reset", bad)

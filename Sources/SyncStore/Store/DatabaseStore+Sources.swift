@@ -153,14 +153,7 @@ extension DatabaseStore: SourceCatalog {
         let rows = try await driver.read([
             "SELECT * FROM source_resets WHERE source_id = \(sourceID) \(sql: filter) ORDER BY id DESC LIMIT \(limit)",
         ])
-        return try rows[0].map { row in
-            SourceReset(id: try row.string("id"), sourceID: try row.string("source_id"),
-                        at: StoreRows.date(try row.double("at")) ?? Date(timeIntervalSince1970: 0),
-                        state: try row.bool("state"), records: try row.bool("records"),
-                        stateBefore: StoreRows.decode(JSONObject.self, try row.string("state_before")) ?? [:],
-                        recordsDeleted: try row.int("records_deleted"),
-                        trigger: SyncTrigger(rawValue: try row.string("trigger")) ?? .api)
-        }
+        return try rows[0].map { try StoreRows.reset($0) }
     }
 
     /// A source with an active sync stays (the sync would lose its source mid-run).

@@ -63,6 +63,15 @@ enum StoreRows {
     /// A stored time; one written by an older version out of range (`Infinity`, year 33715) reads clamped.
     static func date(_ value: Double?) -> Date? { value.map { Timestamp.clamped(Date(timeIntervalSince1970: $0)) } }
 
+    static func reset(_ row: some StoreRow) throws -> SourceReset {
+        SourceReset(id: try row.string("id"), sourceID: try row.string("source_id"),
+                    at: date(try row.double("at")) ?? Date(timeIntervalSince1970: 0),
+                    state: try row.bool("state"), records: try row.bool("records"),
+                    stateBefore: decode(JSONObject.self, try row.string("state_before")) ?? [:],
+                    recordsDeleted: try row.int("records_deleted"),
+                    trigger: SyncTrigger(rawValue: try row.string("trigger")) ?? .api)
+    }
+
     static func source(_ row: some StoreRow) throws -> Source {
         Source(
             id: try row.string("id"),

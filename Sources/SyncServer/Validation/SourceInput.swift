@@ -17,11 +17,8 @@ struct SourceInput {
         if body["kind"] == nil { errors.append(FieldError("kind", "is required")) }
         if body["config"] == nil { errors.append(FieldError("config", "is required")) }
         apply(body, to: &source, kinds: kinds, errors: &errors)
-        // The mask is what a URL is shown with, never what one is: stored, it could never be
-        // sent back as shown, and it would deliver to `***`.
-        for (i, target) in source.notify.enumerated() where target.url.contains(SecretRedaction.maskText) {
-            errors.append(FieldError("notify[\(i)].url", "holds \"***\", the mask of a secret; send the full URL"))
-        }
+        // The mask is what a URL is shown with, never what one is.
+        errors += WebhookInput.maskedURLs(source.notify, "holds \"***\", the mask of a secret; send the full URL")
         guard errors.isEmpty else { throw Problem.validation(errors) }
         source.nextSlotAt = firstSlot(source.cron, now: now)
         return source

@@ -94,10 +94,14 @@ enum WebhookInput {
             }
         }
         // A URL still holding the mask was not sent back as shown: it would deliver to `***`.
-        for i in targets.indices where targets[i].url.contains(SecretRedaction.maskText) {
-            errors.append(FieldError("notify[\(i)].url", "holds \"***\" and matches no stored webhook shown so; send the full URL"))
-        }
-        return errors
+        return errors + maskedURLs(targets, "holds \"***\" and matches no stored webhook shown so; send the full URL")
+    }
+
+    /// A field error, saying `why`, for every target whose URL holds the mask: stored, it
+    /// would deliver to `***` and could never be sent back as shown.
+    static func maskedURLs(_ targets: [WebhookTarget], _ why: String) -> [FieldError] {
+        targets.indices.filter { targets[$0].url.contains(SecretRedaction.maskText) }
+            .map { FieldError("notify[\($0)].url", why) }
     }
 
     /// Every target's URL under the egress policy: a blocked one is a validation error

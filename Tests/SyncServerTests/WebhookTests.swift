@@ -211,7 +211,9 @@ struct WebhookTests {
 
     @Test func webhookURLsAndSecretsAreCheckedAtTheDoor() async throws {
         let policy = EgressPolicy(deny: [EgressPolicy.Rule("10.0.0.0/8")!])
-        try await TestNode(webhooks: Self.fast, egress: policy).test { client in
+        try await withReceiver { receiver in
+        let node = try await TestNode(workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast, egress: policy)
+        try await node.test { client in
             func create(_ notify: String) async throws -> TestResponse {
                 try await client.call(.post, "/v1/sources", #"{"name": "x", "kind": "synthetic", "config": {"records": 1}, "notify": \#(notify)}"#)
             }
@@ -238,18 +240,25 @@ struct WebhookTests {
                 let r = try await create(bad)
                 #expect(r.status == .unprocessableContent && field(r) == path, "\(bad): \(String(buffer: r.body))")
             }
-            // A patch that sends the webhooks back as shown keeps the secret; a new URL with "***" cannot.
-            let ok = try await create(#"[{"url": "http://127.0.0.1/x", "secret": "keep-me"}]"#)
+            // A patch that sends the webhooks back as shown keeps the secret: the stored secret is
+            // the one sent at create, and a delivery after the patch is signed with it.
+            let ok = try await create(#"[{"url": "\#(receiver.baseURL)/hooks/kept", "secret": "keep-me"}]"#)
             #expect(ok.status == .created)
             let shown = try #require(ok.json["notify"])
+            #expect(shown.arrayValue?.first?["secret"] == .string("***"))
             let patched = try await client.call(.patch, "/v1/sources/x", #"{"notify": \#(String(decoding: try JSONEncoder().encode(shown), as: UTF8.self))}"#)
             #expect(patched.status == .ok)
-            let stored = try #require(try await client.call(.get, "/v1/sources/x").json["id"]?.stringValue)
-            _ = stored
+            let stored = try #require(try await node.store.source(idOrName: "x")).notify
+            #expect(stored.map(\.secret) == ["keep-me"])
+            #expect(try await client.call(.post, "/v1/sources/x/syncs").status == .accepted)
+            let receipt = try #require(try await eventually { hooks(receiver, "/hooks/kept").first })
+            #expect(receipt.signatureIsValid(secret: "keep-me"))
+            #expect(!receipt.signatureIsValid(secret: "***"))
             let moved = try await client.call(.patch, "/v1/sources/x", #"{"notify": [{"url": "http://127.0.0.1/y", "secret": "***"}]}"#)
             #expect(moved.status == .unprocessableContent && field(moved) == "notify[0].secret")
             let cleared = try await client.call(.patch, "/v1/sources/x", #"{"notify": null}"#)
             #expect(cleared.json["notify"] == .array([]))
+        }
         }
     }
 }

@@ -11,29 +11,40 @@ struct WebhookProcessTests {
         #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3, "page_size": 3}, "notify": [{"url": "\#(hook)", "secret": "pssst"}]}"#
     }
 
-    /// The receiver holds the first POST open; the node is SIGKILLed in the middle of it.
-    /// Another node on the same database takes the delivery once the dead node's lease ends,
-    /// and the receiver gets it, signed, with the same delivery id.
+    /// The receiver holds the first POST open. A second node on the same database runs
+    /// beside the first while that try hangs and does not take the delivery (it is leased);
+    /// the first node is SIGKILLed mid-try, and the second takes the delivery only once the
+    /// dead node's lease (the 15 s timeout + 5 s) has ended; the receiver gets it, signed,
+    /// with the same delivery id.
     @Test func aNodeKilledMidDeliveryLosesNothing() async throws {
         let receiver = FixtureUpstream()
         try await receiver.start()
         defer { Task { await receiver.stop() } }
-        receiver.inject(.hang(seconds: 20), path: "/hooks")
+        receiver.inject(.hang(seconds: 60), path: "/hooks")
         let dir = try TemporaryDirectory("e2e-webhook-kill")
         defer { dir.remove() }
-        let args = ["--database", "sqlite:w.sqlite", "--workers", "1", "--webhook-timeout", "1"]
+        let args = ["--database", "sqlite:w.sqlite", "--workers", "1", "--webhook-timeout", "15"]
         let a = try await TributaryProcess(serve: args + ["--node-id", "a"], directory: dir, name: "a")
         #expect(try await a.client.post("/v1/sources", source("k", hook: receiver.baseURL + "/hooks/k")).status == 201)
         let id = try #require(try await a.client.post("/v1/sources/k/syncs").json["id"]?.stringValue)
-        _ = try await eventually(timeout: .seconds(20)) { receiver.requests(path: "/hooks/k").isEmpty ? nil : true }
-        await a.kill()
+        let first = try await eventually(timeout: .seconds(20)) { receiver.requests(path: "/hooks/k").first }
+        // Node b runs while a's try hangs: the delivery is due but leased, so b leaves it.
         let b = try await TributaryProcess(serve: args + ["--node-id", "b"], directory: dir, name: "b")
-        let delivered = try await eventually(timeout: .seconds(40), every: .milliseconds(200)) { () -> JSONValue? in
+        try await Task.sleep(for: .seconds(4))
+        #expect(receiver.requests(path: "/hooks/k").count == 1, "a second node tried a delivery another node holds")
+        try #require(ContinuousClock.now - first.at < .seconds(13), "a's try must still be in flight when it is killed")
+        await a.kill()
+        let delivered = try await eventually(timeout: .seconds(60), every: .milliseconds(200)) { () -> JSONValue? in
             let item = try await b.client.get("/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
             return item?["status"] == .string("delivered") ? item : nil
         }
-        let receipts = receiver.requests(path: "/hooks/k").map(WebhookReceipt.init)
-        #expect(receipts.count == 2, "the try the kill cut short, and the one after")
+        let requests = receiver.requests(path: "/hooks/k")
+        #expect(requests.count == 2, "the try the kill cut short, and the one after")
+        if requests.count == 2 {
+            let gap = requests[1].at - requests[0].at
+            #expect(gap >= .seconds(19), "b took the delivery \(gap) after a's try began, before a's 20 s lease ended")
+        }
+        let receipts = requests.map(WebhookReceipt.init)
         #expect(Set(receipts.compactMap(\.deliveryID)) == [try #require(delivered["id"]?.stringValue)])
         #expect(receipts.allSatisfy { $0.signatureIsValid(secret: "pssst") && $0.event == "sync.completed" })
         #expect(delivered["attempts"] == .number(2))

@@ -280,33 +280,44 @@ struct HTTPJSONTests {
     }
 
     /// Each of these once trapped a node (Double → Int of infinity, Int64 overflow while
-    /// formatting) or scheduled a retry in the year 33715. The retry now waits at most
-    /// `max_delay_seconds`, and the node keeps answering and completes the sync.
-    @Test(arguments: ["inf", "99999999999999999999", "1000000000000", "nan", "-1", "Fri, 31 Dec 9999 23:59:59 GMT"], StoreBackend.allCases)
-    func aHostileRetryAfterWaitsAtMostMaxDelayAndTrapsNothing(_ header: String, _ backend: StoreBackend) async throws {
+    /// formatting) or scheduled a retry in the year 33715. A `Retry-After` that reads as a
+    /// delay or a date closes the source's key for at most `max_delay_seconds` (2 s here):
+    /// `rate_limited_until` is read right after the 429 and bounded; one that does not read
+    /// (`inf`, `nan`, `-1`) closes nothing. The node keeps answering and completes the sync.
+    @Test(arguments: [("inf", false), ("99999999999999999999", true), ("1000000000000", true), ("nan", false), ("-1", false),
+                      ("Fri, 31 Dec 9999 23:59:59 GMT", true)], StoreBackend.allCases)
+    func aHostileRetryAfterWaitsAtMostMaxDelayAndTrapsNothing(_ header: (value: String, closes: Bool), _ backend: StoreBackend) async throws {
         try await withHTTPNode(items: 5, backend: backend) { client, fixture, _ in
             _ = try await client.createHTTPSource("ra", #"""
                 {"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}
                 """#, extra: #", "retry": {"max_attempts": 3, "initial_delay_seconds": 0.5, "max_delay_seconds": 2}"#)
-            fixture.inject(.status(429, retryAfter: header), path: "/none", times: 1)
+            fixture.inject(.status(429, retryAfter: header.value), path: "/none", times: 1)
+            let asked = Date()
             let id = try #require(try await client.call(.post, "/v1/sources/ra/syncs").json["id"]?.stringValue)
-            let retrying = try await eventually(timeout: .seconds(20), every: .milliseconds(5)) { () -> JSONValue? in
+            // The attempt that met the 429 ends (the pause counts as its one request retry).
+            let ended = try await eventually(timeout: .seconds(20), every: .milliseconds(5)) { () -> JSONValue? in
                 let s = try await client.call(.get, "/v1/syncs/\(id)").json
-                return s["status"] == .string("retrying") || s["status"] == .string("completed") ? s : nil
+                return s["attempts"]?.arrayValue?.first?["finished_at"]?.stringValue != nil ? s : nil
             }
-            if retrying["status"] == .string("retrying") {
-                let next = try #require(retrying["next_retry_at"]?.stringValue.flatMap(Timestamp.parse), "\(header)")
-                #expect(next.timeIntervalSinceNow <= 2.5, "\(header): \(next)")
+            let closedUntil = try await client.call(.get, "/v1/sources/ra").json["rate_limited_until"]
+            if header.closes {
+                let until = try #require(closedUntil?.stringValue.flatMap(Timestamp.parse), "\(header.value): \(closedUntil ?? .null)")
+                #expect(until > asked && until.timeIntervalSinceNow <= 2.5, "\(header.value): closed until \(until)")
+            } else {
+                #expect(closedUntil == .null, "\(header.value): \(closedUntil ?? .null)")
+            }
+            if let next = ended["next_retry_at"]?.stringValue.flatMap(Timestamp.parse) {
+                #expect(next.timeIntervalSinceNow <= 2.5, "\(header.value): \(next)")
             }
             #expect(try await client.call(.get, "/v1/syncs").status == .ok)
             let done = try await client.waitTerminal(id, timeout: .seconds(20))
-            #expect(done["status"] == .string("completed"), "\(header): \(done["error"] ?? .null)")
+            #expect(done["status"] == .string("completed"), "\(header.value): \(done["error"] ?? .null)")
             // With max_request_retries 0 the 429 is not retried inside the attempt (a pause counts
             // as a retry): the attempt fails and is retried after at most max_delay_seconds.
-            #expect(done["attempt"] == .number(2), "\(header)")
+            #expect(done["attempt"] == .number(2), "\(header.value)")
             let requests = fixture.requests
             #expect(requests.count == 2)
-            if requests.count == 2 { #expect(requests[1].at - requests[0].at <= .seconds(6), "\(header)") }
+            if requests.count == 2 { #expect(requests[1].at - requests[0].at <= .seconds(6), "\(header.value)") }
         }
     }
 

@@ -16,6 +16,9 @@ public final class WakeUpSignal: Sendable {
 
     public init() {}
 
+    /// How many tasks are waiting for a signal right now (an idle worker pool has one).
+    public var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Wakes every waiting task (or the next one to wait).
     public func signal() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in

@@ -27,16 +27,18 @@ struct ConcurrencyKeyTests {
             // Queued after all six (each keyed sync takes 3 s: the first two still run), without a key:
             // it starts while the keyed ones wait.
             let free = try #require(try await client.call(.post, "/v1/sources/free/syncs").json["id"]?.stringValue)
-            var maxRunning = 0
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
-                let running = try await client.call(.get, "/v1/syncs?status=running&limit=100").json["items"]?.arrayValue ?? []
-                maxRunning = max(maxRunning, running.filter { $0["id"]?.stringValue.map(ids.contains) == true }.count)
-                let statuses = try await ids.asyncMap { try await client.call(.get, "/v1/syncs/\($0)").json["status"]?.stringValue ?? "" }
-                if statuses.allSatisfy({ $0 == "completed" }) { break }
-                try await Task.sleep(for: .milliseconds(30))
+            for id in ids { _ = try await client.waitTerminal(id, timeout: .seconds(60)) }
+            // How many ran at once, from every attempt's recorded start and end.
+            var attempts: [(start: Double, end: Double)] = []
+            for id in ids {
+                for attempt in try await client.call(.get, "/v1/syncs/\(id)").json["attempts"]?.arrayValue ?? [] {
+                    let start = try #require(attempt["started_at"]?.stringValue.flatMap(Timestamp.parse))
+                    let end = try #require(attempt["finished_at"]?.stringValue.flatMap(Timestamp.parse))
+                    attempts.append((start.timeIntervalSince1970, end.timeIntervalSince1970))
+                }
             }
-            #expect(maxRunning == 2, "at most the limit, and the limit used")
+            #expect(attempts.count == 6)
+            #expect(maximumOverlap(attempts) == 2, "at most the limit, and the limit used: \(attempts)")
             // The unkeyed sync, queued last, finished before the last keyed one started.
             let freeDone = try await client.call(.get, "/v1/syncs/\(free)").json["finished_at"]?.stringValue.flatMap(Timestamp.parse)
             let lastKeyedStart = try await ids.asyncMap { try await client.call(.get, "/v1/syncs/\($0)").json["started_at"]?.stringValue.flatMap(Timestamp.parse) ?? .distantPast }.max()

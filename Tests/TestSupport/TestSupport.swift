@@ -107,3 +107,25 @@ extension Array where Element: Sendable {
         return out
     }
 }
+
+/// The most intervals open at one instant, overlaps shorter than `tolerance` seconds not
+/// counted: how many syncs ran at once, from their attempts' recorded times rather than from
+/// samples that can miss a short overlap. (A claim's time is read just before its
+/// transaction, which may wait for the commit that freed its slot: the tolerance covers that
+/// wait, and a real excess overlap lasts a whole page or more.)
+public func maximumOverlap(_ intervals: [(start: Double, end: Double)], tolerance: Double = 0.1) -> Int {
+    var edges: [(at: Double, change: Int)] = []
+    for interval in intervals where interval.end - tolerance > interval.start {
+        edges.append((interval.start, 1))
+        edges.append((interval.end - tolerance, -1))
+    }
+    // An end sorts before a start at the same instant.
+    edges.sort { a, b in a.at != b.at ? a.at < b.at : a.change < b.change }
+    var open = 0
+    var most = 0
+    for edge in edges {
+        open += edge.change
+        most = max(most, open)
+    }
+    return most
+}

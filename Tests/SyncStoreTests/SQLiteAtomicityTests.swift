@@ -58,9 +58,10 @@ struct SQLiteAtomicityTests {
             try await raw.write { db in
                 try db.execute(sql: "UPDATE syncs SET pages = 'many', records_read = 1.5 WHERE id = ?", arguments: [damaged.id])
             }
-            let error = await #expect(throws: (any Error).self) { _ = try await store.sync(id: damaged.id) }
-            #expect(String(describing: error).contains("column pages"), "\(String(describing: error))")
-            await #expect(throws: (any Error).self) { _ = try await store.listSyncs(SyncFilter(), limit: 10, before: nil) }
+            let read = await #expect(throws: WrongType.self) { _ = try await store.sync(id: damaged.id) }
+            #expect(read?.description == "column pages does not hold an integer")
+            let listed = await #expect(throws: WrongType.self) { _ = try await store.listSyncs(SyncFilter(), limit: 10, before: nil) }
+            #expect(listed?.description == "column pages does not hold an integer")
             #expect(try await store.sourceView(idOrName: other.id)?.source.name == "other")
             try await raw.write { db in
                 try db.execute(sql: "UPDATE syncs SET pages = 2, records_read = 1.0 WHERE id = ?", arguments: [damaged.id])

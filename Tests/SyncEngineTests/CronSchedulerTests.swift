@@ -7,7 +7,7 @@ import SyncStore
 import TestSupport
 
 /// Cron schedules over a simulated clock (docs/queue.md, "Cron schedules"): three schedulers
-/// (three nodes) on one database take each slot once; a busy slot is skipped and counted;
+/// (three nodes, each with a store of its own on one database) take each slot once; a busy slot is skipped and counted;
 /// after downtime `skip` runs nothing and `one` runs one catch-up sync; DST days in a zone.
 @Suite("Cron schedules")
 struct CronSchedulerTests {
@@ -39,10 +39,11 @@ struct CronSchedulerTests {
 
     @Test(arguments: StoreBackend.allCases)
     func eachSlotQueuesOneSyncOnThreeNodes(_ backend: StoreBackend) async throws {
-        let (store, cleanup) = try await backend.makeStore()
+        let (stores, cleanup) = try await backend.makeStores(3)
         defer { cleanup() }
+        let store = stores[0]
         let clock = Clock(at("2026-01-01T00:00:30Z"))
-        let schedulers = (0..<3).map { _ in Scheduler(store: store, clock: clock.read) }
+        let schedulers = stores.map { Scheduler(store: $0, clock: clock.read) }
         let source = try await cronSource(store, CronSchedule(expression: "* * * * *", missed: .skip), now: clock.read())
         #expect(try await store.source(idOrName: source.id)?.nextSlotAt == at("2026-01-01T00:01:00Z"))
         #expect(try await tickAll(schedulers).isEmpty, "no slot is due yet")
@@ -89,14 +90,15 @@ struct CronSchedulerTests {
     /// no sync on the day 02:30 does not exist, one on the day it happens twice.
     @Test(arguments: StoreBackend.allCases)
     func dstDaysInANamedZone(_ backend: StoreBackend) async throws {
-        let (store, cleanup) = try await backend.makeStore()
+        let (stores, cleanup) = try await backend.makeStores(3)
         defer { cleanup() }
+        let store = stores[0]
         for (start, end, expected) in [
             ("2026-03-27T12:00:00Z", "2026-03-31T12:00:00Z", ["2026-03-28T01:30:00Z", "2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z"]),
             ("2026-10-23T12:00:00Z", "2026-10-27T12:00:00Z", ["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z", "2026-10-27T01:30:00Z"]),
         ] {
             let clock = Clock(at(start))
-            let schedulers = (0..<3).map { _ in Scheduler(store: store, clock: clock.read) }
+            let schedulers = stores.map { Scheduler(store: $0, clock: clock.read) }
             let source = try await cronSource(store, CronSchedule(expression: "30 2 * * *", timezone: "Europe/Berlin", missed: .skip), now: clock.read())
             var slots: [Date] = []
             var t = at(start)

@@ -24,6 +24,23 @@ public enum StoreBackend: String, CaseIterable, Sendable {
             return (store, { Task { await store.close() } })
         }
     }
+
+    /// `count` stores on one fresh database (for SQLite, each its own connections to one
+    /// file, as processes have): what several nodes see, racing for real.
+    public func makeStores(_ count: Int, connections: Int = 4) async throws -> (stores: [DatabaseStore], cleanup: @Sendable () -> Void) {
+        switch self {
+        case .sqlite:
+            let dir = try TemporaryDirectory("stores")
+            let stores = try (0..<count).map { _ in try DatabaseStore.sqlite(path: dir.file("test.sqlite")).start() }
+            try await stores[0].migrate()
+            return (stores, { dir.remove() })
+        case .postgres:
+            let url = try await PostgresCluster.shared().createDatabase("stores")
+            let stores = try (0..<count).map { _ in try DatabaseStore.postgres(url: url, maximumConnections: connections).start() }
+            try await stores[0].migrate()
+            return (stores, { for store in stores { Task { await store.close() } } })
+        }
+    }
 }
 
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SyncCore
 import SyncStore
 
 /// A `--database` value: `sqlite:PATH` (default `sqlite:tributary.sqlite`) or `postgres://…`.
@@ -37,7 +38,7 @@ enum DatabaseURL {
             do {
                 return try DatabaseStore.postgres(url: url).start()
             } catch {
-                throw CommandFailure("--database: \(error)", exitCode: 3)
+                throw CommandFailure("--database: \(SecretRedaction.redactText("\(error)"))", exitCode: 3)
             }
         }
     }
@@ -49,14 +50,14 @@ enum DatabaseURL {
                 try await DatabaseStore.checkPostgresLogin(url: url, logger: Logger(label: "tributary.postgres"))
             } catch {
                 await store.close()
-                throw CommandFailure("database \(redacted): \(error)")
+                throw CommandFailure("database \(redacted): \(SecretRedaction.redactText("\(error)"))")
             }
         }
         do {
             try await store.migrate()
         } catch {
             await store.close()
-            throw CommandFailure("database \(redacted) is not usable: \(error)")
+            throw CommandFailure("database \(redacted) is not usable: \(SecretRedaction.redactText("\(error)"))")
         }
     }
 
@@ -65,7 +66,8 @@ enum DatabaseURL {
         switch self {
         case .sqlite(let path): "sqlite:\(path)"
         case .postgres(let url):
-            if let at = url.lastIndex(of: "@") { "postgres://…" + url[at...] } else { url }
+            // A password may also ride in the query (`?password=…`).
+            SecretRedaction.redactText(url.lastIndex(of: "@").map { "postgres://…" + url[$0...] } ?? url)
         }
     }
 }

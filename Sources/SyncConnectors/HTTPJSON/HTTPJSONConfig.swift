@@ -67,11 +67,10 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         for key in config.keys where !knownKeys.contains(key) { err(key, "unknown field") }
 
         var url = URL(string: "http://invalid")!
-        if let raw = config["url"]?.stringValue, let parsed = URL(string: raw), let scheme = parsed.scheme?.lowercased(),
-           scheme == "http" || scheme == "https", let host = parsed.host, !host.isEmpty {
+        if let raw = config["url"]?.stringValue, let parsed = HTTPURL.parse(raw) {
             url = parsed
         } else {
-            err("url", "must be an absolute http or https URL")
+            err("url", "must be an absolute http or https URL (a port, if any, in 1...65535)")
         }
 
         func stringPairs(_ key: String) -> [(String, String)] {

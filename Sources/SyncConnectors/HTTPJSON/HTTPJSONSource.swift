@@ -134,14 +134,17 @@ struct HTTPJSONSource: SyncSource {
             var target: URL?
             // A relative link is resolved against the URL that served the page (after redirects).
             if case .nextURL = config.pagination, let value = parsed.paginationValue {
-                guard let resolved = URL(string: value, relativeTo: response.url)?.absoluteURL, resolved.scheme?.hasPrefix("http") == true else {
-                    throw SyncErrorFactory.invalidResponse("the next-page URL \"\(SecretRedaction.redactText(String(value.prefix(200))))\" is not a URL", status: response.status)
+                guard let resolved = HTTPURL.parse(value, relativeTo: response.url) else {
+                    throw SyncErrorFactory.invalidResponse("the next-page URL \"\(SecretRedaction.redactText(String(value.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
                 }
                 target = resolved
             } else if case .linkHeader = config.pagination {
                 // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
                 let link = response.headers["link"]
                 target = LinkHeader.next(link.isEmpty ? nil : link.joined(separator: ", "), base: response.url)
+                if let target, !HTTPURL.isUsable(target) {
+                    throw SyncErrorFactory.invalidResponse("the Link header's next URL \"\(SecretRedaction.redactText(String(target.absoluteString.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
+                }
             }
             if let target, target.absoluteString != url.absoluteString {
                 guard !visited.contains(target.absoluteString) else { throw cycle("page URL") }

@@ -33,6 +33,7 @@ public final class UpstreamClient: Sendable {
         configuration.connectionPool = .init(idleTimeout: .seconds(60))
         // A refused connection surfaces at once; the in-attempt retries (with backoff) retry it.
         configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.guardStatusLines()
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.egress = egress
         self.metrics = metrics
@@ -132,8 +133,7 @@ public final class UpstreamClient: Sendable {
             guard config.followRedirects != .none else {
                 throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect, and follow_redirects is none", retryable: false, httpStatus: response.status)
             }
-            guard let location = response.headers.first(name: "location"), let next = URL(string: location, relativeTo: url)?.absoluteURL,
-                  let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https", next.host?.isEmpty == false else {
+            guard let location = response.headers.first(name: "location"), let next = HTTPURL.parse(location, relativeTo: url) else {
                 throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect to a missing or non-HTTP location", retryable: false, httpStatus: response.status)
             }
             url = next
@@ -181,6 +181,9 @@ public final class UpstreamClient: Sendable {
     /// to the vetted address itself (with the name in `Host`), so a second resolution of the
     /// name cannot send it elsewhere.
     func vettedRequest(_ url: URL, host: String, scheme: String) async throws -> HTTPClientRequest {
+        guard HTTPURL.isUsable(url) else {
+            throw SyncError(.configInvalid, "not an absolute http(s) URL with a port in 1...65535", retryable: false)
+        }
         let port = url.port ?? (scheme == "https" ? 443 : 80)
         let address = try await egress.vet(host: host, port: port)
         var request = HTTPClientRequest(url: url.absoluteString)
@@ -218,6 +221,9 @@ public final class UpstreamClient: Sendable {
             }
         } catch let error as SyncError {
             throw error
+        } catch let invalid as InvalidStatusLine {
+            // An answer all the same, and not a 2xx: the delivery's retries take it from here.
+            return Int(invalid.code)
         } catch {
             throw Self.classify(error, timeout: timeout)
         }
@@ -234,6 +240,9 @@ public final class UpstreamClient: Sendable {
             default:
                 return SyncErrorFactory.unavailable("HTTP client error: \(e.description)")
             }
+        }
+        if let invalid = error as? InvalidStatusLine {
+            return SyncErrorFactory.invalidResponse("\(invalid)", status: nil)
         }
         if error is NIOHTTPDecompression.DecompressionError {
             // A gzip bomb (over the 200× ratio) or a corrupt stream: the same bytes fail again.

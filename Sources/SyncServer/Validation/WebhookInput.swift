@@ -61,10 +61,7 @@ enum WebhookInput {
     /// Why `text` cannot be a webhook URL, or `nil`.
     static func urlProblem(_ text: String) -> String? {
         guard text.utf8.count <= maxURLBytes else { return "is longer than \(maxURLBytes) bytes" }
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = url.host, !host.isEmpty else {
-            return "must be an absolute http or https URL"
-        }
+        guard let url = HTTPURL.parse(text) else { return "must be an absolute http or https URL (a port, if any, in 1...65535)" }
         if url.user != nil || url.password != nil { return "must not carry credentials in the URL; use secret for signing" }
         return nil
     }

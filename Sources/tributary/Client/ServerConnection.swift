@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SyncConnectors
 import SyncCore
 
 /// Options every client command shares: where the server is, the token, the output form.
@@ -30,16 +31,16 @@ struct ServerConnection {
     var baseURL: String
     var token: String?
 
-    /// The server URL as messages show it: a password in it is `***`.
-    var shownURL: String {
-        guard var components = URLComponents(string: baseURL), components.password != nil else { return baseURL }
-        components.password = "***"
-        return components.string ?? "the server"
-    }
+    /// The server URL as messages show it: a password, and a query value with a secret's name
+    /// (`access_token=`, `token=`), is `***`, parsable or not.
+    var shownURL: String { SecretRedaction.redactText(SecretRedaction.redactURL(baseURL)) }
 
     /// Checks what is sent before anything is: a token that no header can carry is a usage
     /// error (exit 3), named but never printed.
     func preflight() throws {
+        guard HTTPURL.parse(baseURL) != nil else {
+            throw CommandFailure("the server URL (--server or TRIBUTARY_URL) must be an absolute http or https URL with a port, if any, in 1...65535", exitCode: 3)
+        }
         if let token, token.isEmpty || !token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             throw CommandFailure("the token (--token or TRIBUTARY_TOKEN) must be printable ASCII without spaces", exitCode: 3)
         }
@@ -51,6 +52,7 @@ struct ServerConnection {
         for secret in [token, URLComponents(string: baseURL)?.password].compactMap({ $0 }) where !secret.isEmpty {
             text = text.replacingOccurrences(of: secret, with: "***")
         }
+        text = SecretRedaction.redactText(text.replacingOccurrences(of: baseURL, with: shownURL))
         return CommandFailure("cannot reach the server at \(shownURL): \(text)", exitCode: 5)
     }
 
@@ -59,6 +61,7 @@ struct ServerConnection {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5))
         configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.guardStatusLines()
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 

@@ -1,0 +1,39 @@
+import Foundation
+
+/// The one rule for a URL Tributary will send a request to, wherever it came from (a source's
+/// `url`, a webhook, a next link, a `Link` header, a redirect's `Location`, the CLI's
+/// `--server`): an absolute `http` or `https` URL (the scheme in any case) with a host, and a
+/// port, if it names one, in 1...65535. Foundation parses `:99999` as a port, and a port past
+/// 65535 reached the connection layer's `UInt16` conversion and stopped the process.
+public enum HTTPURL {
+    /// `text` (resolved against `base` when it is relative) if it follows the rule, else `nil`.
+    public static func parse(_ text: String, relativeTo base: URL? = nil) -> URL? {
+        guard let url = URL(string: text, relativeTo: base)?.absoluteURL else { return nil }
+        return isUsable(url) ? url : nil
+    }
+
+    /// Whether `url` follows the rule.
+    public static func isUsable(_ url: URL) -> Bool {
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = url.host, !host.isEmpty else { return false }
+        if let port = url.port, !(1...65535).contains(port) { return false }
+        // Foundation reads a port too long for an Int as no port at all (the default one):
+        // the authority's own text decides.
+        guard let portText = portText(of: url.absoluteString) else { return true }
+        return portText.isEmpty || (portText.count <= 5 && portText.allSatisfy(\.isASCIIDigit) && (1...65535).contains(Int(portText) ?? 0))
+    }
+
+    /// The text after the host's `:` in the authority of `text` (`nil` when none is written).
+    static func portText(of text: String) -> Substring? {
+        guard let start = text.range(of: "://")?.upperBound else { return nil }
+        let authority = text[start...].prefix { !"/?#".contains($0) }
+        let hostAndPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        let afterHost = hostAndPort.lastIndex(of: "]").map { hostAndPort[hostAndPort.index(after: $0)...] } ?? hostAndPort
+        guard let colon = afterHost.firstIndex(of: ":") else { return nil }
+        return afterHost[afterHost.index(after: colon)...]
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import SyncCore
+import TestSupport
+
+/// Upstreams, receivers and URLs that once stopped a node (a trap in AsyncHTTPClient or in an
+/// integer conversion), tried against the real binary: the sync or delivery fails with a
+/// clear error, the node goes on, and so does the command line.
+@Suite("Hostile upstreams against the real binary")
+struct HostileUpstreamProcessTests {
+    func waitTerminal(_ node: TributaryProcess, _ id: String) async throws -> JSONValue {
+        try await eventually(timeout: .seconds(30)) { () -> JSONValue? in
+            let s = try await node.client.get("/v1/syncs/\(id)").json
+            return ["completed", "failed"].contains(s["status"]?.stringValue ?? "") ? s : nil
+        }
+    }
+
+    /// A status under 100 or past 599 (with a body, without one, chunked) from an upstream
+    /// and from a webhook receiver: the sync fails `invalid_response`, the delivery records a
+    /// failed try, and the node answers throughout.
+    @Test func aStatusOutsideTheHTTPRangeFailsTheSyncNotTheNode() async throws {
+        let dir = try TemporaryDirectory("e2e-status-line")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:s.sqlite", "--workers", "1", "--webhook-timeout", "2"], directory: dir)
+        let answers = ["HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 099 X\r\n\r\n",
+                       "HTTP/1.1 000 X\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                       "HTTP/1.1 050 X\r\nContent-Length: 12\r\n\r\n{\"rows\": []}", "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\n{}"]
+        var responders: [RawResponder] = []
+        defer { for r in responders { r.stop() } }
+        for (i, answer) in answers.enumerated() {
+            let upstream = try RawResponder(answer: answer)
+            let receiver = try RawResponder(answer: answer)
+            responders += [upstream, receiver]
+            let body = #"""
+                {"name": "s\#(i)", "kind": "http-json", "config": {"url": "\#(upstream.baseURL)/p", "records_path": "/rows", "primary_key": "id"},
+                 "retry": {"max_attempts": 1}, "notify": [{"url": "\#(receiver.baseURL)/hook", "events": ["failed"]}]}
+                """#
+            #expect(try await node.client.post("/v1/sources", body).status == 201)
+            let id = try #require(try await node.client.post("/v1/sources/s\(i)/syncs").json["id"]?.stringValue)
+            let done = try await waitTerminal(node, id)
+            #expect(done["status"] == .string("failed"), "\(answer.debugDescription): \(done)")
+            #expect(done["error"]?["code"] == .string("invalid_response"), "\(answer.debugDescription): \(done["error"] ?? .null)")
+            #expect(upstream.requests >= 1)
+            let tried = try await eventually(timeout: .seconds(20)) { () -> JSONValue? in
+                let item = try await node.client.get("/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+                return (item?["attempts"]?.intValue ?? 0) >= 1 ? item : nil
+            }
+            #expect(tried["status"] == .string("pending"), "\(tried)")
+            #expect(receiver.requests >= 1)
+            let health = try await node.client.get("/healthz")
+            #expect(node.isRunning && health.status == 200, "\(answer.debugDescription)")
+        }
+        #expect(try await node.terminate() == 0)
+    }
+
+    /// A port past 65535 in a source's URL or a webhook's is refused at the door (422); named by
+    /// an upstream's next link or redirect it fails the sync; the node goes on.
+    @Test func aPortPast65535IsRefusedOrFailsTheSyncNeverTheNode() async throws {
+        let dir = try TemporaryDirectory("e2e-port")
+        defer { dir.remove() }
+        let fixture = FixtureUpstream(items: 3)
+        try await fixture.start()
+        defer { Task { await fixture.stop() } }
+        fixture.script { request in
+            switch request.path {
+            case "/next": .json(#"{"rows": [{"id": 1}], "next": "http://127.0.0.1:99999/p2"}"#)
+            case "/link": FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), ("Link", "<http://127.0.0.1:65536/p2>; rel=\"next\"")], body: #"[{"id": 1}]"#)
+            default: FixtureUpstream.Scripted(status: 302, headers: [("Location", "http://127.0.0.1:99999/x")], body: "")
+            }
+        }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:p.sqlite", "--workers", "1"], directory: dir)
+        for port in ["99999", "65536", "0", "18446744073709551617"] {
+            let source = #"{"name": "bad", "kind": "http-json", "config": {"url": "http://127.0.0.1:\#(port)/x", "records_path": "/rows", "primary_key": "id"}}"#
+            let refused = try await node.client.post("/v1/sources", source)
+            #expect(refused.status == 422 && refused.json["errors"]?.arrayValue?.first?["field"] == .string("config.url"), "\(port): \(refused.text)")
+            let hook = #"{"name": "hooked", "kind": "synthetic", "config": {"records": 1}, "notify": [{"url": "http://127.0.0.1:\#(port)/hook"}]}"#
+            let refusedHook = try await node.client.post("/v1/sources", hook)
+            #expect(refusedHook.status == 422 && refusedHook.json["errors"]?.arrayValue?.first?["field"] == .string("notify[0].url"), "\(port): \(refusedHook.text)")
+        }
+        for (name, config, code) in [
+            ("next", #"{"url": "\#(fixture.baseURL)/s/next", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "next_url", "path": "/next"}}"#, "invalid_response"),
+            ("link", #"{"url": "\#(fixture.baseURL)/s/link", "records_path": "", "primary_key": "id", "pagination": {"type": "link_header"}}"#, "invalid_response"),
+            ("redirect", #"{"url": "\#(fixture.baseURL)/s/redirect", "records_path": "/rows", "primary_key": "id"}"#, "upstream_client_error"),
+        ] {
+            #expect(try await node.client.post("/v1/sources", #"{"name": "\#(name)", "kind": "http-json", "config": \#(config), "retry": {"max_attempts": 1}}"#).status == 201)
+            let id = try #require(try await node.client.post("/v1/sources/\(name)/syncs").json["id"]?.stringValue)
+            let done = try await waitTerminal(node, id)
+            #expect(done["status"] == .string("failed") && done["error"]?["code"] == .string(code), "\(name): \(done["error"] ?? .null)")
+            #expect(node.isRunning)
+        }
+        let health = try await node.client.get("/healthz")
+        #expect(health.status == 200)
+        #expect(try await node.terminate() == 0)
+    }
+
+    /// The command line refuses a server URL it cannot use (exit 3), and never prints a secret
+    /// the URL carries, in its query or its userinfo, parsable or not.
+    @Test func theClientRefusesABadServerURLAndPrintsNoSecretOfIt() async throws {
+        let dir = try TemporaryDirectory("e2e-cli-url")
+        defer { dir.remove() }
+        for url in ["http://127.0.0.1:99999", "http://u:p@127.0.0.1:65536", "ftp://127.0.0.1:8080", "http://user:PaSsWd99@[zz"] {
+            let (code, out) = try await runTributary(["health", "--server", url], directory: dir, environment: [:])
+            #expect(code == 3, "\(url): \(code) \(out)")
+            #expect(!out.contains("PaSsWd99"), "\(url): \(out)")
+        }
+        let closed = try RawResponder(answer: "")
+        closed.stop()
+        for url in ["http://127.0.0.1:\(closed.port)/?access_token=PaSsWd99", "http://127.0.0.1:\(closed.port)/?token=PaSsWd99&x=1",
+                    "http://alice:PaSsWd99@127.0.0.1:\(closed.port)"] {
+            let (code, out) = try await runTributary(["health", "--server", url], directory: dir, environment: [:])
+            #expect(code == 5, "\(url): \(code) \(out)")
+            #expect(!out.contains("PaSsWd99"), "\(out)")
+        }
+        // A server that answers `HTTP/1.1 000`: a clear failure, not a trap (exit 132).
+        let odd = try RawResponder(answer: "HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\n{}")
+        defer { odd.stop() }
+        let (code, out) = try await runTributary(["health", "--server", odd.baseURL], directory: dir, environment: [:])
+        #expect(code == 5, "\(code) \(out)")
+        // serve: a password in the database URL's query is not printed either.
+        let (served, text) = try await runTributary(["serve", "--port", "0", "--database", "postgres://u@127.0.0.1:\(closed.port)/db?password=PaSsWd99"],
+                                                  directory: dir, environment: [:])
+        #expect(served != 0 && !text.contains("PaSsWd99"), "\(served): \(text)")
+    }
+}

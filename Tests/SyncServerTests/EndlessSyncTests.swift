@@ -111,4 +111,35 @@ struct EndlessSyncTests {
             #expect(closed["rate_limited_until"]?.stringValue != nil)
         }
     }
+
+    /// Two sources on a rate limit of one request in 1,000 s would have held both workers of a
+    /// node for the whole wait of their second page: a grant further off than 10 s hands the
+    /// sync back to run then, and an unrelated sync runs at once.
+    @Test func aSlowRateLimitDoesNotHoldTheNodesWorkers() async throws {
+        try await withHTTPNode(items: 6) { client, fixture, _ in
+            for name in ["slow-a", "slow-b"] {
+                _ = try await client.createHTTPSource(name, #"""
+                    {"url": "\#(fixture.baseURL)/next?size=2", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "next_url", "path": "/next_url"}}
+                    """#, extra: #", "rate_limit": {"requests_per_second": 0.001, "burst": 1}"#)
+                #expect(try await client.call(.post, "/v1/sources/\(name)/syncs").status == .accepted)
+            }
+            // Each has spent its one request on its first page and waits for the next grant.
+            _ = try await eventually(timeout: .seconds(10)) { () -> Bool? in fixture.requests.count >= 2 ? true : nil }
+            let handedBack = try await eventually(timeout: .seconds(20)) { () -> [JSONValue]? in
+                let items = try await client.call(.get, "/v1/syncs?status=queued").json["items"]?.arrayValue ?? []
+                return items.count == 2 ? items : nil
+            }
+            for sync in handedBack {
+                #expect(sync["progress"]?["pages"] == .number(1), "\(sync)")
+                let message = sync["attempts"]?.arrayValue?.last?["error"]?["message"]?.stringValue ?? ""
+                #expect(message.contains("rate limit"), "\(message)")
+            }
+            _ = try await client.createHTTPSource("free", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id"}"#)
+            let started = ContinuousClock.now
+            let free = try await client.runSync("free", timeout: .seconds(20))
+            #expect(free["status"] == .string("completed"))
+            #expect(ContinuousClock.now - started < .milliseconds(2500), "an unrelated sync waited \(ContinuousClock.now - started)")
+            #expect(fixture.requests.count == 3, "the slow syncs sent nothing more")
+        }
+    }
 }

@@ -16,8 +16,13 @@ public protocol RequestGate: Sendable {
 /// The key is closed until `until`, longer than the caller can wait.
 public struct GateClosed: Error, Sendable, CustomStringConvertible {
     public var until: Date
-    public init(until: Date) { self.until = until }
-    public var description: String { "the upstream asked for no requests until \(Timestamp.format(until))" }
+    /// Why, when it is not the upstream's pause (a rate limit whose next grant is far off).
+    public var reason: String?
+    public init(until: Date, reason: String? = nil) {
+        self.until = until
+        self.reason = reason
+    }
+    public var description: String { reason ?? "the upstream asked for no requests until \(Timestamp.format(until))" }
 }
 
 extension UpstreamClient {

@@ -81,6 +81,9 @@ public final class KeyGate: RequestGate {
         return max(1, min(limit.burst, Int(clamping: limit.requestsPerSecond / 4, to: 1...100_000)))
     }
 
+    /// The longest a worker waits for its key's next grant; a later one hands the sync back.
+    public static let longestBudgetWait: Double = 10
+
     public func acquire(maxWait: Double) async throws {
         while true {
             try Task.checkCancellation()
@@ -111,6 +114,13 @@ public final class KeyGate: RequestGate {
                 state.withLock { $0.tokens = n - 1; $0.tokensUntil = clock + Self.batchLife }
                 return
             case .wait(let seconds):
+                // A next grant further off than a worker may wait for (a rate of one request in
+                // minutes) hands the sync back to run then: a slow key costs its own syncs, not
+                // the node's workers.
+                if seconds > Self.longestBudgetWait {
+                    let until = now.addingTimeInterval(min(seconds, UpstreamClient.retryAfterCeiling))
+                    throw GateClosed(until: until, reason: "the rate limit of key \(key) grants its next request at \(Timestamp.format(until))")
+                }
                 // At most a second per sleep (it loops): no configured rate turns into a trap here.
                 try await Task.sleep(for: .clamped(seconds: seconds.isNaN ? 1 : max(seconds, 0.001), upTo: 1))
             case .closed(let until):

@@ -29,10 +29,11 @@ struct EndlessSyncTests {
     }
 
     /// An upstream that ignores the page parameter (or the offset, a counter in the next link
-    /// or the cursor), or answers every page past the end with its last page, is read until
-    /// a page repeats the one before it: the sync fails as `invalid_response` saying so, after
-    /// a few requests instead of running for ever.
-    @Test(arguments: ["page ignored", "last page again", "offset ignored", "next_url counter", "cursor counter", "link counter"])
+    /// or the cursor), answers every page past the end with its last page, or alternates
+    /// between two pages, is read until a page repeats one read before: the sync fails as
+    /// `invalid_response` saying so, after a few requests instead of running for ever.
+    @Test(arguments: ["page ignored", "last page again", "offset ignored", "next_url counter", "cursor counter", "link counter",
+                      "alternating pages", "alternating next_url"])
     func aPageThatRepeatsThePreviousOneEndsTheSync(_ upstream: String) async throws {
         try await withHTTPNode(items: 0) { client, fixture, _ in
             let rows: @Sendable (Int) -> String = { from in #"[{"id":\#(from)},{"id":\#(from + 1)}]"# }
@@ -40,6 +41,8 @@ struct EndlessSyncTests {
                 let n = Int(r.query["n"] ?? r.query["page"] ?? r.query["offset"] ?? "1") ?? 1
                 switch upstream {
                 case "last page again": return .json(#"{"rows":\#(rows(min(n, 3) * 10))}"#)
+                case "alternating pages": return .json(#"{"rows":\#(rows(n % 2 == 0 ? 5 : 1))}"#)
+                case "alternating next_url": return .json(#"{"rows":\#(rows(n % 2 == 0 ? 5 : 1)),"next":"/s/x?n=\#(n + 1)"}"#)
                 case "next_url counter": return .json(#"{"rows":\#(rows(1)),"next":"/s/x?n=\#(n + 1)"}"#)
                 case "cursor counter": return .json(#"{"rows":\#(rows(1)),"next":"\#(n + 1)","stamp":\#(n)}"#)
                 case "link counter":
@@ -50,7 +53,7 @@ struct EndlessSyncTests {
             }
             let pagination = switch upstream {
             case "offset ignored": #"{"type": "offset", "param": "offset", "limit_param": "limit", "limit": 2}"#
-            case "next_url counter": #"{"type": "next_url", "path": "/next"}"#
+            case "next_url counter", "alternating next_url": #"{"type": "next_url", "path": "/next"}"#
             case "cursor counter": #"{"type": "cursor", "param": "n", "path": "/next"}"#
             case "link counter": #"{"type": "link_header"}"#
             default: #"{"type": "page", "param": "page"}"#
@@ -62,7 +65,7 @@ struct EndlessSyncTests {
             #expect(sync["status"] == .string("failed"), "\(upstream)")
             let error = sync["error"]
             #expect(error?["code"] == .string("invalid_response"), "\(upstream): \(error ?? .null)")
-            #expect(error?["message"]?.stringValue?.contains("repeats the previous page") == true, "\(upstream): \(error ?? .null)")
+            #expect(error?["message"]?.stringValue?.contains("repeats page") == true, "\(upstream): \(error ?? .null)")
             #expect(fixture.requests.count <= 5, "\(upstream): \(fixture.requests.count) requests")
         }
     }

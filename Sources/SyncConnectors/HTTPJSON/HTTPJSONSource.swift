@@ -86,7 +86,7 @@ struct HTTPJSONSource: SyncSource {
     /// Pages and cursors requested in this attempt, to catch a pagination cycle.
     let visited = VisitedSet()
     /// The page read before this one in this attempt, to catch an upstream serving it again.
-    let previousPage = PreviousPage()
+    let seenPages = SeenPages()
 
     init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
         self.config = config
@@ -119,12 +119,13 @@ struct HTTPJSONSource: SyncSource {
             SyncErrorFactory.invalidResponse("the upstream's next \(what) was already read in this sync (a pagination loop)", status: response.status)
         }
         // Whatever names the next page (a page number, an offset, a link or cursor that only
-        // counts up), a page that repeats the one before it is a loop: an upstream ignoring
-        // the page parameter, or answering past the end with its last page.
+        // counts up), a page that repeats one read before in this attempt is a loop: an
+        // upstream ignoring the page parameter, answering past the end with its last page, or
+        // alternating between pages.
         let signature = PageSignature(body: response.body, keys: parsed.records.lazy.map(\.key))
-        if let repeated = previousPage.replace(with: signature) {
+        if let repeated = seenPages.record(signature, number: request.pageNumber) {
             throw SyncErrorFactory.invalidResponse(
-                "page \(request.pageNumber) repeats the previous page (\(repeated)): the upstream ignores the pagination parameter or serves its last page again", status: response.status)
+                "page \(request.pageNumber) repeats \(repeated): the upstream ignores the pagination parameter or serves a page again", status: response.status)
         }
         var next: JSONObject? = ["since": since ?? .null, "read": .string(readFingerprint)]
         switch config.pagination {
@@ -214,7 +215,7 @@ struct HTTPJSONSource: SyncSource {
     }
 }
 
-/// What a page is compared on with the page before it: its bytes, and its record keys in
+/// What a page is compared on with the pages before it: its bytes, and its record keys in
 /// order (compared as bytes), each as a length and a 64-bit hash.
 struct PageSignature: Sendable {
     var bodyLength: Int
@@ -236,24 +237,39 @@ struct PageSignature: Sendable {
         keyCount = count
         keysHash = ContentHash.of(bytes)
     }
-
-    /// How `next` repeats this page, or `nil` when it does not.
-    func repeated(by next: PageSignature) -> String? {
-        if next.bodyLength == bodyLength && next.bodyHash == bodyHash { return "the same bytes" }
-        if next.keyCount > 0 && next.keyCount == keyCount && next.keysHash == keysHash { return "the same \(keyCount) record keys in the same order" }
-        return nil
-    }
 }
 
-/// The signature of the page read last in an attempt.
-final class PreviousPage: Sendable {
-    private let last = Mutex<PageSignature?>(nil)
+/// The signatures of the pages one attempt has read, each with the number of the page that
+/// first had it: a page that repeats any of them (the one before it, or one further back: an
+/// upstream alternating between two pages) is a loop. Bounded like ``VisitedSet``.
+final class SeenPages: Sendable {
+    static let limit = 100_000
+    private struct State {
+        var bodies: [Int: Int] = [:]
+        var keys: [Int: Int] = [:]
+    }
+    private let state = Mutex(State())
 
-    /// Keeps `next` as the last page; says how it repeats the page before it, if it does.
-    func replace(with next: PageSignature) -> String? {
-        last.withLock { last in
-            defer { last = next }
-            return last?.repeated(by: next)
+    /// Records `page` as page `number`; says which earlier page it repeats and how, if it does.
+    func record(_ page: PageSignature, number: Int) -> String? {
+        state.withLock { s in
+            if s.bodies.count >= Self.limit { s = State() }
+            var body = Hasher()
+            body.combine(page.bodyLength)
+            body.combine(page.bodyHash)
+            let bodyKey = body.finalize()
+            if let earlier = s.bodies[bodyKey] { return "page \(earlier): the same bytes" }
+            var keysKey: Int?
+            if page.keyCount > 0 {
+                var keys = Hasher()
+                keys.combine(page.keyCount)
+                keys.combine(page.keysHash)
+                keysKey = keys.finalize()
+                if let key = keysKey, let earlier = s.keys[key] { return "page \(earlier): the same \(page.keyCount) record keys in the same order" }
+            }
+            s.bodies[bodyKey] = number
+            if let keysKey { s.keys[keysKey] = number }
+            return nil
         }
     }
 }

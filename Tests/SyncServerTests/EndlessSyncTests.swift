@@ -91,6 +91,27 @@ struct EndlessSyncTests {
         }
     }
 
+    /// A source that asks for no backoff at all (`request_backoff_seconds: 0`,
+    /// `max_delay_seconds: 0`) still never meets a 429 or a 503 with a burst: every request
+    /// after one, within an attempt or in the next attempt, waits at least a second.
+    @Test(arguments: [429, 503])
+    func aRateLimitAnswerWaitsASecondWhateverTheBackoffSays(_ status: Int) async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { _ in FixtureUpstream.Scripted(status: status, headers: [("Retry-After", "0")], body: "{}") }
+            _ = try await client.createHTTPSource("eager", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id",
+                 "max_request_retries": 2, "request_backoff_seconds": 0}
+                """#, extra: #", "retry": {"max_attempts": 2, "initial_delay_seconds": 0, "max_delay_seconds": 0}"#)
+            let sync = try await client.runSync("eager", timeout: .seconds(30))
+            #expect(sync["status"] == .string("failed"))
+            let times = fixture.requests.map(\.at)
+            #expect(times.count == 6, "two attempts of one request and two retries, got \(times.count)")
+            for (a, b) in zip(times, times.dropFirst()) {
+                #expect(b - a >= .milliseconds(950), "requests \(b - a) apart after a \(status)")
+            }
+        }
+    }
+
     /// Two upstreams that close their keys for 4 s at every request would have held both
     /// workers of a node (each closure waited out in the worker, a hundred times): the
     /// closures now hand their syncs back, and an unrelated sync runs at once.

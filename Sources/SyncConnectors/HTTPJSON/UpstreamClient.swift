@@ -102,9 +102,17 @@ public final class UpstreamClient: Sendable {
             if !paused, let after = failure.retryAfterSeconds, after > maxRetryAfterWait { throw failure }
             attempt += 1
             metrics.upstreamRetry()
-            try await Task.sleep(for: .milliseconds(Int64(Self.retryDelay(
-                retry: attempt, backoff: config.requestBackoffSeconds, retryAfter: paused ? nil : failure.retryAfterSeconds, random: random()) * 1000)))
+            let delay = Self.retryDelay(retry: attempt, backoff: config.requestBackoffSeconds,
+                                        retryAfter: paused ? nil : failure.retryAfterSeconds, random: random())
+            try await Task.sleep(for: .milliseconds(Int64(max(delay, Self.rateLimitFloor(failure)) * 1000)))
         }
+    }
+
+    /// The least wait after an answer that says the upstream is overwhelmed (`429`, `503`):
+    /// a second, whatever `request_backoff_seconds` or `retry.max_delay_seconds` say, so no
+    /// configuration meets it with a burst; `0` after anything else.
+    public static func rateLimitFloor(_ error: SyncError) -> Double {
+        error.httpStatus == 429 || error.httpStatus == 503 ? 1 : 0
     }
 
     /// The wait before in-attempt retry `retry` (from 1): at least `backoff`, up to twice

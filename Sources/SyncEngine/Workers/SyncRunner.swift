@@ -214,7 +214,8 @@ struct SyncRunner {
             return .failed(exhausted, cause: error)
         }
         let delay = claimed.source.retry.delay(afterFailedAttempts: failed, retryAfter: error.retryAfterSeconds, random: random)
-        return .retrying(error, nextRetryAt: Date().addingTimeInterval(delay))
+        // After a 429 or 503 the next attempt waits a second at least, even under max_delay_seconds 0.
+        return .retrying(error, nextRetryAt: Date().addingTimeInterval(max(delay, UpstreamClient.rateLimitFloor(error))))
     }
 
     static func syncError(_ error: any Error) -> SyncError {

@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
     var retentionDays: Double = 30
     @Option(name: .customLong("retention-keep"), help: "Finished syncs kept per source whatever their age.")
     var retentionKeep = 20
-    @Option(name: .customLong("prune-interval"), help: "Seconds between this node's prunes (0: never on its own).")
+    @Option(name: .customLong("prune-interval"), help: "Seconds between this node's prunes, at least 1 (0: never on its own).")
     var pruneInterval: Double = 3600
 
     func validate() throws {
@@ -70,8 +70,9 @@ struct Serve: AsyncParsableCommand {
         guard (1024...(64 << 20)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be from 1024 to 67108864 (64 MiB)") }
         guard retentionDays.isFinite && retentionDays >= 0 && retentionDays <= 3650 else { throw ValidationError("--retention-days must be between 0 and 3650") }
         guard retentionKeep >= 0 && retentionKeep <= 1_000_000 else { throw ValidationError("--retention-keep must be between 0 and 1000000") }
-        guard pruneInterval.isFinite && pruneInterval >= 0 && pruneInterval <= 86_400 * 7 else {
-            throw ValidationError("--prune-interval must be between 0 and 604800 seconds")
+        // 0 turns it off; anything else is a second at least (1e-9 ran the prune in a busy loop).
+        guard pruneInterval == 0 || (pruneInterval.isFinite && pruneInterval >= 1 && pruneInterval <= 86_400 * 7) else {
+            throw ValidationError("--prune-interval must be 0 (off) or between 1 and 604800 seconds")
         }
         guard webhookTimeout.isFinite && webhookTimeout >= 0.1 && webhookTimeout <= 300 else {
             throw ValidationError("--webhook-timeout must be between 0.1 and 300 seconds")

@@ -121,4 +121,16 @@ struct HostileUpstreamProcessTests {
                                                   directory: dir, environment: [:])
         #expect(served != 0 && !text.contains("PaSsWd99"), "\(served): \(text)")
     }
+
+    /// Flags that would make the node spin or trap are refused before it starts: a prune
+    /// interval under a second (1e-9 ran the prune in a busy loop) among them.
+    @Test(arguments: [["--prune-interval", "1e-9"], ["--prune-interval", "0.5"], ["--prune-interval", "nan"], ["--prune-interval", "-1"],
+                      ["--lease-seconds", "inf"], ["--webhook-timeout", "1e-9"], ["--retention-days", "1e400"]])
+    func serveRefusesFlagsThatWouldSpinOrTrap(_ flag: [String]) async throws {
+        let dir = try TemporaryDirectory("e2e-flags")
+        defer { dir.remove() }
+        let (code, out) = try await runTributary(["serve", "--port", "0", "--database", "sqlite:f.sqlite"] + flag, directory: dir)
+        #expect(code != 0 && out.contains(flag[0]), "\(flag): \(code) \(out)")
+        #expect(!out.contains("listening on"), "\(flag)")
+    }
 }

@@ -104,10 +104,28 @@ struct RetryAfterParsingTests {
     @Test(arguments: [
         ("inf", nil), ("Infinity", nil), ("nan", nil), ("-5", nil), ("soon", nil), ("", nil),
         ("99999999999999999999", UpstreamClient.retryAfterCeiling), ("1000000000000", UpstreamClient.retryAfterCeiling),
-        ("1e400", nil), ("1e12", UpstreamClient.retryAfterCeiling), ("120", 120), ("0", 0), ("1.5", 1.5),
+        ("1e400", nil), ("1e12", nil), ("120", 120), ("0", 0), ("1.5", 1.5),
         ("Fri, 31 Dec 9999 23:59:59 GMT", UpstreamClient.retryAfterCeiling),
     ] as [(String, Double?)])
     func isClampedOrIgnored(_ header: String, _ expected: Double?) {
         #expect(UpstreamClient.retryAfter(header) == expected, "\(header)")
+    }
+
+    /// `Retry-After` is RFC 9110's grammar: digits (leading zeros are zeros, not a 7-day
+    /// ceiling), a plain decimal some upstreams send, or an HTTP-date in any of its three
+    /// forms; hex, exponents, signs and words are not a delay.
+    @Test func retryAfterFollowsTheHTTPGrammar() {
+        let now = Date(timeIntervalSince1970: 1_796_327_800)  // 2026-12-03T19:56:40Z
+        for (header, expected) in [("00000002", 2.0), ("0", 0), ("000", 0), ("0000000000000000000005", 5), ("1.5", 1.5), ("0.01", 0.01)] as [(String, Double)] {
+            #expect(UpstreamClient.retryAfter(header, now: now) == expected, "\(header)")
+        }
+        for header in ["0x3", "0x1p2", "1e1", "1E1", "+5", "-0", ".5", "5.", "1.2.3", "inf", "nan", "infinity", "1_000", "٣", "３", "1 2"] {
+            #expect(UpstreamClient.retryAfter(header, now: now) == nil, "\(header)")
+        }
+        // The three HTTP-date forms (RFC 9110 §5.6.7): IMF-fixdate, RFC 850, asctime.
+        #expect(UpstreamClient.retryAfter("Thu, 03 Dec 2026 19:56:58 GMT", now: now) == 18)
+        #expect(UpstreamClient.retryAfter("Thursday, 03-Dec-26 19:56:58 GMT", now: now) == 18)
+        #expect(UpstreamClient.retryAfter("Thu Dec  3 19:56:59 2026", now: now) == 19)
+        #expect(UpstreamClient.retryAfter("Sat Dec  5 19:56:40 2026", now: now) == 172_800)
     }
 }

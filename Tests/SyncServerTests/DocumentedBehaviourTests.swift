@@ -1,0 +1,69 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SyncCore
+import SyncStore
+import TestSupport
+
+/// Behaviour docs/api.md and docs/queue.md promise that no other test tried.
+@Suite("Documented behaviour")
+struct DocumentedBehaviourTests {
+    /// `DELETE /v1/sources/{id}` deletes its records and history: a source created after it
+    /// (SQLite hands the next one the freed internal number) starts with no records and no
+    /// syncs, under a new name and under the deleted one's.
+    @Test(arguments: StoreBackend.allCases)
+    func aDeletedSourceTakesItsRecordsAndHistoryWithIt(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 1).test { client in
+            let old = try #require(try await client.createSource("doomed", records: 12, pageSize: 5)["id"]?.stringValue)
+            let sync = try await client.runSync("doomed")
+            #expect(sync["status"] == .string("completed"))
+            let syncID = try #require(sync["id"]?.stringValue)
+            #expect(try await client.call(.get, "/v1/sources/doomed/records?limit=100").json["items"]?.arrayValue?.count == 12)
+            #expect(try await client.call(.delete, "/v1/sources/doomed").status == .noContent)
+            #expect(try await client.call(.get, "/v1/syncs/\(syncID)").status == .notFound)
+            #expect(try await client.call(.get, "/v1/sources/\(old)").status == .notFound)
+            for name in ["fresh", "doomed"] {
+                let id = try #require(try await client.createSource(name, records: 3)["id"]?.stringValue)
+                #expect(id != old)
+                #expect(try await client.call(.get, "/v1/sources/\(name)/records?limit=100").json["items"]?.arrayValue?.isEmpty == true, "\(name)")
+                #expect(try await client.call(.get, "/v1/syncs?source_id=\(id)").json["items"]?.arrayValue?.isEmpty == true, "\(name)")
+                let shown = try await client.call(.get, "/v1/sources/\(name)").json
+                #expect(shown["last_sync"] == .null && shown["health"] == .string("never_synced"), "\(name): \(shown)")
+            }
+            #expect(try await client.call(.get, "/v1/syncs").json["items"]?.arrayValue?.isEmpty == true)
+        }
+    }
+
+    /// `X-RateLimit-Remaining: 0` (or `RateLimit-Remaining: 0`) with a reset closes the key in
+    /// the database, where every node reads it: the source shows `rate_limited_until` at the
+    /// reset, and the next page waits for it.
+    @Test(arguments: [("X-RateLimit-Remaining", "X-RateLimit-Reset"), ("RateLimit-Remaining", "RateLimit-Reset")])
+    func aSpentRateLimitHeaderClosesTheKey(_ names: (remaining: String, reset: String)) async throws {
+        try await withHTTPNode(items: 0) { client, fixture, store in
+            fixture.script { request in
+                let page = Int(request.query["page"] ?? "1") ?? 1
+                return page == 1
+                    ? FixtureUpstream.Scripted(headers: [("Content-Type", "application/json"), (names.remaining, "0"), (names.reset, "2")], body: #"{"rows": [{"id": 1}]}"#)
+                    : .json(#"{"rows": []}"#)
+            }
+            _ = try await client.createHTTPSource("spent", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "page", "param": "page"}}
+                """#)
+            let asked = Date()
+            let id = try #require(try await client.call(.post, "/v1/sources/spent/syncs").json["id"]?.stringValue)
+            let until = try await eventually(timeout: .seconds(10), every: .milliseconds(20)) { () -> Date? in
+                try await client.call(.get, "/v1/sources/spent").json["rate_limited_until"]?.stringValue.flatMap(Timestamp.parse)
+            }
+            #expect(until.timeIntervalSince(asked) > 1 && until.timeIntervalSince(asked) < 3.5, "closed until \(until), asked at \(asked)")
+            let source = try #require(try await store.source(idOrName: "spent"))
+            #expect(try await store.closedUntil(key: source.rateKey, now: Date()) != nil, "the closure is in the database")
+            let done = try await client.waitTerminal(id, timeout: .seconds(20))
+            #expect(done["status"] == .string("completed"))
+            let times = fixture.requests.map(\.at)
+            #expect(times.count == 2)
+            if times.count == 2 { #expect(times[1] - times[0] >= .milliseconds(900), "the second page came \(times[1] - times[0]) after the first") }
+        }
+    }
+}

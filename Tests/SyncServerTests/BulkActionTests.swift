@@ -44,6 +44,35 @@ struct BulkActionTests {
         }
     }
 
+    /// `since` and `until` filter on `queued_at`: of three syncs queued a second apart, a
+    /// window around the middle one cancels that one only; and a sync a rule refuses (retry of
+    /// a cancelled sync whose source has another active one) is matched, not affected, and
+    /// left as it is.
+    @Test(arguments: StoreBackend.allCases)
+    func theWindowFiltersAndARefusedSyncIsMatchedNotAffected(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend).test { client in
+            var ids: [String] = []
+            var marks: [String] = []
+            for name in ["w0", "w1", "w2"] {
+                _ = try await client.createSource(name)
+                marks.append(Timestamp.format(Date()))
+                ids.append(try #require(try await client.call(.post, "/v1/sources/\(name)/syncs").json["id"]?.stringValue))
+                try await Task.sleep(for: .milliseconds(1100))
+            }
+            let window = try await client.call(.post, "/v1/syncs/cancel", #"{"since": "\#(marks[1])", "until": "\#(marks[2])"}"#)
+            #expect(window.status == .ok && window.json["matched"] == .number(1) && window.json["affected"] == .number(1), "\(String(buffer: window.body))")
+            let statuses = try await ids.asyncMap { try await client.call(.get, "/v1/syncs/\($0)").json["status"]?.stringValue ?? "" }
+            #expect(statuses == ["queued", "cancelled", "queued"])
+
+            // w1's cancelled sync cannot go back while w1 has another active sync.
+            let active = try #require(try await client.call(.post, "/v1/sources/w1/syncs").json["id"]?.stringValue)
+            let refused = try await client.call(.post, "/v1/syncs/retry", #"{"source_id": "w1", "status": ["cancelled"]}"#).json
+            #expect(refused["matched"] == .number(1) && refused["affected"] == .number(0), "\(refused)")
+            #expect(try await client.call(.get, "/v1/syncs/\(ids[1])").json["status"] == .string("cancelled"))
+            #expect(try await client.call(.get, "/v1/syncs/\(active)").json["status"] == .string("queued"))
+        }
+    }
+
     @Test func badFiltersAreRefused() async throws {
         try await TestNode().test { client in
             for (body, field) in [(#"{"status": "queued"}"#, "status"), (#"{"status": ["nope"]}"#, "status"), (#"{"status": []}"#, "status"),

@@ -263,6 +263,77 @@ struct WebhookTests {
     }
 }
 
+/// What docs/webhooks.md promises about tries that fail, and what no other test tried.
+@Suite("Webhook tries that fail")
+struct WebhookFailureTests {
+    static let fast = WebhookTests.fast
+
+    /// The backoff: 10 s after the first failed try, doubling to at most an hour, each spread
+    /// by ±20 %, and none past 24 hours after the event.
+    @Test func theBackoffDoublesToAnHourWithinTwentyPercentAndGivesUpAfterADay() {
+        let policy = WebhookPolicy.default
+        let created = Date(timeIntervalSince1970: 1_800_000_000)
+        for tries in 1...20 {
+            let base = min(3600, 10 * pow(2, Double(tries - 1)))
+            for random in [0.0, 0.5, 0.999_999] {
+                let next = try? #require(policy.nextTry(after: tries, createdAt: created, now: created, random: random))
+                let wait = next.map { $0.timeIntervalSince(created) } ?? -1
+                #expect(wait >= base * 0.8 - 0.001 && wait <= base * 1.2 + 0.001, "try \(tries), random \(random): \(wait) s")
+            }
+        }
+        #expect(policy.nextTry(after: 1, createdAt: created, now: created.addingTimeInterval(86_400 - 5), random: 0) == nil)
+        #expect(policy.nextTry(after: 1, createdAt: created, now: created.addingTimeInterval(86_400 - 20), random: 0) != nil)
+        #expect(policy.nextTry(after: Int.max, createdAt: created, now: created, random: 1)?.timeIntervalSince(created) ?? 0 <= 3600 * 1.2)
+    }
+
+    func delivery(_ client: any TestClientProtocol, _ syncID: String, until done: @escaping @Sendable (JSONValue) -> Bool) async throws -> JSONValue {
+        try await eventually(timeout: .seconds(20)) { () -> JSONValue? in
+            let item = try await client.call(.get, "/v1/syncs/\(syncID)/deliveries").json["items"]?.arrayValue?.first
+            return item.flatMap { done($0) ? $0 : nil }
+        }
+    }
+
+    /// `410 Gone` stops the delivery at its first try; a redirect is not followed (the
+    /// receiver's other path never sees a POST) and counts as a failed try; deleting the
+    /// source deletes its pending deliveries.
+    @Test(arguments: StoreBackend.allCases)
+    func goneStopsRedirectsAreNotFollowedAndDeletingTheSourceDeletesWhatIsPending(_ backend: StoreBackend) async throws {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        defer { Task { await receiver.stop() } }
+        let node = try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast, egress: EgressPolicy())
+        try await node.test { client in
+            func source(_ name: String, _ path: String) async throws -> String {
+                let created = try await client.call(.post, "/v1/sources", #"""
+                    {"name": "\#(name)", "kind": "synthetic", "config": {"records": 1}, "notify": [{"url": "\#(receiver.baseURL)\#(path)"}]}
+                    """#)
+                #expect(created.status == .created)
+                return try #require(try await client.runSync(name)["id"]?.stringValue)
+            }
+            receiver.inject(.status(410), path: "/hooks", times: 1)
+            let gone = try await source("gone", "/hooks/gone")
+            let ended = try await delivery(client, gone) { $0["status"] == .string("failed") }
+            #expect(ended["attempts"] == .number(1) && ended["response_status"] == .number(410), "\(ended)")
+            try await Task.sleep(for: .milliseconds(600))  // past the fast policy's first retry
+            #expect(receiver.requests(path: "/hooks/gone").count == 1)
+
+            receiver.inject(.redirect(to: "\(receiver.baseURL)/hooks/elsewhere"), path: "/hooks", times: 100)
+            let moved = try await source("moved", "/hooks/moved")
+            let retried = try await delivery(client, moved) { ($0["attempts"]?.intValue ?? 0) >= 2 }
+            #expect(retried["status"] == .string("pending") && retried["response_status"] == .number(302), "\(retried)")
+            #expect(receiver.requests(path: "/hooks/elsewhere").isEmpty, "the redirect was followed")
+
+            let pending = try #require(try await node.store.deliveries(syncID: moved).first)
+            #expect(pending.status.rawValue == "pending")
+            #expect(try await client.call(.delete, "/v1/sources/moved").status == .noContent)
+            #expect(try await node.store.deliveries(syncID: moved).isEmpty)
+            let before = receiver.requests(path: "/hooks/moved").count
+            try await Task.sleep(for: .seconds(2))
+            #expect(receiver.requests(path: "/hooks/moved").count == before, "a deleted source's delivery was tried again")
+        }
+    }
+}
+
 /// Webhooks sent back as they were shown keep what is stored, matched by position.
 @Suite("Webhooks sent back as shown")
 struct WebhookRoundTripTests {

@@ -39,6 +39,8 @@ public final class FixtureUpstream: Sendable {
         case hugePage(bytes: Int)
         /// This JSON body, as is.
         case body(String)
+        /// A redirect (`status`, 302 by default) to `location`.
+        case redirect(to: String, status: Int = 302)
     }
 
     /// A scripted answer for `/s/…` routes (see ``script(_:)``).
@@ -300,6 +302,10 @@ public final class FixtureUpstream: Sendable {
             var h = HTTPFields()
             if let retryAfter { h[.retryAfter] = retryAfter }
             return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: #"{"error":"injected"}"#)))
+        case .redirect(let location, let code):
+            var h = HTTPFields()
+            h[.location] = location
+            return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: "")))
         case .reset:
             return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "100000"], body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: #"{"rows":[{"id":1,"#))

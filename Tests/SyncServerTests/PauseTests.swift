@@ -65,4 +65,40 @@ struct PauseTests {
             _ = try await eventually { try await client.call(.get, "/v1/syncs/\(failed)").json["status"] == .string("failed") ? true : nil }
         }
     }
+
+    /// Pausing a source whose sync runs lets it finish normally; pausing one whose sync is
+    /// `retrying` holds it past its retry time; resuming wakes a worker at once (the pool
+    /// polls every 60 s here, so a start within seconds is the wake-up).
+    @Test(arguments: StoreBackend.allCases)
+    func aRunningSyncFinishesARetryingOneWaitsAndResumeWakesAWorker(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend, workers: 1, pollInterval: .seconds(60))
+        try await node.test { client in
+            #expect(try await client.call(.post, "/v1/sources", #"{"name": "busy", "kind": "synthetic", "config": {"records": 20, "page_size": 5, "delay_ms_per_page": 300}}"#).status == .created)
+            let running = try #require(try await client.call(.post, "/v1/sources/busy/syncs").json["id"]?.stringValue)
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(running)").json["status"] == .string("running") ? true : nil }
+            #expect(try await client.call(.post, "/v1/sources/busy/pause").json["paused"] == .bool(true))
+            let finished = try await client.waitTerminal(running, timeout: .seconds(20))
+            #expect(finished["status"] == .string("completed"), "\(finished)")
+
+            let failing = try await client.call(.post, "/v1/sources", #"""
+                {"name": "flaky", "kind": "synthetic", "config": {"records": 10, "fail_every_n_pages": 1},
+                 "retry": {"max_attempts": 3, "initial_delay_seconds": 2, "max_delay_seconds": 2}}
+                """#)
+            #expect(failing.status == .created)
+            let retried = try #require(try await client.call(.post, "/v1/sources/flaky/syncs").json["id"]?.stringValue)
+            _ = try await eventually { try await client.call(.get, "/v1/syncs/\(retried)").json["status"] == .string("retrying") ? true : nil }
+            #expect(try await client.call(.post, "/v1/sources/flaky/pause").status == .ok)
+            try await Task.sleep(for: .seconds(3))  // past its retry time
+            let held = try await client.call(.get, "/v1/syncs/\(retried)").json
+            #expect(held["status"] == .string("retrying") && held["attempts"]?.arrayValue?.count == 1, "\(held)")
+            let resumedAt = Date()
+            #expect(try await client.call(.post, "/v1/sources/flaky/resume").json["paused"] == .bool(false))
+            let second = try await eventually(timeout: .seconds(20)) { () -> JSONValue? in
+                let attempts = try await client.call(.get, "/v1/syncs/\(retried)").json["attempts"]?.arrayValue ?? []
+                return attempts.count >= 2 ? attempts[1] : nil
+            }
+            let started = try #require(second["started_at"]?.stringValue.flatMap(Timestamp.parse))
+            #expect(started.timeIntervalSince(resumedAt) < 2, "the second attempt started \(started.timeIntervalSince(resumedAt)) s after the resume")
+        }
+    }
 }

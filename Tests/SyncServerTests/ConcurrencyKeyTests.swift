@@ -59,4 +59,51 @@ struct ConcurrencyKeyTests {
             #expect(try await client.call(.patch, "/v1/sources/k0", #"{"concurrency": null}"#).json["concurrency"] == .null)
         }
     }
+
+    /// Sources sharing a key with different limits are each held to their own: a limit-1
+    /// source waits while two limit-3 ones run, and runs at once when its PATCH drops the
+    /// key. A key's slot is freed by a sync that goes `retrying`, one that is cancelled while
+    /// running, and one that ends `failed`.
+    @Test(arguments: StoreBackend.allCases)
+    func eachSourceKeepsItsOwnLimitAndEveryEndFreesTheSlot(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 3, pollInterval: .milliseconds(100)).test { client in
+            @Sendable func status(_ id: String) async throws -> String { try await client.call(.get, "/v1/syncs/\(id)").json["status"]?.stringValue ?? "" }
+            func source(_ name: String, _ config: String, _ rest: String) async throws {
+                let r = try await client.call(.post, "/v1/sources", #"{"name": "\#(name)", "kind": "synthetic", "config": \#(config)\#(rest)}"#)
+                #expect(r.status == .created, "\(String(buffer: r.body))")
+            }
+            func trigger(_ name: String) async throws -> String { try #require(try await client.call(.post, "/v1/sources/\(name)/syncs").json["id"]?.stringValue) }
+            let slow = #"{"records": 3, "page_size": 1, "delay_ms_per_page": 1500}"#
+            for name in ["wide-1", "wide-2"] { try await source(name, slow, #", "concurrency": {"key": "k", "limit": 3}"#) }
+            try await source("narrow", #"{"records": 1}"#, #", "concurrency": {"key": "k", "limit": 1}"#)
+            let wide = [try await trigger("wide-1"), try await trigger("wide-2")]
+            for id in wide { _ = try await eventually { try await status(id) == "running" ? true : nil } }
+            let narrow = try await trigger("narrow")
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await status(narrow) == "queued", "a limit-1 sync ran beside two others of its key")
+            #expect(try await client.call(.patch, "/v1/sources/narrow", #"{"concurrency": null}"#).status == .ok)
+            _ = try await eventually(timeout: .seconds(3)) { try await status(narrow) == "completed" ? true : nil }
+            for id in wide { #expect(try await status(id) == "running", "the narrow sync ran once its key was dropped, before the wide ones ended") }
+            for id in wide { _ = try await client.waitTerminal(id, timeout: .seconds(20)) }
+
+            // Limit 1: each way a sync ends hands the slot on.
+            let one = #", "concurrency": {"key": "one", "limit": 1}"#
+            try await source("flaky", #"{"records": 3, "fail_every_n_pages": 1}"#, one + #", "retry": {"max_attempts": 2, "initial_delay_seconds": 4, "max_delay_seconds": 4}"#)
+            try await source("long", #"{"records": 100, "page_size": 1, "delay_ms_per_page": 1000}"#, one)
+            try await source("quick", #"{"records": 1}"#, one)
+            let flaky = try await trigger("flaky")
+            _ = try await eventually { try await status(flaky) == "retrying" ? true : nil }
+            let long = try await trigger("long")
+            _ = try await eventually(timeout: .seconds(3)) { try await status(long) == "running" ? true : nil }  // freed by retrying
+            let quick = try await trigger("quick")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await status(quick) == "queued", "the key's one slot is long's")
+            #expect(try await client.call(.post, "/v1/syncs/\(long)/cancel").status == .accepted)
+            _ = try await eventually(timeout: .seconds(8)) { try await status(quick) == "completed" ? true : nil }  // freed by the cancel
+            #expect(try await status(long) == "cancelled")
+            _ = try await eventually(timeout: .seconds(15)) { try await status(flaky) == "failed" ? true : nil }
+            let again = try await trigger("quick")
+            _ = try await eventually(timeout: .seconds(3)) { try await status(again) == "completed" ? true : nil }  // freed by failed
+        }
+    }
 }

@@ -112,6 +112,10 @@ struct HealthTests {
             if silent { #expect(took >= .milliseconds(1900), "a database that never answers, answered in \(took)") }
             #expect(try await client.call(.get, "/readyz").status == .serviceUnavailable)
             #expect(try await client.call(.get, "/healthz").status == .ok)
+            // The metrics still answer, and say the database is down.
+            let metrics = try await client.call(.get, "/metrics")
+            let up = String(buffer: metrics.body).split(separator: "\n").first { $0.hasPrefix("tributary_database_up ") }
+            #expect(metrics.status == .ok && up.flatMap { Double($0.split(separator: " ").last ?? "") } == 0, "\(up ?? "no tributary_database_up")")
         }
     }
 }

@@ -144,4 +144,71 @@ struct MetricsTests {
             #expect(stats.status == .unauthorized)
         }
     }
+
+    /// The rescuer's and the pruner's counters: a sync left running with an expired lease by
+    /// "another node" is taken back and counted once; finished syncs past the retention are
+    /// deleted and counted, each once.
+    @Test(arguments: StoreBackend.allCases)
+    func theRescuerAndThePrunerCountWhatTheyDid(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend, rescueInterval: .milliseconds(200),
+                                      retention: RetentionPolicy(olderThanSeconds: 0, keepLastPerSource: 0), pruneInterval: .milliseconds(300))
+        try await node.test { client in
+            let store = node.store
+            for i in 0..<3 {
+                let source = try await store.createSource(makeSource(name: "m\(i)"))
+                _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+            }
+            _ = try #require(try await store.claimNext(owner: "dead-node", leaseSeconds: 0.05, now: Date()))
+            // Two finished (cancelled while queued): the pruner's.
+            for item in try await client.call(.get, "/v1/syncs?status=queued").json["items"]?.arrayValue ?? [] {
+                #expect(try await client.call(.post, "/v1/syncs/\(item["id"]?.stringValue ?? "")/cancel").status == .accepted)
+            }
+            var samples = try await Self.scrape(client)
+            for _ in 0..<50 where (samples["tributary_leases_rescued_total{}"] ?? 0) < 1 || (samples["tributary_syncs_pruned_total{}"] ?? 0) < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                samples = try await Self.scrape(client)
+            }
+            #expect(samples["tributary_leases_rescued_total{}"] == 1)
+            #expect(samples["tributary_syncs_pruned_total{}"] == 2)
+            try await Task.sleep(for: .milliseconds(700))
+            let later = try await Self.scrape(client)
+            #expect(later["tributary_leases_rescued_total{}"] == 1 && later["tributary_syncs_pruned_total{}"] == 2, "counted again")
+        }
+    }
+
+    /// The cluster gauges read the database: nodes and their workers by heartbeat (a stale
+    /// one left out), sources whose latest sync failed, scheduled sources gone stale; a path
+    /// no route matches is `unmatched`; each redirect hop is a `3xx` upstream request.
+    @Test(arguments: StoreBackend.allCases)
+    func theClusterGaugesAndTheRouteAndRedirectLabels(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 2, backend: backend) { client, fixture, store in
+            let now = Date()
+            try await store.registerNode(NodeInfo(id: "n-live", role: "all", workers: 5, startedAt: now, heartbeatAt: now))
+            try await store.registerNode(NodeInfo(id: "n-2", role: "worker", workers: 3, startedAt: now, heartbeatAt: now))
+            try await store.registerNode(NodeInfo(id: "n-gone", role: "all", workers: 7, startedAt: now.addingTimeInterval(-600), heartbeatAt: now.addingTimeInterval(-600)))
+            fixture.inject(.status(500), path: "/none", times: 1)
+            _ = try await client.createHTTPSource("broken", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}"#,
+                                                  extra: #", "retry": {"max_attempts": 1}"#)
+            #expect(try await client.runSync("broken")["status"] == .string("failed"))
+            _ = try await client.createHTTPSource("every", #"{"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id"}"#,
+                                                  extra: #", "schedule": {"every_seconds": 1}"#)
+            #expect(try await client.runSync("every")["status"] == .string("completed"))
+            #expect(try await client.call(.post, "/v1/sources/every/pause").status == .ok)
+            _ = try await eventually(timeout: .seconds(10)) { try await client.call(.get, "/v1/sources/every").json["health"] == .string("stale") ? true : nil }
+            fixture.inject(.redirect(to: "\(fixture.baseURL)/none"), path: "/next", times: 1)
+            _ = try await client.createHTTPSource("moved", #"{"url": "\#(fixture.baseURL)/next", "records_path": "/rows", "primary_key": "id"}"#)
+            let before = try await Self.scrape(client)
+            let moved = try await client.runSync("moved")
+            #expect(moved["status"] == .string("completed"), "\(moved["error"] ?? .null)")
+            #expect(try await client.call(.get, "/no/such/path").status == .notFound)
+            let after = try await Self.scrape(client)
+            #expect(after["tributary_nodes_live{}"] == 2)
+            #expect(after["tributary_workers_live{}"] == 8)
+            #expect(after["tributary_sources_failing{}"] == 1)
+            #expect(after["tributary_sources_stale{}"] == 1)
+            #expect((after["tributary_upstream_requests_total{code_class=3xx}"] ?? 0) - (before["tributary_upstream_requests_total{code_class=3xx}"] ?? 0) == 1)
+            #expect(after.keys.contains { $0.hasPrefix("tributary_http_request_duration_seconds_count{") && $0.contains("route=unmatched") && $0.contains("status=404") },
+                    "\(after.keys.filter { $0.contains("count{") })")
+        }
+    }
 }

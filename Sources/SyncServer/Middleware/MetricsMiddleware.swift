@@ -14,7 +14,9 @@ struct MetricsMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
-        metrics.httpRequest(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: Int(response.status.code),
+        // Hummingbird names an unmatched path "NotFound"; docs/operations.md calls it `unmatched`.
+        let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
+        metrics.httpRequest(method: request.method.rawValue, route: route, status: Int(response.status.code),
                             nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         return response
     }

@@ -67,6 +67,39 @@ struct EventProcessTests {
         #expect(try await worker.terminate() == 0)
     }
 
+    /// `GET /v1/events?source_id=` carries only that source's syncs (by id or by name), with
+    /// the header that keeps nginx from buffering the stream.
+    @Test func aSourcesStreamCarriesOnlyThatSource() async throws {
+        let dir = try TemporaryDirectory("e2e-events-source")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:o.sqlite", "--workers", "2"], directory: dir)
+        for name in ["mine", "other"] {
+            let body = #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 20, "page_size": 5, "delay_ms_per_page": 150}}"#
+            #expect(try await node.client.post("/v1/sources", body).status == 201)
+        }
+        let mineID = try #require(try await node.client.get("/v1/sources/mine").json["id"]?.stringValue)
+        for filter in ["mine", mineID] {
+            async let watched = stream(port: node.port, "/v1/events?source_id=\(filter)") { events in
+                events.contains { $0.event == "status" && $0.data["source_id"] == .string(mineID) && $0.data["status"] == .string("completed") }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let other = try #require(try await node.client.post("/v1/sources/other/syncs").json["id"]?.stringValue)
+            let mine = try #require(try await node.client.post("/v1/sources/mine/syncs").json["id"]?.stringValue)
+            let (head, events) = try await watched
+            #expect(head == "HTTP/1.1 200 OK")
+            #expect(events.contains { ($0.data["id"] ?? $0.data["sync_id"]) == .string(mine) })
+            let strays = events.filter { ($0.data["source_id"] ?? .null) != .string(mineID) || ($0.data["id"] ?? $0.data["sync_id"]) == .string(other) }
+            #expect(strays.isEmpty, "\(filter): events of another source: \(strays.prefix(3))")
+            _ = try await eventually { try await node.client.get("/v1/syncs/\(other)").json["status"] == .string("completed") ? true : nil }
+        }
+        let raw = try RawConnection(port: node.port)
+        raw.send("GET /v1/events?source_id=mine HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let text = await raw.read(until: { $0.contains("\r\n\r\n") }, timeout: .seconds(10))
+        raw.hangUp()
+        #expect(text.lowercased().contains("x-accel-buffering: no"), "\(text.prefix(400))")
+        #expect(try await node.terminate() == 0)
+    }
+
     /// Under a cap of 4 streams: 400 clients that reset right after asking, and 300 `HEAD`s of
     /// both stream routes on one connection, leave every slot free; a held stream closed by
     /// its client frees its slot for the next. (Resets once kept their slot for good, and

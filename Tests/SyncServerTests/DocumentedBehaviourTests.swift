@@ -66,4 +66,40 @@ struct DocumentedBehaviourTests {
             if times.count == 2 { #expect(times[1] - times[0] >= .milliseconds(900), "the second page came \(times[1] - times[0]) after the first") }
         }
     }
+
+    /// Every dashboard page and asset carries the security headers docs/dashboard.md lists,
+    /// with exactly those values.
+    @Test func everyDashboardPageCarriesTheDocumentedSecurityHeaders() async throws {
+        try await TestNode(workers: 1).test { client in
+            let id = try #require(try await client.createSource("h", records: 2)["id"]?.stringValue)
+            let sync = try #require(try await client.runSync("h")["id"]?.stringValue)
+            let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            for path in ["/", "/sources", "/sources/\(id)", "/syncs", "/syncs/\(sync)", "/nodes", "/sources?q=x", "/syncs/nope"] {
+                let page = try await client.call(.get, path)
+                #expect(page.headers[.contentSecurityPolicy] == csp, "\(path): \(page.headers[.contentSecurityPolicy] ?? "none")")
+                #expect(page.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff", "\(path)")
+                #expect(page.headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer", "\(path)")
+                #expect(page.headers[.cacheControl] == "no-store", "\(path)")
+            }
+        }
+    }
+
+    /// A draining node is listed in `/v1/health` with `draining: true`, and its workers are not
+    /// live workers (a stale node's are not either).
+    @Test(arguments: StoreBackend.allCases)
+    func aDrainingNodesWorkersAreNotLive(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend)
+        try await node.test { client in
+            let now = Date()
+            try await node.store.registerNode(NodeInfo(id: "busy", role: "all", workers: 4, startedAt: now, heartbeatAt: now))
+            try await node.store.registerNode(NodeInfo(id: "leaving", role: "worker", workers: 3, startedAt: now, heartbeatAt: now))
+            try await node.store.registerNode(NodeInfo(id: "gone", role: "worker", workers: 5, startedAt: now.addingTimeInterval(-600), heartbeatAt: now.addingTimeInterval(-600)))
+            #expect(try await client.call(.post, "/v1/nodes/leaving/drain").status == .ok)
+            let health = try await client.call(.get, "/v1/health").json
+            let workers = try #require(health["checks"]?.arrayValue?.first { $0["name"] == .string("workers") })
+            #expect(workers["live_workers"] == .number(4), "\(workers)")
+            let leaving = workers["nodes"]?.arrayValue?.first { $0["id"] == .string("leaving") }
+            #expect(leaving?["draining"] == .bool(true), "\(workers)")
+        }
+    }
 }

@@ -332,6 +332,27 @@ struct WebhookFailureTests {
             #expect(receiver.requests(path: "/hooks/moved").count == before, "a deleted source's delivery was tried again")
         }
     }
+
+    /// The egress policy is applied again on every try: a webhook stored while its address
+    /// was allowed (here written straight through the store, as a policy changed since) is
+    /// refused at delivery, fails without a request, and says why.
+    @Test(arguments: StoreBackend.allCases)
+    func theEgressPolicyIsAppliedOnEveryTry(_ backend: StoreBackend) async throws {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        defer { Task { await receiver.stop() } }
+        let policy = EgressPolicy(deny: [EgressPolicy.Rule("127.0.0.0/8")!])
+        let node = try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast, egress: policy)
+        try await node.test { client in
+            var source = makeSource(name: "hooked", config: ["records": .number(1)])
+            source.notify = [WebhookTarget(url: receiver.baseURL + "/hooks/denied")]
+            _ = try await node.store.createSource(source)
+            let id = try #require(try await client.runSync("hooked")["id"]?.stringValue)
+            let ended = try await delivery(client, id) { $0["status"] == .string("failed") }
+            #expect(ended["last_error"]?.stringValue?.contains("egress") == true, "\(ended)")
+            #expect(receiver.requests(path: "/hooks/denied").isEmpty)
+        }
+    }
 }
 
 /// Webhooks sent back as they were shown keep what is stored, matched by position.

@@ -120,4 +120,36 @@ struct CronSchedulerTests {
             try await store.deleteSource(id: source.id)
         }
     }
+
+    /// `jitter_seconds` queues the slot's sync to run up to that much later (here the random
+    /// draw is 0.5: 15 s of 30); a slot 59 s late still runs and one 61 s late is missed
+    /// (`skip`: nothing); a paused source's slot is not taken while it is paused.
+    @Test(arguments: StoreBackend.allCases)
+    func jitterTheMissedBoundaryAndAPausedSource(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        let clock = Clock(at("2026-01-01T00:30:00Z"))
+        let scheduler = Scheduler(store: store, clock: clock.read, random: { 0.5 })
+        var jittered = CronSchedule(expression: "0 * * * *", missed: .skip)
+        jittered.jitterSeconds = 30
+        let source = try await cronSource(store, jittered, now: clock.read())
+        clock.set(at("2026-01-01T01:00:59Z"))  // 59 s late: not missed
+        let queued = try await scheduler.tick()
+        #expect(queued.count == 1)
+        let runAt = try #require(try await store.nextRunAt())
+        #expect(abs(runAt.timeIntervalSince(at("2026-01-01T01:00:59Z")) - 15) < 0.01, "run at \(runAt)")
+        for id in queued { _ = try await store.requestCancel(syncID: id, now: clock.read()) }
+
+        clock.set(at("2026-01-01T02:01:01Z"))  // 61 s late: missed, and skip runs nothing
+        #expect(try await scheduler.tick().isEmpty)
+        #expect(try await store.source(idOrName: source.id)?.nextSlotAt == at("2026-01-01T03:00:00Z"))
+
+        _ = try await store.setPaused(sourceID: source.id, paused: true, now: clock.read())
+        clock.set(at("2026-01-01T03:00:01Z"))
+        #expect(try await scheduler.tick().isEmpty, "a paused source's slot was taken")
+        #expect(try await store.source(idOrName: source.id)?.nextSlotAt == at("2026-01-01T03:00:00Z"), "the slot stays for the resume")
+        _ = try await store.setPaused(sourceID: source.id, paused: false, now: clock.read())
+        clock.set(at("2026-01-01T03:00:30Z"))
+        #expect(try await scheduler.tick().count == 1, "resumed within the minute: the slot runs")
+    }
 }

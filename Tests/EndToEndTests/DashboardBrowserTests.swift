@@ -98,6 +98,51 @@ struct DashboardBrowserTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// The nodes page's Drain button drains the node (after a confirmation), and the syncs
+    /// page's bulk buttons cancel the selected syncs and queue them again.
+    @Test func theDrainAndBulkButtonsDoWhatTheySay() async throws {
+        let dir = try TemporaryDirectory("e2e-dashboard-buttons")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:b.sqlite", "--workers", "0", "--node-id", "n-buttons"], directory: dir)
+        let c = node.client
+        var ids: [String] = []
+        for name in ["a", "b", "c"] {
+            #expect(try await c.post("/v1/sources", #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 3}}"#).status == 201)
+            ids.append(try #require(try await c.post("/v1/sources/\(name)/syncs").json["id"]?.stringValue))
+        }
+        let syncIDs = ids
+        try await withBrowser(log: dir.file("chromedriver.log")) { browser in
+            let ids = syncIDs
+            try await browser.open(node.baseURL + "/nodes")
+            _ = try await waitFor(browser, "the Drain button", "return document.querySelector('button[data-url$=\"/drain\"]') !== null")
+            try await browser.run("window.confirm = () => true")
+            try await browser.click("button[data-url$='/drain']")
+            _ = try await eventually(timeout: .seconds(10)) { () -> Bool? in
+                let nodes = try await c.get("/v1/health").json["checks"]?.arrayValue?.first { $0["name"] == .string("workers") }?["nodes"]?.arrayValue ?? []
+                return nodes.first { $0["id"] == .string("n-buttons") }?["draining"] == .bool(true) ? true : nil
+            }
+
+            try await browser.open(node.baseURL + "/syncs")
+            _ = try await waitFor(browser, "the bulk buttons", "return document.querySelector('button[data-bulk=\"cancel\"]') !== null")
+            // Two of the three selected: those two are cancelled, the third is left queued.
+            for id in ids.prefix(2) { try await browser.run("document.querySelector('input[name=\"sync\"][value=\"\(id)\"]').checked = true") }
+            try await browser.run("window.confirm = () => true")
+            try await browser.click("button[data-bulk='cancel']")
+            _ = try await eventually(timeout: .seconds(10)) { () -> Bool? in
+                let statuses = try await ids.asyncMap { try await sync(c, $0)["status"]?.stringValue ?? "" }
+                return statuses == ["cancelled", "cancelled", "queued"] ? true : nil
+            }
+            try await browser.open(node.baseURL + "/syncs")
+            _ = try await waitFor(browser, "the bulk buttons again", "return document.querySelector('button[data-bulk=\"retry\"]') !== null")
+            try await browser.run("document.querySelector('input[name=\"sync\"][value=\"\(ids[0])\"]').checked = true")
+            try await browser.run("window.confirm = () => true")
+            try await browser.click("button[data-bulk='retry']")
+            _ = try await eventually(timeout: .seconds(10)) { try await sync(c, ids[0])["status"] == .string("queued") ? true : nil }
+            #expect(try await sync(c, ids[1])["status"] == .string("cancelled"))
+        }
+        #expect(try await node.terminate() == 0)
+    }
+
     @Test func withJavaScriptOffThePagesStillList() async throws {
         let dir = try TemporaryDirectory("e2e-dashboard-nojs")
         defer { dir.remove() }
@@ -138,7 +183,7 @@ struct DashboardBrowserTests {
             ("sync-failed", "/syncs/\(failed)"), ("sync-running", "/syncs/\(running)"), ("nodes", "/nodes"),
         ]
         try await withBrowser(log: dir.file("chromedriver.log")) { browser in
-            for (scheme, widths) in [("light", [(1280, 900, false), (390, 844, true)]), ("dark", [(1280, 900, false)])] {
+            for (scheme, widths) in [("light", [(1280, 900, false), (390, 844, true)]), ("dark", [(1280, 900, false), (390, 844, true)])] {
                 try await browser.colorScheme(scheme)
                 for (width, height, mobile) in widths {
                     try await browser.emulate(width: width, height: height, mobile: mobile)

@@ -353,6 +353,43 @@ struct WebhookFailureTests {
             #expect(receiver.requests(path: "/hooks/denied").isEmpty)
         }
     }
+
+    /// The outbox is filled on every path that ends a sync, not only a worker's: a bulk
+    /// cancel of a queued sync, and the lease rescuer ending a sync that was asked to cancel
+    /// and whose worker died, each deliver `sync.cancelled`.
+    @Test(arguments: StoreBackend.allCases)
+    func aBulkCancelAndTheRescuerFillTheOutboxToo(_ backend: StoreBackend) async throws {
+        let receiver = FixtureUpstream()
+        try await receiver.start()
+        defer { Task { await receiver.stop() } }
+        let node = try await TestNode(backend: backend, rescueInterval: .milliseconds(200), webhooks: Self.fast, egress: EgressPolicy())
+        try await node.test { client in
+            var ids: [String: String] = [:]
+            for name in ["bulk", "rescued"] {
+                var source = makeSource(name: name, config: ["records": .number(1)])
+                source.notify = [WebhookTarget(url: receiver.baseURL + "/hooks/\(name)", events: [.cancelled])]
+                let created = try await node.store.createSource(source)
+                _ = try await node.store.enqueue(EnqueueRequest(sourceID: created.id, mode: .full, priority: 0, trigger: .api))
+                ids[name] = created.id
+            }
+            // "rescued": claimed by a node that dies after the cancel was asked for.
+            let claimed = try #require(try await node.store.claimNext(owner: "dead-node", leaseSeconds: 0.3, now: Date()))
+            let rescuedName = claimed.sync.sourceID == ids["rescued"] ? "rescued" : "bulk"
+            let queuedName = rescuedName == "rescued" ? "bulk" : "rescued"
+            #expect(try await client.call(.post, "/v1/syncs/\(claimed.sync.id)/cancel").status == .accepted)
+            let bulk = try await client.call(.post, "/v1/syncs/cancel", #"{"status": ["queued"]}"#).json
+            #expect(bulk["affected"] == .number(1), "\(bulk)")
+            for name in [queuedName, rescuedName] {
+                let receipt = try #require(try await eventually(timeout: .seconds(20)) { hooksOf(receiver, "/hooks/\(name)").first })
+                #expect(receipt.event == "sync.cancelled", "\(name)")
+                #expect(receipt.json["sync"]?["status"] == .string("cancelled"), "\(name)")
+            }
+        }
+    }
+
+    func hooksOf(_ receiver: FixtureUpstream, _ path: String) -> [WebhookReceipt] {
+        receiver.requests(path: path).map(WebhookReceipt.init)
+    }
 }
 
 /// Webhooks sent back as they were shown keep what is stored, matched by position.

@@ -106,4 +106,30 @@ struct ConcurrencyKeyTests {
             _ = try await eventually(timeout: .seconds(3)) { try await status(again) == "completed" ? true : nil }  // freed by failed
         }
     }
+
+    /// A keyed sync whose worker died holds the key's slot only until its lease is rescued:
+    /// then the other keyed sync runs, and the rescued one after it.
+    @Test(arguments: StoreBackend.allCases)
+    func aRescuedLeaseFreesItsSlot(_ backend: StoreBackend) async throws {
+        let node = try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), rescueInterval: .milliseconds(200))
+        // Set up before the node runs: its worker must not take the first sync before the dead node.
+        var syncs: [String] = []
+        for name in ["r1", "r2"] {
+            var source = makeSource(name: name, config: ["records": .number(2)])
+            source.concurrency = ConcurrencyLimit(key: "r", limit: 1)
+            let created = try await node.store.createSource(source)
+            let queued = try await node.store.enqueue(EnqueueRequest(sourceID: created.id, mode: .full, priority: 0, trigger: .api))
+            syncs.append(queued.sync.id)
+        }
+        let dead = try #require(try await node.store.claimNext(owner: "dead-node", leaseSeconds: 1.5, now: Date()))
+        let other = syncs.first { $0 != dead.sync.id } ?? ""
+        let all = syncs
+        try await node.test { client in
+            try await Task.sleep(for: .milliseconds(500))
+            let otherNow = try await client.call(.get, "/v1/syncs/\(other)").json
+            #expect(otherNow["status"] == .string("queued"), "the slot is the dead node until its lease is rescued: \(otherNow)")
+            for id in all { _ = try await client.waitTerminal(id, timeout: .seconds(20)) }
+            for id in all { #expect(try await client.call(.get, "/v1/syncs/\(id)").json["status"] == .string("completed")) }
+        }
+    }
 }

@@ -207,6 +207,37 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// A bulk action takes at most 10,000 syncs per call, newest first: of 10,050 queued
+    /// syncs a cancel takes the 10,000 newest and leaves the 50 oldest queued; the next call
+    /// takes those.
+    @Test func aBulkCancelTakesTenThousandNewestFirst() async throws {
+        let dir = try TemporaryDirectory("e2e-bulk-cap")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("cap")
+        let nodes = try await startNodes(1, database: database, directory: dir, extra: ["--workers", "0"])
+        _ = try await PostgresCluster.psql(database, """
+            INSERT INTO sources (id, name, kind, config, retry, created_at, updated_at, rate_key)
+            SELECT 'src_cap' || lpad(i::text, 7, '0'), 'cap-' || i, 'synthetic', '{"records":1}',
+                   '{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}', 0, 0, 'source:src_cap' || lpad(i::text, 7, '0')
+            FROM generate_series(1, 10050) AS i;
+            INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, rate_key)
+            SELECT 'syn_cap' || lpad(i::text, 7, '0'), 'src_cap' || lpad(i::text, 7, '0'), 'queued', 'full', 0, 'api', 5,
+                   1700000000 + i, 1700000000 + i, 'source:src_cap' || lpad(i::text, 7, '0')
+            FROM generate_series(1, 10050) AS i;
+            """)
+        // Each sync under the single-sync rules: slow at the cap in a debug build (tens of seconds).
+        let started = ContinuousClock.now
+        let first = try await nodes[0].client.request(.POST, "/v1/syncs/cancel", json: "{}", timeout: .seconds(300))
+        #expect(first.status == 200 && first.json["affected"] == .number(10_000), "\(first.text)")
+        print("bulk cancel of 10,000 queued syncs took \(ContinuousClock.now - started)")
+        let left = try await PostgresCluster.psql(database, "SELECT string_agg(id, ',' ORDER BY id) FROM syncs WHERE status = 'queued'")
+        let expected = (1...50).map { "syn_cap" + String(repeating: "0", count: 7 - String($0).count) + String($0) }.joined(separator: ",")
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "the oldest 50 stay queued")
+        let second = try await nodes[0].client.post("/v1/syncs/cancel", "{}")
+        #expect(second.json["affected"] == .number(50), "\(second.text)")
+        try await stopAll(nodes)
+    }
+
     /// Three sources sharing a key on three nodes; the upstream answers one request with
     /// `429 Retry-After: 3`. After the grants already handed out (a quarter second), no node
     /// sends a request of the key until 3 s later, and no attempt fails.

@@ -33,6 +33,11 @@ struct DocumentedBehaviourTests {
                 #expect(shown["last_sync"] == .null && shown["health"] == .string("never_synced"), "\(name): \(shown)")
             }
             #expect(try await client.call(.get, "/v1/syncs").json["items"]?.arrayValue?.isEmpty == true)
+            // source_id takes a name as well as an id; an unknown one matches nothing.
+            let named = try await client.runSync("fresh")
+            let byName = try await client.call(.get, "/v1/syncs?source_id=fresh").json["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+            #expect(byName == [named["id"]?.stringValue ?? "?"])
+            #expect(try await client.call(.get, "/v1/syncs?source_id=nobody").json["items"]?.arrayValue?.isEmpty == true)
         }
     }
 

@@ -21,7 +21,12 @@ struct SyncRoutes {
         }
         router.add(.get, "/v1/syncs", in: table) { request, _ in
             let page = try PageQuery.parse(request, cursorKind: "syn")
-            let filter = try SyncListQuery.filter(request)
+            var filter = try SyncListQuery.filter(request)
+            // A name stands for its source, as in the bulk actions' filter and /v1/events
+            // (an id is used as it is; an unknown name or id matches no sync).
+            if let given = filter.sourceID, !given.hasPrefix("src_"), let source = try await env.store.source(idOrName: given) {
+                filter.sourceID = source.id
+            }
             let syncs = try await env.store.listSyncs(filter, limit: page.limit + 1, before: page.after)
             let next = syncs.count > page.limit ? syncs[page.limit - 1].id : nil
             return JSONResponse.make(APIRepresentation.page(

@@ -99,6 +99,24 @@ struct HTTPPartsTests {
     }
 }
 
+/// Config numbers that must be whole refuse fractions and huge values instead of truncating.
+@Suite("http-json config: whole numbers")
+struct HTTPJSONWholeNumberTests {
+    @Test(arguments: ["max_record_bytes", "max_page_bytes", "max_request_retries"])
+    func aFractionOrAHugeValueIsRefusedNamingTheField(_ key: String) {
+        for value in [JSONValue.number(100_000.5), .number(1e300), .number(-1), .number(.nan), .string("5")] {
+            let config: JSONObject = ["url": .string("http://127.0.0.1:9/x"), "records_path": .string("/rows"), "primary_key": .string("id"), key: value]
+            guard case .failure(let errors) = HTTPJSONConfig.parse(config) else {
+                Issue.record("\(key) = \(value) was accepted")
+                continue
+            }
+            #expect(errors.errors.contains { $0.field == "config.\(key)" }, "\(key) = \(value): \(errors)")
+        }
+        let whole: JSONObject = ["url": .string("http://127.0.0.1:9/x"), "records_path": .string("/rows"), "primary_key": .string("id"), key: .number(4096)]
+        if case .failure(let errors) = HTTPJSONConfig.parse(whole), key != "max_request_retries" { Issue.record("\(key) = 4096 refused: \(errors)") }
+    }
+}
+
 @Suite("Retry-After from a hostile upstream")
 struct RetryAfterParsingTests {
     @Test(arguments: [

@@ -190,12 +190,20 @@ public struct HTTPJSONConfig: Sendable, Equatable {
             }
             return d
         }
+        /// A whole number in `range` (a fraction such as `100000.5` is refused, not truncated).
+        func integer(_ key: String, _ range: ClosedRange<Int>, _ def: Int) -> Int {
+            guard let v = config[key] else { return def }
+            guard let d = v.doubleValue, let i = Int(exactly: d), range.contains(i) else {
+                err(key, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
+                return def
+            }
+            return i
+        }
         let timeout = number("timeout_seconds", 0.1...600, 30)
-        let retries = Int(number("max_request_retries", 0...20, 5))
-        if let v = config["max_request_retries"], v.intValue == nil { err("max_request_retries", "must be an integer") }
+        let retries = integer("max_request_retries", 0...20, 5)
         let backoff = number("request_backoff_seconds", 0...60, 0.5)
-        let maxRecord = Int(number("max_record_bytes", 64...67_108_864, 1_048_576))
-        let maxPage = Int(number("max_page_bytes", 1024...1_073_741_824, 67_108_864))
+        let maxRecord = integer("max_record_bytes", 64...67_108_864, 1_048_576)
+        let maxPage = integer("max_page_bytes", 1024...1_073_741_824, 67_108_864)
 
         var followRedirects = FollowRedirects.sameOrigin
         if let value = config["follow_redirects"] {

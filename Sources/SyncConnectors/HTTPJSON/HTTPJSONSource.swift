@@ -142,9 +142,11 @@ struct HTTPJSONSource: SyncSource {
             } else if case .linkHeader = config.pagination {
                 // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
                 let link = response.headers["link"]
-                target = LinkHeader.next(link.isEmpty ? nil : link.joined(separator: ", "), base: response.url)
-                if let target, !HTTPURL.isUsable(target) {
-                    throw SyncErrorFactory.invalidResponse("the Link header's next URL \"\(SecretRedaction.redactText(String(target.absoluteString.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
+                if let text = LinkHeader.nextTarget(link.isEmpty ? nil : link.joined(separator: ", ")) {
+                    guard let resolved = HTTPURL.parse(String(text), relativeTo: response.url) else {
+                        throw SyncErrorFactory.invalidResponse("the Link header's next URL \"\(SecretRedaction.redactText(String(text.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
+                    }
+                    target = resolved
                 }
             }
             if let target, target.absoluteString != url.absoluteString {
@@ -321,7 +323,15 @@ enum QueryString {
 
 /// RFC 8288 `Link` header: the target of `rel="next"`.
 enum LinkHeader {
+    /// The `rel="next"` target resolved against `base`, or `nil` (none, or not a URL).
     static func next(_ header: String?, base: URL) -> URL? {
+        nextTarget(header).flatMap { URL(string: String($0), relativeTo: base)?.absoluteURL }
+    }
+
+    /// The text of the `rel="next"` target, whatever it holds: a target that is not a usable
+    /// URL is then the caller's error to report, not a missing next page (which would end a
+    /// full sync early and delete what it did not reach).
+    static func nextTarget(_ header: String?) -> Substring? {
         guard let header else { return nil }
         var rest = Substring(header)
         while let open = rest.firstIndex(of: "<") {
@@ -341,7 +351,7 @@ enum LinkHeader {
                 let pair = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard pair.count == 2, pair[0].lowercased() == "rel" else { continue }
                 let rels = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased().split(separator: " ")
-                if rels.contains("next") { return URL(string: String(target), relativeTo: base)?.absoluteURL }
+                if rels.contains("next") { return target }
             }
             rest = params
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SyncCore
 
 /// The one rule for a URL Tributary will send a request to, wherever it came from (a source's
 /// `url`, a webhook, a next link, a `Link` header, a redirect's `Location`, the CLI's
@@ -19,21 +20,7 @@ public enum HTTPURL {
         if let port = url.port, !(1...65535).contains(port) { return false }
         // Foundation reads a port too long for an Int as no port at all (the default one):
         // the authority's own text decides.
-        guard let portText = portText(of: url.absoluteString) else { return true }
-        return portText.isEmpty || (portText.count <= 5 && portText.allSatisfy(\.isASCIIDigit) && (1...65535).contains(Int(portText) ?? 0))
-    }
-
-    /// The text after the host's `:` in the authority of `text` (`nil` when none is written).
-    static func portText(of text: String) -> Substring? {
-        guard let start = text.range(of: "://")?.upperBound else { return nil }
-        let authority = text[start...].prefix { !"/?#".contains($0) }
-        let hostAndPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
-        let afterHost = hostAndPort.lastIndex(of: "]").map { hostAndPort[hostAndPort.index(after: $0)...] } ?? hostAndPort
-        guard let colon = afterHost.firstIndex(of: ":") else { return nil }
-        return afterHost[afterHost.index(after: colon)...]
+        return AuthorityPort.isValid(in: url.absoluteString)
     }
 }
 
-extension Character {
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
-}

@@ -232,9 +232,18 @@ public final class UpstreamClient: Sendable {
         } catch let invalid as InvalidStatusLine {
             // An answer all the same, and not a 2xx: the delivery's retries take it from here.
             return Int(invalid.code)
+        } catch let parser as HTTPParserError where Self.notHTTP(parser) {
+            // A receiver that does not speak HTTP now may later: a failed try, retried.
+            throw SyncError(.invalidResponse, "the receiver's answer is not HTTP/1.1", retryable: true)
         } catch {
             throw Self.classify(error, timeout: timeout)
         }
+    }
+
+    /// Whether the parser refused the answer's status line or framing as not HTTP at all (as
+    /// opposed to a connection that ended mid-answer).
+    static func notHTTP(_ error: HTTPParserError) -> Bool {
+        [HTTPParserError.invalidStatus, .invalidVersion, .invalidConstant, .invalidCharactersUsed].contains(error)
     }
 
     /// Connection errors, timeouts: retryable; the message never includes headers or secrets.
@@ -251,6 +260,11 @@ public final class UpstreamClient: Sendable {
         }
         if let invalid = error as? InvalidStatusLine {
             return SyncErrorFactory.invalidResponse("\(invalid)", status: nil)
+        }
+        if let parser = error as? HTTPParserError, Self.notHTTP(parser) {
+            // Not HTTP (a status of four digits, a missing code, a tab in the status line): the
+            // same bytes would fail again. A body cut short stays a retryable connection fault.
+            return SyncErrorFactory.invalidResponse("the answer is not HTTP/1.1 (\(parser))", status: nil)
         }
         if error is NIOHTTPDecompression.DecompressionError {
             // A gzip bomb (over the 200× ratio) or a corrupt stream: the same bytes fail again.

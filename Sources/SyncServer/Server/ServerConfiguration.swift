@@ -62,9 +62,10 @@ public struct ServerConfiguration: Sendable {
         }
         if !(0...65535).contains(port) { throw ConfigurationError("port \(port) is out of range") }
         if maxConnections < 1 { throw ConfigurationError("the connection limit must be at least 1") }
-        if !(idleTimeoutSeconds > 0 && idleTimeoutSeconds <= 3600) { throw ConfigurationError("the idle timeout must be between 0 and 3600 seconds") }
-        if !(requestReadTimeoutSeconds > 0 && requestReadTimeoutSeconds <= 3600) {
-            throw ConfigurationError("the request read timeout must be between 0 and 3600 seconds")
+        // A second at least: 1e-9 closed every connection before its request was read.
+        if !(idleTimeoutSeconds >= 1 && idleTimeoutSeconds <= 3600) { throw ConfigurationError("the idle timeout must be between 1 and 3600 seconds") }
+        if !(requestReadTimeoutSeconds >= 1 && requestReadTimeoutSeconds <= 3600) {
+            throw ConfigurationError("the request read timeout must be between 1 and 3600 seconds")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SyncCore
 import NIOSSL
 import PostgresNIO
 
@@ -45,6 +46,10 @@ public enum PostgresURL {
             throw Invalid(description: "not a postgres:// URL")
         }
         guard let host = parts.host, !host.isEmpty else { throw Invalid(description: "the URL names no host") }
+        // A port past 65535 would be cut to 16 bits and the password sent to another port.
+        guard AuthorityPort.isValid(in: url), parts.port.map({ (1...65535).contains($0) }) ?? true else {
+            throw Invalid(description: "the URL's port must be 1-65535")
+        }
         guard let user = parts.user, !user.isEmpty else { throw Invalid(description: "the URL names no user") }
         let database = parts.path.hasPrefix("/") ? String(parts.path.dropFirst()) : parts.path
         guard !database.isEmpty else { throw Invalid(description: "the URL names no database") }

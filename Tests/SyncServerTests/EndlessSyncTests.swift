@@ -166,4 +166,23 @@ struct EndlessSyncTests {
             #expect(fixture.requests.count == 3, "the slow syncs sent nothing more")
         }
     }
+
+    /// A slow rate limit hands the sync back before each page, so every attempt reads one
+    /// page: the pages read before ride in the checkpoint, and an upstream that ignores the
+    /// page parameter still ends the sync as `invalid_response` instead of running for ever.
+    @Test func aLoopIsCaughtAcrossAttemptsThatEachReadOnePage() async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { _ in .json(#"{"rows": [{"id": 1}, {"id": 2}]}"#) }
+            _ = try await client.createHTTPSource("slowloop", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "page", "param": "page"}}
+                """#, extra: #", "rate_limit": {"requests_per_second": 0.08, "burst": 1}, "retry": {"max_attempts": 1}"#)
+            let id = try #require(try await client.call(.post, "/v1/sources/slowloop/syncs").json["id"]?.stringValue)
+            let done = try await client.waitTerminal(id, timeout: .seconds(40))
+            #expect(done["status"] == .string("failed"), "\(done)")
+            #expect(done["error"]?["code"] == .string("invalid_response"))
+            #expect(done["error"]?["message"]?.stringValue?.contains("repeats page 1") == true, "\(done["error"] ?? .null)")
+            #expect((done["attempts"]?.arrayValue?.count ?? 0) >= 2, "the pages were read by different attempts")
+            #expect(fixture.requests.count == 2)
+        }
+    }
 }

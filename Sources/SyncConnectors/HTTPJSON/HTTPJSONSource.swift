@@ -108,6 +108,7 @@ struct HTTPJSONSource: SyncSource {
         // A full sync's running maximum starts from nothing; an incremental one's from the saved cursor.
         let previousMax = checkpoint == nil ? (full ? nil : savedCursor) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
         let url = try pageURL(checkpoint: checkpoint, since: since)
+        if request.pageInAttempt == 1 { seenPages.seed(checkpoint?["seen"]) }
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
@@ -178,6 +179,7 @@ struct HTTPJSONSource: SyncSource {
             runningMax = pageMax
         }
         next?["max_cursor"] = runningMax ?? .null
+        if next != nil { next?["seen"] = seenPages.carriedJSON }
         var state: JSONObject?
         let cursorMayMove = next == nil || config.incremental?.sorted == true
         if full, config.incremental != nil, cursorMayMove {
@@ -239,16 +241,50 @@ struct PageSignature: Sendable {
         keyCount = count
         keysHash = ContentHash.of(bytes)
     }
+
+    init(bodyLength: Int, bodyHash: Int64, keyCount: Int, keysHash: Int64) {
+        self.bodyLength = bodyLength
+        self.bodyHash = bodyHash
+        self.keyCount = keyCount
+        self.keysHash = keysHash
+    }
+
+    /// A page's signature as a checkpoint carries it: `"page:length:hash:count:hash"`. Read
+    /// back from a stored checkpoint, so anything that does not parse is dropped.
+    struct Carried: Sendable {
+        var page: Int
+        var signature: PageSignature
+        var json: JSONValue {
+            .string("\(page):\(signature.bodyLength):\(signature.bodyHash):\(signature.keyCount):\(signature.keysHash)")
+        }
+        init(page: Int, signature: PageSignature) {
+            self.page = page
+            self.signature = signature
+        }
+        init?(_ value: JSONValue) {
+            guard let text = value.stringValue, text.utf8.count <= 100 else { return nil }
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 5, let page = Int(parts[0]), let length = Int(parts[1]), let bodyHash = Int64(parts[2]),
+                  let count = Int(parts[3]), let keysHash = Int64(parts[4]) else { return nil }
+            self.init(page: page, signature: PageSignature(bodyLength: length, bodyHash: bodyHash, keyCount: count, keysHash: keysHash))
+        }
+    }
 }
 
-/// The signatures of the pages one attempt has read, each with the number of the page that
-/// first had it: a page that repeats any of them (the one before it, or one further back: an
-/// upstream alternating between two pages) is a loop. Bounded like ``VisitedSet``.
+/// The signatures of the pages a sync has read, each with the number of the page that first
+/// had it: a page that repeats any of them (the one before it, or one further back: an
+/// upstream alternating between two pages) is a loop. Bounded like ``VisitedSet``. The last
+/// ``carried`` ride in the checkpoint (`seen`), so an attempt that starts from it (a sync
+/// handed back by a slow rate limit reads one page per attempt) still knows them.
 final class SeenPages: Sendable {
     static let limit = 100_000
+    static let carried = 16
+    private struct BodyKey: Hashable { var length: Int; var hash: Int64 }
+    private struct KeysKey: Hashable { var count: Int; var hash: Int64 }
     private struct State {
-        var bodies: [Int: Int] = [:]
-        var keys: [Int: Int] = [:]
+        var bodies: [BodyKey: Int] = [:]
+        var keys: [KeysKey: Int] = [:]
+        var recent: [PageSignature.Carried] = []
     }
     private let state = Mutex(State())
 
@@ -256,24 +292,34 @@ final class SeenPages: Sendable {
     func record(_ page: PageSignature, number: Int) -> String? {
         state.withLock { s in
             if s.bodies.count >= Self.limit { s = State() }
-            var body = Hasher()
-            body.combine(page.bodyLength)
-            body.combine(page.bodyHash)
-            let bodyKey = body.finalize()
-            if let earlier = s.bodies[bodyKey] { return "page \(earlier): the same bytes" }
-            var keysKey: Int?
-            if page.keyCount > 0 {
-                var keys = Hasher()
-                keys.combine(page.keyCount)
-                keys.combine(page.keysHash)
-                keysKey = keys.finalize()
-                if let key = keysKey, let earlier = s.keys[key] { return "page \(earlier): the same \(page.keyCount) record keys in the same order" }
-            }
-            s.bodies[bodyKey] = number
-            if let keysKey { s.keys[keysKey] = number }
+            let body = BodyKey(length: page.bodyLength, hash: page.bodyHash)
+            if let earlier = s.bodies[body] { return "page \(earlier): the same bytes" }
+            let keys = KeysKey(count: page.keyCount, hash: page.keysHash)
+            if page.keyCount > 0, let earlier = s.keys[keys] { return "page \(earlier): the same \(page.keyCount) record keys in the same order" }
+            Self.insert(&s, page, number: number)
             return nil
         }
     }
+
+    private static func insert(_ s: inout State, _ page: PageSignature, number: Int) {
+        s.bodies[BodyKey(length: page.bodyLength, hash: page.bodyHash)] = number
+        if page.keyCount > 0 { s.keys[KeysKey(count: page.keyCount, hash: page.keysHash)] = number }
+        s.recent.append(PageSignature.Carried(page: number, signature: page))
+        if s.recent.count > carried { s.recent.removeFirst(s.recent.count - carried) }
+    }
+
+    /// The pages a checkpoint carries, remembered before this attempt reads its first page.
+    func seed(_ value: JSONValue?) {
+        guard let items = value?.arrayValue else { return }
+        state.withLock { s in
+            for item in items.prefix(Self.carried) {
+                if let carried = PageSignature.Carried(item) { Self.insert(&s, carried.signature, number: carried.page) }
+            }
+        }
+    }
+
+    /// The last pages read, for the checkpoint.
+    var carriedJSON: JSONValue { .array(state.withLock { $0.recent.map(\.json) }) }
 }
 
 /// What one attempt has requested, as hashes: a bounded set that tells a pagination cycle

@@ -67,6 +67,26 @@ struct EventProcessTests {
         #expect(try await worker.terminate() == 0)
     }
 
+    /// On a stream with nothing to say, a comment line (`: keep-alive`) comes every 15 s, so
+    /// proxies and clients see the connection is alive.
+    @Test func anIdleStreamSaysItIsAliveEveryFifteenSeconds() async throws {
+        let dir = try TemporaryDirectory("e2e-events-keepalive")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:k.sqlite", "--workers", "0"], directory: dir)
+        let connection = try RawConnection(port: node.port)
+        connection.send("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let first = await connection.read(until: { $0.contains(": keep-alive") }, timeout: .seconds(10))
+        #expect(first.hasPrefix("HTTP/1.1 200"))
+        let opened = ContinuousClock.now
+        let text = await connection.read(until: { $0.contains(": keep-alive") }, timeout: .seconds(25))
+        let gap = ContinuousClock.now - opened
+        connection.hangUp()
+        #expect(text.contains(": keep-alive"), "no second keep-alive within 25 s")
+        #expect(gap >= .seconds(13) && gap <= .seconds(18), "the next keep-alive came after \(gap)")
+        #expect(!text.contains("event:"), "an idle stream sent an event")
+        #expect(try await node.terminate() == 0)
+    }
+
     /// `GET /v1/events?source_id=` carries only that source's syncs (by id or by name), with
     /// the header that keeps nginx from buffering the stream.
     @Test func aSourcesStreamCarriesOnlyThatSource() async throws {

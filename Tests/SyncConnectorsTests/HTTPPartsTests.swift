@@ -117,6 +117,31 @@ struct HTTPJSONWholeNumberTests {
     }
 }
 
+/// The page hash that compares pages: the same bytes give the same value (on every node: a
+/// fixed value is checked), and a change of any one byte, or of the length, gives another.
+@Suite("Page hash")
+struct PageHashTests {
+    func hash(_ bytes: [UInt8]) -> Int64 { bytes.withUnsafeBytes(PageHash.of) }
+
+    @Test func sameBytesSameHashAndEveryByteCounts() {
+        let page = Array(#"{"rows":[{"id":1},{"id":2}],"next":"/p?n=2"}"#.utf8)
+        #expect(hash(page) == hash(Array(page)))
+        #expect(hash(Array("abc".utf8)) == hash(Array("abc".utf8)))
+        #expect(hash([]) != hash([0]))
+        #expect(hash([0]) != hash([0, 0]))
+        for i in page.indices {
+            var changed = page
+            changed[i] ^= 0x01
+            #expect(hash(changed) != hash(page), "byte \(i)")
+        }
+        // A fixed value: a checkpoint's signatures mean the same on every node and build.
+        #expect(hash(Array("tributary".utf8)) == hash(Array("tributary".utf8)))
+        #expect(hash(Array("tributary".utf8)) == PageHashTests.known)
+    }
+
+    static let known: Int64 = 417_395_796_990_217_661
+}
+
 @Suite("Retry-After from a hostile upstream")
 struct RetryAfterParsingTests {
     @Test(arguments: [

@@ -229,7 +229,7 @@ struct PageSignature: Sendable {
 
     init(body: [UInt8], keys: some Sequence<String>) {
         bodyLength = body.count
-        bodyHash = ContentHash.of(body)
+        bodyHash = body.withUnsafeBytes(PageHash.of)
         var bytes: [UInt8] = []
         var count = 0
         for key in keys {
@@ -239,7 +239,7 @@ struct PageSignature: Sendable {
             bytes.append(contentsOf: key.utf8)
         }
         keyCount = count
-        keysHash = ContentHash.of(bytes)
+        keysHash = bytes.withUnsafeBytes(PageHash.of)
     }
 
     init(bodyLength: Int, bodyHash: Int64, keyCount: Int, keysHash: Int64) {
@@ -268,6 +268,34 @@ struct PageSignature: Sendable {
                   let count = Int(parts[3]), let keysHash = Int64(parts[4]) else { return nil }
             self.init(page: page, signature: PageSignature(bodyLength: length, bodyHash: bodyHash, keyCount: count, keysHash: keysHash))
         }
+    }
+}
+
+/// A deterministic 64-bit hash for comparing pages, eight bytes a step: the signature of
+/// every page is computed, and FNV-1a a byte at a time (``ContentHash``, which stored record
+/// hashes keep) cost about 5 % of an ingest on 240 KB pages. The same on every node, so a
+/// checkpoint's signatures mean the same wherever the next attempt runs.
+enum PageHash {
+    static func of(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        let n = bytes.count
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n)
+        var i = 0
+        while i + 8 <= n {
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            h = (h ^ word) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return Int64(bitPattern: h)
     }
 }
 

@@ -36,11 +36,15 @@ extension HTTPClient.Configuration {
     public mutating func guardStatusLines() {
         httpVersion = .http1Only
         http1_1ConnectionDebugInitializer = { channel in
-            channel.eventLoop.submit {
+            @Sendable func add() throws {
                 let pipeline = channel.pipeline.syncOperations
                 let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
                 try pipeline.addHandler(StatusLineGuard(), position: .after(decoder))
             }
+            // Called on the connection's event loop: no hop (a new connection per page, as with
+            // an HTTP/1.0 upstream, paid one each).
+            if channel.eventLoop.inEventLoop { return channel.eventLoop.makeCompletedFuture { try add() } }
+            return channel.eventLoop.submit { try add() }
         }
     }
 }

@@ -85,7 +85,7 @@ struct HTTPJSONSource: SyncSource {
     let readFingerprint: String
     /// Pages and cursors requested in this attempt, to catch a pagination cycle.
     let visited = VisitedSet()
-    /// The page read before this one in this attempt, to catch an upstream serving it again.
+    /// The pages read so far (and those the checkpoint carries), to catch an upstream serving one again.
     let seenPages = SeenPages()
 
     init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
@@ -135,20 +135,20 @@ struct HTTPJSONSource: SyncSource {
         case .nextURL, .linkHeader:
             var target: URL?
             // A relative link is resolved against the URL that served the page (after redirects).
-            if case .nextURL = config.pagination, let value = parsed.paginationValue {
-                guard let resolved = HTTPURL.parse(value, relativeTo: response.url) else {
-                    throw SyncErrorFactory.invalidResponse("the next-page URL \"\(SecretRedaction.redactText(String(value.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
+            // A named next page that is not a usable URL is the upstream's error, never "no next
+            // page" (that would end a full sync early and delete what it did not reach).
+            func resolve(_ text: some StringProtocol, _ what: String) throws -> URL {
+                guard let resolved = HTTPURL.parse(String(text), relativeTo: response.url) else {
+                    throw SyncErrorFactory.invalidResponse("\(what) \"\(SecretRedaction.redactText(String(text.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
                 }
-                target = resolved
+                return resolved
+            }
+            if case .nextURL = config.pagination, let value = parsed.paginationValue {
+                target = try resolve(value, "the next-page URL")
             } else if case .linkHeader = config.pagination {
                 // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
                 let link = response.headers["link"]
-                if let text = LinkHeader.nextTarget(link.isEmpty ? nil : link.joined(separator: ", ")) {
-                    guard let resolved = HTTPURL.parse(String(text), relativeTo: response.url) else {
-                        throw SyncErrorFactory.invalidResponse("the Link header's next URL \"\(SecretRedaction.redactText(String(text.prefix(200))))\" is not an http(s) URL with a port in 1...65535", status: response.status)
-                    }
-                    target = resolved
-                }
+                target = try LinkHeader.nextTarget(link.isEmpty ? nil : link.joined(separator: ", ")).map { try resolve($0, "the Link header's next URL") }
             }
             if let target, target.absoluteString != url.absoluteString {
                 guard !visited.contains(target.absoluteString) else { throw cycle("page URL") }
@@ -397,11 +397,6 @@ enum QueryString {
 
 /// RFC 8288 `Link` header: the target of `rel="next"`.
 enum LinkHeader {
-    /// The `rel="next"` target resolved against `base`, or `nil` (none, or not a URL).
-    static func next(_ header: String?, base: URL) -> URL? {
-        nextTarget(header).flatMap { URL(string: String($0), relativeTo: base)?.absoluteURL }
-    }
-
     /// The text of the `rel="next"` target, whatever it holds: a target that is not a usable
     /// URL is then the caller's error to report, not a missing next page (which would end a
     /// full sync early and delete what it did not reach).

@@ -17,9 +17,8 @@ public enum HTTPURL {
     public static func isUsable(_ url: URL) -> Bool {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = url.host, !host.isEmpty else { return false }
-        if let port = url.port, !(1...65535).contains(port) { return false }
-        // Foundation reads a port too long for an Int as no port at all (the default one):
-        // the authority's own text decides.
+        // The port by the authority's own text: Foundation reads one too long for an Int as no
+        // port at all (the default one).
         return AuthorityPort.isValid(in: url.absoluteString)
     }
 }

@@ -47,7 +47,7 @@ public enum PostgresURL {
         }
         guard let host = parts.host, !host.isEmpty else { throw Invalid(description: "the URL names no host") }
         // A port past 65535 would be cut to 16 bits and the password sent to another port.
-        guard AuthorityPort.isValid(in: url), parts.port.map({ (1...65535).contains($0) }) ?? true else {
+        guard AuthorityPort.isValid(in: url) else {
             throw Invalid(description: "the URL's port must be 1-65535")
         }
         guard let user = parts.user, !user.isEmpty else { throw Invalid(description: "the URL names no user") }

@@ -18,6 +18,23 @@ struct ClusterTests {
         return nodes
     }
 
+    /// `count` sources (`prefix-1`…) of the synthetic kind with `config`, each with one queued
+    /// full sync, written by SQL in one statement pair (ids `src_PREFIX0000001`…,
+    /// `syn_PREFIX0000001`…); `queuedAt` is an SQL expression of `i`. Then a wake for every node.
+    func insertQueuedSyncs(_ database: String, prefix: String, count: Int, config: String, queuedAt: String) async throws {
+        _ = try await PostgresCluster.psql(database, """
+            INSERT INTO sources (id, name, kind, config, retry, created_at, updated_at, rate_key)
+            SELECT 'src_\(prefix)' || lpad(i::text, 7, '0'), '\(prefix)-' || i, 'synthetic', '\(config)',
+                   '{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}', 0, 0, 'source:src_\(prefix)' || lpad(i::text, 7, '0')
+            FROM generate_series(1, \(count)) AS i;
+            INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, rate_key)
+            SELECT 'syn_\(prefix)' || lpad(i::text, 7, '0'), 'src_\(prefix)' || lpad(i::text, 7, '0'), 'queued', 'full', 0, 'api', 5,
+                   \(queuedAt), \(queuedAt), 'source:src_\(prefix)' || lpad(i::text, 7, '0')
+            FROM generate_series(1, \(count)) AS i;
+            NOTIFY tributary_events, 'wake';
+            """)
+    }
+
     /// The node of the sync's running attempt, once it runs.
     func runningNode(_ client: APIClient, _ id: String) async throws -> String {
         try await eventually(every: .milliseconds(10)) { () -> String? in
@@ -166,17 +183,8 @@ struct ClusterTests {
         defer { dir.remove() }
         let database = try await PostgresCluster.shared().createDatabase("bulk")
         let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "4"])
-        _ = try await PostgresCluster.psql(database, """
-            INSERT INTO sources (id, name, kind, config, retry, created_at, updated_at, rate_key)
-            SELECT 'src_bulk' || lpad(i::text, 7, '0'), 'bulk-' || i, 'synthetic', '{"records":5,"page_size":1,"delay_ms_per_page":300}',
-                   '{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}', 0, 0, 'source:src_bulk' || lpad(i::text, 7, '0')
-            FROM generate_series(1, 1000) AS i;
-            INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, rate_key)
-            SELECT 'syn_bulk' || lpad(i::text, 7, '0'), 'src_bulk' || lpad(i::text, 7, '0'), 'queued', 'full', 0, 'api', 5,
-                   extract(epoch FROM now()), extract(epoch FROM now()), 'source:src_bulk' || lpad(i::text, 7, '0')
-            FROM generate_series(1, 1000) AS i;
-            NOTIFY tributary_events, 'wake';
-            """)
+        try await insertQueuedSyncs(database, prefix: "bulk", count: 1000, config: #"{"records":5,"page_size":1,"delay_ms_per_page":300}"#,
+                                    queuedAt: "extract(epoch FROM now())")
         // Some run on every node by now.
         _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
             let out = try await PostgresCluster.psql(database, "SELECT count(DISTINCT lease_owner) FROM syncs WHERE status = 'running'")
@@ -215,16 +223,7 @@ struct ClusterTests {
         defer { dir.remove() }
         let database = try await PostgresCluster.shared().createDatabase("cap")
         let nodes = try await startNodes(1, database: database, directory: dir, extra: ["--workers", "0"])
-        _ = try await PostgresCluster.psql(database, """
-            INSERT INTO sources (id, name, kind, config, retry, created_at, updated_at, rate_key)
-            SELECT 'src_cap' || lpad(i::text, 7, '0'), 'cap-' || i, 'synthetic', '{"records":1}',
-                   '{"initial_delay_seconds":2,"max_attempts":5,"max_delay_seconds":300,"multiplier":2}', 0, 0, 'source:src_cap' || lpad(i::text, 7, '0')
-            FROM generate_series(1, 10050) AS i;
-            INSERT INTO syncs (id, source_id, status, mode, priority, trigger, max_attempts, queued_at, run_at, rate_key)
-            SELECT 'syn_cap' || lpad(i::text, 7, '0'), 'src_cap' || lpad(i::text, 7, '0'), 'queued', 'full', 0, 'api', 5,
-                   1700000000 + i, 1700000000 + i, 'source:src_cap' || lpad(i::text, 7, '0')
-            FROM generate_series(1, 10050) AS i;
-            """)
+        try await insertQueuedSyncs(database, prefix: "cap", count: 10050, config: #"{"records":1}"#, queuedAt: "1700000000 + i")
         // Each sync under the single-sync rules: slow at the cap in a debug build (tens of seconds).
         let started = ContinuousClock.now
         let first = try await nodes[0].client.request(.POST, "/v1/syncs/cancel", json: "{}", timeout: .seconds(300))

@@ -117,9 +117,7 @@ struct ConcurrencyKeyTests {
         for name in ["r1", "r2"] {
             var source = makeSource(name: name, config: ["records": .number(2)])
             source.concurrency = ConcurrencyLimit(key: "r", limit: 1)
-            let created = try await node.store.createSource(source)
-            let queued = try await node.store.enqueue(EnqueueRequest(sourceID: created.id, mode: .full, priority: 0, trigger: .api))
-            syncs.append(queued.sync.id)
+            syncs.append(try await createAndQueue(node.store, source).id)
         }
         let dead = try #require(try await node.store.claimNext(owner: "dead-node", leaseSeconds: 1.5, now: Date()))
         let other = syncs.first { $0 != dead.sync.id } ?? ""

@@ -368,9 +368,7 @@ struct WebhookFailureTests {
             for name in ["bulk", "rescued"] {
                 var source = makeSource(name: name, config: ["records": .number(1)])
                 source.notify = [WebhookTarget(url: receiver.baseURL + "/hooks/\(name)", events: [.cancelled])]
-                let created = try await node.store.createSource(source)
-                _ = try await node.store.enqueue(EnqueueRequest(sourceID: created.id, mode: .full, priority: 0, trigger: .api))
-                ids[name] = created.id
+                ids[name] = try await createAndQueue(node.store, source).sourceID
             }
             // "rescued": claimed by a node that dies after the cancel was asked for.
             let claimed = try #require(try await node.store.claimNext(owner: "dead-node", leaseSeconds: 0.3, now: Date()))

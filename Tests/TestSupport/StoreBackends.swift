@@ -57,3 +57,11 @@ public func makeSource(name: String = "src-\(UUID().uuidString.prefix(8))", kind
 public func makeRecords(_ range: Range<Int>, version: Int = 0) -> [SourceRecord] {
     range.map { SourceRecord(key: String(format: "%06d", $0), data: Array(#"{"id":\#($0),"v":\#(version)}"#.utf8)) }
 }
+
+/// `source` created straight through the store and a full sync of it queued, as another node
+/// would write them (this node's own counters never see it); the queued sync.
+@discardableResult
+public func createAndQueue(_ store: any SyncStore, _ source: Source) async throws -> Sync {
+    let created = try await store.createSource(source)
+    return try await store.enqueue(EnqueueRequest(sourceID: created.id, mode: .full, priority: 0, trigger: .api)).sync
+}

@@ -28,26 +28,33 @@ public struct GateClosed: Error, Sendable, CustomStringConvertible {
 extension UpstreamClient {
     /// When a response asks for no more requests until later: a `429` or `503` with a
     /// `Retry-After`, or `X-RateLimit-Remaining: 0` / `RateLimit-Remaining: 0` with a reset
-    /// header (`X-RateLimit-Reset`, `RateLimit-Reset`: seconds from now, or a Unix time when
-    /// it reads as one). Hostile values are clamped like `Retry-After`; `nil` when none.
+    /// header (`X-RateLimit-Reset`, `RateLimit-Reset`; ``resetTime(_:now:)``). Hostile values
+    /// are bounded like `Retry-After` (7 days) or ignored; `nil` when none.
     public static func closeSignal(status: Int, headers: HTTPHeaders, now: Date = Date()) -> Date? {
         if status == 429 || status == 503, let seconds = retryAfter(headers.first(name: "retry-after"), now: now) {
             return now.addingTimeInterval(seconds)
         }
         let remaining = headers.first(name: "x-ratelimit-remaining") ?? headers.first(name: "ratelimit-remaining")
         guard remaining?.trimmingCharacters(in: .whitespaces) == "0",
-              let reset = headers.first(name: "x-ratelimit-reset") ?? headers.first(name: "ratelimit-reset"),
-              let seconds = retryAfter(reset, now: now) else { return nil }
-        // A value past 2001 in seconds since 1970 is a time, not a wait (GitHub sends times).
-        if seconds >= 1_000_000_000 && seconds < retryAfterCeiling {
-            return Date(timeIntervalSince1970: seconds) > now ? Date(timeIntervalSince1970: seconds) : nil
-        }
-        if reset.utf8.count >= 10, reset.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            // A Unix time too long for retryAfter's digit rule: read it as one, bounded.
-            guard let epoch = Double(reset), epoch.isFinite else { return nil }
-            let at = Date(timeIntervalSince1970: min(epoch, now.timeIntervalSince1970 + retryAfterCeiling))
-            return at > now ? at : nil
-        }
-        return seconds > 0 ? now.addingTimeInterval(seconds) : nil
+              let reset = headers.first(name: "x-ratelimit-reset") ?? headers.first(name: "ratelimit-reset") else { return nil }
+        return resetTime(reset, now: now)
+    }
+
+    /// A rate-limit reset: digits with an optional fraction (`2`, `2.5`, `1796327809.943`; no
+    /// sign, exponent, hex or word). A value of at least 10^9 is a Unix time (GitHub sends
+    /// times, others milliseconds after the point), anything smaller seconds from now. The
+    /// result is at most 7 days away; `nil` when it is not after `now` or not a number.
+    static func resetTime(_ text: String, now: Date) -> Date? {
+        let bytes = Array(text.trimmingCharacters(in: .whitespaces).utf8)
+        guard !bytes.isEmpty, bytes.count <= 64 else { return nil }
+        let point = bytes.firstIndex(of: UInt8(ascii: "."))
+        let whole = bytes[..<(point ?? bytes.endIndex)]
+        let fraction = point.map { bytes[($0 + 1)...] } ?? []
+        func digits(_ part: ArraySlice<UInt8>) -> Bool { part.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }
+        guard !whole.isEmpty, digits(whole), point == nil || (!fraction.isEmpty && digits(fraction)),
+              let value = Double(String(decoding: bytes, as: UTF8.self)), value.isFinite else { return nil }
+        let latest = now.addingTimeInterval(retryAfterCeiling)
+        let at = value >= 1_000_000_000 ? Date(timeIntervalSince1970: value) : now.addingTimeInterval(value)
+        return at > now ? min(at, latest) : nil
     }
 }

@@ -148,7 +148,13 @@ struct HTTPJSONSource: SyncSource {
             } else if case .linkHeader = config.pagination {
                 // The raw field values: `headers[canonicalForm:]` splits at every comma, inside `<…>` too.
                 let link = response.headers["link"]
-                target = try LinkHeader.nextTarget(link.isEmpty ? nil : link.joined(separator: ", ")).map { try resolve($0, "the Link header's next URL") }
+                let named: Substring?
+                do {
+                    named = try LinkHeader.nextTarget(link.isEmpty ? nil : link.joined(separator: ", "))
+                } catch {
+                    throw SyncErrorFactory.invalidResponse("\(error)", status: response.status)
+                }
+                target = try named.map { try resolve($0, "the Link header's next URL") }
             }
             if let target, target.absoluteString != url.absoluteString {
                 guard !visited.contains(target.absoluteString) else { throw cycle("page URL") }
@@ -392,38 +398,5 @@ enum QueryString {
         items += params.map { "\(encode($0.0))=\(encode($0.1))" }
         components.percentEncodedQuery = items.joined(separator: "&")
         return components.url ?? url
-    }
-}
-
-/// RFC 8288 `Link` header: the target of `rel="next"`.
-enum LinkHeader {
-    /// The text of the `rel="next"` target, whatever it holds: a target that is not a usable
-    /// URL is then the caller's error to report, not a missing next page (which would end a
-    /// full sync early and delete what it did not reach).
-    static func nextTarget(_ header: String?) -> Substring? {
-        guard let header else { return nil }
-        var rest = Substring(header)
-        while let open = rest.firstIndex(of: "<") {
-            guard let close = rest[open...].firstIndex(of: ">") else { return nil }
-            let target = rest[rest.index(after: open)..<close]
-            var params = rest[rest.index(after: close)...]
-            // Parameters run to the next link (a comma outside quotes).
-            var end = params.endIndex
-            var inQuotes = false
-            for i in params.indices {
-                if params[i] == "\"" { inQuotes.toggle() }
-                if params[i] == "," && !inQuotes { end = i; break }
-            }
-            let paramText = params[..<end]
-            params = end < params.endIndex ? params[params.index(after: end)...] : params[params.endIndex...]
-            for param in paramText.split(separator: ";") {
-                let pair = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard pair.count == 2, pair[0].lowercased() == "rel" else { continue }
-                let rels = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased().split(separator: " ")
-                if rels.contains("next") { return target }
-            }
-            rest = params
-        }
-        return nil
     }
 }

@@ -37,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
+        // The system zlib: response bodies are inflated by Tributary itself (every gzip member,
+        // deflate with or without its zlib wrapper, nothing after the end).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "SyncCore",
             dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
@@ -60,8 +63,7 @@ let package = Package(
                 "SyncCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
-                // The decompression error AsyncHTTPClient passes on (a gzip bomb is invalid_response).
-                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                "CZlib",
             ],
             swiftSettings: strict
         ),

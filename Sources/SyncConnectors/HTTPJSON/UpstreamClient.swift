@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import NIOHTTPCompression
 import Synchronization
 import SyncCore
 
@@ -28,7 +27,8 @@ public final class UpstreamClient: Sendable {
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.decompression = .enabled(limit: .ratio(200))
+        // Bodies are inflated by ContentDecoding: every gzip member, and nothing after the end.
+        configuration.decompression = .disabled
         configuration.timeout = .init(connect: .seconds(10))
         configuration.connectionPool = .init(idleTimeout: .seconds(60))
         // A refused connection surfaces at once; the in-attempt retries (with backoff) retry it.
@@ -182,7 +182,17 @@ public final class UpstreamClient: Sendable {
         } catch is NIOTooManyBytesError {
             throw SyncErrorFactory.invalidResponse("the page is larger than max_page_bytes (\(config.maxPageBytes))", status: status)
         }
-        return Response(status: status, headers: response.headers, body: body.readBytes(length: body.readableBytes) ?? [], url: url)
+        let raw = body.readBytes(length: body.readableBytes) ?? []
+        // Only a page's body is read; an error's or a redirect's is not inflated (a 503 with a
+        // broken body stays a retryable 503).
+        guard (200..<300).contains(status) else { return Response(status: status, headers: response.headers, body: raw, url: url) }
+        let decoded: [UInt8]
+        do {
+            decoded = try ContentDecoding.decode(raw, encodings: response.headers["content-encoding"], limit: config.maxPageBytes)
+        } catch {
+            throw SyncErrorFactory.invalidResponse("\(error)", status: status)
+        }
+        return Response(status: status, headers: response.headers, body: decoded, url: url)
     }
 
     /// A request to `url` once the egress policy has vetted its host: for plain HTTP it goes
@@ -265,10 +275,6 @@ public final class UpstreamClient: Sendable {
             // Not HTTP (a status of four digits, a missing code, a tab in the status line): the
             // same bytes would fail again. A body cut short stays a retryable connection fault.
             return SyncErrorFactory.invalidResponse("the answer is not HTTP/1.1 (\(parser))", status: nil)
-        }
-        if error is NIOHTTPDecompression.DecompressionError {
-            // A gzip bomb (over the 200× ratio) or a corrupt stream: the same bytes fail again.
-            return SyncErrorFactory.invalidResponse("the compressed body is corrupt or inflates past 200 times its size", status: nil)
         }
         let text = String(describing: error)
         if text.contains("connectTimeout") || text.contains("timeout") {

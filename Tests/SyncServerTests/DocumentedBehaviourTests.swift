@@ -72,6 +72,32 @@ struct DocumentedBehaviourTests {
         }
     }
 
+    /// A key on two pages of one sync is read once (`[1,2]`, `[2,3]`: read 3), on both stores,
+    /// through the one-statement and the transactional page paths (a record error on a page):
+    /// read = created + updated + unchanged + failed.
+    @Test(arguments: StoreBackend.allCases)
+    func aKeyOnTwoPagesOfOneSyncIsReadOnce(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            fixture.script { request in
+                switch request.query["page"] ?? "1" {
+                case "1": .json(#"{"rows": [{"id": 1}, {"id": 2}]}"#)
+                case "2": .json(#"{"rows": [{"id": 2}, {"id": 3}, {"id": 3}]}"#)
+                case "3": .json(#"{"rows": [{"id": 1, "v": 2}, {"no": "id"}]}"#)
+                default: .json(#"{"rows": []}"#)
+                }
+            }
+            _ = try await client.createHTTPSource("twice", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "page", "param": "page"}}
+                """#)
+            for round in 1...2 {
+                let result = try await client.runSync("twice")["result"]
+                #expect(result?["records_read"] == .number(4), "round \(round): \(result ?? .null)")
+                let parts = ["records_created", "records_updated", "records_unchanged", "records_failed"].compactMap { result?[$0]?.intValue }
+                #expect(parts.count == 4 && parts.reduce(0, +) == 4, "round \(round): \(result ?? .null)")
+            }
+        }
+    }
+
     /// Every dashboard page and asset carries the security headers docs/dashboard.md lists,
     /// with exactly those values.
     @Test func everyDashboardPageCarriesTheDocumentedSecurityHeaders() async throws {

@@ -37,7 +37,7 @@ extension PostgresDriver {
         let columns = PostgresRecordWriter.columns(page.records)
         let statement = PostgresStatements.CommitPage(
             syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys, data: columns.data,
-            hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
+            hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
             checkpoint: page.checkpoint.map(StoreRows.json))
         let row = try await onConnection { connection in try await connection.first(statement, logger: logger) }
         return try row.map { try StoreRows.sync($0, attempts: []).progress }
@@ -56,7 +56,7 @@ extension PostgresDriver {
             let statement = PostgresStatements.CompleteWithPage(
                 page: PostgresStatements.CommitPage(
                     syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys,
-                    data: columns.data, hashes: columns.hashes, now: t, records: page.records.count, bytesRead: page.bytesRead,
+                    data: columns.data, hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
                     checkpoint: page.checkpoint.map(StoreRows.json)),
                 attempt: lease.attempt)
             if let row = try await onConnection({ connection in try await connection.first(statement, logger: logger) }) {
@@ -111,7 +111,7 @@ extension PostgresDriver {
                     logger: logger)
             }
             guard let row = try await connection.one("""
-                UPDATE syncs SET pages = pages + 1, records_read = records_read + \(page.records.count + page.recordErrors.count),
+                UPDATE syncs SET pages = pages + 1, records_read = records_read + \(counts.read + page.recordErrors.count),
                     records_created = records_created + \(counts.created), records_updated = records_updated + \(counts.updated),
                     records_unchanged = records_unchanged + \(counts.unchanged), records_failed = records_failed + \(page.recordErrors.count),
                     bytes_read = bytes_read + \(page.bytesRead), checkpoint = \(page.checkpoint.map(StoreRows.json)),

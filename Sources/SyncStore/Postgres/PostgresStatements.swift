@@ -119,9 +119,11 @@ enum PostgresStatements {
         """
     }
 
-    /// The progress a page adds to its sync (after ``pageCounts``; parameters $7–$10).
+    /// The progress a page adds to its sync (after ``pageCounts``; parameters $7–$10). A
+    /// record counts as read once per sync: a key this sync already wrote on an earlier page
+    /// is in none of the counts, and `$8` adds the page's record errors.
     static let pageProgress = """
-            pages = pages + 1, records_read = records_read + $8::int8,
+            pages = pages + 1, records_read = records_read + counts.created + counts.updated + counts.unchanged + $8::int8,
                 records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
                 records_unchanged = records_unchanged + counts.unchanged,
                 bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
@@ -170,7 +172,7 @@ enum PostgresStatements {
 
     /// One page with distinct keys, no record errors and no source state (see `commitPageInOneStatement`).
     struct CommitPage: PostgresPreparedStatement {
-        static let name = "tributary_commit_page_v3"
+        static let name = "tributary_commit_page_v4"
         static let sql = """
             \(pageCTEs)
             \(pageCounts)
@@ -186,7 +188,8 @@ enum PostgresStatements {
         var data: [ByteBuffer]
         var hashes: [Int64]
         var now: Double
-        var records: Int
+        /// The page's record errors (read, and counted as read).
+        var recordErrors: Int
         var bytesRead: Int
         var checkpoint: String?
 
@@ -199,7 +202,7 @@ enum PostgresStatements {
             b.append(data)
             b.append(hashes)
             b.append(now)
-            b.append(records)
+            b.append(recordErrors)
             b.append(bytesRead)
             b.append(checkpoint)
             return b
@@ -213,7 +216,7 @@ enum PostgresStatements {
     /// and not stamped by an earlier one (the page's own rows are left to the upsert: no row
     /// is touched twice by one statement).
     struct CompleteWithPage: PostgresPreparedStatement {
-        static let name = "tributary_complete_with_page_v3"
+        static let name = "tributary_complete_with_page_v4"
         static let sql = """
             \(pageCTEs)
             ), deleted AS (

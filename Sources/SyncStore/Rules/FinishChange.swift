@@ -38,8 +38,12 @@ struct FinishChange {
 }
 
 /// What upserting a page did to the record store: the counters both record writers return.
+/// A key this sync already wrote on an earlier page (or earlier on the page) is in none of
+/// them: a record counts once per sync.
 struct UpsertCounts {
     var created = 0
     var updated = 0
     var unchanged = 0
+    /// The page's records read for the first time in this sync.
+    var read: Int { created + updated + unchanged }
 }

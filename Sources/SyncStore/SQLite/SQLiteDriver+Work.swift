@@ -93,7 +93,7 @@ extension SQLiteDriver {
                 heartbeat_at = ?
             WHERE id = ?
             """).execute(arguments: [
-                page.records.count + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
+                counts.read + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
                 page.recordErrors.count, page.bytesRead, page.checkpoint.map(StoreRows.json), t, t, lease.syncID,
             ])
         if let state = page.sourceState, !state.isEmpty {

@@ -15,6 +15,46 @@ struct HostileUpstreamProcessTests {
         }
     }
 
+    /// The longest key a record may have (2,048 UTF-8 bytes) pages through `next_cursor` and is
+    /// fetched by its percent-encoded key over real HTTP, whatever its characters (a key of
+    /// `%` triples when encoded, one of emoji is 512 characters); one byte more is a record
+    /// error, so no stored key makes a cursor or path the server itself refuses (a 60 KB key
+    /// once made a `next_cursor` answered `431`).
+    @Test func theLongestKeyPagesAndIsFetchedOverHTTP() async throws {
+        let dir = try TemporaryDirectory("e2e-long-keys")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:s.sqlite", "--workers", "1"], directory: dir)
+        let keys = [String(repeating: "%", count: 2048), String(repeating: "\u{1F600}", count: 512), String(repeating: "a", count: 2047),
+                    String(repeating: "/", count: 2048), String(repeating: "\u{E9}", count: 1024)]
+        let tooLong = [String(repeating: "b", count: 2049), String(repeating: "\u{1F600}", count: 512) + "c"]
+        let rows = (keys + tooLong).enumerated().map { #"{"id": "\#($0.element)", "n": \#($0.offset)}"# }.joined(separator: ", ")
+        let body = #"{"rows": [\#(rows)]}"#
+        let upstream = try RawResponder(answer: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        defer { upstream.stop() }
+        #expect(try await node.client.post("/v1/sources", #"""
+            {"name": "long", "kind": "http-json", "config": {"url": "\#(upstream.baseURL)/p", "records_path": "/rows", "primary_key": "id"}}
+            """#).status == 201)
+        let id = try #require(try await node.client.post("/v1/sources/long/syncs").json["id"]?.stringValue)
+        let done = try await waitTerminal(node, id)
+        #expect(done["result"]?["records_created"] == .number(Double(keys.count)), "\(done)")
+        #expect(done["result"]?["records_failed"] == .number(Double(tooLong.count)), "\(done)")
+        var seen: [String] = []
+        var path = "/v1/sources/long/records?limit=1"
+        for _ in 0...keys.count {
+            let page = try await node.client.get(path)
+            try #require(page.status == 200, "\(path.utf8.count) bytes: \(page.status) \(page.text.prefix(200))")
+            seen += page.json["items"]?.arrayValue?.compactMap { $0["key"]?.stringValue } ?? []
+            guard let cursor = page.json["next_cursor"]?.stringValue else { break }
+            path = "/v1/sources/long/records?limit=1&after=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+        }
+        #expect(Set(seen) == Set(keys) && seen.count == keys.count, "\(seen.map(\.utf8.count))")
+        for (n, key) in keys.enumerated() {
+            let record = try await node.client.get("/v1/sources/long/records/" + (key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+            #expect(record.status == 200 && record.json["data"]?["n"] == .number(Double(n)), "key of \(key.utf8.count) bytes: \(record.status)")
+        }
+        #expect(try await node.terminate() == 0)
+    }
+
     /// A status under 100 or past 599 (with a body, without one, chunked) from an upstream
     /// and from a webhook receiver: the sync fails `invalid_response`, the delivery records a
     /// failed try, and the node answers throughout.

@@ -215,6 +215,35 @@ struct ClusterTests {
         try await stopAll(nodes)
     }
 
+    /// Two bulk cancels racing on two nodes over the same 600 syncs (some running, so flagged):
+    /// a sync counts as affected only for the call whose write changed it, so the two
+    /// `affected` add up to the syncs the cancel hit, never more than exist.
+    @Test func twoBulkCancelsRacingOnTwoNodesCountEachSyncOnce() async throws {
+        let dir = try TemporaryDirectory("e2e-bulk-race")
+        defer { dir.remove() }
+        let database = try await PostgresCluster.shared().createDatabase("bulkrace")
+        let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--workers", "4"])
+        try await insertQueuedSyncs(database, prefix: "race", count: 600, config: #"{"records":5,"page_size":1,"delay_ms_per_page":300}"#,
+                                    queuedAt: "extract(epoch FROM now())")
+        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
+            let out = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status = 'running'")
+            return (Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 4 ? true : nil
+        }
+        async let first = nodes[0].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
+        async let second = nodes[1].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
+        let answers = try await [first, second]
+        let affected = answers.compactMap { $0.json["affected"]?.intValue }
+        try #require(affected.count == 2, "\(answers.map(\.text))")
+        _ = try await eventually(timeout: .seconds(10), every: .milliseconds(100)) { () -> Bool? in
+            let out = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status IN ('queued', 'running', 'retrying')")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines) == "0" ? true : nil
+        }
+        let hit = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE cancel_requested")
+        #expect(affected[0] + affected[1] == Int(hit.trimmingCharacters(in: .whitespacesAndNewlines)), "affected \(affected), flagged or cancelled \(hit)")
+        #expect(affected[0] + affected[1] <= 600, "\(affected)")
+        try await stopAll(nodes)
+    }
+
     /// A bulk action takes at most 10,000 syncs per call, newest first: of 10,050 queued
     /// syncs a cancel takes the 10,000 newest and leaves the 50 oldest queued; the next call
     /// takes those.

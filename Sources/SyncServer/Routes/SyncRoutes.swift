@@ -36,17 +36,15 @@ struct SyncRoutes {
             JSONResponse.make(APIRepresentation.sync(try await sync(try request.path("id", context))))
         }
         router.add(.post, "/v1/syncs/{id}/cancel", in: table) { request, context in
-            let sync = try await cancel(try request.path("id", context))
+            let sync = try await cancel(try request.path("id", context)).sync
             return JSONResponse.make(APIRepresentation.sync(sync), status: .accepted)
         }
         // Bulk actions: each matching sync under the single-sync rules; one that a rule
         // refuses (already ended, another sync of its source active) is left as it is.
         router.add(.post, "/v1/syncs/cancel", in: table) { request, _ in
-            try await bulk(request, defaultStatuses: SyncStatus.active) { id in
-                let before = try await env.store.sync(id: id)
-                let after = try await cancel(id)
-                return after.status != before?.status || after.cancelRequested != before?.cancelRequested
-            }
+            // A sync counts as affected only for the call whose write changed it: two bulk
+            // cancels racing over the same syncs add up to the syncs that exist.
+            try await bulk(request, defaultStatuses: SyncStatus.active) { id in try await cancel(id).changed }
         }
         router.add(.post, "/v1/syncs/retry", in: table) { request, _ in
             try await bulk(request, defaultStatuses: [.failed, .cancelled]) { id in
@@ -89,15 +87,15 @@ struct SyncRoutes {
     /// Cancels one sync. A queued or retrying sync ends here and now and is counted as
     /// finished (a repeated cancel returns the earlier end; a running one ends on its
     /// worker, which counts it).
-    private func cancel(_ id: String) async throws -> Sync {
+    private func cancel(_ id: String) async throws -> (sync: Sync, changed: Bool) {
         let now = Date()
-        let sync = try await env.store.requestCancel(syncID: id, now: now)
-        if sync.status == .cancelled, let end = sync.finishedAt, abs(end.timeIntervalSince(now)) < 0.001 {
+        let (sync, changed) = try await env.store.cancel(syncID: id, now: now)
+        if changed, sync.status == .cancelled, let end = sync.finishedAt {
             let kind = try? await env.store.source(idOrName: sync.sourceID)?.kind
             env.metrics.syncFinished(status: sync.status.rawValue, kind: kind ?? "unknown",
                                      seconds: sync.startedAt.map { end.timeIntervalSince($0) })
         }
-        return sync
+        return (sync, changed)
     }
 
     /// Applies `action` to every sync the body's filter matches (at most ``BulkFilter/maxSyncs``,

@@ -74,6 +74,9 @@ public protocol SyncRequests: Sendable {
     /// Cancels a queued or retrying sync at once; flags a running one with `cancel_requested`
     /// and tells the node running it (``StoreEvent/cancelRequested(syncID:)``).
     func requestCancel(syncID: String, now: Date) async throws -> Sync
+    /// ``requestCancel(syncID:now:)``, and whether this call is the one that changed the sync
+    /// (of calls racing for one sync, exactly one is).
+    func cancel(syncID: String, now: Date) async throws -> (sync: Sync, changed: Bool)
     /// Puts a failed or cancelled sync back in the queue with a fresh attempt budget.
     func retry(syncID: String, now: Date) async throws -> Sync
 }

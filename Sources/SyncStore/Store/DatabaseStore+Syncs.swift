@@ -73,8 +73,15 @@ extension DatabaseStore: SyncRequests {
     /// told (``StoreEvent/cancelRequested(syncID:)``); the worker ends it at its next check.
     /// Cancelled already: answered as it is. Completed or failed: refused.
     public func requestCancel(syncID: String, now: Date) async throws -> Sync {
+        try await cancel(syncID: syncID, now: now).sync
+    }
+
+    /// ``requestCancel(syncID:now:)``, and whether this call changed the sync (cancelled it,
+    /// or flagged it while it runs): decided under the sync's row lock, so of two calls
+    /// racing for one sync exactly one says it did.
+    public func cancel(syncID: String, now: Date) async throws -> (sync: Sync, changed: Bool) {
         let t = now.timeIntervalSince1970
-        return try await driver.transact(StoreTransaction(facts: ["SELECT status FROM syncs WHERE id = \(syncID) \(sql: .forUpdate)"]) { facts in
+        return try await driver.transact(StoreTransaction(facts: ["SELECT status, cancel_requested FROM syncs WHERE id = \(syncID) \(sql: .forUpdate)"]) { facts in
             guard let row = facts.first(0) else { throw SyncStoreError.notFound("sync \(syncID)") }
             let status = SyncStatus(rawValue: try row.string("status")) ?? .failed
             var writes: [StoreWrite] = []
@@ -92,12 +99,15 @@ extension DatabaseStore: SyncRequests {
                     WHERE id = \(syncID) AND status = \(status)
                     """))
             case .running:
-                writes.append(StoreWrite(
-                    "UPDATE syncs SET cancel_requested = \(true) WHERE id = \(syncID) AND status = \(SyncStatus.running)"))
+                if !(try row.bool("cancel_requested")) {
+                    writes.append(StoreWrite(
+                        "UPDATE syncs SET cancel_requested = \(true) WHERE id = \(syncID) AND status = \(SyncStatus.running)"))
+                }
                 events.append(.cancelRequested(syncID: syncID))
             }
+            let changed = !writes.isEmpty
             return StoreDecision(writes: writes, events: events, then: Queries.sync(id: syncID)) { _, then in
-                try Queries.written(then, id: syncID)
+                (try Queries.written(then, id: syncID), changed)
             }
         })
     }

@@ -35,6 +35,20 @@ struct ClusterTests {
             """)
     }
 
+    /// `nodes` nodes (4 workers each) on a new database, draining `count` slow one-page-a-300-ms
+    /// syncs, returned once every node runs some of them.
+    func nodesRunningSlowSyncs(_ nodes: Int, count: Int, prefix: String, directory: TemporaryDirectory) async throws -> (database: String, nodes: [TributaryProcess]) {
+        let database = try await PostgresCluster.shared().createDatabase(prefix)
+        let started = try await startNodes(nodes, database: database, directory: directory, extra: ["--workers", "4"])
+        try await insertQueuedSyncs(database, prefix: prefix, count: count, config: #"{"records":5,"page_size":1,"delay_ms_per_page":300}"#,
+                                    queuedAt: "extract(epoch FROM now())")
+        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
+            let out = try await PostgresCluster.psql(database, "SELECT count(DISTINCT lease_owner) FROM syncs WHERE status = 'running'")
+            return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) == nodes ? true : nil
+        }
+        return (database, started)
+    }
+
     /// The node of the sync's running attempt, once it runs.
     func runningNode(_ client: APIClient, _ id: String) async throws -> String {
         try await eventually(every: .milliseconds(10)) { () -> String? in
@@ -181,15 +195,7 @@ struct ClusterTests {
     @Test func aBulkCancelOfAThousandSyncsOverThreeNodesLeavesNoneRunning() async throws {
         let dir = try TemporaryDirectory("e2e-bulk")
         defer { dir.remove() }
-        let database = try await PostgresCluster.shared().createDatabase("bulk")
-        let nodes = try await startNodes(3, database: database, directory: dir, extra: ["--workers", "4"])
-        try await insertQueuedSyncs(database, prefix: "bulk", count: 1000, config: #"{"records":5,"page_size":1,"delay_ms_per_page":300}"#,
-                                    queuedAt: "extract(epoch FROM now())")
-        // Some run on every node by now.
-        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
-            let out = try await PostgresCluster.psql(database, "SELECT count(DISTINCT lease_owner) FROM syncs WHERE status = 'running'")
-            return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) == 3 ? true : nil
-        }
+        let (database, nodes) = try await nodesRunningSlowSyncs(3, count: 1000, prefix: "bulk", directory: dir)
         let r = try await nodes[1].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
         #expect(r.status == 200, "\(r.text)")
         let affected = try #require(r.json["affected"]?.intValue)
@@ -221,14 +227,7 @@ struct ClusterTests {
     @Test func twoBulkCancelsRacingOnTwoNodesCountEachSyncOnce() async throws {
         let dir = try TemporaryDirectory("e2e-bulk-race")
         defer { dir.remove() }
-        let database = try await PostgresCluster.shared().createDatabase("bulkrace")
-        let nodes = try await startNodes(2, database: database, directory: dir, extra: ["--workers", "4"])
-        try await insertQueuedSyncs(database, prefix: "race", count: 600, config: #"{"records":5,"page_size":1,"delay_ms_per_page":300}"#,
-                                    queuedAt: "extract(epoch FROM now())")
-        _ = try await eventually(timeout: .seconds(30), every: .milliseconds(100)) { () -> Bool? in
-            let out = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status = 'running'")
-            return (Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 4 ? true : nil
-        }
+        let (database, nodes) = try await nodesRunningSlowSyncs(2, count: 600, prefix: "race", directory: dir)
         async let first = nodes[0].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
         async let second = nodes[1].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
         let answers = try await [first, second]

@@ -27,7 +27,10 @@ struct CronAPITests {
                 (#"{"cron": "* * * * *", "jitter_seconds": -1}"#, "schedule.jitter_seconds"),
                 (#"{"cron": "* * * * *", "missed": "all"}"#, "schedule.missed"),
                 (#"{"cron": "* * * * *", "every_seconds": 60}"#, "schedule.every_seconds"),
-            ] {
+            ] + [#"Europe/Berlin\u0000"#, #"Europe/Berlin\u0000x"#, #"\u0000"#, " Europe/Berlin", "Europe/Berlin ", "Europe//Berlin",
+                 "Europe/../Europe/Berlin", "../../etc/localtime", "/etc/localtime", "posixrules", "", "Europe/Berlin/"].map { zone in
+                (#"{"cron": "* * * * *", "timezone": "\#(zone)"}"#, "schedule.timezone")
+            } {
                 let r = try await client.call(.patch, "/v1/sources/c", #"{"schedule": \#(schedule)}"#)
                 #expect(r.status == .unprocessableContent && r.json["errors"]?.arrayValue?.first?["field"]?.stringValue == field,
                         "\(schedule): \(String(buffer: r.body))")

@@ -195,7 +195,7 @@ private func cronSchedule(_ o: JSONObject, errors: inout [FieldError]) -> CronSc
         fail("schedule.cron", "must be a string of five fields")
     }
     if let v = o[Key.timezone.stringValue], !v.isNull {
-        if let name = v.stringValue, name.utf8.count <= 64, TimeZone(identifier: name) != nil { cron.timezone = name }
+        if let name = v.stringValue, TimeZoneNames.isKnown(name) { cron.timezone = name }
         else { fail("schedule.timezone", "must be a time zone database name, e.g. Europe/Berlin or UTC") }
     }
     if let v = o[Key.jitterSeconds.stringValue], !v.isNull {
@@ -227,5 +227,16 @@ enum RequestBody {
             throw Problem.validation([FieldError("body", "must be a JSON object, got \(value.typeName)")])
         }
         return o
+    }
+}
+
+/// Time zone names as the time zone database lists them (`Europe/Berlin`, `UTC`): a name is
+/// checked against that list, not only opened, since opening reads a file by the name's
+/// C string (`Europe/Berlin\u{0}x` opened Berlin and was stored with its NUL).
+enum TimeZoneNames {
+    static let known: Set<String> = Set(TimeZone.knownTimeZoneIdentifiers).union(["UTC", "GMT"])
+
+    static func isKnown(_ name: String) -> Bool {
+        name.utf8.count <= 64 && name.utf8.allSatisfy { $0 < 0x80 } && known.contains(name) && TimeZone(identifier: name) != nil
     }
 }

@@ -181,6 +181,26 @@ struct WebhookTests {
         }
     }
 
+    /// A failed try names the receiver, not an upstream: a receiver that closes the connection
+    /// without answering, and a port that refuses it.
+    @Test func aFailedTryNamesTheReceiver() async throws {
+        let closing = try RawResponder(answer: "")
+        defer { closing.stop() }
+        let refusing = try RawResponder(answer: "")
+        let refusedURL = refusing.baseURL
+        refusing.stop()
+        try await TestNode(workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+            for (name, url) in [("closing", closing.baseURL), ("refusing", refusedURL)] {
+                _ = try await client.createSource(name, records: 1, extra: #", "notify": [{"url": "\#(url)/hooks"}]"#)
+                let id = try #require(try await client.call(.post, "/v1/sources/\(name)/syncs").json["id"]?.stringValue)
+                let tried = try await eventually { () -> String? in
+                    try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first?["last_error"]?.stringValue
+                }
+                #expect(tried.contains("the receiver") && !tried.contains("upstream"), "\(name): \(tried)")
+            }
+        }
+    }
+
     /// A receiver that never accepts: the delivery is given up once its window has passed,
     /// and the tries are counted in metrics.
     @Test func aDeliveryIsGivenUpAfterItsWindowAndCounted() async throws {

@@ -246,7 +246,7 @@ public final class UpstreamClient: Sendable {
             // A receiver that does not speak HTTP now may later: a failed try, retried.
             throw SyncError(.invalidResponse, "the receiver's answer is not HTTP/1.1", retryable: true)
         } catch {
-            throw Self.classify(error, timeout: timeout)
+            throw Self.classify(error, timeout: timeout, peer: "the receiver")
         }
     }
 
@@ -256,14 +256,15 @@ public final class UpstreamClient: Sendable {
         [HTTPParserError.invalidStatus, .invalidVersion, .invalidConstant, .invalidCharactersUsed].contains(error)
     }
 
-    /// Connection errors, timeouts: retryable; the message never includes headers or secrets.
-    static func classify(_ error: any Error, timeout: Double) -> SyncError {
+    /// Connection errors, timeouts: retryable; the message never includes headers or secrets,
+    /// and names the other end as `peer` ("the upstream", "the receiver").
+    static func classify(_ error: any Error, timeout: Double, peer: String = "the upstream") -> SyncError {
         if let e = error as? HTTPClientError {
             switch e {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout, .tlsHandshakeTimeout:
-                return SyncError(.upstreamTimeout, "the upstream did not answer within \(timeout) s", retryable: true)
+                return SyncError(.upstreamTimeout, "\(peer) did not answer within \(timeout) s", retryable: true)
             case .remoteConnectionClosed:
-                return SyncErrorFactory.unavailable("the upstream closed the connection")
+                return SyncErrorFactory.unavailable("\(peer) closed the connection")
             default:
                 return SyncErrorFactory.unavailable("HTTP client error: \(e.description)")
             }
@@ -278,15 +279,15 @@ public final class UpstreamClient: Sendable {
         }
         let text = String(describing: error)
         if text.contains("connectTimeout") || text.contains("timeout") {
-            return SyncError(.upstreamTimeout, "connecting to the upstream timed out", retryable: true)
+            return SyncError(.upstreamTimeout, "connecting to \(peer) timed out", retryable: true)
         }
         if text.contains("refused") || text.contains("ECONNREFUSED") {
-            return SyncErrorFactory.unavailable("the upstream refused the connection")
+            return SyncErrorFactory.unavailable("\(peer) refused the connection")
         }
         if text.contains("reset") || text.contains("ECONNRESET") || text.contains("EPIPE") {
-            return SyncErrorFactory.unavailable("the upstream reset the connection")
+            return SyncErrorFactory.unavailable("\(peer) reset the connection")
         }
-        return SyncErrorFactory.unavailable("cannot reach the upstream: \(type(of: error))")
+        return SyncErrorFactory.unavailable("cannot reach \(peer): \(type(of: error))")
     }
 
     /// The longest `Retry-After` believed: 7 days, the largest `retry.max_delay_seconds`.

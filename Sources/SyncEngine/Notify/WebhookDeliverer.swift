@@ -144,7 +144,9 @@ public struct WebhookDeliverer: Service {
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as SyncError {
-            let text = "\(error.code.rawValue): \(error.message)"
+            // The sync error codes of an upstream (`upstream_unavailable`, …) would name the wrong
+            // peer; the message names the receiver. Other codes (`egress_blocked`) say why.
+            let text = error.code.rawValue.hasPrefix("upstream_") ? error.message : "\(error.code.rawValue): \(error.message)"
             // The egress policy blocks the address now, or the URL cannot be sent to: no retry helps.
             result = error.retryable ? retryOrGiveUp(delivery, status: nil, error: text, now: Date()) : .failed(responseStatus: nil, error: text)
         } catch {

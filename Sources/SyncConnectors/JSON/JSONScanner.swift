@@ -338,7 +338,7 @@ public struct JSONScanner {
         token == "0" || (token.first != "0" && !token.isEmpty && token.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 })
     }
 
-    static func hexValue(_ c: UInt8) -> UInt32? {
+    public static func hexValue(_ c: UInt8) -> UInt32? {
         switch c {
         case 0x30...0x39: UInt32(c - 0x30)
         case 0x41...0x46: UInt32(c - 0x41 + 10)
@@ -348,7 +348,7 @@ public struct JSONScanner {
     }
 
     /// Decodes the escapes of a string's inner bytes (already validated).
-    static func unescape(_ raw: UnsafeBufferPointer<UInt8>, strict: Bool = false) -> String? {
+    public static func unescape(_ raw: UnsafeBufferPointer<UInt8>, strict: Bool = false) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
         var i = 0

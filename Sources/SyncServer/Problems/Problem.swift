@@ -72,6 +72,14 @@ extension Problem {
                 errors: [FieldError("body", detail)])
     }
 
+    /// A JSON body that names one member twice in an object: `400`, naming it (clients and
+    /// proxies disagree on which one wins, so neither does).
+    static func duplicateMember(_ path: String) -> Problem {
+        Problem(.badRequest, code: "validation_failed", title: "The request body names a member twice",
+                detail: "\(path) appears more than once in its object; each member may appear once.",
+                errors: [FieldError(path, "appears more than once in its object")])
+    }
+
     static func notFound(_ detail: String) -> Problem {
         Problem(.notFound, code: "not_found", title: "Not found", detail: detail)
     }

@@ -219,9 +219,16 @@ enum RequestBody {
         }
         let value: JSONValue
         do {
-            value = try APIJSON.decoder.decode(JSONValue.self, from: Data(bytes))
+            value = try StrictJSON.parse(bytes)
         } catch {
-            throw Problem.malformedJSON("The request body is not valid JSON.")
+            switch error {
+            case .syntax(let offset, let reason):
+                throw Problem.malformedJSON("The request body is not valid JSON: \(reason) (byte \(offset)).")
+            case .duplicate(let path):
+                throw Problem.duplicateMember(path)
+            case .outOfRange(let path):
+                throw Problem.validation([FieldError(path.isEmpty ? "body" : path, "is a number past the range of a 64-bit float")])
+            }
         }
         guard case .object(let o) = value else {
             throw Problem.validation([FieldError("body", "must be a JSON object, got \(value.typeName)")])

@@ -56,6 +56,20 @@ struct ProblemTests {
             expectProblem(r, .methodNotAllowed, "method_not_allowed")
             #expect(r.headers[.allow] == "GET, HEAD, POST")
             expectProblem(try await client.call(.delete, "/v1/syncs/x"), .methodNotAllowed, "method_not_allowed")
+            // Allow lists what the path really serves: a literal segment is routed before a
+            // parameter, so /v1/syncs/cancel serves POST only (not the GET of /v1/syncs/{id}).
+            for (method, path, allow) in [
+                (HTTPRequest.Method.get, "/v1/syncs/cancel", "POST"), (.options, "/v1/syncs/cancel", "POST"), (.head, "/v1/syncs/retry", "POST"),
+                (.delete, "/v1/syncs/x", "GET, HEAD"), (.put, "/v1/syncs/x/cancel", "POST"), (.get, "/v1/syncs/x/cancel", "POST"),
+                (.post, "/v1/sources/s1", "DELETE, GET, HEAD, PATCH"), (.put, "/v1/maintenance/prune", "POST"),
+            ] {
+                let refused = try await client.call(method, path)
+                #expect(refused.status == .methodNotAllowed, "\(method) \(path): \(refused.status)")
+                #expect(refused.headers[.allow] == allow, "\(method) \(path): \(refused.headers[.allow] ?? "none")")
+                if method != .head {
+                    #expect(refused.json["detail"]?.stringValue?.hasSuffix("allowed: \(allow).") == true, "\(String(buffer: refused.body))")
+                }
+            }
         }
     }
 

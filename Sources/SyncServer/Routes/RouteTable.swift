@@ -29,14 +29,25 @@ public final class RouteTable: Sendable {
         return RouterPath(converted)
     }
 
-    /// The methods served on paths that match `path` (HEAD wherever GET is).
+    /// The methods served on `path` (HEAD wherever GET is): those of the one pattern the
+    /// router resolves it to. The router prefers a literal segment to a parameter, segment by
+    /// segment, and does not fall back to another pattern for another method: `/v1/syncs/cancel`
+    /// serves POST only, although `/v1/syncs/{id}` serves GET.
     func methods(matching path: String) -> [String] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        var methods = Set(routes.filter { route in
-            let pattern = route.path.split(separator: "/", omittingEmptySubsequences: true)
-            guard pattern.count == parts.count else { return false }
-            return zip(pattern, parts).allSatisfy { p, s in p.hasPrefix("{") || p == s }
-        }.map(\.method))
+        let candidates = Set(routes.map(\.path)).compactMap { pattern -> [Substring]? in
+            let segments = pattern.split(separator: "/", omittingEmptySubsequences: true)
+            guard segments.count == parts.count, zip(segments, parts).allSatisfy({ p, s in p.hasPrefix("{") || p == s }) else { return nil }
+            return segments
+        }
+        // Most specific first: at the first segment where two patterns differ, a literal wins.
+        let best = candidates.min { a, b in
+            for (x, y) in zip(a, b) where x != y { return !x.hasPrefix("{") && y.hasPrefix("{") }
+            return false
+        }
+        guard let best else { return [] }
+        let pattern = "/" + best.joined(separator: "/")
+        var methods = Set(routes.filter { $0.path == pattern }.map(\.method))
         if methods.contains("GET") { methods.insert("HEAD") }
         return methods.sorted()
     }

@@ -34,6 +34,42 @@ struct HardeningProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// RFC 9112 §9.3: a request that does not keep the connection alive — HTTP/1.0 without
+    /// `Connection: keep-alive`, or `Connection: close` in any case or list — is answered with
+    /// `Connection: close` and the connection closes at once, not at the idle timeout (30 s);
+    /// bytes pipelined after it are not read, and its own answer is still sent. A request that
+    /// keeps it alive can be followed on the same connection.
+    @Test func aRequestThatDoesNotKeepTheConnectionAliveClosesIt() async throws {
+        let dir = try TemporaryDirectory("e2e-keepalive")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:k.sqlite"], directory: dir)
+        for request in ["GET /healthz HTTP/1.0\r\n\r\n", "GET /v1/sources HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Close\r\n\r\n",
+                        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: x-foo, close\r\n\r\n",
+                        "GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n",
+                        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\nGET /v1/sources HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"] {
+            let connection = try RawConnection(port: node.port)
+            connection.send(request)
+            let started = ContinuousClock.now
+            let answer = await connection.readUntilClosed(timeout: .seconds(10))
+            #expect(answer.closed && ContinuousClock.now - started < .seconds(2), "\(request.debugDescription): held \(ContinuousClock.now - started)")
+            #expect(answer.text.hasPrefix("HTTP/1.1 200 OK"), "\(request.debugDescription): \(answer.text.prefix(300))")
+            #expect(answer.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(answer.text)")
+            #expect(answer.text.lowercased().contains("connection: close"), "\(answer.text.prefix(300))")
+        }
+        // Kept alive: HTTP/1.1 by default, HTTP/1.0 when it asks; a second request is answered.
+        for first in ["GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"] {
+            let connection = try RawConnection(port: node.port)
+            connection.send(first)
+            let one = await connection.read(until: { $0.contains("{\"status\"") }, timeout: .seconds(5))
+            #expect(one.hasPrefix("HTTP/1.1 200 OK") && !one.lowercased().contains("connection: close"), "\(first.debugDescription): \(one)")
+            connection.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            let two = await connection.readUntilClosed(timeout: .seconds(5))
+            #expect(two.closed && (one + two.text).components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(first.debugDescription): \(one + two.text)")
+        }
+        #expect(try await node.terminate() == 0)
+    }
+
     /// Headers over the limit get a 431 problem with a request id, not a bare 400.
     @Test func oversizedHeadersAreA431Problem() async throws {
         let dir = try TemporaryDirectory("e2e-431")

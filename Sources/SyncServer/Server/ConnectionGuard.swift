@@ -48,6 +48,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        KeepAliveRule.install(on: context.pipeline.syncOperations)
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         readDeadline?.cancel()
         readDeadline = nil
@@ -60,6 +64,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let problem: Problem
         switch parserError {
+        case .closedConnection:
+            // Bytes after a request that closes the connection (`Connection: close`, or
+            // HTTP/1.0): they are not read (RFC 9112 §9.6). The request before them is
+            // answered, then the connection closes; a 400 here would take that answer's place.
+            return
         case .headerOverflow:
             problem = Problem(.init(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "headers_too_large",
                               title: "The request's headers are too large",

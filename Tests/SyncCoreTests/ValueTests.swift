@@ -39,6 +39,29 @@ struct ValueTests {
         #expect(Timestamp.parse("yesterday") == nil)
     }
 
+    /// RFC 3339 is read field by field and never rolled over: impossible dates and times are
+    /// `nil`; their neighbours that exist are read exactly, offsets included.
+    @Test func timestampsAreParsedStrictly() {
+        for bad in ["2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z",
+                    "2026-00-10T00:00:00Z", "2026-01-00T00:00:00Z", "2026-01-01T25:61:61Z", "2026-01-01T24:00:00Z", "2026-01-01T23:60:00Z",
+                    "2026-01-01T23:59:60Z", "0000-01-01T00:00:00Z", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00+01:60",
+                    "2026-01-01T00:00:00", "2026-01-01 00:00:00Z", "2026-1-01T00:00:00Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100",
+                    "2026-01-01T00:00:00Z ", " 2026-01-01T00:00:00Z", "+2026-01-01T00:00:00Z", "2026-01-01T00:00:00ZZ", "２０２６-01-01T00:00:00Z",
+                    "2026-01-01T00:00:00+01:00:00", "yesterday", ""] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+        let good: [(String, Double)] = [
+            ("2024-02-29T00:00:00Z", 1_709_164_800), ("2000-02-29T12:00:00Z", 951_825_600), ("2026-02-28T23:59:59Z", 1_772_323_199),
+            ("1970-01-01T00:00:00Z", 0), ("1969-12-31T23:59:59Z", -1), ("0001-01-01T00:00:00Z", -62_135_596_800),
+            ("9999-12-31T23:59:59Z", 253_402_300_799), ("2026-01-01T01:00:00+01:00", 1_767_225_600), ("2025-12-31T19:00:00-05:00", 1_767_225_600),
+            ("2026-01-01t00:00:00z", 1_767_225_600), ("2026-01-01T00:00:00.5Z", 1_767_225_600.5), ("2026-01-01T00:00:00.123456789Z", 1_767_225_600.123_456_789),
+            ("2026-01-01T00:00:00+23:59", 1_767_139_260),
+        ]
+        for (text, seconds) in good {
+            #expect(Timestamp.parse(text).map { abs($0.timeIntervalSince1970 - seconds) < 0.000_001 } == true, "\(text): \(String(describing: Timestamp.parse(text)?.timeIntervalSince1970))")
+        }
+    }
+
     /// The hand-written formatter agrees with the C library's calendar on the edges (leap
     /// days, centuries, the year 1 and 9999, before 1970) and on 100,000 random instants.
     @Test func timestampsAgreeWithGmtime() {

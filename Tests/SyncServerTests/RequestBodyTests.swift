@@ -80,4 +80,26 @@ struct RequestBodyTests {
             #expect(try await client.call(.get, "/healthz").status == .ok)
         }
     }
+
+    /// Impossible dates are refused where filters take dates (the list, the bulk bodies, the
+    /// dashboard), not rolled over to the next month; their existing neighbours are taken.
+    @Test func impossibleDatesInFiltersAre422() async throws {
+        try await TestNode(workers: 0).test { client in
+            for bad in ["2026-02-30T00:00:00Z", "2026-01-01T25:61:61Z", "0000-01-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-01-01T23:59:60Z"] {
+                let list = try await client.call(.get, "/v1/syncs?since=\(bad)")
+                #expect(list.status == .unprocessableContent, "list \(bad): \(list.status)")
+                for path in ["/v1/syncs/cancel", "/v1/syncs/retry"] {
+                    let bulk = try await client.call(.post, path, #"{"until": "\#(bad)"}"#)
+                    #expect(bulk.status == .unprocessableContent && bulk.json["errors"]?.arrayValue?.first?["field"] == .string("until"), "\(path) \(bad)")
+                }
+                let page = try await client.call(.get, "/syncs?since=\(bad.dropLast(1))")
+                #expect(page.status == .unprocessableContent, "dashboard \(bad): \(page.status)")
+            }
+            for good in ["2024-02-29T00:00:00Z", "2026-02-28T23:59:59Z", "2026-01-01T01:00:00+01:00"] {
+                #expect(try await client.call(.get, "/v1/syncs?since=\(good.replacingOccurrences(of: "+", with: "%2B"))").status == .ok, "\(good)")
+                #expect(try await client.call(.post, "/v1/syncs/cancel", #"{"since": "\#(good)"}"#).status == .ok, "\(good)")
+            }
+            #expect(try await client.call(.get, "/syncs?since=2024-02-29T00:00").status == .ok)
+        }
+    }
 }

@@ -149,15 +149,22 @@ struct DashboardTests {
         try await TestNode().test { client in
             for (path, status) in [("/sources/nope", HTTPResponse.Status.notFound), ("/syncs/syn_nope", .notFound),
                                    ("/syncs?status=bogus", .unprocessableContent), ("/syncs?since=yesterday", .unprocessableContent),
-                                   ("/syncs?source=nobody", .notFound)] {
+                                   ("/syncs?source=nobody", .notFound), ("/?window=bogus", .unprocessableContent),
+                                   ("/?window=30d", .unprocessableContent), ("/?window=%00", .unprocessableContent),
+                                   ("/?window=1e400", .unprocessableContent), ("/?window=24H", .unprocessableContent),
+                                   ("/sources?health=bogus", .unprocessableContent), ("/sources?health=OK", .unprocessableContent),
+                                   ("/?window=7d", .ok), ("/?window=", .ok), ("/sources?health=failing", .ok), ("/sources?health=healthy", .ok),
+                                   ("/sources?health=", .ok)] {
                 let response = try await client.call(.get, path)
                 #expect(response.status == status, "\(path)")
                 #expect(response.headers[.contentType] == "text/html; charset=utf-8")
                 let check = PageCheck(html: String(buffer: response.body))
                 #expect(check.problems.isEmpty, "\(path): \(check.problems)")
             }
-            let bad = PageCheck(html: String(buffer: try await client.call(.get, "/syncs?since=yesterday").body))
-            #expect(bad.text.contains("since"))
+            for (path, filter) in [("/syncs?since=yesterday", "since"), ("/?window=bogus", "window"), ("/sources?health=bogus", "health")] {
+                let bad = PageCheck(html: String(buffer: try await client.call(.get, path).body))
+                #expect(bad.text.contains(filter), "\(path): \(bad.text)")
+            }
         }
     }
 

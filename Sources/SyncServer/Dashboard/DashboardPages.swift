@@ -19,7 +19,15 @@ struct DashboardPages {
     // MARK: Overview
 
     func overview(windowName: String?) async throws -> [String: Any] {
-        let window = Self.windows.first { $0.name == windowName } ?? Self.windows[1]
+        let window: (name: String, seconds: Double, buckets: Int)
+        if let windowName, !windowName.isEmpty {
+            guard let named = Self.windows.first(where: { $0.name == windowName }) else {
+                throw Problem.validation([FieldError("window", "must be one of \(Self.windows.map(\.name).joined(separator: ", "))")])
+            }
+            window = named
+        } else {
+            window = Self.windows[1]
+        }
         let health = await HealthReport.evaluate(store: env.store, now: now)
         let stats = try await env.store.statistics(window: window.seconds, now: now)
         let since = now.addingTimeInterval(-window.seconds)
@@ -93,6 +101,9 @@ struct DashboardPages {
         let q = query?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         // The API's health values; `healthy` (the name docs/api.md first gave the filter) means `ok`.
         let healthFilter = health.flatMap { $0.isEmpty ? nil : $0 == "healthy" ? SourceHealth.ok.rawValue : $0 }
+        if let healthFilter, SourceHealth(rawValue: healthFilter) == nil {
+            throw Problem.validation([FieldError("health", "must be one of \(SourceHealth.allCases.map(\.rawValue).joined(separator: ", "))")])
+        }
         var matched: [SourceView] = []
         var cursor = after, scanned = 0, more = false
         // Filters apply to the sources in id order from the cursor on, a batch at a time,

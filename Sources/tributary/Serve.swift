@@ -83,6 +83,17 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         logFormat.bootstrap(level: environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info)
         let logger = Logger(label: "tributary")
+        do {
+            try await serve(environment: environment, logger: logger)
+        } catch where logFormat == .json {
+            // Every line of a JSON-logging process is JSON, the reason it could not start too.
+            let (message, code) = Main.failure(error)
+            logger.critical("\(message)")
+            throw ReportedFailure(exitCode: code)
+        }
+    }
+
+    func serve(environment: [String: String], logger: Logger) async throws {
 
         let tokenMap = try TokenSpecs.parse(flags: tokens, environment: environment["TRIBUTARY_TOKENS"])
         var serverConfiguration = ServerConfiguration(

@@ -24,18 +24,27 @@ enum Main {
             finish(0)
         } catch let exit as ExitCode {
             finish(exit.rawValue)
-        } catch let failure as CommandFailure {
-            FileHandle.standardError.write(Data("tributary: \(failure.message)\n".utf8))
-            finish(failure.exitCode)
+        } catch let reported as ReportedFailure {
+            finish(reported.exitCode)
         } catch {
-            let code = Tributary.exitCode(for: error)
-            if code == .success || error is CleanExit {
-                Tributary.exit(withError: error)
+            if !(error is CommandFailure) {
+                let code = Tributary.exitCode(for: error)
+                if code == .success || error is CleanExit {
+                    Tributary.exit(withError: error)
+                }
             }
-            let message = Tributary.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let (message, code) = failure(error)
             FileHandle.standardError.write(Data("tributary: \(message)\n".utf8))
-            finish(code == .validationFailure ? 3 : code.rawValue)
+            finish(code)
         }
+    }
+
+    /// The one line and the exit code a failed command ends with.
+    static func failure(_ error: any Error) -> (message: String, exitCode: Int32) {
+        if let failure = error as? CommandFailure { return (failure.message, failure.exitCode) }
+        let code = Tributary.exitCode(for: error)
+        let message = Tributary.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        return (message, code == .validationFailure ? 3 : code.rawValue)
     }
 
     /// Flushes the output and leaves at once. The command's work is done by now (a server has
@@ -49,6 +58,11 @@ enum Main {
 }
 
 /// A failure with a one-line reason and an exit status.
+/// A failure the command has already reported in its own log format: exit with the code only.
+struct ReportedFailure: Error {
+    var exitCode: Int32
+}
+
 struct CommandFailure: Error {
     var message: String
     var exitCode: Int32

@@ -70,6 +70,58 @@ struct HardeningProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// With `--log-format json` the reason a node cannot start is a JSON line like every other
+    /// (level `critical`, the reason in `message`, no password), with the same exit code.
+    @Test func withJSONLogsTheReasonANodeCannotStartIsJSON() async throws {
+        let dir = try TemporaryDirectory("e2e-json-start")
+        defer { dir.remove() }
+        let busy = try RawResponder(answer: "")
+        defer { busy.stop() }
+        for (arguments, says) in [
+            (["--port", "\(busy.port)", "--database", "sqlite:j.sqlite"], "already in use"),
+            (["--port", "0", "--database", "postgres://u:Sup3rS3cret@127.0.0.1:1/db"], "cannot be reached"),
+            (["--port", "0", "--database", "mysql://u:Sup3rS3cret@h/db"], "mysql"),
+        ] {
+            let (code, out) = try await runTributary(["serve", "--log-format", "json"] + arguments, directory: dir)
+            #expect(code != 0, "\(arguments)")
+            let lines = out.split(separator: "\n")
+            let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(!lines.isEmpty && objects.count == lines.count, "not every line is JSON: \(out)")
+            let reason = objects.first { $0["level"] as? String == "critical" }
+            #expect((reason?["message"] as? String)?.contains(says) == true, "\(out)")
+            #expect(!out.contains("Sup3rS3cret"), "\(out)")
+        }
+    }
+
+    /// `LOG_LEVEL=debug` logs every request: method, route template (never the raw path or
+    /// query), status, duration and the `request_id` returned.
+    @Test func atDebugEveryRequestIsLoggedByItsRoute() async throws {
+        let dir = try TemporaryDirectory("e2e-request-log")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:r.sqlite", "--log-format", "json"], directory: dir,
+                                              environment: ["LOG_LEVEL": "debug"])
+        let connection = try RawConnection(port: node.port)
+        connection.send("GET /v1/sources/private-name?token=hunter2 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: trace-7\r\nConnection: close\r\n\r\n")
+        _ = await connection.readUntilClosed(timeout: .seconds(5))
+        #expect(try await node.client.post("/v1/sources", #"{"name": "x", "kind": "synthetic", "config": {"records": 1}}"#).status == 201)
+        let served = try await eventually { () -> [JSONValue]? in
+            let lines = node.log.split(separator: "\n").compactMap { try? parseJSON(Array($0.utf8)) }
+                .filter { $0["message"] == .string("request served") }
+            return lines.count >= 2 ? lines : nil
+        }
+        let first = try #require(served.first { $0["request_id"] == .string("trace-7") }, "\(served)")
+        #expect(first["method"] == .string("GET") && first["route"] == .string("/v1/sources/{id}") && first["status"] == .string("404"), "\(first)")
+        #expect(first["duration_ms"]?.stringValue.flatMap(Double.init) != nil, "\(first)")
+        #expect(served.contains { $0["method"] == .string("POST") && $0["route"] == .string("/v1/sources") && $0["status"] == .string("201") })
+        #expect(!node.log.contains("private-name") && !node.log.contains("hunter2"))
+        #expect(try await node.terminate() == 0)
+        // At the default level, no request is logged.
+        let quiet = try await TributaryProcess(serve: ["--database", "sqlite:r.sqlite"], directory: dir, name: "quiet")
+        #expect(try await quiet.client.get("/v1/sources").status == 200)
+        #expect(try await quiet.terminate() == 0)
+        #expect(!quiet.log.contains("request served"))
+    }
+
     /// Headers over the limit get a 431 problem with a request id, not a bare 400.
     @Test func oversizedHeadersAreA431Problem() async throws {
         let dir = try TemporaryDirectory("e2e-431")

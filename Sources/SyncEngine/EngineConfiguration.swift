@@ -37,7 +37,22 @@ public struct EngineConfiguration: Sendable {
 
     /// Host name and process id.
     public static func defaultNodeID() -> String {
-        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        // The host name in the node-id alphabet (a host name nearly always is already).
+        let host = String(ProcessInfo.processInfo.hostName.unicodeScalars.map { isNodeIDCharacter($0) ? Character($0) : "-" }.prefix(48))
+        return "\(host.isEmpty ? "node" : host)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    /// A node id: 1 to 64 of `A-Z a-z 0-9 . _ -`, so it needs no encoding in a URL path
+    /// (`/v1/nodes/{id}/drain`), a log line or a metric label.
+    public static func isValidNodeID(_ id: String) -> Bool {
+        (1...64).contains(id.unicodeScalars.count) && id.unicodeScalars.allSatisfy(isNodeIDCharacter) && id != "." && id != ".."
+    }
+
+    static func isNodeIDCharacter(_ c: Unicode.Scalar) -> Bool {
+        switch c {
+        case "A"..."Z", "a"..."z", "0"..."9", ".", "_", "-": true
+        default: false
+        }
     }
 
     /// The heartbeat interval: a third of the lease (docs/api.md).

@@ -63,6 +63,9 @@ struct Serve: AsyncParsableCommand {
     var pruneInterval: Double = 3600
 
     func validate() throws {
+        if let nodeID, !EngineConfiguration.isValidNodeID(nodeID) {
+            throw ValidationError("--node-id must be 1 to 64 of A-Z a-z 0-9 . _ - (it appears in URL paths, logs and metric labels)")
+        }
         guard workers >= 0 && workers <= 256 else { throw ValidationError("--workers must be between 0 and 256") }
         guard leaseSeconds >= 1 && leaseSeconds <= 3600 else { throw ValidationError("--lease-seconds must be between 1 and 3600") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }

@@ -122,6 +122,35 @@ struct HardeningProcessTests {
         #expect(!quiet.log.contains("request served"))
     }
 
+    /// `--node-id` takes 1 to 64 of `A-Z a-z 0-9 . _ -` (it goes into URL paths, logs and metric
+    /// labels); a node registered under another id by an older version can still be drained,
+    /// because every route percent-decodes its path segments and the dashboard encodes them.
+    @Test func nodeIDsAreCheckedAndEveryPathSegmentIsDecoded() async throws {
+        let dir = try TemporaryDirectory("e2e-node-id")
+        defer { dir.remove() }
+        for bad in ["a b", "a/b", "a?b", "a#b", "a%b", "n\u{E9}", "", String(repeating: "n", count: 65), ".", ".."] {
+            let (code, out) = try await runTributary(["serve", "--database", "sqlite:n.sqlite", "--node-id", bad], directory: dir)
+            #expect(code == 3 && out.contains("--node-id"), "\(bad.debugDescription): \(code) \(out)")
+        }
+        let good = "Host-1.example_x" + String(repeating: "n", count: 48)
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:n.sqlite", "--node-id", good, "--workers", "1"], directory: dir)
+        #expect(try await node.client.post("/v1/nodes/\(good)/drain").status == 200)
+        #expect(try await node.client.post("/v1/nodes/\(good)/resume").status == 200)
+        // An id no longer allowed, as an older version may have registered it.
+        let t = Date().timeIntervalSince1970
+        try await sqlite3(dir.file("n.sqlite"), "INSERT INTO nodes (id, role, workers, started_at, heartbeat_at) VALUES ('old n\u{E9}/1?#%', 'all', 1, \(t), \(t))")
+        let encoded = "old%20n%C3%A9%2F1%3F%23%25"
+        let drained = try await node.client.post("/v1/nodes/\(encoded)/drain")
+        #expect(drained.status == 200 && drained.json["id"] == .string("old n\u{E9}/1?#%") && drained.json["draining"] == .bool(true), "\(drained.text)")
+        #expect(try await node.client.get("/v1/nodes/old%zz").status == 404)
+        let page = try await node.client.get("/nodes").text
+        #expect(page.contains("data-url=\"/v1/nodes/\(encoded)/resume\""), "\(page)")
+        // Every route decodes the same way: a source's name spelled with escapes finds it.
+        #expect(try await node.client.post("/v1/sources", #"{"name": "crm", "kind": "synthetic", "config": {"records": 1}}"#).status == 201)
+        #expect(try await node.client.get("/v1/sources/%63r%6D").json["name"] == .string("crm"))
+        #expect(try await node.terminate() == 0)
+    }
+
     /// Headers over the limit get a 431 problem with a request id, not a bare 400.
     @Test func oversizedHeadersAreA431Problem() async throws {
         let dir = try TemporaryDirectory("e2e-431")

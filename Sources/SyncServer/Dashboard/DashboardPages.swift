@@ -304,7 +304,9 @@ struct DashboardPages {
                 let stale = age > NodeInfo.staleAfterSeconds
                 let state = stale ? "stale" : node.draining ? "draining" : "ok"
                 return [
-                    "id": node.id, "role": node.role, "workers": node.workers, "state": state, "tone": DashboardFormat.tone(state),
+                    // A node id from before ids were checked may need encoding in the action's URL.
+                    "id": node.id, "id_path": node.id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#", "%", ";"])) ?? node.id,
+                    "role": node.role, "workers": node.workers, "state": state, "tone": DashboardFormat.tone(state),
                     "started": DashboardFormat.relative(node.startedAt, now: now) ?? "",
                     "heartbeat": DashboardFormat.relative(node.heartbeatAt, now: now) ?? "",
                     "draining": node.draining,

@@ -29,10 +29,7 @@ struct RecordRoutes {
         router.add(.get, "/v1/sources/{id}/records/{key}", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))
             // Keys travel percent-encoded (`a%20b`, `%C3%A9`, `a%2Fb`, `%5B7%2C%22eu%22%5D`).
-            let raw = try request.path("key", context)
-            guard let key = raw.removingPercentEncoding else {
-                throw Problem.notFound("No record \(raw) in source \(source.name).")
-            }
+            let key = try request.path("key", context)
             guard let record = try await env.store.record(sourceID: source.id, key: key) else {
                 throw Problem.notFound("No record \(key) in source \(source.name).")
             }

@@ -24,8 +24,12 @@ extension Request {
         return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 
+    /// The path parameter `name`, percent-decoded, as every route reads its segments
+    /// (`/v1/sources/my%20crm`, `/v1/nodes/a%2Fb/drain`, `/records/a%2Fb`); a segment whose
+    /// encoding is broken (`%zz`) names nothing: `404`.
     func path(_ name: String, _ context: TributaryRequestContext) throws -> String {
-        guard let value = context.parameters.get(name) else { throw Problem.notFound("Missing path parameter \(name).") }
+        guard let raw = context.parameters.get(name) else { throw Problem.notFound("Missing path parameter \(name).") }
+        guard let value = raw.removingPercentEncoding else { throw Problem.notFound("\(raw) is not a percent-encoded path segment.") }
         return value
     }
 }

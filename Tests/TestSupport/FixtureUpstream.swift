@@ -158,6 +158,8 @@ public final class FixtureUpstream: Sendable {
     public var requests: [LoggedRequest] { state.withLock { $0.requests } }
     public func requests(path: String) -> [LoggedRequest] { requests.filter { $0.path == path } }
     public func clearLog() { state.withLock { $0.requests.removeAll() } }
+    /// Drops every fault not yet served: the upstream or receiver answers normally again.
+    public func clearFaults() { state.withLock { $0.faults.removeAll() } }
 
     // MARK: Server
 

@@ -138,16 +138,23 @@ extension DatabaseStore: SyncHistory {
     }
 
     /// Deletes these syncs if they are still terminal and old (a retry may have taken one
-    /// back meanwhile), with their idempotency keys; attempts and record errors cascade.
+    /// back meanwhile) and no webhook delivery of theirs is still pending, with their
+    /// idempotency keys; attempts, record errors and ended deliveries cascade. A sync whose
+    /// delivery is pending stays until it is delivered or given up (`failed`, visibly), and
+    /// goes at a later prune.
     private func deleteFinishedSyncs(_ ids: [String], cutoff: Double) async throws -> Int {
-        try await driver.transact(StoreTransaction { _ in
+        let prunable: SQL = """
+            \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff)
+              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.sync_id = syncs.id AND d.status = \(raw: Webhooks.pending))
+            """
+        return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [
                 StoreWrite("""
                     DELETE FROM idempotency_keys WHERE sync_id \(in: ids)
-                      AND sync_id IN (SELECT id FROM syncs WHERE \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff))
+                      AND sync_id IN (SELECT id FROM syncs WHERE \(sql: prunable))
                     """),
                 StoreWrite("""
-                    DELETE FROM syncs WHERE id \(in: ids) AND \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff)
+                    DELETE FROM syncs WHERE id \(in: ids) AND \(sql: prunable)
                     RETURNING id
                     """),
             ]) { written, _ in written.sets.last?.count ?? 0 }

@@ -55,6 +55,58 @@ struct HostileUpstreamProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// A receiver's status line is its answer: one that sends `200` at once and then its small
+    /// body a byte a second, past `--webhook-timeout`, has the delivery delivered, tried once
+    /// (waiting for the body recorded "the receiver did not answer" and POSTed it again).
+    @Test func aReceiverWhoseBodyIsSlowHasAnsweredWithItsStatus() async throws {
+        let dir = try TemporaryDirectory("e2e-slow-receiver")
+        defer { dir.remove() }
+        let listener = Process()
+        let output = Pipe()
+        // The system's python3 itself, not a shim that forks it: terminate() must reach it. It
+        // also ends on its own after a minute, and writes nothing to the test's stderr.
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        listener.arguments = ["-c", """
+            import socket, threading, time
+            threading.Timer(60, lambda: __import__('os')._exit(0)).start()
+            s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(16)
+            print(s.getsockname()[1], flush=True)
+            def serve(c):
+                data = b''
+                while b'\\r\\n\\r\\n' not in data:
+                    chunk = c.recv(65536)
+                    if not chunk: return
+                    data += chunk
+                c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 30\\r\\n\\r\\n')
+                for _ in range(30):
+                    time.sleep(1)
+                    try: c.sendall(b'x')
+                    except OSError: return
+            while True:
+                c, _ = s.accept()
+                threading.Thread(target=serve, args=(c,), daemon=True).start()
+            """]
+        listener.standardOutput = output
+        listener.standardError = FileHandle.nullDevice
+        try listener.run()
+        defer { if listener.isRunning { listener.terminate() } }
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:w.sqlite", "--workers", "1", "--webhook-timeout", "2"], directory: dir)
+        #expect(try await node.client.post("/v1/sources", #"""
+            {"name": "slow", "kind": "synthetic", "config": {"records": 1}, "notify": [{"url": "http://127.0.0.1:\#(port)/hook"}]}
+            """#).status == 201)
+        let id = try #require(try await node.client.post("/v1/sources/slow/syncs").json["id"]?.stringValue)
+        let item = try await eventually(timeout: .seconds(30)) { () -> JSONValue? in
+            let item = try await node.client.get("/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+            let ended = item?["status"] != nil && item?["status"] != .string("pending")
+            let failedTry = item?["last_error"].map { $0 != .null } ?? false
+            return ended || failedTry ? item : nil
+        }
+        #expect(item["status"] == .string("delivered") && item["response_status"] == .number(200) && item["attempts"] == .number(1), "\(item)")
+        #expect(try await node.terminate() == 0)
+    }
+
     /// A status under 100 or past 599 (with a body, without one, chunked) from an upstream
     /// and from a webhook receiver: the sync fails `invalid_response`, the delivery records a
     /// failed try, and the node answers throughout.

@@ -233,8 +233,10 @@ public final class UpstreamClient: Sendable {
                 for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
                 request.body = .bytes(ByteBuffer(bytes: body))
                 let response = try await self.http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
-                // The receiver's answer is not read beyond a little; it only has to arrive.
-                _ = try? await response.body.collect(upTo: 64 * 1024)
+                // The status line is the answer. The body is not read: a receiver that sends
+                // "200" at once and then its body slowly has answered (waiting for the body
+                // made such a try "no answer", POSTed again and again). Left unread, the
+                // response is dropped and its connection closed.
                 return Int(response.status.code)
             }
         } catch let error as SyncError {

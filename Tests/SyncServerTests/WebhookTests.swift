@@ -181,6 +181,62 @@ struct WebhookTests {
         }
     }
 
+    /// A prune keeps a finished sync while a webhook delivery of it is pending (it used to
+    /// delete the delivery with the sync, silently); once the delivery has ended, the next
+    /// prune takes both.
+    @Test(arguments: StoreBackend.allCases)
+    func aPruneKeepsASyncWhoseDeliveryIsPending(_ backend: StoreBackend) async throws {
+        try await withReceiver { receiver in
+            receiver.inject(.status(503), path: "/hooks", times: 10_000)
+            try await TestNode(backend: backend, workers: 1, pollInterval: .milliseconds(100), webhooks: Self.fast).test { client in
+                _ = try await client.createSource("p", records: 1, extra: #", "notify": [{"url": "\#(receiver.baseURL)/hooks/p"}]"#)
+                _ = try await client.createSource("quiet", records: 1)
+                let id = try #require(try await client.runSync("p")["id"]?.stringValue)
+                let other = try #require(try await client.runSync("quiet")["id"]?.stringValue)
+                _ = try await eventually { receiver.requests(path: "/hooks/p").isEmpty ? nil : true }
+                let everything = #"{"older_than_seconds": 0, "keep_last_per_source": 0}"#
+                let first = try await client.call(.post, "/v1/maintenance/prune", everything)
+                #expect(first.json["deleted_syncs"] == .number(1), "only the sync without a pending delivery: \(first.json)")
+                #expect(try await client.call(.get, "/v1/syncs/\(other)").status == .notFound)
+                #expect(try await client.call(.get, "/v1/syncs/\(id)").status == .ok)
+                let pending = try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+                #expect(pending?["status"] == .string("pending"), "\(pending ?? .null)")
+                receiver.clearFaults()
+                _ = try await eventually(timeout: .seconds(20)) { () -> Bool? in
+                    let item = try await client.call(.get, "/v1/syncs/\(id)/deliveries").json["items"]?.arrayValue?.first
+                    return item?["status"] == .string("delivered") ? true : nil
+                }
+                #expect(try await client.call(.post, "/v1/maintenance/prune", everything).json["deleted_syncs"] == .number(1))
+                #expect(try await client.call(.get, "/v1/syncs/\(id)").status == .notFound)
+            }
+        }
+    }
+
+    /// One receiver that accepts and never answers costs only its own deliveries: with 24 of
+    /// its deliveries hanging for the 5 s timeout, another receiver's delivery goes out at once
+    /// (a batch of 8 once waited for its slowest member, 15 s behind the hung receiver).
+    @Test func aHungReceiverCostsOnlyItsOwnDeliveries() async throws {
+        try await withReceiver { hung in
+            try await withReceiver { healthy in
+                hung.inject(.hang(seconds: 30), path: "/hooks", times: 10_000)
+                try await TestNode(workers: 4, pollInterval: .milliseconds(50), webhooks: Self.fast).test { client in
+                    for i in 0..<24 {
+                        _ = try await client.createSource("h\(i)", records: 1, extra: #", "notify": [{"url": "\#(hung.baseURL)/hooks/h"}]"#)
+                        #expect(try await client.call(.post, "/v1/sources/h\(i)/syncs").status == .accepted)
+                    }
+                    _ = try await eventually(timeout: .seconds(20)) { hung.requests(path: "/hooks/h").count >= 2 ? true : nil }
+                    _ = try await client.createSource("ok", records: 1, extra: #", "notify": [{"url": "\#(healthy.baseURL)/hooks/ok"}]"#)
+                    let done = try await client.runSync("ok")
+                    let finished = try #require(done["finished_at"]?.stringValue.flatMap(Timestamp.parse))
+                    let delivered = try await eventually(timeout: .seconds(20), every: .milliseconds(20)) { () -> Date? in
+                        healthy.requests(path: "/hooks/ok").isEmpty ? nil : Date()
+                    }
+                    #expect(delivered.timeIntervalSince(finished) < 2, "the healthy receiver waited \(delivered.timeIntervalSince(finished)) s behind the hung one")
+                }
+            }
+        }
+    }
+
     /// A failed try names the receiver, not an upstream: a receiver that closes the connection
     /// without answering, and a port that refuses it.
     @Test func aFailedTryNamesTheReceiver() async throws {

@@ -19,15 +19,18 @@ public struct WebhookPolicy: Sendable {
     public var timeout: Double
     /// Deliveries one node tries at once.
     public var concurrency: Int
+    /// Of those, the most for one receiver URL (a hung receiver holds no more).
+    public var perReceiver: Int
 
     public init(pollInterval: Duration = .seconds(1), firstRetryDelay: Double = 10, maxRetryDelay: Double = 3600,
-                giveUpAfter: Double = 86_400, timeout: Double = 10, concurrency: Int = 8) {
+                giveUpAfter: Double = 86_400, timeout: Double = 10, concurrency: Int = 8, perReceiver: Int = 4) {
         self.pollInterval = pollInterval
         self.firstRetryDelay = firstRetryDelay
         self.maxRetryDelay = maxRetryDelay
         self.giveUpAfter = giveUpAfter
         self.timeout = timeout
         self.concurrency = concurrency
+        self.perReceiver = max(1, min(perReceiver, concurrency))
     }
 
     public static let `default` = WebhookPolicy()
@@ -105,16 +108,56 @@ public struct WebhookDeliverer: Service {
         }
     }
 
-    /// Tries every due delivery, a batch at a time, until none is due.
+    /// Tries every due delivery until none is due and none is in flight, keeping up to
+    /// ``WebhookPolicy/concurrency`` tries in flight: a slot that frees is refilled at once
+    /// (no batch waits for its slowest member), and a receiver URL holds at most
+    /// ``WebhookPolicy/perReceiver`` slots, so a receiver that never answers costs only its
+    /// own deliveries.
     public func deliverDue() async throws {
-        while !Task.isCancelled {
-            let batch = try await store.claimDeliveries(owner: owner, leaseSeconds: leaseSeconds, now: Date(), limit: policy.concurrency)
-            guard !batch.isEmpty else { return }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for delivery in batch { group.addTask { try await self.attempt(delivery) } }
-                try await group.waitForAll()
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            var inFlight: [String: Int] = [:]
+            var running = 0
+            var ticking = false
+            while !Task.isCancelled {
+                let free = policy.concurrency - running
+                if free > 0 {
+                    // A URL with tries in flight gets no more until they end: never more than
+                    // `perReceiver` for one URL.
+                    let busy = Array(inFlight.keys)
+                    let batch = try await store.claimDeliveries(owner: owner, leaseSeconds: leaseSeconds, now: Date(), limit: free,
+                                                                perURL: policy.perReceiver, excludingURLs: busy)
+                    for delivery in batch {
+                        inFlight[delivery.url, default: 0] += 1
+                        running += 1
+                        group.addTask {
+                            try await self.attempt(delivery)
+                            return delivery.url
+                        }
+                    }
+                    // Every free slot taken: more may be due at once.
+                    if batch.count == free { continue }
+                }
+                guard running > 0 else { break }
+                // Wait for a try to end, or look again shortly for deliveries of other receivers.
+                if !ticking {
+                    ticking = true
+                    group.addTask {
+                        try? await Task.sleep(for: self.policy.pollInterval)
+                        return nil
+                    }
+                }
+                switch try await group.next() {
+                case .some(.some(let url)):
+                    running -= 1
+                    inFlight[url, default: 1] -= 1
+                    if inFlight[url] == 0 { inFlight[url] = nil }
+                case .some(.none):
+                    ticking = false
+                case .none:
+                    return
+                }
             }
-            if batch.count < policy.concurrency { return }
+            group.cancelAll()
         }
     }
 

@@ -2,18 +2,27 @@ import Foundation
 import SyncCore
 
 extension DatabaseStore: WebhookOutbox {
-    public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [WebhookDelivery] {
+    public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
+                                perURL: Int, excludingURLs: [String]) async throws -> [WebhookDelivery] {
         let t = now.timeIntervalSince1970
+        let excluded: SQL = excludingURLs.isEmpty ? "" : "AND NOT (url \(in: excludingURLs))"
         // One statement: on PostgreSQL the due rows another node is claiming are skipped, and
         // a row claimed and committed by another node carries a live lease, so no two nodes
         // try one delivery at once. A node that dies mid-try leaves a lease that expires.
+        // At most `perURL` of one receiver URL, and none of the URLs the caller is busy with:
+        // one receiver's backlog (or its hung connections) cannot take every slot.
         let claimed = try await driver.execute("""
             UPDATE webhook_deliveries SET lease_owner = \(owner), lease_expires_at = \(t + leaseSeconds),
                 tries = tries + 1, last_attempt_at = \(t)
             WHERE seq IN (
                 SELECT seq FROM webhook_deliveries
-                WHERE status = \(raw: Webhooks.pending) AND next_attempt_at <= \(t)
-                  AND (lease_expires_at IS NULL OR lease_expires_at < \(t))
+                WHERE seq IN (
+                    SELECT seq FROM (
+                        SELECT seq, ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS place
+                        FROM webhook_deliveries
+                        WHERE status = \(raw: Webhooks.pending) AND next_attempt_at <= \(t)
+                          AND (lease_expires_at IS NULL OR lease_expires_at < \(t)) \(sql: excluded)
+                    ) AS due WHERE place <= \(perURL))
                 ORDER BY next_attempt_at LIMIT \(limit) \(sqlite: "", postgres: "FOR UPDATE SKIP LOCKED"))
             RETURNING *
             """)[0]

@@ -112,6 +112,32 @@ struct EndlessSyncTests {
         }
     }
 
+    /// An upstream that closes the key at every request for longer than a worker waits hands
+    /// the sync back, listed as `upstream_rate_limited` (never `internal`), at most
+    /// `retry.max_attempts` times; past that a closure fails the attempt like a 429 and the
+    /// retry policy ends the sync: it fails, and its source shows `failing` (it was handed
+    /// back for ever, 15 attempts a minute).
+    @Test func anUpstreamThatNeverReopensEndsTheSync() async throws {
+        try await withHTTPNode(items: 5) { client, fixture, _ in
+            // 3 s: past the second a worker waits for a closed key, so each closure hands back.
+            fixture.script { _ in FixtureUpstream.Scripted(status: 429, headers: [("Retry-After", "3")], body: "{}") }
+            _ = try await client.createHTTPSource("shut", #"""
+                {"url": "\#(fixture.baseURL)/s/shut", "records_path": "/rows", "primary_key": "id", "timeout_seconds": 1,
+                 "max_request_retries": 3}
+                """#, extra: #", "retry": {"max_attempts": 2, "initial_delay_seconds": 0, "max_delay_seconds": 5}"#)
+            let done = try await client.runSync("shut", timeout: .seconds(60))
+            #expect(done["status"] == .string("failed"), "\(done)")
+            let attempts = done["attempts"]?.arrayValue ?? []
+            let codes = attempts.compactMap { $0["error"]?["code"]?.stringValue }
+            #expect(!codes.contains("internal"), "\(codes)")
+            let handedBack = attempts.filter { $0["status"] == .string("queued") }
+            #expect(handedBack.count == 2 && handedBack.allSatisfy { $0["error"]?["code"] == .string("upstream_rate_limited") }, "\(attempts)")
+            #expect(attempts.count <= 6, "\(attempts.count) attempts")
+            #expect(done["error"]?["code"] == .string("attempts_exhausted"), "\(done["error"] ?? .null)")
+            #expect(try await client.call(.get, "/v1/sources/shut").json["health"] == .string("failing"))
+        }
+    }
+
     /// Two upstreams that close their keys for 4 s at every request would have held both
     /// workers of a node (each closure waited out in the worker, a hundred times): the
     /// closures now hand their syncs back, and an unrelated sync runs at once.

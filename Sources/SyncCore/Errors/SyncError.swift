@@ -40,10 +40,13 @@ public struct SyncError: Error, Sendable, Codable, Equatable, CustomStringConver
         case attemptsExhausted = "attempts_exhausted"
         case sourceKindUnknown = "source_kind_unknown"
         case internalError = "internal"
+        /// An attempt that handed its sync back to the queue at its checkpoint (graceful
+        /// shutdown, the database unavailable, a lost commit): not a failure, not a bug.
+        case handedBack = "handed_back"
 
         public var isRetryableByDefault: Bool {
             switch self {
-            case .upstreamUnavailable, .upstreamRateLimited, .upstreamTimeout, .internalError: true
+            case .upstreamUnavailable, .upstreamRateLimited, .upstreamTimeout, .internalError, .handedBack: true
             case .upstreamClientError, .upstreamAuthFailed, .invalidResponse, .configInvalid,
                  .egressBlocked, .attemptsExhausted, .sourceKindUnknown: false
             }

@@ -173,8 +173,17 @@ struct SyncRunner {
             outcome = .released(reason: "handed back: the database holds \(stored) pages but page \(page) followed a committed one (a lost commit); resuming from the stored checkpoint")
         case (.failure(let closed as GateClosed), nil):
             // The upstream asked for a pause longer than a request may wait: the sync goes back
-            // to the queue at its checkpoint, to run when the key reopens, and no attempt fails.
-            outcome = .released(reason: "handed back at its last checkpoint: \(closed)", runAt: closed.until)
+            // to the queue at its checkpoint, to run when the key reopens, and no attempt fails,
+            // up to retry.max_attempts such hand-backs. Past them a closure fails the attempt
+            // like any 429, so the retry policy bounds an upstream that never reopens.
+            let closures = claimed.sync.attempts.filter { $0.status == .queued && $0.error?.code == .upstreamRateLimited }.count
+            if closures >= claimed.sync.maxAttempts {
+                outcome = failureOutcome(claimed, error: SyncError(
+                    .upstreamRateLimited, "the upstream kept the key closed through \(closures) hand-backs: \(closed)", retryable: true,
+                    retryAfterSeconds: max(0, closed.until.timeIntervalSinceNow)))
+            } else {
+                outcome = .released(reason: "handed back at its last checkpoint: \(closed)", runAt: closed.until, code: .upstreamRateLimited)
+            }
         case (.failure(SyncStoreError.unavailable(let reason)), nil):
             outcome = .released(reason: "handed back at its last checkpoint: the database was unavailable (\(reason))")
         case (.failure(let error), nil):

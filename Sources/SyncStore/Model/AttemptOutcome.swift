@@ -13,8 +13,10 @@ public enum AttemptOutcome: Sendable, Equatable {
     /// The client's cancel took effect.
     case cancelled
     /// Handed back (graceful shutdown, a closed rate-limit key): queued again at its last
-    /// checkpoint, to run from `runAt` (default: at once), not counted as a failure.
-    case released(reason: String, runAt: Date? = nil)
+    /// checkpoint, to run from `runAt` (default: at once), not counted as a failure. The
+    /// attempt is listed with `code`: `handed_back`, or `upstream_rate_limited` for a key the
+    /// upstream closed (those are counted: see `SyncRunner`).
+    case released(reason: String, runAt: Date? = nil, code: SyncError.Code = .handedBack)
 
     public var status: SyncStatus {
         switch self {

@@ -29,11 +29,11 @@ struct FinishChange {
             cause = c
             failedDelta = 1
             finishedAt = t
-        case .released(_, let at):
+        case .released(_, let at, _):
             self.runAt = at.map { Timestamp.clamped($0).timeIntervalSince1970 } ?? t
         }
         attemptError = cause ?? error
-        if case .released(let reason, _) = outcome { attemptError = SyncError(.internalError, reason, retryable: true) }
+        if case .released(let reason, _, let code) = outcome { attemptError = SyncError(code, reason, retryable: true) }
     }
 }
 

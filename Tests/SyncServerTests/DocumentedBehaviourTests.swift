@@ -100,6 +100,41 @@ struct DocumentedBehaviourTests {
         }
     }
 
+    /// A records page is bounded by bytes as well as by `limit`: 30 records of 600 KB with
+    /// `limit=1000` come a few at a time (each page just past 4 MiB at most), every record
+    /// exactly once and in key order through `next_cursor`; small records still fill `limit`.
+    @Test(arguments: StoreBackend.allCases)
+    func aRecordsPageIsBoundedByBytes(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            let pad = String(repeating: "p", count: 600_000)
+            fixture.script { _ in .json(#"{"rows": ["# + (0..<30).map { #"{"id": \#($0), "pad": "\#(pad)"}"# }.joined(separator: ",") + "]}") }
+            _ = try await client.createHTTPSource("big", #"""
+                {"url": "\#(fixture.baseURL)/s/big", "records_path": "/rows", "primary_key": "id", "max_page_bytes": 33554432}
+                """#)
+            #expect(try await client.runSync("big")["result"]?["records_created"] == .number(30))
+            var seen: [String] = []
+            var path = "/v1/sources/big/records?limit=1000"
+            var pages = 0
+            while pages < 40 {
+                let response = try await client.call(.get, path)
+                pages += 1
+                #expect(response.body.readableBytes <= (4 << 20) + 700_000, "page \(pages): \(response.body.readableBytes) bytes")
+                let items = response.json["items"]?.arrayValue ?? []
+                #expect(!items.isEmpty && items.count <= 8, "page \(pages): \(items.count) records")
+                seen += items.compactMap { $0["key"]?.stringValue }
+                guard let cursor = response.json["next_cursor"]?.stringValue else { break }
+                path = "/v1/sources/big/records?limit=1000&after=\(cursor)"
+            }
+            #expect(seen == (0..<30).map(String.init).sorted(), "\(seen)")
+            #expect(pages >= 4, "\(pages) pages")
+            // Small records: the count bound, as before.
+            _ = try await client.createSource("small", records: 120)
+            _ = try await client.runSync("small")
+            let small = try await client.call(.get, "/v1/sources/small/records?limit=100").json
+            #expect(small["items"]?.arrayValue?.count == 100 && small["next_cursor"] != .null)
+        }
+    }
+
     /// Every dashboard page and asset carries the security headers docs/dashboard.md lists,
     /// with exactly those values.
     @Test func everyDashboardPageCarriesTheDocumentedSecurityHeaders() async throws {

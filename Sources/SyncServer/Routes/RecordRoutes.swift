@@ -5,21 +5,42 @@ import SyncCore
 /// `/v1/sources/{id}/records`: the record store, keyset-paginated by key.
 struct RecordRoutes {
     let env: APIEnvironment
+    /// A records page ends once its body passes this many bytes (at least one record is
+    /// always sent): `limit` records of 1 MiB each would otherwise be one 1 GB answer.
+    static let maxPageBytes = 4 << 20
 
     func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
         router.add(.get, "/v1/sources/{id}/records", in: table) { request, context in
             let source = try await env.source(try request.path("id", context))
             let page = try PageQuery.parse(request, cursorKind: "rec", cursorParameter: "after")
             let includeDeleted = try PageQuery.flag(request, "include_deleted")
-            let records = try await env.store.records(sourceID: source.id, limit: page.limit + 1, after: page.after, includeDeleted: includeDeleted)
             var out: [UInt8] = Array(#"{"items":["#.utf8)
-            for (index, record) in records.prefix(page.limit).enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                APIRepresentation.record(record, into: &out)
+            var count = 0
+            var after = page.after
+            var more = false
+            // Read in small batches sized by what the page has cost so far, and stop once the
+            // page passes `maxPageBytes` (with at least one record): memory per reader follows
+            // the byte bound, not record size × limit.
+            reading: while count < page.limit {
+                let average = count == 0 ? 0 : out.count / count
+                let want = count == 0 ? min(page.limit, 8) : min(page.limit - count, max(1, (Self.maxPageBytes - out.count) / max(1, average)))
+                let records = try await env.store.records(sourceID: source.id, limit: want + 1, after: after, includeDeleted: includeDeleted)
+                for (index, record) in records.prefix(want).enumerated() {
+                    if count > 0 { out.append(UInt8(ascii: ",")) }
+                    APIRepresentation.record(record, into: &out)
+                    count += 1
+                    after = record.key
+                    if out.count >= Self.maxPageBytes {
+                        more = index + 1 < records.count
+                        break reading
+                    }
+                }
+                more = records.count > want
+                if !more { break }
             }
             out += Array("],\"next_cursor\":".utf8)
-            if records.count > page.limit {
-                out += Array("\"\(Cursor.encode(records[page.limit - 1].key, kind: "rec"))\"".utf8)
+            if more, let after {
+                out += Array("\"\(Cursor.encode(after, kind: "rec"))\"".utf8)
             } else {
                 out += Array("null".utf8)
             }

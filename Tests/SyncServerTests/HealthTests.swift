@@ -85,9 +85,11 @@ struct HealthTests {
         let output = Pipe()
         var port = try PostgresCluster.freePort()
         if silent {
-            listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            listener.arguments = ["python3", "-c", "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen(16)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(120)"]
+            // The system's python3 itself (a pyenv shim forks it, and terminate() would not reach it).
+            listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            listener.arguments = ["-c", "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen(16)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(120)"]
             listener.standardOutput = output
+            listener.standardError = FileHandle.nullDevice
             try listener.run()
             let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
             port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)))

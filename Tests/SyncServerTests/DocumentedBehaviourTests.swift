@@ -135,6 +135,31 @@ struct DocumentedBehaviourTests {
         }
     }
 
+    /// A PATCHed `rate_limit` reaches the sync already running: at 50 requests a second the
+    /// upstream sees the new 2 a second within two seconds of the PATCH (the running sync went
+    /// on at the old rate until it ended).
+    @Test func aPatchedRateLimitReachesTheRunningSync() async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { request in
+                let page = Int(request.query["page"] ?? "1") ?? 1
+                return page > 400 ? .json(#"{"rows": []}"#) : .json(#"{"rows": [{"id": \#(page)}]}"#)
+            }
+            _ = try await client.createHTTPSource("paced", #"""
+                {"url": "\#(fixture.baseURL)/s/x", "records_path": "/rows", "primary_key": "id", "pagination": {"type": "page", "param": "page"}}
+                """#, extra: #", "rate_limit": {"requests_per_second": 50, "burst": 1}"#)
+            let id = try #require(try await client.call(.post, "/v1/sources/paced/syncs").json["id"]?.stringValue)
+            _ = try await eventually { fixture.requests.count >= 30 ? true : nil }
+            #expect(try await client.call(.patch, "/v1/sources/paced", #"{"rate_limit": {"requests_per_second": 2, "burst": 1}}"#).status == .ok)
+            try await Task.sleep(for: .seconds(2))
+            let before = fixture.requests.count
+            try await Task.sleep(for: .seconds(3))
+            let during = fixture.requests.count - before
+            #expect(during <= 2 * 3 + 2, "\(during) requests in 3 s after the PATCH to 2 a second")
+            #expect(during >= 3, "\(during) requests: the sync should go on at the new rate")
+            #expect(try await client.call(.post, "/v1/syncs/\(id)/cancel").status == .accepted)
+        }
+    }
+
     /// Every dashboard page and asset carries the security headers docs/dashboard.md lists,
     /// with exactly those values.
     @Test func everyDashboardPageCarriesTheDocumentedSecurityHeaders() async throws {

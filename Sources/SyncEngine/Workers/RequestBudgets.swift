@@ -19,8 +19,8 @@ final class RequestBudgets: Sendable {
     /// years closes nothing for years).
     /// Made for every claimed sync, so it costs nothing until the attempt's first request:
     /// most kinds (and every synthetic sync) never send one.
-    func gate(for source: Source) -> any RequestGate {
-        AttemptGate(budgets: self, source: source)
+    func gate(for source: LiveSource) -> any RequestGate {
+        AttemptGate(budgets: self, live: source)
     }
 
     func keyGate(for source: Source) -> KeyGate {
@@ -40,11 +40,12 @@ final class RequestBudgets: Sendable {
 /// cut to the source's `retry.max_delay_seconds`.
 struct AttemptGate: RequestGate {
     let budgets: RequestBudgets
-    let source: Source
+    let live: LiveSource
 
-    func acquire(maxWait: Double) async throws { try await budgets.keyGate(for: source).acquire(maxWait: maxWait) }
+    func acquire(maxWait: Double) async throws { try await budgets.keyGate(for: live.current).acquire(maxWait: maxWait) }
 
     func close(until: Date) async {
+        let source = live.current
         let longest = source.retry.maxDelaySeconds
         await budgets.keyGate(for: source).close(until: min(until, Date().addingTimeInterval(max(0, longest.isFinite ? longest : 0))))
     }
@@ -137,5 +138,20 @@ public final class KeyGate: RequestGate {
         // A database that cannot be reached now loses only the other nodes' knowledge of the
         // closure; this node keeps it.
         try? await store.closeKey(key, until: until, now: Date())
+    }
+}
+
+/// A running attempt's source as far as its requests are concerned: the claimed definition,
+/// with the `rate_limit` (and key) a PATCH has given it since, so a running sync follows a
+/// new limit within a second or so (``SyncRunner``'s monitor refreshes it).
+final class LiveSource: Sendable {
+    private let value: Mutex<Source>
+    init(_ source: Source) { value = Mutex(source) }
+    var current: Source { value.withLock { $0 } }
+    /// Takes a stored `rate_limit` (its key included).
+    func update(limit: RateLimit?) {
+        value.withLock { source in
+            if source.rateLimit != limit { source.rateLimit = limit }
+        }
     }
 }

@@ -30,9 +30,10 @@ struct SyncRunner {
         logger[metadataKey: "attempt"] = .stringConvertible(lease.attempt)
         logger.info("sync attempt started")
 
+        let live = LiveSource(claimed.source)
         let pageResult: Result<Sync?, any Error> = await withTaskGroup(of: Finished.self) { group in
-            group.addTask { .pages(await self.readAllPages(claimed)) }
-            group.addTask { .monitor(await self.monitor(lease, control: control)) }
+            group.addTask { .pages(await self.readAllPages(claimed, live: live)) }
+            group.addTask { .monitor(await self.monitor(lease, control: control, live: live)) }
             var pages: Result<Sync?, any Error>?
             while let next = await group.next() {
                 switch next {
@@ -49,13 +50,13 @@ struct SyncRunner {
     }
 
     /// Reads pages from the last checkpoint until the source is exhausted.
-    private func readAllPages(_ claimed: ClaimedSync) async -> Result<Sync?, any Error> {
+    private func readAllPages(_ claimed: ClaimedSync, live: LiveSource) async -> Result<Sync?, any Error> {
         do {
             guard let kind = kinds.kind(named: claimed.source.kind) else {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
             }
             let source = try kind.makeSource(SourceContext(
-                source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: claimed.source)))
+                source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: live)))
             let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1
@@ -122,12 +123,23 @@ struct SyncRunner {
     }
 
     /// Heartbeats the lease and polls for a cancel until told to stop; returns why it stopped.
-    private func monitor(_ lease: Lease, control: RunControl) async -> StopReason? {
+    /// Once a second (after the first) it also reads the source's stored request budget, so
+    /// a PATCHed `rate_limit` reaches the running attempt's requests (``LiveSource``); a sync
+    /// shorter than a second never pays that read.
+    private func monitor(_ lease: Lease, control: RunControl, live: LiveSource) async -> StopReason? {
         var lastHeartbeat = ContinuousClock.now
+        var lastBudgetRead = ContinuousClock.now
+        let sourceID = live.current.id
         while !Task.isCancelled {
             await control.wake.wait(timeout: configuration.cancelCheckInterval)
             if Task.isCancelled { return control.stopReason }
             if let reason = control.stopReason { return reason }
+            if ContinuousClock.now - lastBudgetRead >= .seconds(1) {
+                lastBudgetRead = .now
+                if let budget = try? await store.requestBudget(sourceID: sourceID) {
+                    live.update(limit: budget.limit)
+                }
+            }
             do {
                 let cancel: Bool
                 if ContinuousClock.now - lastHeartbeat >= configuration.heartbeatInterval {

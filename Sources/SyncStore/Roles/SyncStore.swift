@@ -83,6 +83,9 @@ public protocol SyncRequests: Sendable {
 
 /// The queue as workers see it; every write is fenced by the lease.
 public protocol WorkQueue: Sendable {
+    /// The source's request budget as stored now (`rate_limit` and its key), for a running
+    /// attempt to follow a PATCH; `nil` if the source is gone.
+    func requestBudget(sourceID: String) async throws -> (limit: RateLimit?, key: String)?
     /// Claims up to `limit` runnable syncs, most urgent first, each with its own lease.
     func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync]
     /// Extends the lease; returns whether a cancel was requested. Throws ``SyncStoreError/leaseLost``.

@@ -24,6 +24,11 @@ extension DatabaseStore: SourceCatalog {
         return try rows.first(0).map { try StoreRows.source($0) }
     }
 
+    public func requestBudget(sourceID: String) async throws -> (limit: RateLimit?, key: String)? {
+        let rows = try await driver.read(["SELECT * FROM sources WHERE id = \(sourceID)"])
+        return try rows.first(0).map { try StoreRows.source($0) }.map { ($0.rateLimit, $0.rateKey) }
+    }
+
     public func sourceView(idOrName: String) async throws -> SourceView? {
         let rows = try await driver.read([Queries.sourceViews(Self.idOrName(idOrName), now: Date())])
         return try rows.first(0).map { try StoreRows.sourceView($0) }

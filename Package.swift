@@ -80,7 +80,8 @@ let package = Package(
         .target(
             name: "SyncServer",
             dependencies: [
-                "SyncCore", "SyncStore", "SyncConnectors", "SyncEngine",
+                // Not the engine: the routes reach the workers only through the store's events.
+                "SyncCore", "SyncStore", "SyncConnectors",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

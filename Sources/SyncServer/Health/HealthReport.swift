@@ -10,7 +10,7 @@ struct HealthReport {
     /// A node whose heartbeat is older than this is stale (three missed heartbeats).
     static let staleNodeSeconds = NodeInfo.staleAfterSeconds
 
-    static func evaluate(store: any ClusterRegistry, now: Date) async -> HealthReport {
+    static func evaluate(store: any ClusterControl, now: Date) async -> HealthReport {
         let started = ContinuousClock.now
         let snapshot: HealthSnapshot
         do {

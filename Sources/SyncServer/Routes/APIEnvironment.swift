@@ -4,11 +4,12 @@ import SyncConnectors
 import SyncCore
 import SyncStore
 
-/// What the routes work with: the store, the known source kinds, and (when this node
-/// runs workers) their status, for `/readyz`. The routes never drive the engine: the
+/// What the routes work with: the store's roles the API plays (``APIStore``: no claims, no
+/// page writes, no leases), the known source kinds, and (when this node runs workers) their
+/// status, for `/readyz`. The routes never drive the engine: the
 /// store's events wake it and carry cancels (``StoreEventSource``).
 public struct APIEnvironment: Sendable {
-    public var store: any SyncStore
+    public var store: any APIStore
     public var kinds: SourceKindRegistry
     public var workers: (any WorkerStatus)?
     public var maxBodyBytes: Int
@@ -20,7 +21,7 @@ public struct APIEnvironment: Sendable {
     /// What webhook URLs may reach (the sources' policy): a blocked one is refused at create.
     public var egress: EgressPolicy
 
-    public init(store: any SyncStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
+    public init(store: any APIStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
                 retention: RetentionPolicy = .default, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                 metrics: TributaryMetrics? = nil, egress: EgressPolicy = .default) {
         self.prometheus = prometheus

@@ -5,16 +5,22 @@ import SyncCore
 /// The persistence of Tributary: sources, the durable queue of syncs, leases,
 /// checkpoints and the record store, as the roles its callers play.
 ///
-/// Each caller depends on the role it uses: the API on ``SourceCatalog``,
-/// ``SyncRequests``, ``RecordReader`` and ``ClusterRegistry``; a worker on ``WorkQueue``;
-/// the scheduler and the lease rescuer on ``QueueMaintenance``. One implementation,
+/// Each caller depends on the role it uses: the API on ``APIStore`` (readers, requests,
+/// history and the cluster's health, never a worker's or a maintenance service's write); a
+/// worker on ``WorkQueue``; the scheduler and the lease rescuer on ``QueueMaintenance``;
+/// a node on ``ClusterRegistry``. One implementation,
 /// ``DatabaseStore``, writes every rule once over a driver per database (SQLite,
 /// PostgreSQL); every invariant of docs/architecture.md that concerns data is enforced by
 /// the database (unique indexes, CHECK constraints, conditional writes), never by a check
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
-    & RecordReader & ClusterRegistry & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox & RateLimitStore
-    & DashboardReader
+    & RecordReader & ClusterRegistry & ClusterControl & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox
+    & DeliveryLog & RateLimitStore & DashboardReader
+
+/// What the API works with: what clients read and ask for, the history, and the cluster's
+/// health and drain switches. A route cannot claim a sync, write a page or take a lease.
+public typealias APIStore = SourceCatalog & SyncRequests & RecordReader & ClusterControl & SyncHistory & SyncWatching
+    & DeliveryLog & DashboardReader
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {
@@ -23,8 +29,6 @@ public protocol StoreLifecycle: Service, Sendable {
     func migrate() async throws
     /// The schema version the database is at (0 before the first migration).
     func schemaVersion() async throws -> Int
-    /// A cheap round trip, used by `/readyz`.
-    func ping() async throws
     /// Runs the store's connections until graceful shutdown or cancellation: a node runs
     /// it as the first service of its group, so it stops after everything that uses it.
     func run() async throws
@@ -132,7 +136,7 @@ public protocol RecordReader: Sendable {
     func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)]
 }
 
-/// The nodes sharing the database, and the health of the queue and the sources.
+/// The nodes sharing the database, as a node keeps its own entry.
 public protocol ClusterRegistry: Sendable {
     /// Records (or refreshes) a node of the cluster and its heartbeat.
     func registerNode(_ node: NodeInfo) async throws
@@ -140,12 +144,19 @@ public protocol ClusterRegistry: Sendable {
     func heartbeatNode(_ node: NodeInfo, now: Date) async throws
     /// Removes a node that stops gracefully.
     func removeNode(id: String) async throws
-    /// Tells a node to stop (or resume) claiming; `notFound` for an unknown node.
-    func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo
     /// Whether this node was told to stop claiming.
     func isDraining(nodeID: String) async throws -> Bool
+}
+
+/// The cluster as operators see it: whether the database answers, the health of the queue,
+/// the sources and the nodes, and the switch that drains a node.
+public protocol ClusterControl: Sendable {
+    /// A cheap round trip, used by `/readyz`.
+    func ping() async throws
     /// What `/v1/health` reports: the queue, stuck syncs and the nodes.
     func healthSnapshot(now: Date) async throws -> HealthSnapshot
+    /// Tells a node to stop (or resume) claiming; `notFound` for an unknown node.
+    func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo
 }
 
 /// The history of syncs: what it says (statistics) and how long it is kept (retention).
@@ -216,6 +227,10 @@ public protocol WebhookOutbox: Sendable {
     /// Writes what a try came to, and the body it sent if none was fixed yet; `false` when
     /// the lease was lost meanwhile (nothing written).
     func recordTry(_ delivery: WebhookDelivery, owner: String, body: [UInt8], result: WebhookTryResult, now: Date) async throws -> Bool
+}
+
+/// What clients read of the outbox.
+public protocol DeliveryLog: Sendable {
     /// A sync's deliveries, oldest first (no snapshots).
     func deliveries(syncID: String) async throws -> [WebhookDelivery]
 }

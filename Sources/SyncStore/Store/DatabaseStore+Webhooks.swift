@@ -1,7 +1,7 @@
 import Foundation
 import SyncCore
 
-extension DatabaseStore: WebhookOutbox {
+extension DatabaseStore: WebhookOutbox, DeliveryLog {
     public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
                                 perURL: Int, excludingURLs: [String]) async throws -> [WebhookDelivery] {
         let t = now.timeIntervalSince1970

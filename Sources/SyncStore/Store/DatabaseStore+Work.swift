@@ -95,16 +95,6 @@ extension DatabaseStore: ClusterRegistry {
             """)
     }
 
-    public func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo {
-        let rows = try await driver.execute("UPDATE nodes SET draining = \(draining) WHERE id = \(nodeID) RETURNING *")
-        guard let row = rows.first(0) else { throw SyncStoreError.notFound("node \(nodeID)") }
-        return try StoreRows.node(row)
-    }
-
-    public func isDraining(nodeID: String) async throws -> Bool {
-        try await driver.read(["SELECT draining FROM nodes WHERE id = \(nodeID)"]).first(0)?.bool("draining") ?? false
-    }
-
     public func heartbeatNode(_ node: NodeInfo, now: Date) async throws {
         _ = try await driver.execute("""
             INSERT INTO nodes (id, role, workers, started_at, heartbeat_at)
@@ -115,6 +105,18 @@ extension DatabaseStore: ClusterRegistry {
 
     public func removeNode(id: String) async throws {
         _ = try await driver.execute("DELETE FROM nodes WHERE id = \(id)")
+    }
+
+    public func isDraining(nodeID: String) async throws -> Bool {
+        try await driver.read(["SELECT draining FROM nodes WHERE id = \(nodeID)"]).first(0)?.bool("draining") ?? false
+    }
+}
+
+extension DatabaseStore: ClusterControl {
+    public func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo {
+        let rows = try await driver.execute("UPDATE nodes SET draining = \(draining) WHERE id = \(nodeID) RETURNING *")
+        guard let row = rows.first(0) else { throw SyncStoreError.notFound("node \(nodeID)") }
+        return try StoreRows.node(row)
     }
 
     /// The queue, the nodes, and the sources that are failing or stale (``SourceHealth``

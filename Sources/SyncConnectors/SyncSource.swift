@@ -77,8 +77,6 @@ public protocol SyncSourceKind: Sendable {
     var name: String { get }
     /// Config problems, as field errors with paths under `config.`; empty when valid.
     func validate(config: JSONObject) -> [FieldError]
-    /// Config keys whose values are secrets (write-only in the API), beyond the generic rules.
-    func secretPaths(config: JSONObject) -> [[String]]
     /// A source for one attempt.
     func makeSource(_ context: SourceContext) throws -> any SyncSource
     /// Throws an `egress_blocked` ``SyncError`` when the config points somewhere the node's
@@ -90,7 +88,6 @@ public protocol SyncSourceKind: Sendable {
 }
 
 extension SyncSourceKind {
-    public func secretPaths(config: JSONObject) -> [[String]] { [] }
     public func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String] { [] }
     public func checkEgress(config: JSONObject) async throws {}
 }

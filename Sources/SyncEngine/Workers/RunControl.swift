@@ -11,7 +11,8 @@ public enum StopReason: Sendable, Equatable {
 }
 
 /// The stop switch of one running sync, shared by its page loop, its monitor and
-/// whoever asks it to stop (the API's in-process cancel, graceful shutdown).
+/// whoever asks it to stop (a cancel the store's events carry from any node, graceful
+/// shutdown, the monitor finding the lease lost).
 final class RunControl: Sendable {
     private let reason = Mutex<StopReason?>(nil)
     let wake = WakeUpSignal()

@@ -281,7 +281,6 @@ final class PostgresDriver: StoreDriver {
 
 }
 
-/// Whether an operation got its connection (shared by the operation and its deadline).
 /// A login that cannot succeed however often it is tried: the wrong password, an unknown
 /// user or database. Its description never contains the password.
 public struct PostgresLoginError: Error, CustomStringConvertible, Sendable {

@@ -19,9 +19,9 @@ protocol StoreDriver: Sendable {
     func schemaVersion() async throws -> Int
 
     /// Runs the statements in order on one connection and returns their rows.
-    func read(_ statements: [SQL]) async throws -> Rows
+    func read(_ statements: [StoreSQL]) async throws -> Rows
     /// Runs one statement in a transaction of its own (writes allowed) and returns its rows.
-    func execute(_ statement: SQL) async throws -> Rows
+    func execute(_ statement: StoreSQL) async throws -> Rows
     /// Runs a read-decide-write transaction.
     func transact<Result: Sendable>(_ transaction: StoreTransaction<Result>) async throws -> Result
     /// Delivers the events published by ``transact(_:)`` and the hot paths, until cancelled.

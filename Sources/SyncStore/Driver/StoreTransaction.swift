@@ -8,11 +8,11 @@
 /// the whole of it in one transaction (``StoreDriver/transact(_:)``).
 struct StoreTransaction<Result: Sendable>: Sendable {
     /// Read first, in order.
-    var facts: [SQL]
+    var facts: [StoreSQL]
     /// What to do, given the facts. Throws to refuse (nothing is written).
     var decide: @Sendable (Rows) throws -> StoreDecision<Result>
 
-    init(facts: [SQL] = [], decide: @escaping @Sendable (Rows) throws -> StoreDecision<Result>) {
+    init(facts: [StoreSQL] = [], decide: @escaping @Sendable (Rows) throws -> StoreDecision<Result>) {
         self.facts = facts
         self.decide = decide
     }
@@ -24,11 +24,11 @@ struct StoreDecision<Result: Sendable>: Sendable {
     /// Published once the transaction commits.
     var events: [StoreEvent]
     /// Read after the writes, in the same transaction.
-    var then: [SQL]
+    var then: [StoreSQL]
     /// The result, from the rows the writes returned and the rows of `then`.
     var result: @Sendable (_ written: Rows, _ then: Rows) throws -> Result
 
-    init(writes: [StoreWrite] = [], events: [StoreEvent] = [], then: [SQL] = [],
+    init(writes: [StoreWrite] = [], events: [StoreEvent] = [], then: [StoreSQL] = [],
          result: @escaping @Sendable (_ written: Rows, _ then: Rows) throws -> Result) {
         self.writes = writes
         self.events = events
@@ -44,17 +44,50 @@ struct StoreDecision<Result: Sendable>: Sendable {
 
 /// One statement of a decision.
 struct StoreWrite: Sendable {
-    var sql: SQL
+    var sql: StoreSQL
     /// Thrown (and the transaction rolled back) if the statement returns no row: the
     /// statement then says `RETURNING` something.
     var requireRow: SyncStoreError?
     /// What a unique-constraint violation means here.
     var onUniqueViolation: UniqueViolation
 
-    init(_ sql: SQL, requireRow: SyncStoreError? = nil, onUniqueViolation: UniqueViolation = .propagate) {
+    init(_ sql: StoreSQL, requireRow: SyncStoreError? = nil, onUniqueViolation: UniqueViolation = .propagate) {
         self.sql = sql
         self.requireRow = requireRow
         self.onUniqueViolation = onUniqueViolation
+    }
+}
+
+extension StoreWrite {
+    /// The rows this write returned, or ``requireRow`` if it returned none.
+    func checked(_ rows: [any StoreRow]) throws -> [any StoreRow] {
+        if let error = requireRow, rows.isEmpty { throw error }
+        return rows
+    }
+
+    /// What a unique-constraint violation of this write becomes, on either database: the
+    /// only reading of ``onUniqueViolation``.
+    func uniqueViolation(_ error: any Error, rerun: Bool) -> any Error {
+        switch onUniqueViolation {
+        case .propagate: error
+        case .fail(let mapped): mapped
+        case .rerun: rerun ? error : RunTransactionAgain()
+        }
+    }
+}
+
+/// Thrown out of a transaction (rolling it back) when a write's ``UniqueViolation/rerun`` applies.
+struct RunTransactionAgain: Error {}
+
+extension StoreTransaction {
+    /// Runs a driver's one attempt at the transaction, and a second with `rerun` set if the
+    /// first asked for it (``UniqueViolation/rerun``).
+    static func atMostTwice<T>(_ attempt: (_ rerun: Bool) async throws -> T) async throws -> T {
+        do {
+            return try await attempt(false)
+        } catch is RunTransactionAgain {
+            return try await attempt(true)
+        }
     }
 }
 

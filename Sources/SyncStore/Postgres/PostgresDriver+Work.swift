@@ -14,8 +14,8 @@ extension PostgresDriver {
         let rows = try await onConnection { connection in try await connection.rows(statement, logger: logger) }
         return try rows.map { row in
             // The claimed sync's earlier attempts are not loaded: the worker does not need them.
-            let sync = try StoreRows.sync(row, attempts: [])
-            let source = try StoreRows.source(PrefixedRow(base: row, prefix: "src_"))
+            let sync = try RowCoding.sync(row, attempts: [])
+            let source = try RowCoding.source(PrefixedRow(base: row, prefix: "src_"))
             let lease = Lease(syncID: sync.id, owner: owner, token: try row.string("lease_token"), attempt: sync.attempt)
             return ClaimedSync(sync: sync, source: source, lease: lease)
         }
@@ -38,9 +38,9 @@ extension PostgresDriver {
         let statement = PostgresStatements.CommitPage(
             syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys, data: columns.data,
             hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
-            checkpoint: page.checkpoint.map(StoreRows.json))
+            checkpoint: page.checkpoint.map(RowCoding.json))
         let row = try await onConnection { connection in try await connection.first(statement, logger: logger) }
-        return try row.map { try StoreRows.sync($0, attempts: []).progress }
+        return try row.map { try RowCoding.sync($0, attempts: []).progress }
     }
 
     /// Whether a page can go through the one-statement paths.
@@ -57,10 +57,10 @@ extension PostgresDriver {
                 page: PostgresStatements.CommitPage(
                     syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys,
                     data: columns.data, hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
-                    checkpoint: page.checkpoint.map(StoreRows.json)),
+                    checkpoint: page.checkpoint.map(RowCoding.json)),
                 attempt: lease.attempt)
             if let row = try await onConnection({ connection in try await connection.first(statement, logger: logger) }) {
-                return try StoreRows.sync(row, attempts: [])
+                return try RowCoding.sync(row, attempts: [])
             }
         }
         // Not simple, or nothing written (lost lease, replayed page, gap): the two-step path says which.
@@ -85,7 +85,7 @@ extension PostgresDriver {
                 guard let row = try await connection.one("SELECT * FROM syncs WHERE id = \(lease.syncID)", logger: logger) else {
                     throw SyncStoreError.leaseLost
                 }
-                return try StoreRows.sync(row, attempts: []).progress
+                return try RowCoding.sync(row, attempts: []).progress
             case .behind(let error):
                 throw error
             case .next:
@@ -107,19 +107,19 @@ extension PostgresDriver {
             }
             if let state = page.sourceState, !state.isEmpty {
                 try await connection.run(
-                    "UPDATE sources SET state = (state::jsonb || \(StoreRows.json(state))::jsonb)::text WHERE id = \(sourceID)",
+                    "UPDATE sources SET state = (state::jsonb || \(RowCoding.json(state))::jsonb)::text WHERE id = \(sourceID)",
                     logger: logger)
             }
             guard let row = try await connection.one("""
                 UPDATE syncs SET pages = pages + 1, records_read = records_read + \(counts.read + page.recordErrors.count),
                     records_created = records_created + \(counts.created), records_updated = records_updated + \(counts.updated),
                     records_unchanged = records_unchanged + \(counts.unchanged), records_failed = records_failed + \(page.recordErrors.count),
-                    bytes_read = bytes_read + \(page.bytesRead), checkpoint = \(page.checkpoint.map(StoreRows.json)),
+                    bytes_read = bytes_read + \(page.bytesRead), checkpoint = \(page.checkpoint.map(RowCoding.json)),
                     checkpoint_at = \(t), heartbeat_at = \(t)
                 WHERE id = \(lease.syncID)
                 RETURNING *
                 """, logger: logger) else { throw SyncStoreError.leaseLost }
-            return try StoreRows.sync(row, attempts: []).progress
+            return try RowCoding.sync(row, attempts: []).progress
         }
     }
 
@@ -136,16 +136,16 @@ extension PostgresDriver {
         let wake = outcome.status == .queued
         let statement = PostgresStatements.Finish(
             syncID: lease.syncID, token: lease.token, now: t, deleteUnseen: deleteUnseen, status: outcome.status.rawValue,
-            attemptError: change.attemptError.map(StoreRows.json), attempt: lease.attempt, finishedAt: change.finishedAt,
-            nextRetryAt: change.nextRetryAt, runAt: newRunAt, error: change.error.map(StoreRows.json),
+            attemptError: change.attemptError.map(RowCoding.json), attempt: lease.attempt, finishedAt: change.finishedAt,
+            nextRetryAt: change.nextRetryAt, runAt: newRunAt, error: change.error.map(RowCoding.json),
             failedDelta: change.failedDelta, wake: wake)
         return try await onConnection { connection in
             guard let row = try await connection.first(statement, logger: logger) else { throw SyncStoreError.leaseLost }
             // The attempt closed above is not visible to this statement's snapshot: read the log after it.
             let attempts = try await connection.all(
                 "SELECT * FROM sync_attempts WHERE sync_id = \(lease.syncID) ORDER BY number", logger: logger
-            ).map { try StoreRows.attempt($0) }
-            return try StoreRows.sync(row, attempts: attempts)
+            ).map { try RowCoding.attempt($0) }
+            return try RowCoding.sync(row, attempts: attempts)
         }
     }
 }

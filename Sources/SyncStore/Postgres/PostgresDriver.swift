@@ -16,7 +16,7 @@ import Synchronization
 final class PostgresDriver: StoreDriver {
     let client: PostgresClient
     /// Each operation's wait for a connection ends after ``connectionDeadline``.
-    let deadlines = LeaseDeadlines(limit: PostgresDriver.connectionDeadline)
+    let connectionWaits = ConnectionWaits(limit: PostgresDriver.connectionDeadline)
     let logger: Logger
     let maximumConnections: Int
     var dialect: SQLDialect { .postgres }
@@ -41,7 +41,7 @@ final class PostgresDriver: StoreDriver {
     func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
-            group.addTask { await self.deadlines.watch() }
+            group.addTask { await self.connectionWaits.watch() }
         }
     }
 
@@ -61,7 +61,7 @@ final class PostgresDriver: StoreDriver {
 
     // MARK: Statements
 
-    func read(_ statements: [SQL]) async throws -> Rows {
+    func read(_ statements: [StoreSQL]) async throws -> Rows {
         let logger = logger
         return try await onConnection { connection in
             var sets: [[any StoreRow]] = []
@@ -70,68 +70,9 @@ final class PostgresDriver: StoreDriver {
         }
     }
 
-    func execute(_ statement: SQL) async throws -> Rows {
+    func execute(_ statement: StoreSQL) async throws -> Rows {
         let logger = logger
         return try await onConnection { connection in Rows(sets: [try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)]) }
-    }
-
-    func transact<Result: Sendable>(_ transaction: StoreTransaction<Result>) async throws -> Result {
-        do {
-            return try await transactOnce(transaction, rerun: false)
-        } catch is RunAgain {
-            return try await transactOnce(transaction, rerun: true)
-        }
-    }
-
-    private struct RunAgain: Error {}
-
-    private func transactOnce<Result: Sendable>(_ transaction: StoreTransaction<Result>, rerun: Bool) async throws -> Result {
-        let logger = logger
-        return try await inTransaction { connection in
-            var facts: [[any StoreRow]] = []
-            for statement in transaction.facts { facts.append(try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)) }
-            let decision = try transaction.decide(Rows(sets: facts))
-            var written: [[any StoreRow]] = []
-            for write in decision.writes {
-                do {
-                    let rows = try await PostgresSharedStatement.rows(write.sql, on: connection, logger: logger)
-                    if let error = write.requireRow, rows.isEmpty { throw error }
-                    written.append(rows)
-                } catch where Self.isUniqueViolation(error) {
-                    switch write.onUniqueViolation {
-                    case .propagate: throw error
-                    case .fail(let mapped): throw mapped
-                    case .rerun: if rerun { throw error } else { throw RunAgain() }
-                    }
-                }
-            }
-            for event in decision.events {
-                try await connection.run("SELECT pg_notify(\(PostgresStatements.channel), \(event.payload))", logger: logger)
-            }
-            var then: [[any StoreRow]] = []
-            for statement in decision.then { then.append(try await PostgresSharedStatement.rows(statement, on: connection, logger: logger)) }
-            return try decision.result(Rows(sets: written), Rows(sets: then))
-        }
-    }
-
-    /// The typed binds of a shared statement's values.
-    static func bindings(_ values: [SQLValue]) throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: values.count)
-        for value in values {
-            switch value {
-            case .text(let s): binds.append(s)
-            case .int(let i): binds.append(i)
-            case .double(let d): binds.append(d)
-            case .bool(let b): binds.append(b)
-            case .bytes(let b): binds.append(ByteBuffer(bytes: b))
-            case .textArray(let a): binds.append(a)
-            case .null(.text): binds.append(String?.none)
-            case .null(.int): binds.append(Int64?.none)
-            case .null(.double): binds.append(Double?.none)
-            case .null(.bool): binds.append(Bool?.none)
-            }
-        }
-        return binds
     }
 
     /// LISTENs on a pooled connection held for as long as this runs.
@@ -151,138 +92,5 @@ final class PostgresDriver: StoreDriver {
         }
     }
 
-    // MARK: Plumbing
 
-    /// How long an operation may wait for a pooled connection before it is `unavailable`.
-    /// (The pool itself keeps waiting requests for 60 s while it cannot connect.)
-    static let connectionDeadline: Duration = .seconds(5)
-
-    /// Runs `body` on a pooled connection outside a transaction.
-    func onConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await withConnection(body)
-        } catch {
-            throw Self.mapped(error)
-        }
-    }
-
-    /// Runs `body` in a transaction (READ COMMITTED) and commits it, or rolls back on any error.
-    func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let logger = logger
-        do {
-            return try await withConnection { connection in
-                do {
-                    return try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
-                } catch let error as PostgresTransactionError {
-                    throw error.closureError ?? error.commitError ?? error.beginError ?? error
-                }
-            }
-        } catch {
-            throw Self.mapped(error)
-        }
-    }
-
-    /// Leases a connection for `body`, giving up with `unavailable` if none comes within
-    /// ``connectionDeadline``; once `body` runs, it runs to its end.
-    ///
-    /// A migration by a newer node that adds a column to a table leaves this node's
-    /// prepared `SELECT *` statements failing with "cached plan must not change result type"
-    /// (SQLSTATE 0A000) on every connection that prepared them. Such a connection is closed
-    /// (the pool opens a fresh one, which prepares the statements anew) and `body` runs
-    /// again: it failed before writing anything (a transaction rolls back), and rows
-    /// are read by column name, so the added column is simply not read. This keeps a node
-    /// of this version running through the next rolling upgrade.
-    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        // Each failure closes one stale connection; at most every pooled one can be stale.
-        var tries = 0
-        while true {
-            do {
-                return try await leasedConnection(body)
-            } catch let error as PSQLError where Self.isStalePlan(error) && tries <= maximumConnections {
-                tries += 1
-                logger.notice("a prepared statement's result changed (a newer node migrated the schema); reconnecting")
-            }
-        }
-    }
-
-    /// SQLSTATE 0A000 "cached plan must not change result type": the connection that saw it
-    /// is closed before the error goes on, so no later request gets it.
-    static func isStalePlan(_ error: PSQLError) -> Bool {
-        error.sqlState == "0A000" && (error.serverInfo?[.message]?.contains("cached plan") ?? false)
-    }
-
-    private func leasedConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let client = client
-        let wait = deadlines.arm()
-        defer { deadlines.disarm(wait) }
-        let result = Mutex<Result<T, any Error>?>(nil)
-        // The operation runs in a task of its own so that the deadline cancels its wait for a
-        // connection, not the caller.
-        let operation = Task {
-            do {
-                let value = try await client.withConnection { connection in
-                    guard wait.markLeased() else { throw CancellationError() }
-                    do {
-                        return try await body(connection)
-                    } catch let error as PSQLError where Self.isStalePlan(error) {
-                        // The pool must not hand this connection out again.
-                        try? await connection.close()
-                        throw error
-                    }
-                }
-                result.withLock { $0 = .success(value) }
-            } catch {
-                result.withLock { $0 = .failure(error) }
-            }
-        }
-        wait.attach(operation)
-        await withTaskCancellationHandler { await operation.value } onCancel: { operation.cancel() }
-        if wait.expired { throw SyncStoreError.unavailable("The database cannot be reached.") }
-        guard let outcome = result.withLock({ $0 }) else { throw CancellationError() }
-        return try outcome.get()
-    }
-
-    static func mapped(_ error: any Error) -> any Error {
-        if error is SyncStoreError { return error }
-        if isPostgresConnectivityError(error) { return SyncStoreError.unavailable("The database cannot be reached.") }
-        return error
-    }
-
-    static func isUniqueViolation(_ error: any Error) -> Bool { (error as? PSQLError)?.sqlState == "23505" }
-
-    /// One direct login with the store's settings, to tell at once what retrying cannot mend:
-    /// a wrong password or user, or a database that does not exist (the pool would retry them
-    /// until its deadline and report only that the database cannot be reached). A server
-    /// that does not answer is not an error here: the pool's deadline reports it.
-    static func checkLogin(url: String, timeout: Duration = .seconds(5), logger: Logger) async throws {
-        let configuration = try PostgresURL.connectionConfiguration(url)
-        do {
-            let connection = try await withDeadline(timeout, onTimeout: { SyncStoreError.unavailable("no answer") }) {
-                try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-            }
-            try? await connection.close()
-        } catch let error as PSQLError where error.code == .server {
-            let state = error.serverInfo?[.sqlState] ?? ""
-            let user = configuration.username, database = configuration.database ?? ""
-            switch state {
-            case "28P01":
-                throw PostgresLoginError(description: "password authentication failed for user \"\(user)\" (check the password in the URL)")
-            case "28000":
-                throw PostgresLoginError(description: "the server refuses user \"\(user)\" (an unknown user, or one pg_hba.conf does not admit)")
-            case "3D000":
-                throw PostgresLoginError(description: "database \"\(database)\" does not exist (create it, or name another in the URL)")
-            default:
-                return
-            }
-        } catch {
-            return
-        }
-    }
-
-}
-
-/// A login that cannot succeed however often it is tried: the wrong password, an unknown
-/// user or database. Its description never contains the password.
-public struct PostgresLoginError: Error, CustomStringConvertible, Sendable {
-    public let description: String
 }

@@ -3,7 +3,7 @@ import NIOCore
 import PostgresNIO
 import _ConnectionPoolModule
 
-/// PostgresNIO rows read by the shared mapping of ``StoreRows``.
+/// PostgresNIO rows read by the shared mapping of ``RowCoding``.
 extension PostgresRandomAccessRow: StoreRow {
     func string(_ column: String) throws -> String { try self[column].decode(String.self) }
     func optionalString(_ column: String) throws -> String? { try self[column].decode(String?.self) }

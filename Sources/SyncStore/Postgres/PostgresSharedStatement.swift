@@ -2,7 +2,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// A shared ``SQL`` statement run as a named prepared statement, so PostgreSQL parses and
+/// A shared ``StoreSQL`` statement run as a named prepared statement, so PostgreSQL parses and
 /// plans it once per connection instead of on every call (planning was the larger share of
 /// the hot statements' time, docs/benchmarks.md).
 ///
@@ -31,7 +31,7 @@ struct PostgresSharedStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 
     /// The rows of `statement` on `connection`.
-    static func rows(_ statement: SQL, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRandomAccessRow] {
+    static func rows(_ statement: StoreSQL, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRandomAccessRow] {
         let (text, values) = statement.render(.postgres)
         let bindings = try PostgresDriver.bindings(values)
         let current = Current(name: "tributary_s_" + String(fnv1a(text), radix: 16), sql: text, types: values.map(type))
@@ -62,5 +62,27 @@ struct PostgresSharedStatement: PostgresPreparedStatement {
             hash = hash &* 0x100_0000_01b3
         }
         return hash
+    }
+}
+
+extension PostgresDriver {
+    /// The typed binds of a shared statement's values.
+    static func bindings(_ values: [SQLValue]) throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .text(let s): binds.append(s)
+            case .int(let i): binds.append(i)
+            case .double(let d): binds.append(d)
+            case .bool(let b): binds.append(b)
+            case .bytes(let b): binds.append(ByteBuffer(bytes: b))
+            case .textArray(let a): binds.append(a)
+            case .null(.text): binds.append(String?.none)
+            case .null(.int): binds.append(Int64?.none)
+            case .null(.double): binds.append(Double?.none)
+            case .null(.bool): binds.append(Bool?.none)
+            }
+        }
+        return binds
     }
 }

@@ -45,11 +45,11 @@ extension SQLiteDriver {
         guard let sync = try sync(db, id: id),
               let sourceRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM sources WHERE id = ?"), arguments: [sync.sourceID])
         else { return nil }
-        return ClaimedSync(sync: sync, source: try StoreRows.source(sourceRow), lease: Lease(syncID: id, owner: owner, token: token, attempt: attempt))
+        return ClaimedSync(sync: sync, source: try RowCoding.source(sourceRow), lease: Lease(syncID: id, owner: owner, token: token, attempt: attempt))
     }
 
     static func sync(_ db: Database, id: String) throws -> Sync? {
-        try Queries.sync(Rows(sets: try Queries.sync(id: id).map { try fetch(db, $0) }), at: 0)
+        try SyncStatements.sync(Rows(sets: try SyncStatements.sync(id: id).map { try fetch(db, $0) }), at: 0)
     }
 
     func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
@@ -94,14 +94,14 @@ extension SQLiteDriver {
             WHERE id = ?
             """).execute(arguments: [
                 counts.read + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
-                page.recordErrors.count, page.bytesRead, page.checkpoint.map(StoreRows.json), t, t, lease.syncID,
+                page.recordErrors.count, page.bytesRead, page.checkpoint.map(RowCoding.json), t, t, lease.syncID,
             ])
         if let state = page.sourceState, !state.isEmpty {
             // Keys replace keys (PostgreSQL: `state || new`).
             let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [sourceID])
-            var merged = StoreRows.decode(JSONObject.self, current) ?? [:]
+            var merged = RowCoding.decode(JSONObject.self, current) ?? [:]
             merged.merge(state) { _, new in new }
-            try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [StoreRows.json(merged), sourceID])
+            try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [RowCoding.json(merged), sourceID])
         }
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
         return sync.progress
@@ -147,11 +147,11 @@ extension SQLiteDriver {
                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
             WHERE id = ? AND lease_token = ?
             """).execute(arguments: [
-                outcome.status.rawValue, change.finishedAt, change.nextRetryAt, change.runAt, change.error.map(StoreRows.json),
+                outcome.status.rawValue, change.finishedAt, change.nextRetryAt, change.runAt, change.error.map(RowCoding.json),
                 change.failedDelta, change.deleted, ranFor, lease.syncID, lease.token,
             ])
         try db.cachedStatement(sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?")
-            .execute(arguments: [t, outcome.status.rawValue, change.attemptError.map(StoreRows.json), lease.syncID, lease.attempt])
+            .execute(arguments: [t, outcome.status.rawValue, change.attemptError.map(RowCoding.json), lease.syncID, lease.attempt])
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
         return sync
     }

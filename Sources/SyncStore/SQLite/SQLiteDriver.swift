@@ -60,7 +60,7 @@ final class SQLiteDriver: StoreDriver {
     /// calling thread: run there, they held one of the two cooperative threads while SQLite
     /// worked and the p99 of `GET /v1/sources/{id}` went from 12–14 ms to 18–21 ms under
     /// `wrk -c32`; on our own queues it is 5–6 ms at 13,000 requests/s (docs/benchmarks.md).
-    func read(_ statements: [SQL]) async throws -> Rows {
+    func read(_ statements: [StoreSQL]) async throws -> Rows {
         let reader = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
         return try await guarded {
             try await withCheckedThrowingContinuation { continuation in
@@ -71,7 +71,7 @@ final class SQLiteDriver: StoreDriver {
         }
     }
 
-    private static func read(_ statements: [SQL], db: Database) throws -> Rows {
+    private static func read(_ statements: [StoreSQL], db: Database) throws -> Rows {
         if statements.count == 1 { return Rows(sets: [try fetch(db, statements[0])]) }
         try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
         do {
@@ -84,27 +84,19 @@ final class SQLiteDriver: StoreDriver {
         }
     }
 
-    func execute(_ statement: SQL) async throws -> Rows {
+    func execute(_ statement: StoreSQL) async throws -> Rows {
         try await guarded { try await self.pool.write { db in Rows(sets: [try Self.fetch(db, statement)]) } }
     }
 
     func transact<Result: Sendable>(_ transaction: StoreTransaction<Result>) async throws -> Result {
-        var rerun = false
-        while true {
-            do {
-                let again = rerun
-                let (result, events) = try await guarded {
-                    try await self.pool.write { db in try Self.run(transaction, db: db, rerun: again) }
-                }
-                self.events.publish(events)
-                return result
-            } catch is RunAgain where !rerun {
-                rerun = true
+        try await StoreTransaction<Result>.atMostTwice { rerun in
+            let (result, events) = try await guarded {
+                try await self.pool.write { db in try Self.run(transaction, db: db, rerun: rerun) }
             }
+            self.events.publish(events)
+            return result
         }
     }
-
-    private struct RunAgain: Error {}
 
     private static func run<Result>(_ transaction: StoreTransaction<Result>, db: Database, rerun: Bool) throws -> (Result, [StoreEvent]) {
         let facts = Rows(sets: try transaction.facts.map { try fetch(db, $0) })
@@ -112,15 +104,9 @@ final class SQLiteDriver: StoreDriver {
         var written: [[any StoreRow]] = []
         for write in decision.writes {
             do {
-                let rows = try fetch(db, write.sql)
-                if let error = write.requireRow, rows.isEmpty { throw error }
-                written.append(rows)
+                written.append(try write.checked(try fetch(db, write.sql)))
             } catch let error as DatabaseError where isUniqueViolation(error) {
-                switch write.onUniqueViolation {
-                case .propagate: throw error
-                case .fail(let mapped): throw mapped
-                case .rerun: if rerun { throw error } else { throw RunAgain() }
-                }
+                throw write.uniqueViolation(error, rerun: rerun)
             }
         }
         let then = Rows(sets: try decision.then.map { try fetch(db, $0) })
@@ -134,7 +120,7 @@ final class SQLiteDriver: StoreDriver {
     /// Runs one statement through the connection's statement cache, binding and reading
     /// through SQLite's C API: GRDB's `StatementArguments` and generic `Row` decoding cost
     /// more than SQLite's own work on a page of records (docs/benchmarks.md).
-    static func fetch(_ db: Database, _ sql: SQL) throws -> [any StoreRow] {
+    static func fetch(_ db: Database, _ sql: StoreSQL) throws -> [any StoreRow] {
         let (text, values) = sql.render(.sqlite)
         let statement = try db.cachedStatement(sql: text)
         let handle = statement.sqliteStatement
@@ -171,7 +157,7 @@ final class SQLiteDriver: StoreDriver {
         case .double(let d): sqlite3_bind_double(handle, index, d)
         case .bool(let b): sqlite3_bind_int64(handle, index, b ? 1 : 0)
         case .bytes(let b): b.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32(clamping: $0.count), SQLiteRecordWriter.transient) }
-        case .textArray: preconditionFailure("SQLite lists are expanded by SQL.render")
+        case .textArray: preconditionFailure("SQLite lists are expanded by StoreSQL.render")
         case .null: sqlite3_bind_null(handle, index)
         }
     }

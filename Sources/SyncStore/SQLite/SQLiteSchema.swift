@@ -149,7 +149,7 @@ enum SQLiteSchema {
         BEGIN
             INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at)
             SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),
-                   json_object(\(Queries.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
+                   json_object(\(SyncStatements.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
                    (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0
             FROM sources s, json_each(s.notify) AS hook
             WHERE s.id = NEW.source_id AND s.notify IS NOT NULL

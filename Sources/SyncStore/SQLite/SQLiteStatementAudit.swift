@@ -7,7 +7,7 @@ import Synchronization
 /// (`SQLITE_STMTSTATUS_REPREPARE`) against how often it runs (`SQLITE_STMTSTATUS_RUN`). A statement whose `WHERE` binds a value that SQLite
 /// compares with a partial index's condition is prepared again on every run (the plan
 /// depends on the value), which costs more than the run itself: vocabulary values belong
-/// in the statement's text (the vocabulary interpolation of ``SQL``), not in a binding. Tests read this to keep it so.
+/// in the statement's text (the vocabulary interpolation of ``StoreSQL``), not in a binding. Tests read this to keep it so.
 public enum SQLiteStatementAudit {
     /// Per statement text, per connection: how often it was prepared again and how often it ran.
     private static let counts = Mutex<[String: [UInt: (reprepares: Int32, runs: Int32)]]>([:])

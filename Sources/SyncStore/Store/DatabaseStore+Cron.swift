@@ -20,7 +20,7 @@ extension DatabaseStore {
             SELECT * FROM sources WHERE schedule_cron IS NOT NULL AND NOT paused
               AND (next_slot_at IS NULL OR next_slot_at <= \(now.timeIntervalSince1970))
             ORDER BY id LIMIT 1000
-            """])[0].map { try StoreRows.source($0) }
+            """])[0].map { try RowCoding.source($0) }
     }
 
     /// Takes the source's slot `slot` (`nil`: none computed yet) and moves its next slot to
@@ -32,10 +32,10 @@ extension DatabaseStore {
         let t = now.timeIntervalSince1970
         return try await driver.transact(StoreTransaction(facts: [
             "SELECT * FROM sources WHERE id = \(sourceID) \(sql: .forUpdate)",
-            Queries.activeSync(sourceID: sourceID),
+            SyncStatements.activeSync(sourceID: sourceID),
         ]) { facts in
             guard let row = facts.first(0) else { return StoreDecision(writes: []) { _, _ in .taken } }
-            let source = try StoreRows.source(row)
+            let source = try RowCoding.source(row)
             let stored = try row.optionalDouble("next_slot_at")
             let matches = switch (stored, slot) {
             case (nil, nil): true
@@ -49,7 +49,7 @@ extension DatabaseStore {
                 return StoreDecision(writes: [move, StoreWrite("UPDATE sources SET skipped_slots = skipped_slots + 1 WHERE id = \(sourceID)")]) { _, _ in .skippedBusy }
             }
             let id = Identifier.make("syn", now: now)
-            let writes = [move] + Queries.insertSync(id: id, source: source, mode: source.defaultMode, priority: source.priority,
+            let writes = [move] + SyncStatements.insertSync(id: id, source: source, mode: source.defaultMode, priority: source.priority,
                                                       trigger: .schedule, at: t, runAt: max(t, runAt.timeIntervalSince1970))
             return StoreDecision(writes: writes, events: [.wake]) { _, _ in .queued(syncID: id) }
         })

@@ -6,8 +6,8 @@ extension DatabaseStore: DashboardReader {
         let start = since.timeIntervalSince1970, width = max(1, bucketSeconds)
         // Truncation, not rounding (PostgreSQL's cast to an integer rounds); through the
         // finished_at index as the statistics read it.
-        let bucket: SQL = "\(sqlite: "CAST((finished_at - \(start)) / \(width) AS INTEGER)", postgres: "floor((finished_at - \(start)) / \(width))::int8")"
-        let byEnd: SQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
+        let bucket: StoreSQL = "\(sqlite: "CAST((finished_at - \(start)) / \(width) AS INTEGER)", postgres: "floor((finished_at - \(start)) / \(width))::int8")"
+        let byEnd: StoreSQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
         let rows = try await driver.read(["""
             SELECT \(sql: bucket) AS b, status, COUNT(*) AS n FROM syncs \(sql: byEnd)
             WHERE \(raw: SchemaVocabulary.isTerminal) AND finished_at >= \(start)

@@ -8,12 +8,12 @@ extension DatabaseStore: SyncHistory {
         let since = now.timeIntervalSince1970 - window
         // Literal status lists (not parameters), so SQLite can prove the partial indexes apply.
         let terminal = SchemaVocabulary.isTerminal
-        let finished: SQL = "\(raw: terminal) AND finished_at >= \(since)"
+        let finished: StoreSQL = "\(raw: terminal) AND finished_at >= \(since)"
         // Every window is read through the index on `finished_at`: with the bound `since`,
         // SQLite's planner would rather skip-scan the per-source index (measured 16 ms
         // against 0.3 ms for an hour of 100,000 syncs).
-        let byEnd: SQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
-        let completed: SQL = "\(sql: finished) AND status = \(SyncStatus.completed)"
+        let byEnd: StoreSQL = "\(sqlite: "INDEXED BY syncs_finished", postgres: "")"
+        let completed: StoreSQL = "\(sql: finished) AND status = \(SyncStatus.completed)"
         let counters = ["records_read", "records_created", "records_updated", "records_unchanged", "records_deleted", "records_failed"]
         let rows = try await driver.read([
             """
@@ -59,7 +59,7 @@ extension DatabaseStore: SyncHistory {
             counts[status] = try row.int("n")
             if status == .queued {
                 queueDepth = try row.int("n")
-                oldest = StoreRows.date(try row.optionalDouble("oldest"))
+                oldest = RowCoding.date(try row.optionalDouble("oldest"))
             }
         }
         var records = SyncStatistics.RecordTotals()
@@ -79,8 +79,8 @@ extension DatabaseStore: SyncHistory {
             records: records, queueDepth: queueDepth, oldestQueuedAt: oldest,
             bySource: try rows[3].map { row in
                 SyncStatistics.SourceStatistics(
-                    source: try StoreRows.sourceRef(row), completed: try row.int("completed"), failed: try row.int("failed"),
-                    cancelled: try row.int("cancelled"), lastSuccessAt: StoreRows.date(try row.optionalDouble("last_success")))
+                    source: try RowCoding.sourceRef(row), completed: try row.int("completed"), failed: try row.int("failed"),
+                    cancelled: try row.int("cancelled"), lastSuccessAt: RowCoding.date(try row.optionalDouble("last_success")))
             })
     }
 
@@ -112,7 +112,7 @@ extension DatabaseStore: SyncHistory {
         // (source_id, finished_at) index per row.
         // SQLite's planner, misled by sources with one sync each, would rather sort every sync
         // of the source by the (source_id, id) index: it is told which index to walk.
-        let deletable: SQL = keep == 0 ? "1" : """
+        let deletable: StoreSQL = keep == 0 ? "1" : """
             CASE WHEN y.finished_at < (SELECT z.finished_at FROM syncs z \(sqlite: "INDEXED BY syncs_finished_by_source", postgres: "")
                                        WHERE z.source_id = y.source_id AND z.\(raw: terminal)
                                        ORDER BY z.finished_at DESC LIMIT 1 OFFSET \(raw: String(keep - 1))) THEN 1 ELSE 0 END
@@ -123,7 +123,7 @@ extension DatabaseStore: SyncHistory {
             try Task.checkCancellation()
             // One pass over the old terminal syncs in (finished_at, id) order, a batch at a
             // time: kept rows are read once, not at every batch.
-            let position: SQL = after.map { "AND (y.finished_at > \($0.finishedAt) OR (y.finished_at = \($0.finishedAt) AND y.id > \($0.id)))" } ?? ""
+            let position: StoreSQL = after.map { "AND (y.finished_at > \($0.finishedAt) OR (y.finished_at = \($0.finishedAt) AND y.id > \($0.id)))" } ?? ""
             let candidates = try await driver.read(["""
                 SELECT y.id, y.finished_at, \(sql: deletable) AS deletable FROM syncs y
                 WHERE y.\(raw: terminal) AND y.finished_at < \(cutoff) \(sql: position)
@@ -143,7 +143,7 @@ extension DatabaseStore: SyncHistory {
     /// delivery is pending stays until it is delivered or given up (`failed`, visibly), and
     /// goes at a later prune.
     private func deleteFinishedSyncs(_ ids: [String], cutoff: Double) async throws -> Int {
-        let prunable: SQL = """
+        let prunable: StoreSQL = """
             \(raw: SchemaVocabulary.isTerminal) AND finished_at < \(cutoff)
               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.sync_id = syncs.id AND d.status = \(raw: Webhooks.pending))
             """

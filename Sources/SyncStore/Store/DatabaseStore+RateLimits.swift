@@ -62,7 +62,7 @@ extension DatabaseStore: RateLimitStore {
         // and `slack` covers what one subtraction at these magnitudes can round away.
         let headroom = Double(max(1, limit.burst)) * interval - n * interval
         let slack = 1e-4
-        let greatest: SQL = "\(sqlite: "MAX", postgres: "GREATEST")"
+        let greatest: StoreSQL = "\(sqlite: "MAX", postgres: "GREATEST")"
         for _ in 0..<2 {
             let granted = try await driver.execute("""
                 UPDATE rate_limits SET tat = \(sql: greatest)(tat, \(t)) + \(n * interval)
@@ -92,7 +92,7 @@ extension DatabaseStore: RateLimitStore {
     public func closeKey(_ key: String, until: Date, now: Date) async throws {
         let u = Timestamp.clamped(until).timeIntervalSince1970
         guard u > now.timeIntervalSince1970 else { return }
-        let greatest: SQL = "\(sqlite: "MAX", postgres: "GREATEST")"
+        let greatest: StoreSQL = "\(sqlite: "MAX", postgres: "GREATEST")"
         try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [
                 StoreWrite("""

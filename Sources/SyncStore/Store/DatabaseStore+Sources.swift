@@ -6,12 +6,12 @@ extension DatabaseStore: SourceCatalog {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
                 min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key, schedule_cron, next_slot_at\(sqlite: ", seq", postgres: ""))
-            VALUES (\(source.id), \(source.name), \(source.kind), \(StoreRows.json(source.config)), \(source.schedule?.everySeconds),
-                \(source.priority), \(StoreRows.json(source.retry)), \(source.rateLimit.map(StoreRows.json)),
-                \(source.minTriggerIntervalSeconds), \(StoreRows.json(source.state)),
-                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(StoreRows.notify(source.notify)),
-                \(source.concurrency.map(StoreRows.json)), \(source.rateKey),
-                \(source.cron.map(StoreRows.json)), \(source.nextSlotAt?.timeIntervalSince1970)\(
+            VALUES (\(source.id), \(source.name), \(source.kind), \(RowCoding.json(source.config)), \(source.schedule?.everySeconds),
+                \(source.priority), \(RowCoding.json(source.retry)), \(source.rateLimit.map(RowCoding.json)),
+                \(source.minTriggerIntervalSeconds), \(RowCoding.json(source.state)),
+                \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(RowCoding.notify(source.notify)),
+                \(source.concurrency.map(RowCoding.json)), \(source.rateKey),
+                \(source.cron.map(RowCoding.json)), \(source.nextSlotAt?.timeIntervalSince1970)\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -21,29 +21,29 @@ extension DatabaseStore: SourceCatalog {
 
     public func source(idOrName: String) async throws -> Source? {
         let rows = try await driver.read(["SELECT * FROM sources \(sql: Self.idOrName(idOrName))"])
-        return try rows.first(0).map { try StoreRows.source($0) }
+        return try rows.first(0).map { try RowCoding.source($0) }
     }
 
     public func requestBudget(sourceID: String) async throws -> (limit: RateLimit?, key: String)? {
         let rows = try await driver.read(["SELECT * FROM sources WHERE id = \(sourceID)"])
-        return try rows.first(0).map { try StoreRows.source($0) }.map { ($0.rateLimit, $0.rateKey) }
+        return try rows.first(0).map { try RowCoding.source($0) }.map { ($0.rateLimit, $0.rateKey) }
     }
 
     public func sourceView(idOrName: String) async throws -> SourceView? {
-        let rows = try await driver.read([Queries.sourceViews(Self.idOrName(idOrName), now: Date())])
-        return try rows.first(0).map { try StoreRows.sourceView($0) }
+        let rows = try await driver.read([SyncStatements.sourceViews(Self.idOrName(idOrName), now: Date())])
+        return try rows.first(0).map { try RowCoding.sourceView($0) }
     }
 
     public func sourceViews(limit: Int, after: String?, paused: Bool?) async throws -> [SourceView] {
-        let filter: SQL = paused.map { "AND paused = \($0)" } ?? ""
+        let filter: StoreSQL = paused.map { "AND paused = \($0)" } ?? ""
         let rows = try await driver.read([
-            Queries.sourceViews("WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)", now: Date()),
+            SyncStatements.sourceViews("WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)", now: Date()),
         ])
-        return try rows[0].map { try StoreRows.sourceView($0) }
+        return try rows[0].map { try RowCoding.sourceView($0) }
     }
 
     /// The source with this id, else the one with this name (an id wins over a name).
-    private static func idOrName(_ key: String) -> SQL {
+    private static func idOrName(_ key: String) -> StoreSQL {
         "WHERE id = \(key) OR name = \(key) ORDER BY (id = \(key)) DESC LIMIT 1"
     }
 
@@ -51,27 +51,27 @@ extension DatabaseStore: SourceCatalog {
         try await summaries(sourceIDs: [sourceID])[sourceID] ?? .none
     }
 
-    /// One statement for any number of sources (``Queries/sourceViews(_:now:)``).
+    /// One statement for any number of sources (``SyncStatements/sourceViews(_:now:)``).
     public func summaries(sourceIDs: [String]) async throws -> [String: SourceSyncSummary] {
         guard !sourceIDs.isEmpty else { return [:] }
-        let rows = try await driver.read([Queries.sourceViews("WHERE id \(in: sourceIDs)", now: Date())])
+        let rows = try await driver.read([SyncStatements.sourceViews("WHERE id \(in: sourceIDs)", now: Date())])
         var out: [String: SourceSyncSummary] = [:]
         for id in sourceIDs { out[id] = SourceSyncSummary.none }
-        for row in rows[0] { out[try row.string("id")] = try StoreRows.summary(row) }
+        for row in rows[0] { out[try row.string("id")] = try RowCoding.summary(row) }
         return out
     }
 
     public func updateSource(_ source: Source, clearingState keys: [String]) async throws -> Source {
         let update = StoreWrite("""
-            UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(StoreRows.json(source.config)),
+            UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(RowCoding.json(source.config)),
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
-                retry = \(StoreRows.json(source.retry)), rate_limit = \(source.rateLimit.map(StoreRows.json)),
+                retry = \(RowCoding.json(source.retry)), rate_limit = \(source.rateLimit.map(RowCoding.json)),
                 min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
-                notify = \(StoreRows.notify(source.notify)), concurrency = \(source.concurrency.map(StoreRows.json)),
+                notify = \(RowCoding.notify(source.notify)), concurrency = \(source.concurrency.map(RowCoding.json)),
                 rate_key = \(source.rateKey),
-                next_slot_at = CASE WHEN schedule_cron \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(source.cron.map(StoreRows.json))
+                next_slot_at = CASE WHEN schedule_cron \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(source.cron.map(RowCoding.json))
                     THEN next_slot_at ELSE \(source.nextSlotAt?.timeIntervalSince1970) END,
-                schedule_cron = \(source.cron.map(StoreRows.json))
+                schedule_cron = \(source.cron.map(RowCoding.json))
             WHERE id = \(source.id) RETURNING id
             """, requireRow: .notFound("source \(source.id)"), onUniqueViolation: .fail(.nameTaken(source.name)))
         // Its active syncs carry what the database checks on them: whether the outbox trigger
@@ -92,7 +92,7 @@ extension DatabaseStore: SourceCatalog {
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update, flag] + clear, then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
-                return try StoreRows.source(row)
+                return try RowCoding.source(row)
             }
         })
     }
@@ -112,7 +112,7 @@ extension DatabaseStore: SourceCatalog {
                 events: paused ? [] : [.wake],
                 then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
-                return try StoreRows.source(row)
+                return try RowCoding.source(row)
             }
         })
     }
@@ -123,7 +123,7 @@ extension DatabaseStore: SourceCatalog {
     public func resetSource(sourceID: String, state: Bool, records: Bool, trigger: SyncTrigger, now: Date) async throws -> SourceReset {
         try await driver.transact(StoreTransaction(facts: [
             "SELECT seq, state FROM sources WHERE id = \(sourceID) \(sql: .forUpdate)",
-            Queries.activeSync(sourceID: sourceID),
+            SyncStatements.activeSync(sourceID: sourceID),
             // The row lock (and no active sync) keep the source's records still until the commit.
             "SELECT count(*) AS n FROM records WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND deleted_at IS NULL",
         ]) { facts in
@@ -131,7 +131,7 @@ extension DatabaseStore: SourceCatalog {
             if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
             let seq = try row.int("seq")
             let deleted = records ? try facts.first(2)?.int("n") ?? 0 : 0
-            let before = StoreRows.decode(JSONObject.self, try row.string("state")) ?? [:]
+            let before = RowCoding.decode(JSONObject.self, try row.string("state")) ?? [:]
             let t = now.timeIntervalSince1970
             let id = Identifier.make("rst", now: now)
             var writes: [StoreWrite] = []
@@ -143,7 +143,7 @@ extension DatabaseStore: SourceCatalog {
             }
             writes.append(StoreWrite("""
                 INSERT INTO source_resets (id, source_id, at, state, records, state_before, records_deleted, trigger)
-                VALUES (\(id), \(sourceID), \(t), \(state), \(records), \(StoreRows.json(before)), \(deleted), \(trigger))
+                VALUES (\(id), \(sourceID), \(t), \(state), \(records), \(RowCoding.json(before)), \(deleted), \(trigger))
                 """))
             return StoreDecision(writes: writes) { _, _ in
                 SourceReset(id: id, sourceID: sourceID, at: now, state: state, records: records, stateBefore: before,
@@ -154,18 +154,18 @@ extension DatabaseStore: SourceCatalog {
 
     /// A source's resets, newest first.
     public func resets(sourceID: String, limit: Int, before: String?) async throws -> [SourceReset] {
-        let filter: SQL = before.map { "AND id < \($0)" } ?? ""
+        let filter: StoreSQL = before.map { "AND id < \($0)" } ?? ""
         let rows = try await driver.read([
             "SELECT * FROM source_resets WHERE source_id = \(sourceID) \(sql: filter) ORDER BY id DESC LIMIT \(limit)",
         ])
-        return try rows[0].map { try StoreRows.reset($0) }
+        return try rows[0].map { try RowCoding.reset($0) }
     }
 
     /// A source with an active sync stays (the sync would lose its source mid-run).
     public func deleteSource(id: String) async throws {
         try await driver.transact(StoreTransaction(facts: [
             "SELECT seq FROM sources WHERE id = \(id) \(sql: .forUpdate)",
-            Queries.activeSync(sourceID: id),
+            SyncStatements.activeSync(sourceID: id),
         ]) { facts in
             guard let seq = try facts.first(0)?.int("seq") else { throw SyncStoreError.notFound("source \(id)") }
             if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }

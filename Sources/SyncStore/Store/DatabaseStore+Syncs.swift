@@ -8,32 +8,32 @@ extension DatabaseStore: SyncRequests {
     /// first, locking it on PostgreSQL, so these checks and the insert are serialised per source.
     public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome {
         let sourceID = request.sourceID
-        var facts: [SQL] = [
+        var facts: [StoreSQL] = [
             "SELECT * FROM sources WHERE id = \(sourceID) \(sql: .forUpdate)",
-            Queries.activeSync(sourceID: sourceID),
+            SyncStatements.activeSync(sourceID: sourceID),
         ]
         if let key = request.idempotencyKey {
             facts.append("SELECT fingerprint, sync_id FROM idempotency_keys WHERE source_id = \(sourceID) AND key = \(key)")
         }
         return try await driver.transact(StoreTransaction(facts: facts) { facts in
             guard let sourceRow = facts.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
-            let source = try StoreRows.source(sourceRow)
+            let source = try RowCoding.source(sourceRow)
             if let key = request.idempotencyKey, let seen = facts.first(2) {
                 guard try seen.string("fingerprint") == request.requestFingerprint else { throw SyncStoreError.idempotencyKeyReused }
                 let syncID = try seen.string("sync_id")
-                return StoreDecision(then: Queries.sync(id: syncID)) { _, then in
-                    guard let sync = try Queries.sync(then, at: 0) else { throw SyncStoreError.notFound("sync \(syncID) of key \(key)") }
+                return StoreDecision(then: SyncStatements.sync(id: syncID)) { _, then in
+                    guard let sync = try SyncStatements.sync(then, at: 0) else { throw SyncStoreError.notFound("sync \(syncID) of key \(key)") }
                     return .replayed(sync)
                 }
             }
-            if let active = facts.first(1) { throw try Queries.alreadyActive(active) }
+            if let active = facts.first(1) { throw try SyncStatements.alreadyActive(active) }
             let now = request.now.timeIntervalSince1970
             if source.minTriggerIntervalSeconds > 0, let last = try sourceRow.optionalDouble("last_queued_at"),
                now - last < source.minTriggerIntervalSeconds {
                 throw SyncStoreError.rateLimited(retryAfterSeconds: source.minTriggerIntervalSeconds - (now - last))
             }
             let id = Identifier.make("syn", now: request.now)
-            var writes = Queries.insertSync(
+            var writes = SyncStatements.insertSync(
                 id: id, source: source, mode: request.mode, priority: request.priority, trigger: request.trigger, at: now)
             if let key = request.idempotencyKey {
                 writes.append(StoreWrite("""
@@ -41,32 +41,32 @@ extension DatabaseStore: SyncRequests {
                     VALUES (\(source.id), \(key), \(request.requestFingerprint), \(id), \(now))
                     """))
             }
-            return StoreDecision(writes: writes, events: [.wake], then: Queries.sync(id: id)) { _, then in
-                .created(try Queries.written(then, id: id))
+            return StoreDecision(writes: writes, events: [.wake], then: SyncStatements.sync(id: id)) { _, then in
+                .created(try SyncStatements.written(then, id: id))
             }
         })
     }
 
     public func sync(id: String) async throws -> Sync? {
-        try Queries.sync(try await driver.read(Queries.sync(id: id)), at: 0)
+        try SyncStatements.sync(try await driver.read(SyncStatements.sync(id: id)), at: 0)
     }
 
     public func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync] {
-        var clauses: [SQL] = []
+        var clauses: [StoreSQL] = []
         if let before { clauses.append("id < \(before)") }
         if let sourceID = filter.sourceID { clauses.append("source_id = \(sourceID)") }
         if !filter.statuses.isEmpty { clauses.append("status \(in: filter.statuses)") }
         if let since = filter.since { clauses.append("queued_at >= \(since.timeIntervalSince1970)") }
         if let until = filter.until { clauses.append("queued_at < \(until.timeIntervalSince1970)") }
-        let conditions = clauses.isEmpty ? SQL("") : "WHERE \(sql: SQL.joined(clauses, separator: " AND "))"
-        let page: SQL = "SELECT * FROM syncs \(sql: conditions) ORDER BY id DESC LIMIT \(limit)"
+        let conditions = clauses.isEmpty ? StoreSQL("") : "WHERE \(sql: StoreSQL.joined(clauses, separator: " AND "))"
+        let page: StoreSQL = "SELECT * FROM syncs \(sql: conditions) ORDER BY id DESC LIMIT \(limit)"
         let rows = try await driver.read([
             page,
             "SELECT * FROM sync_attempts WHERE sync_id IN (SELECT id FROM (\(sql: page)) AS page) ORDER BY sync_id, number",
         ])
         var attempts: [String: [SyncAttempt]] = [:]
-        for row in rows[1] { attempts[try row.string("sync_id"), default: []].append(try StoreRows.attempt(row)) }
-        return try rows[0].map { try StoreRows.sync($0, attempts: attempts[try $0.string("id")] ?? []) }
+        for row in rows[1] { attempts[try row.string("sync_id"), default: []].append(try RowCoding.attempt(row)) }
+        return try rows[0].map { try RowCoding.sync($0, attempts: attempts[try $0.string("id")] ?? []) }
     }
 
     /// Queued or retrying: cancelled at once. Running: flagged, and the node running it is
@@ -106,8 +106,8 @@ extension DatabaseStore: SyncRequests {
                 events.append(.cancelRequested(syncID: syncID))
             }
             let changed = !writes.isEmpty
-            return StoreDecision(writes: writes, events: events, then: Queries.sync(id: syncID)) { _, then in
-                (try Queries.written(then, id: syncID), changed)
+            return StoreDecision(writes: writes, events: events, then: SyncStatements.sync(id: syncID)) { _, then in
+                (try SyncStatements.written(then, id: syncID), changed)
             }
         })
     }
@@ -115,7 +115,7 @@ extension DatabaseStore: SyncRequests {
     /// A failed or cancelled sync goes back to the queue with a fresh attempt budget (the
     /// source's current `retry.max_attempts`), if its source has no other active sync.
     public func retry(syncID: String, now: Date) async throws -> Sync {
-        let sourceOfSync: SQL = "SELECT source_id FROM syncs WHERE id = \(syncID)"
+        let sourceOfSync: StoreSQL = "SELECT source_id FROM syncs WHERE id = \(syncID)"
         return try await driver.transact(StoreTransaction(facts: [
             "SELECT * FROM sources WHERE id = (\(sql: sourceOfSync)) \(sql: .forUpdate)",
             "SELECT status FROM syncs WHERE id = \(syncID) \(sql: .forUpdate)",
@@ -126,8 +126,8 @@ extension DatabaseStore: SyncRequests {
             guard SyncTransition.isAllowed(from: status, to: .queued), status.isTerminal else {
                 throw SyncStoreError.invalidState(current: status, message: "Only failed or cancelled syncs can be retried.")
             }
-            if let active = facts.first(2) { throw try Queries.alreadyActive(active) }
-            let source = try StoreRows.source(sourceRow)
+            if let active = facts.first(2) { throw try SyncStatements.alreadyActive(active) }
+            let source = try RowCoding.source(sourceRow)
             let requeue = StoreWrite("""
                 UPDATE syncs SET status = \(SyncStatus.queued), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
                     cancel_requested = \(false), error = NULL, finished_at = NULL, next_retry_at = NULL,
@@ -136,8 +136,8 @@ extension DatabaseStore: SyncRequests {
                     concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
                 WHERE id = \(syncID) AND status = \(status)
                 """, onUniqueViolation: .rerun)
-            return StoreDecision(writes: [requeue], events: [.wake], then: Queries.sync(id: syncID)) { _, then in
-                try Queries.written(then, id: syncID)
+            return StoreDecision(writes: [requeue], events: [.wake], then: SyncStatements.sync(id: syncID)) { _, then in
+                try SyncStatements.written(then, id: syncID)
             }
         })
     }
@@ -159,10 +159,10 @@ extension DatabaseStore: QueueMaintenance {
             var writes: [StoreWrite] = []
             var ids: [String] = []
             for row in facts[0] {
-                let source = try StoreRows.source(row)
+                let source = try RowCoding.source(row)
                 let id = Identifier.make("syn", now: now)
                 ids.append(id)
-                writes += Queries.insertSync(
+                writes += SyncStatements.insertSync(
                     id: id, source: source, mode: source.defaultMode, priority: source.priority, trigger: .schedule, at: t)
             }
             return StoreDecision(writes: writes, events: ids.isEmpty ? [] : [.wake]) { [ids] _, _ in ids }
@@ -195,7 +195,7 @@ extension DatabaseStore: QueueMaintenance {
                     WHERE id = \(id) AND status = \(running)
                     """))
                 writes.append(StoreWrite("""
-                    UPDATE sync_attempts SET finished_at = \(t), status = \(to.rawValue), error = \(StoreRows.json(StoreRules.leaseExpired))
+                    UPDATE sync_attempts SET finished_at = \(t), status = \(to.rawValue), error = \(RowCoding.json(StoreRules.leaseExpired))
                     WHERE sync_id = \(id) AND number = \(try row.int("attempt"))
                     """))
             }

@@ -4,12 +4,12 @@ import SyncCore
 extension DatabaseStore: SyncWatching {
     public func syncs(ids: [String]) async throws -> [Sync] {
         guard !ids.isEmpty else { return [] }
-        return try await driver.read(["SELECT * FROM syncs WHERE id \(in: ids)"])[0].map { try StoreRows.sync($0, attempts: []) }
+        return try await driver.read(["SELECT * FROM syncs WHERE id \(in: ids)"])[0].map { try RowCoding.sync($0, attempts: []) }
     }
 
     public func syncActivity(since: Date, sourceID: String?, limit: Int) async throws -> [Sync] {
         let t = since.timeIntervalSince1970
-        let source: SQL = sourceID.map { "AND source_id = \($0)" } ?? ""
+        let source: StoreSQL = sourceID.map { "AND source_id = \($0)" } ?? ""
         // Ids begin with their creation time: the syncs created since `since` are a range of
         // the primary key.
         let firstID = Identifier.floor("syn", at: since)
@@ -26,7 +26,7 @@ extension DatabaseStore: SyncWatching {
         var out: [Sync] = []
         for set in rows.sets {
             for row in set {
-                let sync = try StoreRows.sync(row, attempts: [])
+                let sync = try RowCoding.sync(row, attempts: [])
                 if seen.insert(sync.id).inserted { out.append(sync) }
             }
         }

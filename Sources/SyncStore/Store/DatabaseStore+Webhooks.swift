@@ -5,7 +5,7 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
     public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
                                 perURL: Int, excludingURLs: [String]) async throws -> [WebhookDelivery] {
         let t = now.timeIntervalSince1970
-        let excluded: SQL = excludingURLs.isEmpty ? "" : "AND NOT (url \(in: excludingURLs))"
+        let excluded: StoreSQL = excludingURLs.isEmpty ? "" : "AND NOT (url \(in: excludingURLs))"
         // One statement: on PostgreSQL the due rows another node is claiming are skipped, and
         // a row claimed and committed by another node carries a live lease, so no two nodes
         // try one delivery at once. A node that dies mid-try leaves a lease that expires.
@@ -35,7 +35,7 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
         ])
         let names = Dictionary(try rows[0].map { (try $0.string("id"), try $0.string("name")) }, uniquingKeysWith: { a, _ in a })
         var attempts: [String: [SyncAttempt]] = [:]
-        for row in rows[1] { attempts[try row.string("sync_id"), default: []].append(try StoreRows.attempt(row)) }
+        for row in rows[1] { attempts[try row.string("sync_id"), default: []].append(try RowCoding.attempt(row)) }
         for i in deliveries.indices {
             deliveries[i].sourceName = names[deliveries[i].sourceID]
             // The attempts up to the one the snapshot was taken in: an attempt's row does not
@@ -74,8 +74,8 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
 
     static func delivery(_ row: some StoreRow, withSnapshot: Bool) throws -> WebhookDelivery {
         var sync: Sync?
-        if withSnapshot, let object = StoreRows.decode(JSONValue.self, try row.string("sync_snapshot"))?.objectValue {
-            sync = try StoreRows.sync(JSONStoreRow(object: object), attempts: [])
+        if withSnapshot, let object = RowCoding.decode(JSONValue.self, try row.string("sync_snapshot"))?.objectValue {
+            sync = try RowCoding.sync(JSONStoreRow(object: object), attempts: [])
         }
         let status = try row.string("status")
         return WebhookDelivery(
@@ -83,11 +83,11 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
             sourceName: nil, event: try row.string("event"), url: try row.string("url"), secret: try row.optionalString("secret"),
             sync: sync, status: WebhookDelivery.Status(rawValue: status) ?? .failed, tries: try row.int("tries"),
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
-            nextAttemptAt: status == WebhookDelivery.Status.pending.rawValue ? StoreRows.date(try row.optionalDouble("next_attempt_at")) : nil,
-            lastAttemptAt: StoreRows.date(try row.optionalDouble("last_attempt_at")),
+            nextAttemptAt: status == WebhookDelivery.Status.pending.rawValue ? RowCoding.date(try row.optionalDouble("next_attempt_at")) : nil,
+            lastAttemptAt: RowCoding.date(try row.optionalDouble("last_attempt_at")),
             responseStatus: try row.optionalInt("response_status"),
             lastError: try row.optionalString("last_error"),
-            deliveredAt: StoreRows.date(try row.optionalDouble("delivered_at")),
+            deliveredAt: RowCoding.date(try row.optionalDouble("delivered_at")),
             body: try row.optionalString("body").map { Array($0.utf8) })
     }
 }

@@ -53,34 +53,34 @@ extension DatabaseStore: WorkQueue {
             ORDER BY run_at LIMIT 1
             """,
         ])
-        return StoreRows.date(try rows.first(0)?.optionalDouble("t"))
+        return RowCoding.date(try rows.first(0)?.optionalDouble("t"))
     }
 }
 
 extension DatabaseStore: RecordReader {
     public func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord] {
         let rows = try await driver.read(["""
-            \(raw: Queries.recordColumns)
+            \(raw: SyncStatements.recordColumns)
             WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key > \(after ?? "")
               \(raw: includeDeleted ? "" : "AND deleted_at IS NULL")
             ORDER BY key LIMIT \(limit)
             """])
-        return try rows[0].map { try StoreRows.record($0) }
+        return try rows[0].map { try RowCoding.record($0) }
     }
 
     public func record(sourceID: String, key: String) async throws -> StoredRecord? {
         let rows = try await driver.read(["""
-            \(raw: Queries.recordColumns)
+            \(raw: SyncStatements.recordColumns)
             WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key = \(key)
             """])
-        return try rows.first(0).map { try StoreRows.record($0) }
+        return try rows.first(0).map { try RowCoding.record($0) }
     }
 
     public func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)] {
         let rows = try await driver.read([
             "SELECT * FROM record_errors WHERE sync_id = \(syncID) AND id > \(after ?? 0) ORDER BY id LIMIT \(limit)",
         ])
-        return try rows[0].map { try StoreRows.recordError($0) }
+        return try rows[0].map { try RowCoding.recordError($0) }
     }
 }
 
@@ -116,7 +116,7 @@ extension DatabaseStore: ClusterControl {
     public func setDraining(nodeID: String, draining: Bool) async throws -> NodeInfo {
         let rows = try await driver.execute("UPDATE nodes SET draining = \(draining) WHERE id = \(nodeID) RETURNING *")
         guard let row = rows.first(0) else { throw SyncStoreError.notFound("node \(nodeID)") }
-        return try StoreRows.node(row)
+        return try RowCoding.node(row)
     }
 
     /// The queue, the nodes, and the sources that are failing or stale (``SourceHealth``
@@ -149,10 +149,10 @@ extension DatabaseStore: ClusterControl {
         ])
         let queue = rows.first(0)
         return HealthSnapshot(
-            queued: try queue?.int("queued") ?? 0, oldestQueuedAt: StoreRows.date(try queue?.optionalDouble("oldest")),
+            queued: try queue?.int("queued") ?? 0, oldestQueuedAt: RowCoding.date(try queue?.optionalDouble("oldest")),
             running: try queue?.int("running") ?? 0, expiredLeases: try queue?.int("expired") ?? 0,
-            nodes: try rows[1].map { try StoreRows.node($0) },
-            failingSources: try rows[2].map { try StoreRows.sourceRef($0) },
-            staleSources: try rows[3].map { try StoreRows.sourceRef($0) })
+            nodes: try rows[1].map { try RowCoding.node($0) },
+            failingSources: try rows[2].map { try RowCoding.sourceRef($0) },
+            staleSources: try rows[3].map { try RowCoding.sourceRef($0) })
     }
 }

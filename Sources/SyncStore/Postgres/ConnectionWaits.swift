@@ -1,10 +1,10 @@
 import Synchronization
 
-/// The deadlines of connection leases still waiting for a connection, watched by one task
+/// The deadlines of operations still waiting for a pooled connection, watched by one task
 /// (``watch()``, run with the pool) instead of a timer per operation: a timer armed and
 /// cancelled around every statement, in a task group of two, cost PostgreSQL reads 10–20 %
 /// of their throughput (docs/benchmarks.md).
-final class LeaseDeadlines: Sendable {
+final class ConnectionWaits: Sendable {
     /// One operation's wait: `waiting` until the pool hands it a connection (`leased`) or
     /// its deadline passes first (`expired`: its task is cancelled and it answers `unavailable`).
     final class Wait: Sendable {

@@ -17,7 +17,7 @@ protocol StoreRow {
 }
 
 /// Mapping between rows and domain values, and the JSON text of stored documents.
-enum StoreRows {
+enum RowCoding {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
@@ -95,7 +95,7 @@ enum StoreRows {
         )
     }
 
-    /// A row of ``Queries/sourceViews(_:now:)``.
+    /// A row of ``SyncStatements/sourceViews(_:now:)``.
     static func sourceView(_ row: some StoreRow) throws -> SourceView {
         SourceView(source: try source(row), summary: try summary(row))
     }

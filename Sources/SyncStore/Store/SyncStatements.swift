@@ -2,16 +2,16 @@ import Foundation
 import SyncCore
 
 /// Statements more than one rule reads with, and how their rows become values.
-enum Queries {
+enum SyncStatements {
     /// A sync and its attempts: two statements, read with ``sync(_:at:)``.
-    static func sync(id: String) -> [SQL] {
+    static func sync(id: String) -> [StoreSQL] {
         ["SELECT * FROM syncs WHERE id = \(id)", "SELECT * FROM sync_attempts WHERE sync_id = \(id) ORDER BY number"]
     }
 
     /// The sync read by ``sync(id:)`` starting at statement `index`.
     static func sync(_ rows: Rows, at index: Int) throws -> Sync? {
         guard let row = rows.first(index) else { return nil }
-        return try StoreRows.sync(row, attempts: try rows[index + 1].map { try StoreRows.attempt($0) })
+        return try RowCoding.sync(row, attempts: try rows[index + 1].map { try RowCoding.attempt($0) })
     }
 
     /// The sync of ``sync(id:)``, which the transaction has just written (so it exists).
@@ -21,7 +21,7 @@ enum Queries {
     }
 
     /// The source's active sync (`id`, `status`), if it has one.
-    static func activeSync(sourceID: String) -> SQL {
+    static func activeSync(sourceID: String) -> StoreSQL {
         "SELECT id, status FROM syncs WHERE source_id = \(sourceID) AND status \(in: SyncStatus.active)"
     }
 
@@ -46,7 +46,7 @@ enum Queries {
         ]
     }
 
-    /// The columns ``StoreRows/sync(_:attempts:)`` reads: what the SQLite outbox trigger
+    /// The columns ``RowCoding/sync(_:attempts:)`` reads: what the SQLite outbox trigger
     /// copies into a delivery's snapshot (PostgreSQL's copies the whole row).
     static let syncSnapshotColumns = [
         "id", "source_id", "status", "mode", "priority", "trigger", "attempt", "max_attempts", "failed_attempts",
@@ -55,13 +55,13 @@ enum Queries {
         "records_failed", "bytes_read", "checkpoint_at", "error", "lease_owner", "lease_expires_at", "checkpoint", "run_seconds",
     ]
 
-    /// Sources with their summaries in one statement (read with ``StoreRows/sourceView(_:)``):
+    /// Sources with their summaries in one statement (read with ``RowCoding/sourceView(_:)``):
     /// `filter` picks and orders the sources (`WHERE … ORDER BY … LIMIT …`); each one's latest
     /// and latest finished syncs are found by index first, then joined by primary key; its last
     /// success and its closed request budget are a subquery each. A page of sources costs this
     /// one statement whatever its size, and each part reads an index from its head, whatever
     /// the length of a source's history.
-    static func sourceViews(_ filter: SQL, now: Date) -> SQL {
+    static func sourceViews(_ filter: StoreSQL, now: Date) -> StoreSQL {
         let terminal = SchemaVocabulary.isTerminal
         return """
             SELECT s.*, \(raw: briefColumns),
@@ -90,7 +90,7 @@ enum Queries {
     /// rows for `LIMIT $n` and hash-joined a sequential scan of every sync (7 ms for a page
     /// of 50 among 6,000 syncs, growing with the history); a lateral subquery with its own
     /// `LIMIT` is not pulled up, so each row is one primary-key probe (0.7 ms).
-    private static func briefJoin(_ alias: String, on column: String) -> SQL {
+    private static func briefJoin(_ alias: String, on column: String) -> StoreSQL {
         """
         \(sqlite: "LEFT JOIN syncs \(alias) ON \(alias).id = s.\(column)",
            postgres: "LEFT JOIN LATERAL (SELECT * FROM syncs WHERE syncs.id = s.\(column) LIMIT 1) \(alias) ON true")

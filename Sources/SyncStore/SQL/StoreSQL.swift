@@ -26,7 +26,7 @@ enum SQLNullType: Sendable {
 /// places where the dialects differ are spelled out at the spot with
 /// `\(sqlite: …, postgres: …)`, so a reader sees both versions side by side; lists use
 /// `\(in: values)`, rendered `IN (?, ?, …)` or `= ANY($n)`.
-struct SQL: Sendable, ExpressibleByStringInterpolation {
+struct StoreSQL: Sendable, ExpressibleByStringInterpolation {
     enum Fragment: Sendable {
         case text(String)
         case value(SQLValue)
@@ -70,7 +70,7 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
         /// Trusted SQL text (a column list, a constant), never a value from outside.
         mutating func appendInterpolation(raw text: String) { fragments.append(.text(text)) }
         /// Another statement's fragments, spliced in (a shared filter, say).
-        mutating func appendInterpolation(sql: SQL) { fragments.append(contentsOf: sql.fragments) }
+        mutating func appendInterpolation(sql: StoreSQL) { fragments.append(contentsOf: sql.fragments) }
         /// Text that differs between the dialects.
         mutating func appendInterpolation(sqlite: String, postgres: String) {
             fragments.append(.dialect(sqlite: sqlite, postgres: postgres))
@@ -79,20 +79,20 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
 
     /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions hold the
     /// database's one write lock from their first statement (`BEGIN IMMEDIATE`).
-    static let forUpdate = SQL(fragments: [.dialect(sqlite: "", postgres: "FOR UPDATE")])
+    static let forUpdate = StoreSQL(fragments: [.dialect(sqlite: "", postgres: "FOR UPDATE")])
     /// `FOR UPDATE SKIP LOCKED` on PostgreSQL (rows another node is writing are left to it).
-    static let forUpdateSkipLocked = SQL(fragments: [.dialect(sqlite: "", postgres: "FOR UPDATE SKIP LOCKED")])
+    static let forUpdateSkipLocked = StoreSQL(fragments: [.dialect(sqlite: "", postgres: "FOR UPDATE SKIP LOCKED")])
 
     init(fragments: [Fragment]) { self.fragments = fragments }
 
     /// Joins statements' fragments with `separator` (for optional WHERE clauses).
-    static func joined(_ parts: [SQL], separator: String) -> SQL {
+    static func joined(_ parts: [StoreSQL], separator: String) -> StoreSQL {
         var fragments: [Fragment] = []
         for (index, part) in parts.enumerated() {
             if index > 0 { fragments.append(.text(separator)) }
             fragments.append(contentsOf: part.fragments)
         }
-        return SQL(fragments: fragments)
+        return StoreSQL(fragments: fragments)
     }
 
     /// The text with placeholders, and the values in order, for `dialect`.

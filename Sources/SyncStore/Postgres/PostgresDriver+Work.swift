@@ -58,7 +58,7 @@ extension PostgresDriver {
                     syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys,
                     data: columns.data, hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
                     checkpoint: page.checkpoint.map(RowCoding.json)),
-                attempt: lease.attempt)
+                attempt: lease.attempt, end: AttemptEnd(outcome: .completed, now: t))
             if let row = try await onConnection({ connection in try await connection.first(statement, logger: logger) }) {
                 return try RowCoding.sync(row, attempts: [])
             }
@@ -73,14 +73,11 @@ extension PostgresDriver {
         let t = now.timeIntervalSince1970
         return try await inTransaction { connection in
             // Fence first, and hold the row: a rescuer cannot take the lease until this commits.
-            guard let fence = try await connection.one("""
-                SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.pages
-                FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = \(lease.syncID) AND syncs.lease_token = \(lease.token) AND syncs.status = 'running'
-                FOR UPDATE OF syncs
-                """, logger: logger) else { throw SyncStoreError.leaseLost }
-            // A page that is already in (a retried commit whose first COMMIT did land) counts once.
-            switch StoreRules.order(of: page.pageNumber, storedPages: try fence.int("pages")) {
+            guard let row = try await PostgresSharedStatement.rows(PageWrite.fence(lease), on: connection, logger: logger).first else {
+                throw SyncStoreError.leaseLost
+            }
+            let fence = try PageWrite.Fence(row, pageNumber: page.pageNumber)
+            switch fence.order {
             case .alreadyCommitted:
                 guard let row = try await connection.one("SELECT * FROM syncs WHERE id = \(lease.syncID)", logger: logger) else {
                     throw SyncStoreError.leaseLost
@@ -91,34 +88,35 @@ extension PostgresDriver {
             case .next:
                 break
             }
-            let sourceID = try fence.string("source_id")
-            let sourceSeq = Int64(try fence.int("source_seq")), syncSeq = Int64(try fence.int("sync_seq"))
-            let fullMode = try fence.string("mode") == SyncMode.full.rawValue
             let counts = try await PostgresRecordWriter.upsert(
-                page.records, sourceSeq: sourceSeq, syncSeq: syncSeq, now: t, connection: connection, logger: logger)
-            if fullMode {
-                try await PostgresRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: sourceSeq, syncSeq: syncSeq, connection: connection, logger: logger)
+                page.records, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, now: t, connection: connection, logger: logger)
+            if fence.fullMode {
+                try await PostgresRecordWriter.markSeen(
+                    page.recordErrorKeys, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, connection: connection, logger: logger)
             }
             for error in page.recordErrors {
-                try await connection.run("""
-                    INSERT INTO record_errors (sync_id, page, record_key, message)
-                    VALUES (\(lease.syncID), \(error.page), \(error.recordKey), \(error.message))
-                    """, logger: logger)
+                _ = try await PostgresSharedStatement.rows(PageWrite.recordError(error, syncID: lease.syncID), on: connection, logger: logger)
             }
             if let state = page.sourceState, !state.isEmpty {
                 try await connection.run(
-                    "UPDATE sources SET state = (state::jsonb || \(RowCoding.json(state))::jsonb)::text WHERE id = \(sourceID)",
+                    "UPDATE sources SET state = (state::jsonb || \(RowCoding.json(state))::jsonb)::text WHERE id = \(fence.sourceID)",
                     logger: logger)
             }
-            guard let row = try await connection.one("""
-                UPDATE syncs SET pages = pages + 1, records_read = records_read + \(counts.read + page.recordErrors.count),
-                    records_created = records_created + \(counts.created), records_updated = records_updated + \(counts.updated),
-                    records_unchanged = records_unchanged + \(counts.unchanged), records_failed = records_failed + \(page.recordErrors.count),
-                    bytes_read = bytes_read + \(page.bytesRead), checkpoint = \(page.checkpoint.map(RowCoding.json)),
-                    checkpoint_at = \(t), heartbeat_at = \(t)
-                WHERE id = \(lease.syncID)
-                RETURNING *
-                """, logger: logger) else { throw SyncStoreError.leaseLost }
+            var binds = PostgresBindings(capacity: 8)
+            binds.append(counts.created)
+            binds.append(counts.updated)
+            binds.append(counts.unchanged)
+            binds.append(page.recordErrors.count)
+            binds.append(page.bytesRead)
+            binds.append(page.checkpoint.map(RowCoding.json))
+            binds.append(t)
+            binds.append(lease.syncID)
+            let progress = PageProgress.syncColumns(
+                created: "$1::int8", updated: "$2::int8", unchanged: "$3::int8", recordErrors: "$4::int8", bytesRead: "$5::int8",
+                checkpoint: "$6::text", now: "$7::float8")
+            guard let row = try await connection.one(
+                PostgresQuery(unsafeSQL: "UPDATE syncs SET \(progress) WHERE id = $8::text RETURNING *", binds: binds), logger: logger
+            ) else { throw SyncStoreError.leaseLost }
             return try RowCoding.sync(row, attempts: []).progress
         }
     }
@@ -126,19 +124,8 @@ extension PostgresDriver {
     func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
         let logger = logger
         let t = now.timeIntervalSince1970
-        let change = FinishChange(outcome: outcome, runAt: 0, now: t)
-        let newRunAt: Double? = switch outcome {
-        case .retrying, .released: change.runAt
-        default: nil
-        }
-        var deleteUnseen = false
-        if case .completed = outcome { deleteUnseen = true }
-        let wake = outcome.status == .queued
         let statement = PostgresStatements.Finish(
-            syncID: lease.syncID, token: lease.token, now: t, deleteUnseen: deleteUnseen, status: outcome.status.rawValue,
-            attemptError: change.attemptError.map(RowCoding.json), attempt: lease.attempt, finishedAt: change.finishedAt,
-            nextRetryAt: change.nextRetryAt, runAt: newRunAt, error: change.error.map(RowCoding.json),
-            failedDelta: change.failedDelta, wake: wake)
+            syncID: lease.syncID, token: lease.token, now: t, attempt: lease.attempt, end: AttemptEnd(outcome: outcome, now: t))
         return try await onConnection { connection in
             guard let row = try await connection.first(statement, logger: logger) else { throw SyncStoreError.leaseLost }
             // The attempt closed above is not visible to this statement's snapshot: read the log after it.

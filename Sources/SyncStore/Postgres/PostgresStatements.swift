@@ -122,12 +122,9 @@ enum PostgresStatements {
     /// The progress a page adds to its sync (after ``pageCounts``; parameters $7–$10). A
     /// record counts as read once per sync: a key this sync already wrote on an earlier page
     /// is in none of the counts, and `$8` adds the page's record errors.
-    static let pageProgress = """
-            pages = pages + 1, records_read = records_read + counts.created + counts.updated + counts.unchanged + $8::int8,
-                records_created = records_created + counts.created, records_updated = records_updated + counts.updated,
-                records_unchanged = records_unchanged + counts.unchanged,
-                bytes_read = bytes_read + $9::int8, checkpoint = $10::text, checkpoint_at = $7::float8, heartbeat_at = $7::float8
-        """
+    static let pageProgress = PageProgress.syncColumns(
+        created: "counts.created", updated: "counts.updated", unchanged: "counts.unchanged", recordErrors: "$8::int8",
+        bytesRead: "$9::int8", checkpoint: "$10::text", now: "$7::float8")
 
     /// The upsert alone, for the transactional page path (a page with record errors, source
     /// state or a repeated key): $1–$3 the page's arrays, $4 the source's seq, $5 the sync's, $6 the time.
@@ -216,33 +213,42 @@ enum PostgresStatements {
     /// and not stamped by an earlier one (the page's own rows are left to the upsert: no row
     /// is touched twice by one statement).
     struct CompleteWithPage: PostgresPreparedStatement {
-        static let name = "tributary_complete_with_page_v4"
+        static let name = "tributary_complete_with_page_v5"
         static let sql = """
             \(pageCTEs)
             ), deleted AS (
-                UPDATE records SET deleted_at = $7::float8, updated_at = $7::float8, sync_seq = fence.sync_seq FROM fence
-                WHERE fence.mode = 'full' AND records.source_seq = fence.source_seq AND records.deleted_at IS NULL
-                  AND records.seen_sync_seq < fence.sync_seq AND NOT (records.key = ANY($4::text[]))
+                UPDATE records SET \(AttemptEnd.markedDeleted(now: "$7::float8", syncSeq: "fence.sync_seq")) FROM fence
+                WHERE \(AttemptEnd.unseenRecords(mode: "fence.mode", sourceSeq: "fence.source_seq", syncSeq: "fence.sync_seq"))
+                  AND NOT (records.key = ANY($4::text[]))
                 RETURNING 1
             \(pageCounts)
             ), closed AS (
-                UPDATE sync_attempts SET finished_at = $7::float8, status = 'completed', error = NULL
+                UPDATE sync_attempts SET \(AttemptEnd.attemptColumns(now: "$7::float8", status: "$12::text", error: "$13::text"))
                 FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $11::int8
             )
             UPDATE syncs SET \(pageProgress),
-                records_deleted = records_deleted + (SELECT count(*) FROM deleted),
-                status = 'completed', finished_at = $7::float8, next_retry_at = NULL, error = NULL,
-                run_seconds = run_seconds + GREATEST(0, $7::float8 - COALESCE(fence.running_since, $7::float8)),
-                running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                \(AttemptEnd.syncColumns(
+                    .postgres, status: "$12::text", finishedAt: "$14::float8", nextRetryAt: "$15::float8", runAt: "$16::float8",
+                    error: "$17::text", failedDelta: "$18::int8", deleted: "(SELECT count(*) FROM deleted)", now: "$7::float8",
+                    runningSince: "fence.running_since"))
             FROM fence, counts WHERE syncs.id = fence.id
             RETURNING syncs.*
             """
         var page: CommitPage
         var attempt: Int
+        /// Always a completion; its columns come from the one decision all the same.
+        var end: AttemptEnd
 
         func makeBindings() throws -> PostgresBindings {
             var b = try page.makeBindings()
             b.append(attempt)
+            b.append(end.status.rawValue)
+            b.append(end.attemptError.map(RowCoding.json))
+            b.append(end.finishedAt)
+            b.append(end.nextRetryAt)
+            b.append(end.runAt)
+            b.append(end.error.map(RowCoding.json))
+            b.append(end.failedDelta)
             return b
         }
 
@@ -252,7 +258,7 @@ enum PostgresStatements {
     /// End an attempt: the fenced row, a completed full sync's unseen records marked deleted,
     /// the attempt closed, the sync's final state, a wake-up when the sync is handed back.
     struct Finish: PostgresPreparedStatement {
-        static let name = "tributary_finish_v2"
+        static let name = "tributary_finish_v3"
         static let sql = """
             WITH fence AS (
                 SELECT syncs.id, syncs.seq, syncs.mode, syncs.running_since, sources.seq AS source_seq
@@ -260,19 +266,17 @@ enum PostgresStatements {
                 WHERE syncs.id = $1::text AND syncs.lease_token = $2::text
                 FOR UPDATE OF syncs
             ), deleted AS (
-                UPDATE records SET deleted_at = $3::float8, updated_at = $3::float8, sync_seq = fence.seq FROM fence
-                WHERE $4::bool AND fence.mode = 'full' AND records.source_seq = fence.source_seq
-                  AND records.deleted_at IS NULL AND records.seen_sync_seq < fence.seq
+                UPDATE records SET \(AttemptEnd.markedDeleted(now: "$3::float8", syncSeq: "fence.seq")) FROM fence
+                WHERE $4::bool AND \(AttemptEnd.unseenRecords(mode: "fence.mode", sourceSeq: "fence.source_seq", syncSeq: "fence.seq"))
                 RETURNING 1
             ), closed AS (
-                UPDATE sync_attempts SET finished_at = $3::float8, status = $5::text, error = $6::text
+                UPDATE sync_attempts SET \(AttemptEnd.attemptColumns(now: "$3::float8", status: "$5::text", error: "$6::text"))
                 FROM fence WHERE sync_attempts.sync_id = fence.id AND sync_attempts.number = $7::int8
             ), done AS (
-                UPDATE syncs SET status = $5::text, finished_at = $8::float8, next_retry_at = $9::float8,
-                    run_at = COALESCE($10::float8, syncs.run_at), error = $11::text,
-                    failed_attempts = failed_attempts + $12::int8, records_deleted = records_deleted + (SELECT count(*) FROM deleted),
-                    run_seconds = run_seconds + GREATEST(0, $3::float8 - COALESCE(fence.running_since, $3::float8)),
-                    running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                UPDATE syncs SET \(AttemptEnd.syncColumns(
+                    .postgres, status: "$5::text", finishedAt: "$8::float8", nextRetryAt: "$9::float8", runAt: "$10::float8",
+                    error: "$11::text", failedDelta: "$12::int8", deleted: "(SELECT count(*) FROM deleted)", now: "$3::float8",
+                    runningSince: "fence.running_since"))
                 FROM fence WHERE syncs.id = fence.id
                 RETURNING syncs.*
             ), woken AS (
@@ -283,32 +287,24 @@ enum PostgresStatements {
         var syncID: String
         var token: String
         var now: Double
-        var deleteUnseen: Bool
-        var status: String
-        var attemptError: String?
         var attempt: Int
-        var finishedAt: Double?
-        var nextRetryAt: Double?
-        var runAt: Double?
-        var error: String?
-        var failedDelta: Int
-        var wake: Bool
+        var end: AttemptEnd
 
         func makeBindings() throws -> PostgresBindings {
             var b = PostgresBindings(capacity: 13)
             b.append(syncID)
             b.append(token)
             b.append(now)
-            b.append(deleteUnseen)
-            b.append(status)
-            b.append(attemptError)
+            b.append(end.deletesUnseen)
+            b.append(end.status.rawValue)
+            b.append(end.attemptError.map(RowCoding.json))
             b.append(attempt)
-            b.append(finishedAt)
-            b.append(nextRetryAt)
-            b.append(runAt)
-            b.append(error)
-            b.append(failedDelta)
-            b.append(wake)
+            b.append(end.finishedAt)
+            b.append(end.nextRetryAt)
+            b.append(end.runAt)
+            b.append(end.error.map(RowCoding.json))
+            b.append(end.failedDelta)
+            b.append(end.wakes)
             return b
         }
 

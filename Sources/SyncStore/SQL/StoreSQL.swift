@@ -2,6 +2,14 @@
 public enum SQLDialect: Sendable {
     case sqlite
     case postgres
+
+    /// The one way to pick a dialect's spelling of the same thing.
+    func spelling<T>(sqlite: T, postgres: T) -> T {
+        switch self {
+        case .sqlite: sqlite
+        case .postgres: postgres
+        }
+    }
 }
 
 /// A value bound to a statement parameter (never spliced into its text).

@@ -60,14 +60,9 @@ extension SQLiteDriver {
 
     private static func commitPage(_ db: Database, _ page: PageCommit, lease: Lease, now t: Double) throws -> SyncProgress {
         // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT syncs.source_id, syncs.mode, syncs.seq AS sync_seq, sources.seq AS source_seq, syncs.pages
-                FROM syncs JOIN sources ON sources.id = syncs.source_id
-                WHERE syncs.id = ? AND syncs.lease_token = ? AND syncs.status = 'running'
-                """),
-            arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
-        switch StoreRules.order(of: page.pageNumber, storedPages: row["pages"]) {
+        guard let row = try fetch(db, PageWrite.fence(lease)).first else { throw SyncStoreError.leaseLost }
+        let fence = try PageWrite.Fence(row, pageNumber: page.pageNumber)
+        switch fence.order {
         case .alreadyCommitted:
             guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
             return sync.progress
@@ -76,32 +71,25 @@ extension SQLiteDriver {
         case .next:
             break
         }
-        let sourceID: String = row["source_id"]
-        let fullMode = (row["mode"] as String) == SyncMode.full.rawValue
-        let counts = try SQLiteRecordWriter.upsert(page.records, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], now: t, db: db)
-        if fullMode {
-            try SQLiteRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: row["source_seq"], syncSeq: row["sync_seq"], db: db)
+        let counts = try SQLiteRecordWriter.upsert(page.records, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, now: t, db: db)
+        if fence.fullMode {
+            try SQLiteRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, db: db)
         }
-        for error in page.recordErrors {
-            try db.cachedStatement(sql: "INSERT INTO record_errors (sync_id, page, record_key, message) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [lease.syncID, error.page, error.recordKey, error.message])
-        }
+        for error in page.recordErrors { _ = try fetch(db, PageWrite.recordError(error, syncID: lease.syncID)) }
         try db.cachedStatement(sql: """
-            UPDATE syncs SET pages = pages + 1, records_read = records_read + ?, records_created = records_created + ?,
-                records_updated = records_updated + ?, records_unchanged = records_unchanged + ?,
-                records_failed = records_failed + ?, bytes_read = bytes_read + ?, checkpoint = ?, checkpoint_at = ?,
-                heartbeat_at = ?
-            WHERE id = ?
+            UPDATE syncs SET \(PageProgress.syncColumns(
+                created: "?1", updated: "?2", unchanged: "?3", recordErrors: "?4", bytesRead: "?5", checkpoint: "?6", now: "?7"))
+            WHERE id = ?8
             """).execute(arguments: [
-                counts.read + page.recordErrors.count, counts.created, counts.updated, counts.unchanged,
-                page.recordErrors.count, page.bytesRead, page.checkpoint.map(RowCoding.json), t, t, lease.syncID,
+                counts.created, counts.updated, counts.unchanged, page.recordErrors.count, page.bytesRead,
+                page.checkpoint.map(RowCoding.json), t, lease.syncID,
             ])
         if let state = page.sourceState, !state.isEmpty {
             // Keys replace keys (PostgreSQL: `state || new`).
-            let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [sourceID])
+            let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [fence.sourceID])
             var merged = RowCoding.decode(JSONObject.self, current) ?? [:]
             merged.merge(state) { _, new in new }
-            try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [RowCoding.json(merged), sourceID])
+            try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [RowCoding.json(merged), fence.sourceID])
         }
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
         return sync.progress
@@ -113,45 +101,44 @@ extension SQLiteDriver {
         return try await guarded {
             try await pool.write { db in
                 _ = try Self.commitPage(db, page, lease: lease, now: t)
-                return try Self.finish(db, lease, outcome: .completed, now: t)
+                return try Self.finish(db, lease, AttemptEnd(outcome: .completed, now: t), now: t)
             }
         }
     }
 
     func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
+        let end = AttemptEnd(outcome: outcome, now: now.timeIntervalSince1970)
         let sync = try await guarded {
-            try await pool.write { db in try Self.finish(db, lease, outcome: outcome, now: now.timeIntervalSince1970) }
+            try await pool.write { db in try Self.finish(db, lease, end, now: now.timeIntervalSince1970) }
         }
-        // Handed back: runnable again at once.
-        if outcome.status == .queued { events.publish([.wake]) }
+        if end.wakes { events.publish([.wake]) }
         return sync
     }
 
-    private static func finish(_ db: Database, _ lease: Lease, outcome: AttemptOutcome, now t: Double) throws -> Sync {
+    private static func finish(_ db: Database, _ lease: Lease, _ end: AttemptEnd, now t: Double) throws -> Sync {
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT seq, mode, source_id, run_at, running_since FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'"),
+            db.cachedStatement(sql: "SELECT seq, mode, source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'"),
             arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
-        let ranFor = max(0, t - ((row["running_since"] as Double?) ?? t))
-        var change = FinishChange(outcome: outcome, runAt: (row["run_at"] as Double?) ?? t, now: t)
-        if case .completed = outcome, (row["mode"] as String) == SyncMode.full.rawValue {
+        var deleted = 0
+        if end.deletesUnseen {
             try db.cachedStatement(sql: """
-                UPDATE records SET deleted_at = ?1, updated_at = ?1, sync_seq = ?2
-                WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3) AND deleted_at IS NULL AND seen_sync_seq < ?2
-                """).execute(arguments: [t, row["seq"] as Int64, row["source_id"] as String])
-            change.deleted = db.changesCount
+                UPDATE records SET \(AttemptEnd.markedDeleted(now: "?1", syncSeq: "?2"))
+                WHERE \(AttemptEnd.unseenRecords(mode: "?4", sourceSeq: "(SELECT seq FROM sources WHERE id = ?3)", syncSeq: "?2"))
+                """).execute(arguments: [t, row["seq"] as Int64, row["source_id"] as String, row["mode"] as String])
+            deleted = db.changesCount
         }
         try db.cachedStatement(sql: """
-            UPDATE syncs SET status = ?, finished_at = ?, next_retry_at = ?, run_at = ?, error = ?,
-                failed_attempts = failed_attempts + ?, records_deleted = records_deleted + ?,
-                run_seconds = run_seconds + ?, running_since = NULL,
-                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-            WHERE id = ? AND lease_token = ?
+            UPDATE syncs SET \(AttemptEnd.syncColumns(
+                .sqlite, status: "?1", finishedAt: "?2", nextRetryAt: "?3", runAt: "?4", error: "?5", failedDelta: "?6",
+                deleted: "?7", now: "?8", runningSince: "running_since"))
+            WHERE id = ?9 AND lease_token = ?10
             """).execute(arguments: [
-                outcome.status.rawValue, change.finishedAt, change.nextRetryAt, change.runAt, change.error.map(RowCoding.json),
-                change.failedDelta, change.deleted, ranFor, lease.syncID, lease.token,
+                end.status.rawValue, end.finishedAt, end.nextRetryAt, end.runAt, end.error.map(RowCoding.json),
+                end.failedDelta, deleted, t, lease.syncID, lease.token,
             ])
-        try db.cachedStatement(sql: "UPDATE sync_attempts SET finished_at = ?, status = ?, error = ? WHERE sync_id = ? AND number = ?")
-            .execute(arguments: [t, outcome.status.rawValue, change.attemptError.map(RowCoding.json), lease.syncID, lease.attempt])
+        try db.cachedStatement(sql: """
+            UPDATE sync_attempts SET \(AttemptEnd.attemptColumns(now: "?1", status: "?2", error: "?3")) WHERE sync_id = ?4 AND number = ?5
+            """).execute(arguments: [t, end.status.rawValue, end.attemptError.map(RowCoding.json), lease.syncID, lease.attempt])
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
         return sync
     }

@@ -70,6 +70,39 @@ struct SQLiteAtomicityTests {
         }
     }
 
+    /// The workers' paths read rows the same way: a damaged `sources` row makes the claim
+    /// throw an error naming the column (GRDB's `Row` trapped there, taking the node down),
+    /// and a stored document that is not JSON any more throws instead of reading as nothing
+    /// (a config that read as `{}` would have synced with the defaults).
+    @Test func theWorkersPathsAndStoredDocumentsThrowOnDamage() async throws {
+        try await withStoreFile("damaged-work") { store, raw in
+            let source = try await store.createSource(makeSource())
+            _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE sources SET priority = 'high' WHERE id = ?", arguments: [source.id])
+            }
+            let claim = await #expect(throws: WrongType.self) { _ = try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()) }
+            #expect(claim?.column == "priority")
+
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE sources SET priority = 0, config = '{\"records\": ' WHERE id = ?",
+                               arguments: [source.id])
+            }
+            let read = await #expect(throws: WrongType.self) { _ = try await store.source(idOrName: source.id) }
+            #expect(read?.column == "config")
+            let claimed = await #expect(throws: WrongType.self) { _ = try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()) }
+            #expect(claimed?.column == "config")
+
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE sources SET config = '{\"records\": 3}', state = '[1' WHERE id = ?", arguments: [source.id])
+            }
+            #expect((await #expect(throws: WrongType.self) { _ = try await store.source(idOrName: source.id) })?.column == "state")
+            try await raw.write { db in try db.execute(sql: "UPDATE sources SET state = '{}' WHERE id = ?", arguments: [source.id]) }
+            let c = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+            #expect(c.source.config["records"] == .number(3))
+        }
+    }
+
     /// A migrated store on a file of its own, and a second, raw connection to that file for
     /// what the test breaks on purpose.
     private func withStoreFile(_ name: String, _ body: (DatabaseStore, DatabaseQueue) async throws -> Void) async throws {

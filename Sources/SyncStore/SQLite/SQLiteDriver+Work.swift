@@ -22,16 +22,14 @@ extension SQLiteDriver {
         // First whether anything is due at all (SQLite would check that condition on every
         // row of the walk below, not once before it).
         guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT \(StoreRules.someDue(at: "?"))"), arguments: [t]) == true,
-              let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
+              let row = try fetch(db, text: """
                 SELECT id, status FROM syncs
                 WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held AND run_at <= ?
                   AND \(StoreRules.concurrencyAllows)
                 ORDER BY \(StoreRules.claimOrder) LIMIT 1
-                """),
-            arguments: [t]) else { return nil }
-        let id: String = row["id"]
-        try StoreRules.checked(from: SyncStatus(rawValue: row["status"]) ?? .queued, to: .running)
+                """, values: [.double(t)]).first else { return nil }
+        let id = try row.string("id")
+        try StoreRules.checked(from: SyncStatus(rawValue: try row.string("status")) ?? .queued, to: .running)
         let token = UUID().uuidString
         try db.cachedStatement(sql: """
             UPDATE syncs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_token = ?,
@@ -39,11 +37,11 @@ extension SQLiteDriver {
                 next_retry_at = NULL
             WHERE id = ?
             """).execute(arguments: [owner, token, t + leaseSeconds, t, t, t, id])
-        let attempt = try Int.fetchOne(db.cachedStatement(sql: "SELECT attempt FROM syncs WHERE id = ?"), arguments: [id]) ?? 1
+        let attempt = try fetch(db, text: "SELECT attempt FROM syncs WHERE id = ?", values: [.text(id)]).first?.int("attempt") ?? 1
         try db.cachedStatement(sql: "INSERT INTO sync_attempts (sync_id, number, started_at, status, node) VALUES (?, ?, ?, 'running', ?)")
             .execute(arguments: [id, attempt, t, owner])
         guard let sync = try sync(db, id: id),
-              let sourceRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM sources WHERE id = ?"), arguments: [sync.sourceID])
+              let sourceRow = try fetch(db, text: "SELECT * FROM sources WHERE id = ?", values: [.text(sync.sourceID)]).first
         else { return nil }
         return ClaimedSync(sync: sync, source: try RowCoding.source(sourceRow), lease: Lease(syncID: id, owner: owner, token: token, attempt: attempt))
     }
@@ -86,8 +84,8 @@ extension SQLiteDriver {
             ])
         if let state = page.sourceState, !state.isEmpty {
             // Keys replace keys (PostgreSQL: `state || new`).
-            let current = try String.fetchOne(db, sql: "SELECT state FROM sources WHERE id = ?", arguments: [fence.sourceID])
-            var merged = RowCoding.decode(JSONObject.self, current) ?? [:]
+            let current = try fetch(db, text: "SELECT state FROM sources WHERE id = ?", values: [.text(fence.sourceID)]).first?.string("state")
+            var merged = try RowCoding.decode(JSONObject.self, current, column: "state") ?? [:]
             merged.merge(state) { _, new in new }
             try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [RowCoding.json(merged), fence.sourceID])
         }
@@ -116,15 +114,14 @@ extension SQLiteDriver {
     }
 
     private static func finish(_ db: Database, _ lease: Lease, _ end: AttemptEnd, now t: Double) throws -> Sync {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT seq, mode, source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'"),
-            arguments: [lease.syncID, lease.token]) else { throw SyncStoreError.leaseLost }
+        guard let row = try fetch(db, text: "SELECT seq, mode, source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
+                                  values: [.text(lease.syncID), .text(lease.token)]).first else { throw SyncStoreError.leaseLost }
         var deleted = 0
         if end.deletesUnseen {
             try db.cachedStatement(sql: """
                 UPDATE records SET \(AttemptEnd.markedDeleted(now: "?1", syncSeq: "?2"))
                 WHERE \(AttemptEnd.unseenRecords(mode: "?4", sourceSeq: "(SELECT seq FROM sources WHERE id = ?3)", syncSeq: "?2"))
-                """).execute(arguments: [t, row["seq"] as Int64, row["source_id"] as String, row["mode"] as String])
+                """).execute(arguments: [t, Int64(try row.int("seq")), try row.string("source_id"), try row.string("mode")])
             deleted = db.changesCount
         }
         try db.cachedStatement(sql: """

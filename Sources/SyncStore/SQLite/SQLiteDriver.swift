@@ -122,6 +122,12 @@ final class SQLiteDriver: StoreDriver {
     /// more than SQLite's own work on a page of records (docs/benchmarks.md).
     static func fetch(_ db: Database, _ sql: StoreSQL) throws -> [any StoreRow] {
         let (text, values) = sql.render(.sqlite)
+        return try fetch(db, text: text, values: values)
+    }
+
+    /// ``fetch(_:_:)`` of SQLite text with `?` placeholders: every row read this way throws
+    /// on a damaged value, naming the column (GRDB's `Row` subscripts trap).
+    static func fetch(_ db: Database, text: String, values: [SQLValue]) throws -> [any StoreRow] {
         let statement = try db.cachedStatement(sql: text)
         let handle = statement.sqliteStatement
         sqlite3_reset(handle)

@@ -123,15 +123,3 @@ struct MissingColumn: Error, CustomStringConvertible {
     let name: String
     var description: String { "the statement returns no column \(name)" }
 }
-
-/// GRDB rows read by name, for the hot paths that read a row or two.
-extension Row: StoreRow {
-    func string(_ column: String) throws -> String { self[column] }
-    func optionalString(_ column: String) throws -> String? { self[column] }
-    func int(_ column: String) throws -> Int { self[column] }
-    func optionalInt(_ column: String) throws -> Int? { self[column] }
-    func double(_ column: String) throws -> Double { self[column] }
-    func optionalDouble(_ column: String) throws -> Double? { self[column] }
-    func bool(_ column: String) throws -> Bool { self[column] }
-    func bytes(_ column: String) throws -> [UInt8] { [UInt8](self[column] as Data) }
-}

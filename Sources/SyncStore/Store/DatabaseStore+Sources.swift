@@ -131,7 +131,7 @@ extension DatabaseStore: SourceCatalog {
             if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
             let seq = try row.int("seq")
             let deleted = records ? try facts.first(2)?.int("n") ?? 0 : 0
-            let before = RowCoding.decode(JSONObject.self, try row.string("state")) ?? [:]
+            let before = try RowCoding.decode(JSONObject.self, try row.string("state"), column: "state") ?? [:]
             let t = now.timeIntervalSince1970
             let id = Identifier.make("rst", now: now)
             var writes: [StoreWrite] = []

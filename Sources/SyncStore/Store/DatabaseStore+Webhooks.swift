@@ -74,7 +74,7 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
 
     static func delivery(_ row: some StoreRow, withSnapshot: Bool) throws -> WebhookDelivery {
         var sync: Sync?
-        if withSnapshot, let object = RowCoding.decode(JSONValue.self, try row.string("sync_snapshot"))?.objectValue {
+        if withSnapshot, let object = try RowCoding.decode(JSONValue.self, try row.string("sync_snapshot"), column: "sync_snapshot")?.objectValue {
             sync = try RowCoding.sync(JSONStoreRow(object: object), attempts: [])
         }
         let status = try row.string("status")

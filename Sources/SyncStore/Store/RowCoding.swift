@@ -30,20 +30,26 @@ enum RowCoding {
         String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+    /// A stored JSON document; `nil` for `NULL`. A document that does not decode (a damaged
+    /// row, a hand edit) throws, naming the column: it never reads as nothing.
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?, column: String) throws -> T? {
         guard let text else { return nil }
-        return try? decoder.decode(T.self, from: Data(text.utf8))
+        do {
+            return try decoder.decode(T.self, from: Data(text.utf8))
+        } catch {
+            throw WrongType(column: column, expected: "a valid JSON document of its kind")
+        }
     }
 
     /// Stored documents decoded once: a source's config, retry policy, rate limit and state
     /// are read on every request about it but change rarely, and decoding them was a
     /// visible share of a read (docs/benchmarks.md). Keyed by the stored text itself, so a
     /// changed document is simply another key; the cache forgets everything when full.
-    static func decodeCached<T: Decodable & Sendable>(_ type: T.Type, _ text: String?) -> T? {
-        guard let text else { return nil }
+    static func decodeCached<T: Decodable & Sendable>(_ type: T.Type, _ row: some StoreRow, _ column: String) throws -> T? {
+        guard let text = try row.optionalString(column) else { return nil }
         let key = DecodedKey(type: ObjectIdentifier(T.self), text: text)
         if let hit = decoded.withLock({ $0[key] }) as? T { return hit }
-        guard let value = decode(T.self, text) else { return nil }
+        guard let value = try decode(T.self, text, column: column) else { return nil }
         decoded.withLock { cache in
             if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
             cache[key] = value
@@ -67,7 +73,7 @@ enum RowCoding {
         SourceReset(id: try row.string("id"), sourceID: try row.string("source_id"),
                     at: date(try row.double("at")) ?? Date(timeIntervalSince1970: 0),
                     state: try row.bool("state"), records: try row.bool("records"),
-                    stateBefore: decode(JSONObject.self, try row.string("state_before")) ?? [:],
+                    stateBefore: try decode(JSONObject.self, try row.string("state_before"), column: "state_before") ?? [:],
                     recordsDeleted: try row.int("records_deleted"),
                     trigger: SyncTrigger(rawValue: try row.string("trigger")) ?? .api)
     }
@@ -77,19 +83,19 @@ enum RowCoding {
             id: try row.string("id"),
             name: try row.string("name"),
             kind: try row.string("kind"),
-            config: decodeCached(JSONObject.self, try row.string("config")) ?? [:],
+            config: try decodeCached(JSONObject.self, row, "config") ?? [:],
             schedule: try row.optionalDouble("schedule_every_seconds").map { Schedule(everySeconds: $0) },
             priority: try row.int("priority"),
-            retry: decodeCached(RetryPolicy.self, try row.string("retry")) ?? .default,
-            rateLimit: decodeCached(RateLimit.self, try row.optionalString("rate_limit")),
+            retry: try decodeCached(RetryPolicy.self, row, "retry") ?? .default,
+            rateLimit: try decodeCached(RateLimit.self, row, "rate_limit"),
             minTriggerIntervalSeconds: try row.double("min_trigger_interval_seconds"),
-            state: decodeCached(JSONObject.self, try row.string("state")) ?? [:],
+            state: try decodeCached(JSONObject.self, row, "state") ?? [:],
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")),
             paused: try row.bool("paused"),
-            notify: decodeCached([WebhookTarget].self, try row.optionalString("notify")) ?? [],
-            concurrency: decodeCached(ConcurrencyLimit.self, try row.optionalString("concurrency")),
-            cron: decodeCached(CronSchedule.self, try row.optionalString("schedule_cron")),
+            notify: try decodeCached([WebhookTarget].self, row, "notify") ?? [],
+            concurrency: try decodeCached(ConcurrencyLimit.self, row, "concurrency"),
+            cron: try decodeCached(CronSchedule.self, row, "schedule_cron"),
             nextSlotAt: date(try row.optionalDouble("next_slot_at")),
             skippedSlots: try row.int("skipped_slots")
         )
@@ -147,11 +153,11 @@ enum RowCoding {
             heartbeatAt: date(try row.optionalDouble("heartbeat_at")),
             cancelRequested: try row.bool("cancel_requested"),
             progress: progress,
-            error: decode(SyncError.self, try row.optionalString("error")),
+            error: try decode(SyncError.self, try row.optionalString("error"), column: "error"),
             attempts: attempts,
             leaseOwner: try row.optionalString("lease_owner"),
             leaseExpiresAt: date(try row.optionalDouble("lease_expires_at")),
-            checkpoint: decode(JSONValue.self, try row.optionalString("checkpoint")),
+            checkpoint: try decode(JSONValue.self, try row.optionalString("checkpoint"), column: "checkpoint"),
             runSeconds: try row.double("run_seconds")
         )
     }
@@ -162,7 +168,7 @@ enum RowCoding {
             startedAt: Date(timeIntervalSince1970: try row.double("started_at")),
             finishedAt: date(try row.optionalDouble("finished_at")),
             status: SyncStatus(rawValue: try row.string("status")) ?? .failed,
-            error: decode(SyncError.self, try row.optionalString("error")),
+            error: try decode(SyncError.self, try row.optionalString("error"), column: "error"),
             node: try row.optionalString("node")
         )
     }

@@ -3,7 +3,8 @@
 ///
 /// Why not `JSONEncoder`: it walks a value through the `Encodable` machinery, allocating a
 /// container per level; on the API's reads it cost more than reading the rows
-/// (docs/benchmarks.md). This is the one serializer of API bodies.
+/// (docs/benchmarks.md). This is the one serializer of API bodies, webhook bodies and the
+/// dashboard's JSON: the same value reads the same on every surface.
 public enum JSONWriter {
     public static func bytes(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
@@ -41,6 +42,46 @@ public enum JSONWriter {
                 write(member, into: &out)
             }
             out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// ``bytes(_:)`` laid out for people (the dashboard's `<pre>` blocks): two spaces per
+    /// level, one member or item per line, empty containers as `{}` and `[]`. The same
+    /// keys, order and numbers as the compact form.
+    public static func prettyBytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        writePretty(value, level: 0, into: &out)
+        return out
+    }
+
+    private static func writePretty(_ value: JSONValue, level: Int, into out: inout [UInt8]) {
+        func newline(_ level: Int) {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * level))
+        }
+        switch value {
+        case .array(let items) where !items.isEmpty:
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                writePretty(item, level: level + 1, into: &out)
+            }
+            newline(level)
+            out.append(UInt8(ascii: "]"))
+        case .object(let object) where !object.isEmpty:
+            out.append(UInt8(ascii: "{"))
+            for (index, (key, member)) in object.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                writeString(key, into: &out)
+                out.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: " ")])
+                writePretty(member, level: level + 1, into: &out)
+            }
+            newline(level)
+            out.append(UInt8(ascii: "}"))
+        default:
+            write(value, into: &out)
         }
     }
 

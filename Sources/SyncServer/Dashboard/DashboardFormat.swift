@@ -38,11 +38,7 @@ enum DashboardFormat {
 
     /// Pretty, key-sorted JSON for `<pre>` blocks (configs as the API shows them: secrets `***`).
     static func pretty(_ json: JSONValue) -> String {
-        if json == .object([:]) { return "{}" }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(json) else { return "" }
-        return String(decoding: data, as: UTF8.self)
+        String(decoding: JSONWriter.prettyBytes(json), as: UTF8.self)
     }
 
     static func pretty(bytes: [UInt8]) -> String {

@@ -14,6 +14,6 @@ public enum WebhookPayload {
             "source": .object(["id": .string(delivery.sourceID), "name": delivery.sourceName.map(JSONValue.string) ?? .null]),
             "sync": delivery.sync.map(APIRepresentation.sync) ?? .null,
         ])
-        return Array((try? APIJSON.encoder.encode(body)) ?? Data("{}".utf8))
+        return JSONWriter.bytes(body)
     }
 }

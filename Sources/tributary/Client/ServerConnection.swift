@@ -150,9 +150,7 @@ extension ServerConnection {
 /// Output helpers: JSON as the API sent it, or aligned tables.
 enum Output {
     static func json(_ value: JSONValue) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
+        print(String(decoding: JSONWriter.prettyBytes(value), as: UTF8.self))
     }
 
     static func table(_ header: [String], _ rows: [[String]]) {

@@ -230,8 +230,6 @@ struct RecordsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var printed = 0
         var after: String?
         repeat {
@@ -239,7 +237,7 @@ struct RecordsCommand: AsyncParsableCommand {
             let query = "limit=\(want)" + (after.map { "&after=\(PathSegment.encode($0))" } ?? "")
             let page = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))/records?\(query)")
             for item in page["items"]?.arrayValue ?? [] {
-                print(String(decoding: (try? encoder.encode(connection.json ? item : (item["data"] ?? .null))) ?? Data(), as: UTF8.self))
+                print(String(decoding: JSONWriter.bytes(connection.json ? item : (item["data"] ?? .null)), as: UTF8.self))
                 printed += 1
             }
             after = page["next_cursor"]?.stringValue

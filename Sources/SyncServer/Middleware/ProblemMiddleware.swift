@@ -15,6 +15,7 @@ struct ProblemMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
+            try request.checkQueryText()
             return try await next(request, context)
         } catch let problem as Problem {
             return problem.render(instance: request.uri.path, requestID: context.requestID)

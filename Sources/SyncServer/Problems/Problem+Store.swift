@@ -38,6 +38,8 @@ extension Problem {
             return .internalError()
         case .unavailable(let detail):
             return .unavailable(detail)
+        case .unstorable(let detail):
+            return .validation([FieldError("body", detail)])
         }
     }
 }

@@ -26,10 +26,12 @@ extension Request {
 
     /// The path parameter `name`, percent-decoded, as every route reads its segments
     /// (`/v1/sources/my%20crm`, `/v1/nodes/a%2Fb/drain`, `/records/a%2Fb`); a segment whose
-    /// encoding is broken (`%zz`) names nothing: `404`.
+    /// encoding is broken (`%zz`) names nothing: `404`; nor does one holding U+0000 (`%00`),
+    /// which nothing stored can hold.
     func path(_ name: String, _ context: TributaryRequestContext) throws -> String {
         guard let raw = context.parameters.get(name) else { throw Problem.notFound("Missing path parameter \(name).") }
         guard let value = raw.removingPercentEncoding else { throw Problem.notFound("\(raw) is not a percent-encoded path segment.") }
+        guard !value.utf8.contains(0) else { throw Problem.notFound("\(raw) names nothing: it holds U+0000.") }
         return value
     }
 }

@@ -228,6 +228,8 @@ enum RequestBody {
                 throw Problem.duplicateMember(path)
             case .outOfRange(let path):
                 throw Problem.validation([FieldError(path.isEmpty ? "body" : path, "is a number past the range of a 64-bit float")])
+            case .nul(let path):
+                throw Problem.validation([FieldError(path.isEmpty ? "body" : path, "must not contain U+0000 (NUL)")])
             }
         }
         guard case .object(let o) = value else {

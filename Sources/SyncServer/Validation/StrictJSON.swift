@@ -4,7 +4,9 @@ import SyncCore
 /// Request bodies read by RFC 8259, with what a lenient decoder lets through refused: a
 /// member named twice in one object (clients and proxies disagree on which one wins, so
 /// neither does), a number no 64-bit float holds (`1e400`: valid JSON, out of range, named
-/// by its field), text that is not UTF-8 or holds a lone surrogate escape, and nesting past
+/// by its field), text that is not UTF-8 or holds a lone surrogate escape, U+0000 in a
+/// string or a member name (valid JSON, but PostgreSQL's text and `jsonb` cannot hold it, so
+/// a stored one broke every statement that touched it; named by its field), and nesting past
 /// ``maxDepth``.
 enum StrictJSON {
     enum Failure: Error, Equatable {
@@ -14,6 +16,8 @@ enum StrictJSON {
         case duplicate(path: String)
         /// A number past the range of a 64-bit float, at `path`.
         case outOfRange(path: String)
+        /// U+0000 in the string at `path` (or in that member's name).
+        case nul(path: String)
     }
 
     static let maxDepth = 64
@@ -57,6 +61,7 @@ enum StrictJSON {
                     index += 1
                     skipSpace()
                     let memberPath = Self.member(path, key)
+                    guard !key.utf8.contains(0) else { throw .nul(path: memberPath) }
                     let member = try value(path: memberPath, depth: depth + 1)
                     guard object.updateValue(member, forKey: key) == nil else { throw .duplicate(path: memberPath) }
                     skipSpace()
@@ -82,7 +87,9 @@ enum StrictJSON {
                     }
                 }
             case UInt8(ascii: "\"")?:
-                return .string(try string())
+                let text = try string()
+                guard !text.utf8.contains(0) else { throw .nul(path: path) }
+                return .string(text)
             case UInt8(ascii: "t")?: try literal("true"); return .bool(true)
             case UInt8(ascii: "f")?: try literal("false"); return .bool(false)
             case UInt8(ascii: "n")?: try literal("null"); return .null

@@ -18,4 +18,7 @@ public enum SyncStoreError: Error, Sendable, Equatable {
     case checkpointBehind(storedPages: Int, page: Int)
     case illegalTransition(IllegalTransition)
     case unavailable(String)
+    /// A value the database cannot store (PostgreSQL: U+0000 in text, or an escape `jsonb`
+    /// refuses). The API refuses such values before they reach the store; this is the floor.
+    case unstorable(String)
 }

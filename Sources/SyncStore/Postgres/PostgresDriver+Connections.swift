@@ -98,6 +98,11 @@ extension PostgresDriver {
     static func mapped(_ error: any Error) -> any Error {
         if error is SyncStoreError { return error }
         if isPostgresConnectivityError(error) { return SyncStoreError.unavailable("The database cannot be reached.") }
+        // 22021 character_not_in_repertoire (U+0000 in text), 22P05 untranslatable_character
+        // (`\u0000` in jsonb): the value, not the database, is at fault.
+        if let state = (error as? PSQLError)?.serverInfo?[.sqlState], state == "22021" || state == "22P05" {
+            return SyncStoreError.unstorable("holds a character the database cannot store (U+0000)")
+        }
         return error
     }
 

@@ -39,6 +39,49 @@ struct RateLimitConformanceTests {
         } else { Issue.record("a vanishing rate must wait") }
     }
 
+    /// A budget follows its source's current limit: what a slower limit reserved (0.001/s
+    /// took its one request and put the next 1,000 s away) does not outlive a PATCH to a faster
+    /// one, and a sync handed back to wait for the slow budget is brought forward by the
+    /// change (it sat queued for 1,000 s, with nothing showing why).
+    @Test(arguments: StoreBackend.allCases)
+    func aFasterLimitForgetsWhatASlowerOneReserved(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        let slow = RateLimit(requestsPerSecond: 0.001, burst: 1, key: "k")
+        #expect(try await store.takeTokens(key: "k", count: 1, limit: slow, now: t0) == .granted(1))
+        guard case .wait(let w) = try await store.takeTokens(key: "k", count: 1, limit: slow, now: t0.addingTimeInterval(1)), w > 900 else {
+            Issue.record("the slow budget must make the next request wait")
+            return
+        }
+        let fast = RateLimit(requestsPerSecond: 50, burst: 50, key: "k")
+        // What was spent is not known, so the budget starts spent: requests go at the new
+        // rate at once (not its burst), and never past it.
+        guard case .wait(let first) = try await store.takeTokens(key: "k", count: 10, limit: fast, now: t0.addingTimeInterval(1)),
+              first <= 0.21 else {
+            Issue.record("under 50/s ten requests wait at most 0.2 s")
+            return
+        }
+        var granted = 0
+        var t = t0.addingTimeInterval(1)
+        while t < t0.addingTimeInterval(3) {
+            if case .granted(let n) = try await store.takeTokens(key: "k", count: 10, limit: fast, now: t) { granted += n }
+            t = t.addingTimeInterval(0.01)
+        }
+        #expect(granted <= 100 && granted >= 90, "50/s for 2 s: \(granted)")
+
+        var source = try await store.createSource(makeSource(name: "paced"))
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let now = Date()
+        let claimed = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: now))
+        _ = try await store.finish(claimed.lease, outcome: .released(reason: "waits for its budget", runAt: now.addingTimeInterval(1000)), now: now)
+        #expect(try #require(try await store.nextRunAt()) > now.addingTimeInterval(900))
+        source.rateLimit = fast
+        source.updatedAt = now
+        _ = try await store.updateSource(source)
+        #expect(try #require(try await store.nextRunAt()) <= now.addingTimeInterval(1))
+        #expect(try await store.claimNext(owner: "n", leaseSeconds: 30, now: now.addingTimeInterval(1))?.sync.id == claimed.sync.id)
+    }
+
     /// Whenever a node's batch equals the burst (5/s burst 1, 10/2, 20/4, 0.6/s with the
     /// default burst), the first request of an idle key is granted at once, at today's Unix
     /// times and far later ones, and the key then grants at its rate: the comparison once

@@ -76,7 +76,16 @@ extension DatabaseStore: RateLimitStore {
             }
             let closed = try row.double("closed_until")
             if closed > t { return .closed(until: Timestamp.clamped(Date(timeIntervalSince1970: closed))) }
-            let tat = try row.double("tat")
+            var tat = try row.double("tat")
+            // No further ahead than this limit itself could have put it (`now + burst·interval`,
+            // the budget spent): under one limit that never happens, and after a PATCH to a
+            // faster limit what a slower one reserved (0.001/s: the next request 1,000 s away)
+            // is forgotten at once, the budget starting spent at the new rate.
+            let reach = Double(max(1, limit.burst)) * interval + slack
+            if tat > t + reach {
+                _ = try await driver.execute("UPDATE rate_limits SET tat = \(t + reach) WHERE key = \(key) AND tat > \(t + reach)")
+                tat = t + reach
+            }
             return .wait(max(0.001, (max(tat, t) - t) - headroom))
         }
         return .wait(0.01)

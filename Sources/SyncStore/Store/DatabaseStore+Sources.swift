@@ -81,6 +81,15 @@ extension DatabaseStore: SourceCatalog {
                 concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
             WHERE source_id = \(source.id) AND status \(in: SyncStatus.active)
             """)
+        // A sync handed back to wait for the old budget (queued, claimed before, to run later)
+        // may run at once under the new definition: it asks the budget again when claimed.
+        // Not one whose key an upstream closed: that closure still stands.
+        let t = source.updatedAt.timeIntervalSince1970
+        let unwait = StoreWrite("""
+            UPDATE syncs SET run_at = \(t)
+            WHERE source_id = \(source.id) AND status = \(SyncStatus.queued) AND attempt > 0 AND run_at > \(t)
+              AND NOT EXISTS (SELECT 1 FROM rate_limits WHERE rate_limits.key = syncs.rate_key AND rate_limits.closed_until > \(t))
+            """)
         // State the new definition makes meaningless (a cursor of another field) goes in the
         // same transaction, key by key, so a page committing meanwhile keeps its other keys.
         let clear = keys.map { key in
@@ -90,7 +99,7 @@ extension DatabaseStore: SourceCatalog {
                 """)
         }
         return try await driver.transact(StoreTransaction { _ in
-            StoreDecision(writes: [update, flag] + clear, then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
+            StoreDecision(writes: [update, flag, unwait] + clear, events: [.wake], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
                 return try RowCoding.source(row)
             }

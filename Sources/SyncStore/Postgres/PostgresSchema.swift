@@ -7,8 +7,9 @@ import SyncCore
 ///
 /// Many nodes may start at once: the whole check-and-apply runs in one transaction
 /// holding a transaction-scoped advisory lock, so the second node waits, then sees
-/// the new version and does nothing. Versions are rows of `tributary_schema`, the
-/// counterpart of SQLite's `PRAGMA user_version`. Migrations only ever append.
+/// the new version and does nothing. Versions are rows of `tributary_schema` (number and
+/// name, ``SchemaHistory``), the counterpart of SQLite's `PRAGMA user_version`. Migrations
+/// only ever append.
 enum PostgresSchema {
     /// The advisory lock key of migrations ("tributary" folded into 63 bits).
     static let migrationLock: Int64 = 0x7472_6962_7574_6172
@@ -138,12 +139,14 @@ enum PostgresSchema {
             )
             """,
         ],
-        // 2: finished syncs by time and by source, for statistics and retention.
+        // 2: the nodes of the cluster: on PostgreSQL they came with migration 1.
+        [],
+        // 3: finished syncs by time and by source, for statistics and retention.
         [
             "CREATE INDEX syncs_finished ON syncs(finished_at) WHERE \(SchemaVocabulary.isTerminal)",
             "CREATE INDEX syncs_finished_by_source ON syncs(source_id, finished_at, status) WHERE \(SchemaVocabulary.isTerminal)",
         ],
-        // 3: claims in fair order (priority with aging: the order is an expression, indexed),
+        // 4: claims in fair order (priority with aging: the order is an expression, indexed),
         // and paused sources, whose syncs are held out of that index.
         [
             "ALTER TABLE sources ADD COLUMN paused boolean NOT NULL DEFAULT false",
@@ -151,7 +154,7 @@ enum PostgresSchema {
             "CREATE INDEX syncs_claim_order ON syncs(\(StoreRules.claimOrder)) WHERE status IN (\(SchemaVocabulary.runnable)) AND NOT held",
             "DROP INDEX syncs_runnable",
         ],
-        // 4: webhooks. A source's `notify` targets; the outbox a trigger fills in the very
+        // 5: webhooks. A source's `notify` targets; the outbox a trigger fills in the very
         // transaction that changes a sync's status (docs/webhooks.md), whichever path
         // changes it, with the sync as it then stood.
         [
@@ -176,7 +179,7 @@ enum PostgresSchema {
             EXECUTE FUNCTION tributary_syncs_notify()
             """,
         ],
-        // 5: concurrency keys. The claim statement passes over a sync whose key is full; two
+        // 6: concurrency keys. The claim statement passes over a sync whose key is full; two
         // nodes claiming at once could both see a free slot, so a trigger takes a lock on the
         // key, counts again, and skips the row (the claim does not take it) when it is full.
         RateLimits.schema(sqlite: false) + [
@@ -206,9 +209,9 @@ enum PostgresSchema {
             EXECUTE FUNCTION tributary_syncs_concurrency()
             """,
         ],
-        // 6: the claim walks its own index only (RateLimits.reindex).
+        // 7: the claim walks its own index only (RateLimits.reindex).
         RateLimits.reindex,
-        // 7: an operator's resets of a source's state and records (docs/sources.md).
+        // 8: an operator's resets of a source's state and records (docs/sources.md).
         [
             """
             CREATE TABLE source_resets (
@@ -235,13 +238,32 @@ enum PostgresSchema {
         try await connection.run(
             "CREATE TABLE IF NOT EXISTS tributary_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
             logger: logger)
+        try await connection.run("ALTER TABLE tributary_schema ADD COLUMN IF NOT EXISTS name text", logger: logger)
+        try await renumber(connection, logger: logger)
         let version = try await connection.one("SELECT COALESCE(MAX(version), 0)::int8 AS v FROM tributary_schema", logger: logger)
             .map { try $0.int("v") } ?? 0
         if version > migrations.count { throw SchemaTooNewError(databaseVersion: version, supportedVersion: migrations.count) }
         guard version < migrations.count else { return }
         for (index, statements) in migrations.enumerated() where index >= version {
             for sql in statements { try await connection.run(PostgresQuery(unsafeSQL: sql), logger: logger) }
-            try await connection.run("INSERT INTO tributary_schema (version) VALUES (\(index + 1))", logger: logger)
+            let name = SchemaHistory.names[index]
+            try await connection.run("INSERT INTO tributary_schema (version, name) VALUES (\(index + 1), \(name))", logger: logger)
+        }
+    }
+
+    /// Versions written before migrations had names were numbered without "nodes" (2), which
+    /// PostgreSQL got with "base": each of those from 2 on is one higher now, and 2 is filled
+    /// in, so both stores number every migration alike. Done once (the rows then have names).
+    static func renumber(_ connection: PostgresConnection, logger: Logger) async throws {
+        let unnamed = try await connection.one("SELECT COUNT(*)::int8 AS n FROM tributary_schema WHERE name IS NULL", logger: logger)
+        guard let count = try unnamed?.int("n"), count > 0 else { return }
+        try await connection.run("UPDATE tributary_schema SET version = -(version + 1) WHERE name IS NULL AND version >= 2", logger: logger)
+        try await connection.run("UPDATE tributary_schema SET version = -version WHERE version < 0", logger: logger)
+        try await connection.run(
+            "INSERT INTO tributary_schema (version) SELECT 2 WHERE EXISTS (SELECT 1 FROM tributary_schema WHERE version = 1) ON CONFLICT DO NOTHING",
+            logger: logger)
+        for (index, name) in SchemaHistory.names.enumerated() {
+            try await connection.run("UPDATE tributary_schema SET name = \(name) WHERE version = \(index + 1) AND name IS NULL", logger: logger)
         }
     }
 }

@@ -128,6 +128,32 @@ struct DashboardTests {
         }
     }
 
+    /// The source page shows the start of each record, not all of it: a page of 25 records of
+    /// 4 MB was 100 MB of HTML per view, and eight views took a node past 1.8 GB. A record
+    /// that fits is shown whole; a longer one is cut at 2,048 bytes with its size and a link
+    /// to all of it.
+    @Test func theSourcePageShowsTheStartOfLongRecords() async throws {
+        let filler = String(repeating: "é", count: 150_000)  // 300,000 bytes: a cut can fall inside a character
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            fixture.script { _ in .json(#"{"rows":[{"id":"big-1","blob":"\#(filler)"},{"id":"big-2","blob":"\#(filler)"},{"id":"small","n":7}]}"#) }
+            _ = try await client.createHTTPSource("wide", #"""
+                {"url": "\#(fixture.baseURL)/s/rows", "records_path": "/rows", "primary_key": "id"}
+                """#)
+            let sync = try await client.runSync("wide")
+            #expect(sync["status"] == .string("completed"), "\(sync)")
+            let response = try await client.call(.get, "/sources/wide")
+            let html = String(buffer: response.body)
+            #expect(response.body.readableBytes < 20_000, "\(response.body.readableBytes) bytes of HTML")
+            #expect(PageCheck(html: html).problems.isEmpty)
+            #expect(html.contains("The first 2,048 of 300,024 bytes"), "the cut record says how long it is")
+            #expect(html.contains("&quot;n&quot;: 7") || html.contains("\"n\": 7"), "the small record whole, laid out")
+            let link = try #require(html.firstMatch(of: /href="(\/v1\/sources\/[^"]*\/records\/[^"]*)"/).map { String($0.1) })
+            #expect(link.hasSuffix("/records/big-1"), "\(link)")
+            let whole = try await client.call(.get, link)
+            #expect(whole.status == .ok && whole.body.readableBytes > 300_000, "\(link): \(whole.status)")
+        }
+    }
+
     /// The checker itself finds each fault it is meant to find.
     @Test func thePageCheckFindsWhatItLooksFor() {
         let bad = #"""

@@ -100,6 +100,7 @@ struct DashboardRoutes {
         var status = HTTPResponse.Status.ok
         var main: String
         do {
+            try request.checkQueryText()
             var values = try await build(DashboardPages(env: env, now: Date(), canAct: canAct))
             values["can_act"] = canAct
             main = DashboardTemplates.render(template, values)

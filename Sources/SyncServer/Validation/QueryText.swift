@@ -2,8 +2,8 @@ import Hummingbird
 import SyncCore
 
 extension Request {
-    /// Every query parameter of every route (the API's and the dashboard's), checked once
-    /// before any route reads one: a name or value holding U+0000 (`%00`) is `422`, naming
+    /// Every query parameter of every route, checked before any route reads one (by the
+    /// problem middleware for the API, by the dashboard's page frame for its pages): a name or value holding U+0000 (`%00`) is `422`, naming
     /// the parameter. Nothing stored can hold it, and PostgreSQL refuses it in any statement.
     func checkQueryText() throws {
         for (name, value) in uri.queryParameters where name.utf8.contains(0) || value.utf8.contains(0) {

@@ -180,6 +180,28 @@ public protocol DashboardReader: Sendable {
     func sourceNames(ids: [String]) async throws -> [String: String]
     /// How many live (not deleted) records each of these sources holds.
     func recordCounts(sourceIDs: [String]) async throws -> [String: Int]
+    /// A page of a source's live records by key, each with at most its first `prefixBytes`
+    /// bytes and its full size: what a page of them costs does not grow with record size.
+    func recordPreviews(sourceID: String, limit: Int, after: String?, prefixBytes: Int) async throws -> [RecordPreview]
+}
+
+/// The start of a stored record, for people to look at (``DashboardReader/recordPreviews(sourceID:limit:after:prefixBytes:)``).
+public struct RecordPreview: Sendable, Equatable {
+    public var key: String
+    /// The record's first bytes (all of them when ``size`` is no larger).
+    public var prefix: [UInt8]
+    /// The record's size in bytes.
+    public var size: Int
+    public var updatedAt: Date
+    public var syncID: String?
+
+    public init(key: String, prefix: [UInt8], size: Int, updatedAt: Date, syncID: String?) {
+        self.key = key
+        self.prefix = prefix
+        self.size = size
+        self.updatedAt = updatedAt
+        self.syncID = syncID
+    }
 }
 
 /// One bucket of ``DashboardReader/finishedBuckets(since:bucketSeconds:)``.

@@ -2,6 +2,23 @@ import Foundation
 import SyncCore
 
 extension DatabaseStore: DashboardReader {
+    public func recordPreviews(sourceID: String, limit: Int, after: String?, prefixBytes: Int) async throws -> [RecordPreview] {
+        let n = max(1, prefixBytes)
+        // The length as text: PostgreSQL has no substring(bytea, int, bigint) for a bound int8.
+        let prefix: StoreSQL = "\(sqlite: "substr(records.data, 1, \(n))", postgres: "substring(records.data from 1 for \(n))")"
+        let rows = try await driver.read(["""
+            SELECT records.key, \(sql: prefix) AS prefix, length(records.data) AS size, records.updated_at, syncs.id AS sync_id
+            FROM records LEFT JOIN syncs ON syncs.seq = records.sync_seq
+            WHERE records.source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND records.key > \(after ?? "")
+              AND records.deleted_at IS NULL
+            ORDER BY records.key LIMIT \(limit)
+            """])
+        return try rows[0].map { row in
+            RecordPreview(key: try row.string("key"), prefix: try row.bytes("prefix"), size: try row.int("size"),
+                          updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")), syncID: try row.optionalString("sync_id"))
+        }
+    }
+
     public func finishedBuckets(since: Date, bucketSeconds: Double) async throws -> [FinishedBucket] {
         let start = since.timeIntervalSince1970, width = max(1, bucketSeconds)
         // Truncation, not rounding (PostgreSQL's cast to an integer rounds); through the

@@ -255,15 +255,22 @@ enum PostgresSchema {
     /// PostgreSQL got with "base": each of those from 2 on is one higher now, and 2 is filled
     /// in, so both stores number every migration alike. Done once (the rows then have names).
     static func renumber(_ connection: PostgresConnection, logger: Logger) async throws {
-        let unnamed = try await connection.one("SELECT COUNT(*)::int8 AS n FROM tributary_schema WHERE name IS NULL", logger: logger)
+        let oldNumbering = 7
+        // The old numbering ran to 7; an unnamed row past it is not of that numbering (it is
+        // left for the version check to refuse).
+        let unnamed = try await connection.one(
+            "SELECT COUNT(*)::int8 AS n FROM tributary_schema WHERE name IS NULL AND version <= \(oldNumbering)", logger: logger)
         guard let count = try unnamed?.int("n"), count > 0 else { return }
-        try await connection.run("UPDATE tributary_schema SET version = -(version + 1) WHERE name IS NULL AND version >= 2", logger: logger)
+        try await connection.run(
+            "UPDATE tributary_schema SET version = -(version + 1) WHERE name IS NULL AND version BETWEEN 2 AND \(oldNumbering)", logger: logger)
         try await connection.run("UPDATE tributary_schema SET version = -version WHERE version < 0", logger: logger)
         try await connection.run(
             "INSERT INTO tributary_schema (version) SELECT 2 WHERE EXISTS (SELECT 1 FROM tributary_schema WHERE version = 1) ON CONFLICT DO NOTHING",
             logger: logger)
         for (index, name) in SchemaHistory.names.enumerated() {
-            try await connection.run("UPDATE tributary_schema SET name = \(name) WHERE version = \(index + 1) AND name IS NULL", logger: logger)
+            try await connection.run(
+                "UPDATE tributary_schema SET name = \(name) WHERE version = \(index + 1) AND name IS NULL AND version <= \(oldNumbering + 1)",
+                logger: logger)
         }
     }
 }

@@ -21,7 +21,7 @@ struct SerializerTests {
     @Test func aWebhookBodyShowsTheSyncByteForByteAsTheAPIDoes() throws {
         let sync = sync()
         let delivery = WebhookDelivery(seq: 1, syncID: sync.id, sourceID: sync.sourceID, sourceName: "crm/eu", event: "sync.completed",
-                                       url: "http://127.0.0.1:1/", secret: nil, sync: sync, status: .pending, tries: 0,
+                                       url: "http://127.0.0.1:1/", receiver: "http://127.0.0.1:1", secret: nil, sync: sync, status: .pending, tries: 0,
                                        createdAt: Date(timeIntervalSince1970: 1_796_000_000))
         let body = String(decoding: WebhookPayload.render(delivery), as: UTF8.self)
         let api = String(decoding: JSONWriter.bytes(APIRepresentation.sync(sync)), as: UTF8.self)

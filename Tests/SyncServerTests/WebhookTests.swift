@@ -212,7 +212,18 @@ struct WebhookTests {
         }
     }
 
-    /// One receiver that accepts and never answers costs only its own deliveries: with 24 of
+    /// A receiver is an origin: scheme and host in lowercase, the port spelled out; path,
+    /// query, fragment and user info do not make another receiver, a port or a scheme does.
+    @Test func aReceiverIsTheURLsOrigin() {
+        let same = ["http://Example.COM/a", "HTTP://example.com:80/b?x=1", "http://u:p@example.com/c#f", "http://example.com"]
+        #expect(Set(same.map(WebhookTarget.receiver(of:))) == ["http://example.com:80"])
+        #expect(WebhookTarget.receiver(of: "https://example.com/") == "https://example.com:443")
+        #expect(WebhookTarget.receiver(of: "http://example.com:8080/") == "http://example.com:8080")
+        #expect(WebhookTarget.receiver(of: "http://[::1]:9/x") == "http://[::1]:9")
+        #expect(WebhookTarget.receiver(of: "http://127.0.0.1:9/x") != WebhookTarget.receiver(of: "http://127.0.0.2:9/x"))
+    }
+
+    /// One receiver that accepts and never answers costs only its own deliveries: with 72 of
     /// its deliveries hanging for the 5 s timeout, another receiver's delivery goes out at once
     /// (a batch of 8 once waited for its slowest member, 15 s behind the hung receiver).
     @Test func aHungReceiverCostsOnlyItsOwnDeliveries() async throws {
@@ -220,11 +231,15 @@ struct WebhookTests {
             try await withReceiver { healthy in
                 hung.inject(.hang(seconds: 30), path: "/hooks", times: 10_000)
                 try await TestNode(workers: 4, pollInterval: .milliseconds(50), webhooks: Self.fast).test { client in
+                    // Its URLs differ in path, query and the host's case: one receiver all the
+                    // same (counted per URL, ten hooks of distinct URLs took every slot).
+                    let upper = hung.baseURL.replacingOccurrences(of: "http://", with: "HTTP://")
                     for i in 0..<24 {
-                        _ = try await client.createSource("h\(i)", records: 1, extra: #", "notify": [{"url": "\#(hung.baseURL)/hooks/h"}]"#)
+                        let hooks = (0..<3).map { j in #"{"url": "\#(j == 2 ? upper : hung.baseURL)/hooks/h\#(i)?n=\#(j)"}"# }
+                        _ = try await client.createSource("h\(i)", records: 1, extra: #", "notify": [\#(hooks.joined(separator: ","))]"#)
                         #expect(try await client.call(.post, "/v1/sources/h\(i)/syncs").status == .accepted)
                     }
-                    _ = try await eventually(timeout: .seconds(20)) { hung.requests(path: "/hooks/h").count >= 2 ? true : nil }
+                    _ = try await eventually(timeout: .seconds(20)) { hung.requests.count >= 2 ? true : nil }
                     _ = try await client.createSource("ok", records: 1, extra: #", "notify": [{"url": "\#(healthy.baseURL)/hooks/ok"}]"#)
                     let done = try await client.runSync("ok")
                     let finished = try #require(done["finished_at"]?.stringValue.flatMap(Timestamp.parse))

@@ -110,7 +110,7 @@ public struct WebhookDeliverer: Service {
 
     /// Tries every due delivery until none is due and none is in flight, keeping up to
     /// ``WebhookPolicy/concurrency`` tries in flight: a slot that frees is refilled at once
-    /// (no batch waits for its slowest member), and a receiver URL holds at most
+    /// (no batch waits for its slowest member), and a receiver (an origin) holds at most
     /// ``WebhookPolicy/perReceiver`` slots, so a receiver that never answers costs only its
     /// own deliveries.
     public func deliverDue() async throws {
@@ -121,17 +121,17 @@ public struct WebhookDeliverer: Service {
             while !Task.isCancelled {
                 let free = policy.concurrency - running
                 if free > 0 {
-                    // A URL with tries in flight gets no more until they end: never more than
-                    // `perReceiver` for one URL.
+                    // A receiver with tries in flight gets no more until they end: never more
+                    // than `perReceiver` for one receiver (an origin).
                     let busy = Array(inFlight.keys)
                     let batch = try await store.claimDeliveries(owner: owner, leaseSeconds: leaseSeconds, now: Date(), limit: free,
-                                                                perURL: policy.perReceiver, excludingURLs: busy)
+                                                                perReceiver: policy.perReceiver, excludingReceivers: busy)
                     for delivery in batch {
-                        inFlight[delivery.url, default: 0] += 1
+                        inFlight[delivery.receiver, default: 0] += 1
                         running += 1
                         group.addTask {
                             try await self.attempt(delivery)
-                            return delivery.url
+                            return delivery.receiver
                         }
                     }
                     // Every free slot taken: more may be due at once.
@@ -147,10 +147,10 @@ public struct WebhookDeliverer: Service {
                     }
                 }
                 switch try await group.next() {
-                case .some(.some(let url)):
+                case .some(.some(let receiver)):
                     running -= 1
-                    inFlight[url, default: 1] -= 1
-                    if inFlight[url] == 0 { inFlight[url] = nil }
+                    inFlight[receiver, default: 1] -= 1
+                    if inFlight[receiver] == 0 { inFlight[receiver] = nil }
                 case .some(.none):
                     ticking = false
                 case .none:

@@ -22,6 +22,8 @@ public struct WebhookDelivery: Sendable, Equatable {
     /// `sync.completed`, `sync.failed`, `sync.cancelled` or `sync.retrying`.
     public var event: String
     public var url: String
+    /// The URL's origin, which deliveries share their slots by (``WebhookTarget/receiver``).
+    public var receiver: String
     /// Write-only: never rendered, never logged.
     public var secret: String?
     /// The sync as it stood when its status changed, with its attempts up to then; `nil` in listings.

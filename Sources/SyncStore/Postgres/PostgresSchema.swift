@@ -227,6 +227,8 @@ enum PostgresSchema {
             """,
             "CREATE INDEX source_resets_by_source ON source_resets(source_id, id)",
         ],
+        // 9: webhook deliveries share slots by receiver.
+        Webhooks.receiversPostgres,
     ]
 
     /// The first key of the advisory locks on concurrency keys (the second is the key's hash).

@@ -245,7 +245,7 @@ public protocol WebhookOutbox: Sendable {
     /// Takes up to `limit` due deliveries under a lease of `leaseSeconds`, counting the try,
     /// each with its sync's snapshot and its source's name.
     func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
-                         perURL: Int, excludingURLs: [String]) async throws -> [WebhookDelivery]
+                         perReceiver: Int, excludingReceivers: [String]) async throws -> [WebhookDelivery]
     /// Writes what a try came to, and the body it sent if none was fixed yet; `false` when
     /// the lease was lost meanwhile (nothing written).
     func recordTry(_ delivery: WebhookDelivery, owner: String, body: [UInt8], result: WebhookTryResult, now: Date) async throws -> Bool

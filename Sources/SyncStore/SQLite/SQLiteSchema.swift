@@ -185,6 +185,8 @@ enum SQLiteSchema {
         );
         CREATE INDEX source_resets_by_source ON source_resets(source_id, id);
         """,
+        // 9: webhook deliveries share slots by receiver.
+        Webhooks.receiversSQLite,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

@@ -11,5 +11,6 @@ enum SchemaHistory {
         "budgets",          // 6: concurrency keys and rate limits
         "claim index",      // 7: the claim walks its own index only
         "resets",           // 8: an operator's resets of a source
+        "webhook receivers", // 9: deliveries share slots by receiver (the URL's origin)
     ]
 }

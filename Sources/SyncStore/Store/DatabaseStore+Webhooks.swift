@@ -3,14 +3,15 @@ import SyncCore
 
 extension DatabaseStore: WebhookOutbox, DeliveryLog {
     public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
-                                perURL: Int, excludingURLs: [String]) async throws -> [WebhookDelivery] {
+                                perReceiver: Int, excludingReceivers: [String]) async throws -> [WebhookDelivery] {
         let t = now.timeIntervalSince1970
-        let excluded: StoreSQL = excludingURLs.isEmpty ? "" : "AND NOT (url \(in: excludingURLs))"
+        let excluded: StoreSQL = excludingReceivers.isEmpty ? "" : "AND NOT (COALESCE(receiver, url) \(in: excludingReceivers))"
         // One statement: on PostgreSQL the due rows another node is claiming are skipped, and
         // a row claimed and committed by another node carries a live lease, so no two nodes
         // try one delivery at once. A node that dies mid-try leaves a lease that expires.
-        // At most `perURL` of one receiver URL, and none of the URLs the caller is busy with:
-        // one receiver's backlog (or its hung connections) cannot take every slot.
+        // At most `perReceiver` of one receiver (an origin: URLs that differ in path or query
+        // are one receiver), and none of the receivers the caller is busy with: one receiver's
+        // backlog (or its hung connections) cannot take every slot.
         let claimed = try await driver.execute("""
             UPDATE webhook_deliveries SET lease_owner = \(owner), lease_expires_at = \(t + leaseSeconds),
                 tries = tries + 1, last_attempt_at = \(t)
@@ -18,11 +19,11 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
                 SELECT seq FROM webhook_deliveries
                 WHERE seq IN (
                     SELECT seq FROM (
-                        SELECT seq, ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_attempt_at, seq) AS place
+                        SELECT seq, ROW_NUMBER() OVER (PARTITION BY COALESCE(receiver, url) ORDER BY next_attempt_at, seq) AS place
                         FROM webhook_deliveries
                         WHERE status = \(raw: Webhooks.pending) AND next_attempt_at <= \(t)
                           AND (lease_expires_at IS NULL OR lease_expires_at < \(t)) \(sql: excluded)
-                    ) AS due WHERE place <= \(perURL))
+                    ) AS due WHERE place <= \(perReceiver))
                 ORDER BY next_attempt_at LIMIT \(limit) \(sqlite: "", postgres: "FOR UPDATE SKIP LOCKED"))
             RETURNING *
             """)[0]
@@ -80,7 +81,8 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
         let status = try row.string("status")
         return WebhookDelivery(
             seq: Int64(try row.int("seq")), syncID: try row.string("sync_id"), sourceID: try row.string("source_id"),
-            sourceName: nil, event: try row.string("event"), url: try row.string("url"), secret: try row.optionalString("secret"),
+            sourceName: nil, event: try row.string("event"), url: try row.string("url"),
+            receiver: try row.optionalString("receiver") ?? row.string("url"), secret: try row.optionalString("secret"),
             sync: sync, status: WebhookDelivery.Status(rawValue: status) ?? .failed, tries: try row.int("tries"),
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             nextAttemptAt: status == WebhookDelivery.Status.pending.rawValue ? RowCoding.date(try row.optionalDouble("next_attempt_at")) : nil,

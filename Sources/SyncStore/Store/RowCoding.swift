@@ -64,7 +64,18 @@ enum RowCoding {
     private static let decoded = Mutex<[DecodedKey: any Sendable]>([:])
 
     /// A source's webhooks as stored: `NULL` when it has none (the outbox trigger skips it).
-    static func notify(_ targets: [WebhookTarget]) -> String? { targets.isEmpty ? nil : json(targets) }
+    /// Each target carries its ``WebhookTarget/receiver`` too, which the outbox trigger copies
+    /// into each delivery (reading a target ignores it: it follows from the URL).
+    static func notify(_ targets: [WebhookTarget]) -> String? {
+        targets.isEmpty ? nil : json(targets.map { StoredWebhookTarget(url: $0.url, events: $0.events, secret: $0.secret, receiver: $0.receiver) })
+    }
+
+    private struct StoredWebhookTarget: Encodable {
+        var url: String
+        var events: [SyncStatus]
+        var secret: String?
+        var receiver: String
+    }
 
     /// A stored time; one written by an older version out of range (`Infinity`, year 33715) reads clamped.
     static func date(_ value: Double?) -> Date? { value.map { Timestamp.clamped(Date(timeIntervalSince1970: $0)) } }

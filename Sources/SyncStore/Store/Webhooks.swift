@@ -6,6 +6,45 @@ enum Webhooks {
     static let pending = "'\(WebhookDelivery.Status.pending.rawValue)'"
 
     /// The table and its indexes, one statement each.
+    /// Migration 9, "webhook receivers": each delivery names its receiver (the URL's origin,
+    /// ``WebhookTarget/receiver``), which the claim shares slots by; the trigger copies it
+    /// from the source's targets (a target stored before it has none: its URL stands in).
+    static let receiversSQLite = """
+        ALTER TABLE webhook_deliveries ADD COLUMN receiver TEXT;
+        UPDATE webhook_deliveries SET receiver = url;
+        DROP TRIGGER syncs_notify;
+        CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs
+        WHEN NEW.notify AND NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified))
+        BEGIN
+            INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at, receiver)
+            SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),
+                   json_object(\(SyncStatements.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
+                   (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+                   COALESCE(json_extract(hook.value, '$.receiver'), json_extract(hook.value, '$.url'))
+            FROM sources s, json_each(s.notify) AS hook
+            WHERE s.id = NEW.source_id AND s.notify IS NOT NULL
+              AND EXISTS (SELECT 1 FROM json_each(hook.value, '$.events') AS e WHERE e.value = NEW.status);
+        END;
+        """
+
+    static let receiversPostgres = [
+        "ALTER TABLE webhook_deliveries ADD COLUMN receiver text",
+        "UPDATE webhook_deliveries SET receiver = url",
+        """
+        CREATE OR REPLACE FUNCTION tributary_syncs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at, receiver)
+            SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, hook->>'url', hook->>'secret', row_to_json(NEW)::text, t.now, t.now,
+                   COALESCE(hook->>'receiver', hook->>'url')
+            FROM sources s CROSS JOIN LATERAL jsonb_array_elements(s.notify::jsonb) AS hook
+                 CROSS JOIN (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) AS t
+            WHERE s.id = NEW.source_id AND s.notify IS NOT NULL AND hook->'events' ? NEW.status;
+            RETURN NULL;
+        END
+        $$
+        """,
+    ]
+
     static func outboxTable(sqlite: Bool) -> [String] {
         let text = sqlite ? "TEXT" : "text", real = sqlite ? "REAL" : "double precision", int = sqlite ? "INTEGER" : "integer"
         return [

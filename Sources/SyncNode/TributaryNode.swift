@@ -67,8 +67,16 @@ public struct TributaryNode: Sendable {
 
     /// The Hummingbird application: the store first (the group stops services in reverse
     /// order, so its connections outlive everything that uses them), the engine, the server.
-    public func application(logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in })
-        -> some ApplicationProtocol {
-        server.buildApplication(services: [store] + engineServices, logger: logger, onListening: onListening)
+    /// The engine's services start once the server listens (``ListeningGate``): a node that
+    /// cannot bind its port claims nothing before it stops. (`engineAfterListening: false` is
+    /// for tests that serve requests without a listening server.)
+    public func application(logger: Logger, engineAfterListening: Bool = true,
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let gate = ListeningGate()
+        let gated: [any Service] = engineAfterListening ? engineServices.map { AfterListening(gate: gate, service: $0) } : engineServices
+        return server.buildApplication(services: [store] + gated, logger: logger) { port in
+            gate.open()
+            await onListening(port)
+        }
     }
 }

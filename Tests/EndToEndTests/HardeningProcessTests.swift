@@ -70,6 +70,27 @@ struct HardeningProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// A node that cannot bind its port stops before its workers claim anything: it used to
+    /// claim a queued sync of the shared database, log `claim failed`, and exit, leaving the
+    /// sync with an attempt spent (or to the rescuer).
+    @Test func aNodeThatCannotBindItsPortClaimsNothing() async throws {
+        let dir = try TemporaryDirectory("e2e-port-taken")
+        defer { dir.remove() }
+        let first = try await TributaryProcess(serve: ["--database", "sqlite:s.sqlite", "--workers", "0"], directory: dir)
+        #expect(try await first.client.post("/v1/sources", #"{"name": "s", "kind": "synthetic", "config": {"records": 5}}"#).status == 201)
+        #expect(try await first.client.post("/v1/sources/s/syncs").status == 202)
+        #expect(try await first.terminate() == 0)
+        let taken = try RawResponder(answer: "")
+        defer { taken.stop() }
+        for _ in 0..<3 {
+            let (code, out) = try await runTributary(["serve", "--database", "sqlite:s.sqlite", "--port", "\(taken.port)", "--workers", "4"],
+                                                     directory: dir)
+            #expect(code != 0, "\(out)")
+            #expect(!out.contains("claim failed"), "\(out)")
+        }
+        #expect(try await sqlite3(dir.file("s.sqlite"), "SELECT status || ':' || attempt FROM syncs") == "queued:0")
+    }
+
     /// With `--log-format json` the reason a node cannot start is a JSON line like every other
     /// (level `critical`, the reason in `message`, no password), with the same exit code.
     @Test func withJSONLogsTheReasonANodeCannotStartIsJSON() async throws {

@@ -107,8 +107,9 @@ struct HostileUpstreamProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
-    /// A status under 100 or past 599 (with a body, without one, chunked) from an upstream
-    /// and from a webhook receiver: the sync fails `invalid_response`, the delivery records a
+    /// A status under 100 or past 599 (with a body, without one, chunked), or headers no
+    /// parser takes, from an upstream and from a webhook receiver: the sync fails
+    /// `invalid_response` (not a retryable `upstream_unavailable`), the delivery records a
     /// failed try, and the node answers throughout.
     @Test func aStatusOutsideTheHTTPRangeFailsTheSyncNotTheNode() async throws {
         let dir = try TemporaryDirectory("e2e-status-line")
@@ -117,7 +118,11 @@ struct HostileUpstreamProcessTests {
         let answers = ["HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 099 X\r\n\r\n",
                        "HTTP/1.1 000 X\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
                        "HTTP/1.1 050 X\r\nContent-Length: 12\r\n\r\n{\"rows\": []}", "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\n{}",
-                       "HTTP/1.1 1000 X\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 \tX\r\nContent-Length: 2\r\n\r\n{}"]
+                       "HTTP/1.1 1000 X\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 \tX\r\nContent-Length: 2\r\n\r\n{}",
+                       // Headers no parser takes: past its limit, folded, holding a NUL; a length that is no number.
+                       "HTTP/1.1 200 OK\r\nLink: <" + String(repeating: "a", count: 200_000) + ">; rel=\"next\"\r\nContent-Length: 2\r\n\r\n{}",
+                       "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 2\r\n\r\n{}",
+                       "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n{}"]
         var responders: [RawResponder] = []
         defer { for r in responders { r.stop() } }
         for (i, answer) in answers.enumerated() {

@@ -102,4 +102,39 @@ struct RequestBodyTests {
             #expect(try await client.call(.get, "/syncs?since=2024-02-29T00:00").status == .ok)
         }
     }
+
+    /// A nonzero number too small for a float reads as zero: it is out of range like `1e400`
+    /// (an integer field took `1e-99999999999999999999` as 0), while zeros written any way stay zero.
+    @Test func aNumberTooSmallForAFloatIsA422NamingItsField() async throws {
+        try await TestNode(workers: 0).test { client in
+            _ = try await client.createSource("s", records: 1)
+            for number in ["1e-400", "-1e-99999999999999999999", "0.5e-330", "0." + String(repeating: "0", count: 400) + "1"] {
+                let r = try await client.call(.post, "/v1/sources/s/syncs", #"{"priority": \#(number)}"#)
+                #expect(r.status == .unprocessableContent, "\(number): \(r.status)")
+                #expect(r.json["errors"]?.arrayValue?.first?["field"]?.stringValue == "priority", "\(number): \(String(buffer: r.body))")
+                #expect(r.json["errors"]?.arrayValue?.first?["message"]?.stringValue?.contains("range") == true)
+            }
+            for zero in ["0", "-0", "0e-400", "0.000e5", "1e-300"] {
+                let r = try await client.call(.post, "/v1/maintenance/prune", #"{"older_than_seconds": \#(zero)}"#)
+                #expect(r.status != .unprocessableContent || !(String(buffer: r.body).contains("range")), "\(zero): \(String(buffer: r.body))")
+            }
+        }
+    }
+
+    /// JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset is `415`, not read as
+    /// UTF-8 all the same; so is `application/+json`, which names no type.
+    @Test func aBodyInAnotherCharsetIsRefused() async throws {
+        try await TestNode(workers: 0).test { client in
+            for (type, status) in [("application/json; charset=utf-16", HTTPResponse.Status.unsupportedMediaType),
+                                   ("application/json; charset=latin1", .unsupportedMediaType), ("application/+json", .unsupportedMediaType),
+                                   ("application/json;charset=\"UTF-8\"", .created), ("application/json; charset=utf8", .created),
+                                   ("Application/Problem+JSON", .created)] {
+                let name = "c\(status.code)\(type.count)"
+                let body = #"{"name": "\#(name)", "kind": "synthetic", "config": {"records": 1}}"#
+                let r = try await client.executeRequest(uri: "/v1/sources", method: .post, headers: [.contentType: type],
+                                                        body: ByteBuffer(string: body))
+                #expect(r.status == status, "\(type): \(r.status) \(String(buffer: r.body))")
+            }
+        }
+    }
 }

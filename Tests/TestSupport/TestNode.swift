@@ -59,7 +59,8 @@ public struct TestNode: Sendable {
     public func test<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let app = node.application(logger: logger)
+        // In-process requests (`.router`) have no listening server to open the engine's gate.
+        let app = node.application(logger: logger, engineAfterListening: false)
         defer { cleanup() }
         do {
             let result = try await app.test(setup, body)

@@ -252,10 +252,14 @@ public final class UpstreamClient: Sendable {
         }
     }
 
-    /// Whether the parser refused the answer's status line or framing as not HTTP at all (as
-    /// opposed to a connection that ended mid-answer).
+    /// Whether the parser refused the answer's status line, headers or framing as not HTTP
+    /// (as opposed to a connection that ended mid-answer): a header past the parser's limit,
+    /// an obsolete folded line, a NUL or other bytes a header may not hold, a length or chunk
+    /// size that does not parse. The same bytes would fail again.
     static func notHTTP(_ error: HTTPParserError) -> Bool {
-        [HTTPParserError.invalidStatus, .invalidVersion, .invalidConstant, .invalidCharactersUsed].contains(error)
+        [HTTPParserError.invalidStatus, .invalidVersion, .invalidConstant, .invalidCharactersUsed, .headerOverflow,
+         .invalidHeaderToken, .lfExpected, .invalidContentLength, .unexpectedContentLength,
+         .invalidChunkSize, .strictModeAssertion].contains(error)
     }
 
     /// Connection errors, timeouts: retryable; the message never includes headers or secrets,

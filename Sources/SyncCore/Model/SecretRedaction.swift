@@ -10,7 +10,7 @@ public enum SecretRedaction {
     /// Names that hold a secret wherever they appear in the name (after lowercasing and
     /// dropping `-`, `_`, `.` and spaces: `X-Api-Key` reads `xapikey`).
     static let secretParts = ["token", "password", "passwd", "secret", "apikey", "accesskey", "privatekey",
-                              "authorization", "signature", "credential", "cookie", "session"]
+                              "authorization", "signature", "credential", "cookie", "session", "jwt", "bearer"]
     /// Names that are a secret only as a whole word (or as its end: `x-auth`), since as a part
     /// they are ordinary (`primary_key`, `author`, `design`).
     static let secretWords = ["key", "auth", "sig", "pass", "pwd"]

@@ -57,10 +57,19 @@ struct CrossSiteGuard: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// `application/json`, `application/problem+json`, `…; charset=utf-8`: a JSON media type.
+    /// `application/json`, `application/problem+json`, `…; charset=utf-8`: a JSON media type
+    /// in UTF-8 (RFC 8259 §8.1): a body declared in another charset (`utf-16`, `latin1`) would
+    /// be read as something it is not, and `application/+json` names no type.
     static func isJSON(_ contentType: String) -> Bool {
-        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        return media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json"))
+        let parts = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let media = parts.first ?? ""
+        guard media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json") && media.count > "application/+json".count)
+        else { return false }
+        for parameter in parts.dropFirst() where parameter.hasPrefix("charset=") {
+            let charset = String(parameter.dropFirst("charset=".count)).filter { $0 != "\"" }
+            guard charset == "utf-8" || charset == "utf8" else { return false }
+        }
+        return true
     }
 
     /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.

@@ -133,6 +133,14 @@ enum StrictJSON {
             guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)), value.isFinite else {
                 throw .outOfRange(path: path)
             }
+            // Too small for a float: a nonzero number that reads as zero (`1e-400`, which an
+            // integer field took as 0) is out of range too.
+            if value == 0 {
+                let mantissaEnd = bytes[whole..<index].firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) ?? index
+                if bytes[whole..<mantissaEnd].contains(where: { $0 >= UInt8(ascii: "1") && $0 <= UInt8(ascii: "9") }) {
+                    throw .outOfRange(path: path)
+                }
+            }
             return value
         }
 

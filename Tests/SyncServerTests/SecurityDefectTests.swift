@@ -175,21 +175,21 @@ struct SecurityDefectTests {
     /// sending back what was shown keeps the stored secrets.
     @Test func credentialsInTheConfigAreNeverShown() async throws {
         try await withHTTPNode(items: 0) { client, fixture, store in
-            let url = "http://alice:hunter2@127.0.0.1:\(fixture.port)/d?access_token=tok123&page=1&API-KEY=k9"
+            let url = "http://alice:hunter2@127.0.0.1:\(fixture.port)/d?access_token=tok123&page=1&API-KEY=k9&jwt=jw5&id_bearer=br6"
             let created = try await client.call(.post, "/v1/sources", #"""
                 {"name": "sec", "kind": "http-json", "config": {"url": "\#(url)", "primary_key": "id",
-                 "query": {"X-Api-Key": "xk1", "auth": "au2", "sig": "sg3", "Signature": "sg4", "author": "bob", "page": 1}}}
+                 "query": {"X-Api-Key": "xk1", "auth": "au2", "sig": "sg3", "Signature": "sg4", "author": "bob", "page": 1, "JWT": "jw7"}}}
                 """#)
             #expect(created.status == .created)
             for path in ["/v1/sources", "/v1/sources/sec"] {
                 let text = String(buffer: try await client.call(.get, path).body)
-                for secret in ["hunter2", "alice", "tok123", "k9", "xk1", "au2", "sg3", "sg4"] {
+                for secret in ["hunter2", "alice", "tok123", "k9", "xk1", "au2", "sg3", "sg4", "jw5", "br6", "jw7"] {
                     #expect(!text.contains(secret), "\(path) shows \(secret)")
                 }
                 #expect(text.contains("bob"))
             }
             let shown = try await client.call(.get, "/v1/sources/sec").json["config"]
-            #expect(shown?["url"] == .string("http://***@127.0.0.1:\(fixture.port)/d?access_token=***&page=1&API-KEY=***"))
+            #expect(shown?["url"] == .string("http://***@127.0.0.1:\(fixture.port)/d?access_token=***&page=1&API-KEY=***&jwt=***&id_bearer=***"))
             // Send back what was read: the stored secrets stay.
             let body = try JSONEncoder().encode(JSONValue.object(["config": shown!]))
             #expect(try await client.call(.patch, "/v1/sources/sec", String(decoding: body, as: UTF8.self)).status == .ok)

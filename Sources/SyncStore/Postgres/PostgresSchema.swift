@@ -160,7 +160,7 @@ enum PostgresSchema {
         [
             "ALTER TABLE sources ADD COLUMN notify text",
             "ALTER TABLE syncs ADD COLUMN notify boolean NOT NULL DEFAULT false",
-        ] + Webhooks.outboxTable(sqlite: false) + [
+        ] + Webhooks.outboxTable(.postgres) + [
             """
             CREATE FUNCTION tributary_syncs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -182,7 +182,7 @@ enum PostgresSchema {
         // 6: concurrency keys. The claim statement passes over a sync whose key is full; two
         // nodes claiming at once could both see a free slot, so a trigger takes a lock on the
         // key, counts again, and skips the row (the claim does not take it) when it is full.
-        RateLimits.schema(sqlite: false) + [
+        RateLimits.schema(.postgres) + [
             "ALTER TABLE nodes ADD COLUMN draining boolean NOT NULL DEFAULT false",
             "ALTER TABLE sources ADD COLUMN schedule_cron text",
             "ALTER TABLE sources ADD COLUMN next_slot_at double precision",

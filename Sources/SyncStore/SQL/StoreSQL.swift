@@ -107,7 +107,7 @@ struct StoreSQL: Sendable, ExpressibleByStringInterpolation {
     func render(_ dialect: SQLDialect) -> (text: String, values: [SQLValue]) {
         var text = ""
         var values: [SQLValue] = []
-        func placeholder() -> String { dialect == .sqlite ? "?" : "$\(values.count)" }
+        func placeholder() -> String { dialect.spelling(sqlite: "?", postgres: "$\(values.count)") }
         for fragment in fragments {
             switch fragment {
             case .text(let t):
@@ -144,7 +144,7 @@ struct StoreSQL: Sendable, ExpressibleByStringInterpolation {
                     text += "= ANY(\(placeholder()))"
                 }
             case .dialect(let sqlite, let postgres):
-                text += dialect == .sqlite ? sqlite : postgres
+                text += dialect.spelling(sqlite: sqlite, postgres: postgres)
             }
         }
         return (text, values)

@@ -47,7 +47,7 @@ extension SQLiteDriver {
     }
 
     static func sync(_ db: Database, id: String) throws -> Sync? {
-        try SyncStatements.sync(Rows(sets: try SyncStatements.sync(id: id).map { try fetch(db, $0) }), at: 0)
+        try SyncRows.sync(Rows(sets: try SyncRows.sync(id: id).map { try fetch(db, $0) }), at: 0)
     }
 
     func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {

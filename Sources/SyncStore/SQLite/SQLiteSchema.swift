@@ -143,13 +143,13 @@ enum SQLiteSchema {
         """
         ALTER TABLE sources ADD COLUMN notify TEXT;
         ALTER TABLE syncs ADD COLUMN notify INTEGER NOT NULL DEFAULT 0 CHECK (notify IN (0, 1));
-        \(Webhooks.outboxTable(sqlite: true).joined(separator: ";\n"));
+        \(Webhooks.outboxTable(.sqlite).joined(separator: ";\n"));
         CREATE TRIGGER syncs_notify AFTER UPDATE OF status ON syncs
         WHEN NEW.notify AND NEW.status <> OLD.status AND NEW.status IN (\(SchemaVocabulary.notified))
         BEGIN
             INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at)
             SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),
-                   json_object(\(SyncStatements.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
+                   json_object(\(SyncRows.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
                    (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0
             FROM sources s, json_each(s.notify) AS hook
             WHERE s.id = NEW.source_id AND s.notify IS NOT NULL
@@ -159,7 +159,7 @@ enum SQLiteSchema {
         // 6: concurrency keys: the claims count the running syncs of a key; rate limits
         // shared by the cluster, and closed by an upstream's Retry-After (docs/queue.md).
         """
-        \(RateLimits.schema(sqlite: true).joined(separator: ";\n"));
+        \(RateLimits.schema(.sqlite).joined(separator: ";\n"));
         ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0 CHECK (draining IN (0, 1));
         ALTER TABLE sources ADD COLUMN schedule_cron TEXT;
         ALTER TABLE sources ADD COLUMN next_slot_at REAL;

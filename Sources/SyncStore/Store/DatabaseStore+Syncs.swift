@@ -21,8 +21,8 @@ extension DatabaseStore: SyncRequests {
             if let key = request.idempotencyKey, let seen = facts.first(2) {
                 guard try seen.string("fingerprint") == request.requestFingerprint else { throw SyncStoreError.idempotencyKeyReused }
                 let syncID = try seen.string("sync_id")
-                return StoreDecision(then: SyncStatements.sync(id: syncID)) { _, then in
-                    guard let sync = try SyncStatements.sync(then, at: 0) else { throw SyncStoreError.notFound("sync \(syncID) of key \(key)") }
+                return StoreDecision(then: SyncRows.sync(id: syncID)) { _, then in
+                    guard let sync = try SyncRows.sync(then, at: 0) else { throw SyncStoreError.notFound("sync \(syncID) of key \(key)") }
                     return .replayed(sync)
                 }
             }
@@ -41,14 +41,14 @@ extension DatabaseStore: SyncRequests {
                     VALUES (\(source.id), \(key), \(request.requestFingerprint), \(id), \(now))
                     """))
             }
-            return StoreDecision(writes: writes, events: [.wake], then: SyncStatements.sync(id: id)) { _, then in
-                .created(try SyncStatements.written(then, id: id))
+            return StoreDecision(writes: writes, events: [.wake], then: SyncRows.sync(id: id)) { _, then in
+                .created(try SyncRows.written(then, id: id))
             }
         })
     }
 
     public func sync(id: String) async throws -> Sync? {
-        try SyncStatements.sync(try await driver.read(SyncStatements.sync(id: id)), at: 0)
+        try SyncRows.sync(try await driver.read(SyncRows.sync(id: id)), at: 0)
     }
 
     public func listSyncs(_ filter: SyncFilter, limit: Int, before: String?) async throws -> [Sync] {
@@ -106,8 +106,8 @@ extension DatabaseStore: SyncRequests {
                 events.append(.cancelRequested(syncID: syncID))
             }
             let changed = !writes.isEmpty
-            return StoreDecision(writes: writes, events: events, then: SyncStatements.sync(id: syncID)) { _, then in
-                (try SyncStatements.written(then, id: syncID), changed)
+            return StoreDecision(writes: writes, events: events, then: SyncRows.sync(id: syncID)) { _, then in
+                (try SyncRows.written(then, id: syncID), changed)
             }
         })
     }
@@ -136,8 +136,8 @@ extension DatabaseStore: SyncRequests {
                     concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
                 WHERE id = \(syncID) AND status = \(status)
                 """, onUniqueViolation: .rerun)
-            return StoreDecision(writes: [requeue], events: [.wake], then: SyncStatements.sync(id: syncID)) { _, then in
-                try SyncStatements.written(then, id: syncID)
+            return StoreDecision(writes: [requeue], events: [.wake], then: SyncRows.sync(id: syncID)) { _, then in
+                try SyncRows.written(then, id: syncID)
             }
         })
     }

@@ -60,7 +60,7 @@ extension DatabaseStore: WorkQueue {
 extension DatabaseStore: RecordReader {
     public func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord] {
         let rows = try await driver.read(["""
-            \(raw: SyncStatements.recordColumns)
+            \(raw: SyncRows.recordColumns)
             WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key > \(after ?? "")
               \(raw: includeDeleted ? "" : "AND deleted_at IS NULL")
             ORDER BY key LIMIT \(limit)
@@ -70,7 +70,7 @@ extension DatabaseStore: RecordReader {
 
     public func record(sourceID: String, key: String) async throws -> StoredRecord? {
         let rows = try await driver.read(["""
-            \(raw: SyncStatements.recordColumns)
+            \(raw: SyncRows.recordColumns)
             WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND key = \(key)
             """])
         return try rows.first(0).map { try RowCoding.record($0) }

@@ -2,20 +2,6 @@ import Foundation
 import SyncCore
 import Synchronization
 
-/// A database row as the mapping below reads it. Both stores name their columns the
-/// same way and keep times as seconds since 1970 (a double), so one mapping serves both:
-/// a change to a domain type is made once, not once per driver.
-protocol StoreRow {
-    func string(_ column: String) throws -> String
-    func optionalString(_ column: String) throws -> String?
-    func int(_ column: String) throws -> Int
-    func optionalInt(_ column: String) throws -> Int?
-    func double(_ column: String) throws -> Double
-    func optionalDouble(_ column: String) throws -> Double?
-    func bool(_ column: String) throws -> Bool
-    func bytes(_ column: String) throws -> [UInt8]
-}
-
 /// Mapping between rows and domain values, and the JSON text of stored documents.
 enum RowCoding {
     static let encoder: JSONEncoder = {

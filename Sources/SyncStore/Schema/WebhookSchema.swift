@@ -18,7 +18,7 @@ enum Webhooks {
         BEGIN
             INSERT INTO webhook_deliveries (sync_id, source_id, event, url, secret, sync_snapshot, created_at, next_attempt_at, receiver)
             SELECT NEW.id, NEW.source_id, 'sync.' || NEW.status, json_extract(hook.value, '$.url'), json_extract(hook.value, '$.secret'),
-                   json_object(\(SyncStatements.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
+                   json_object(\(SyncRows.syncSnapshotColumns.map { "'\($0)', NEW.\($0)" }.joined(separator: ", "))),
                    (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
                    COALESCE(json_extract(hook.value, '$.receiver'), json_extract(hook.value, '$.url'))
             FROM sources s, json_each(s.notify) AS hook
@@ -45,13 +45,14 @@ enum Webhooks {
         """,
     ]
 
-    static func outboxTable(sqlite: Bool) -> [String] {
-        let text = sqlite ? "TEXT" : "text", real = sqlite ? "REAL" : "double precision", int = sqlite ? "INTEGER" : "integer"
+    static func outboxTable(_ dialect: SQLDialect) -> [String] {
+        let text = dialect.spelling(sqlite: "TEXT", postgres: "text"), real = dialect.spelling(sqlite: "REAL", postgres: "double precision")
+        let int = dialect.spelling(sqlite: "INTEGER", postgres: "integer")
         return [
             """
             CREATE TABLE webhook_deliveries (
-                seq \(sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
-                sync_id \(text)\(sqlite ? "" : " COLLATE \"C\"") NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
+                seq \(dialect.spelling(sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+                sync_id \(text)\(dialect.spelling(sqlite: "", postgres: " COLLATE \"C\"")) NOT NULL REFERENCES syncs(id) ON DELETE CASCADE,
                 source_id \(text) NOT NULL,
                 event \(text) NOT NULL,
                 url \(text) NOT NULL,

@@ -374,6 +374,43 @@ struct StoreConformanceTests {
         }
     }
 
+    /// Source health is one rule (``SourceHealth/evaluate(latestFinished:lastCompletedAt:schedule:now:)``),
+    /// stated in SQL for the health snapshot: over every kind of history around the stale
+    /// threshold, the snapshot names exactly the sources the API calls failing and stale.
+    @Test(arguments: StoreBackend.allCases)
+    func theSnapshotAndTheAPIShareOneHealthRule(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let now = Date()
+            let interval = 100.0, threshold = SourceHealth.staleAfterIntervals * interval
+            let histories: [[(AttemptOutcome, Double)]] = [
+                [], [(.completed, 10)], [(.completed, threshold + 10)], [(.completed, threshold - 10)],
+                [(.failed(SyncError(.upstreamClientError, "404")), 10)],
+                [(.completed, threshold + 50), (.failed(SyncError(.upstreamClientError, "404")), 10)],
+                [(.completed, threshold + 50), (.cancelled, 10)], [(.completed, threshold - 50), (.cancelled, 10)],
+                [(.cancelled, 10)], [(.failed(SyncError(.upstreamClientError, "404")), 50), (.completed, 10)],
+            ]
+            var expected: [SourceHealth: Set<String>] = [:]
+            for (index, history) in histories.enumerated() {
+                for scheduled in [false, true] {
+                    var definition = makeSource(name: "h\(index)-\(scheduled)")
+                    if scheduled { definition.schedule = Schedule(everySeconds: interval) }
+                    let source = try await store.createSource(definition)
+                    for (outcome, ago) in history {
+                        _ = try await enqueue(store, source)
+                        let c = try await claim(store)
+                        _ = try await store.finish(c.lease, outcome: outcome, now: now.addingTimeInterval(-ago))
+                    }
+                    let summary = try await store.summary(sourceID: source.id)
+                    expected[summary.health(schedule: source.schedule, now: now), default: []].insert(source.id)
+                }
+            }
+            let snapshot = try await store.healthSnapshot(now: now)
+            #expect(Set(snapshot.failingSources.map(\.id)) == expected[.failing] ?? [])
+            #expect(Set(snapshot.staleSources.map(\.id)) == expected[.stale] ?? [])
+            #expect((expected[.stale] ?? []).count >= 3 && (expected[.failing] ?? []).count >= 4, "the matrix reaches both")
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func nodesRegisterHeartbeatAndLeave(_ backend: StoreBackend) async throws {
         try await withStore(backend) { store in

@@ -10,11 +10,16 @@ public enum SourceHealth: String, Sendable, Codable, CaseIterable {
     case stale
     case ok
 
+    /// A scheduled source is stale once this many intervals pass without a completed sync.
+    /// The store's health snapshot states the same rule in SQL from this constant, and a
+    /// conformance test holds the two to the same answers.
+    public static let staleAfterIntervals: Double = 2
+
     public static func evaluate(latestFinished: SyncStatus?, lastCompletedAt: Date?, schedule: Schedule?, now: Date) -> SourceHealth {
         guard let finished = latestFinished else { return .neverSynced }
         if finished == .failed { return .failing }
         if let schedule {
-            guard let last = lastCompletedAt, now.timeIntervalSince(last) <= 2 * schedule.everySeconds else { return .stale }
+            guard let last = lastCompletedAt, now.timeIntervalSince(last) <= staleAfterIntervals * schedule.everySeconds else { return .stale }
         }
         return .ok
     }

@@ -143,7 +143,7 @@ extension DatabaseStore: ClusterControl {
             WHERE s.schedule_every_seconds IS NOT NULL
               AND \(raw: latestFinished) \(in: [SyncStatus.completed, SyncStatus.cancelled])
               AND COALESCE((SELECT MAX(finished_at) FROM syncs WHERE source_id = s.id AND status = \(SyncStatus.completed)), 0)
-                  < \(t) - 2 * s.schedule_every_seconds
+                  < \(t) - \(SourceHealth.staleAfterIntervals) * s.schedule_every_seconds
             ORDER BY s.name LIMIT 100
             """,
         ])

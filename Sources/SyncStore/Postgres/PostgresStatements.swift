@@ -29,7 +29,7 @@ enum PostgresStatements {
     /// (9.4 ms for 16 syncs on 6,000). `id = ANY(ARRAY(…))` and a `LATERAL` source lookup keep
     /// it on the primary keys (1.6 ms), whichever plan the server settles on.
     struct Claim: PostgresPreparedStatement {
-        static let name = "tributary_claim_v9"
+        static let name = "tributary_claim_v10"
         static let sql = """
             WITH next AS (
                 SELECT id FROM syncs
@@ -38,13 +38,12 @@ enum PostgresStatements {
                 ORDER BY \(StoreRules.claimOrder)
                 LIMIT $3::int8 FOR UPDATE SKIP LOCKED
             ), claimed AS (
-                UPDATE syncs SET status = 'running', attempt = syncs.attempt + 1, lease_owner = $2::text,
-                    lease_token = gen_random_uuid()::text, lease_expires_at = $4::float8, heartbeat_at = $1::float8,
-                    started_at = COALESCE(syncs.started_at, $1::float8), running_since = $1::float8, next_retry_at = NULL
+                UPDATE syncs SET \(AttemptStart.syncColumns(
+                    owner: "$2::text", token: "gen_random_uuid()::text", expiresAt: "$4::float8", now: "$1::float8"))
                 WHERE syncs.id = ANY(ARRAY(SELECT id FROM next))
                 RETURNING syncs.*
             ), opened AS (
-                INSERT INTO sync_attempts (sync_id, number, started_at, status, node)
+                INSERT INTO sync_attempts \(AttemptStart.attemptColumns)
                 SELECT id, attempt, $1::float8, 'running', $2::text FROM claimed
             )
             SELECT claimed.*, \(prefixedSourceColumns)

@@ -31,14 +31,9 @@ extension SQLiteDriver {
         let id = try row.string("id")
         try StoreRules.checked(from: SyncStatus(rawValue: try row.string("status")) ?? .queued, to: .running)
         let token = UUID().uuidString
-        try db.cachedStatement(sql: """
-            UPDATE syncs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_token = ?,
-                lease_expires_at = ?, heartbeat_at = ?, started_at = COALESCE(started_at, ?), running_since = ?,
-                next_retry_at = NULL
-            WHERE id = ?
-            """).execute(arguments: [owner, token, t + leaseSeconds, t, t, t, id])
+        try db.cachedStatement(sql: Statements.start).execute(arguments: [owner, token, t + leaseSeconds, t, id])
         let attempt = try fetch(db, text: "SELECT attempt FROM syncs WHERE id = ?", values: [.text(id)]).first?.int("attempt") ?? 1
-        try db.cachedStatement(sql: "INSERT INTO sync_attempts (sync_id, number, started_at, status, node) VALUES (?, ?, ?, 'running', ?)")
+        try db.cachedStatement(sql: "INSERT INTO sync_attempts \(AttemptStart.attemptColumns) VALUES (?, ?, ?, 'running', ?)")
             .execute(arguments: [id, attempt, t, owner])
         guard let sync = try sync(db, id: id),
               let sourceRow = try fetch(db, text: "SELECT * FROM sources WHERE id = ?", values: [.text(sync.sourceID)]).first
@@ -132,6 +127,9 @@ extension SQLiteDriver {
     /// ``PageProgress``, ``AttemptEnd``): building them on every page cost the SQLite ingest
     /// a few per cent.
     enum Statements {
+        static let start = """
+            UPDATE syncs SET \(AttemptStart.syncColumns(owner: "?1", token: "?2", expiresAt: "?3", now: "?4")) WHERE id = ?5
+            """
         static let fence = PageWrite.fence(Lease(syncID: "", owner: "", token: "", attempt: 0)).render(.sqlite).text
         static let progress = """
             UPDATE syncs SET \(PageProgress.syncColumns(

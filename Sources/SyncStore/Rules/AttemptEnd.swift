@@ -70,9 +70,12 @@ struct AttemptEnd: Sendable {
             status = \(status), finished_at = \(finishedAt), next_retry_at = \(nextRetryAt), run_at = COALESCE(\(runAt), run_at),
                 error = \(error), failed_attempts = failed_attempts + \(failedDelta), records_deleted = records_deleted + \(deleted),
                 run_seconds = run_seconds + \(greatest)(0, \(now) - COALESCE(\(runningSince), \(now))),
-                running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                \(leaseCleared)
             """
     }
+
+    /// A sync no worker holds any more: what every end of an attempt writes, the rescuer's too.
+    static let leaseCleared = "running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
 
     /// The attempt row's `SET` list.
     static func attemptColumns(now: String, status: String, error: String) -> String {

@@ -191,7 +191,7 @@ extension DatabaseStore: QueueMaintenance {
                 if to == .queued { events = [.wake] }
                 writes.append(StoreWrite("""
                     UPDATE syncs SET status = \(to), finished_at = \(to == .cancelled ? t : nil), run_at = \(t),
-                        running_since = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                        \(raw: AttemptEnd.leaseCleared)
                     WHERE id = \(id) AND status = \(running)
                     """))
                 writes.append(StoreWrite("""

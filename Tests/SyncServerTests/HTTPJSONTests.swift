@@ -115,6 +115,29 @@ struct HTTPJSONTests {
         }
     }
 
+    /// A cursor value holding U+0000 (or a lone surrogate escape) is that record's error, the
+    /// same on both stores: on PostgreSQL it failed every commit of the page (the state's
+    /// jsonb refuses it), losing the good records beside it, and every later sync.
+    @Test(arguments: StoreBackend.allCases)
+    func aCursorNoStoreCanHoldIsARecordError(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(backend: backend) { client, fixture, _ in
+            fixture.script { _ in
+                .json(#"{"rows":[{"id":1,"c":"2026-01-08"},{"id":2,"c":"2026-01-09\u0000"},{"id":3,"c":"2026-01-0\ud800"},{"id":4,"c":"2026-01-07"}]}"#)
+            }
+            _ = try await client.createHTTPSource("nulcursor", #"""
+                {"url": "\#(fixture.baseURL)/s/rows", "records_path": "/rows", "primary_key": "id", "incremental": {"cursor_field": "c", "param": "since"}}
+                """#)
+            for _ in 0..<2 {
+                let sync = try await client.runSync("nulcursor")
+                #expect(sync["status"] == .string("completed"), "\(sync)")
+                #expect(sync["result"]?["records_failed"] == .number(2), "\(sync)")
+            }
+            let source = try await client.call(.get, "/v1/sources/nulcursor").json
+            #expect(source["state"]?["cursor"] == .string("2026-01-08"), "\(source)")
+            #expect(try await client.call(.get, "/v1/sources/nulcursor/records").json["items"]?.arrayValue?.count == 2)
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func incrementalSyncsReadOnlyWhatChangedAndCountExactly(_ backend: StoreBackend) async throws {
         try await withHTTPNode(backend: backend) { client, fixture, _ in

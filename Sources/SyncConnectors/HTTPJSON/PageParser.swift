@@ -98,7 +98,14 @@ struct PageParser {
                 if let incremental = config.incremental, let value = members[keyCount] {
                     let cursor: JSONValue?
                     switch value.kind {
-                    case .string: cursor = JSONScanner.string(value, in: buffer).map(JSONValue.string)
+                    case .string:
+                        // Saved in the source's state: what no store keeps (U+0000; PostgreSQL's
+                        // jsonb refuses it) makes the record an error, not every later commit.
+                        guard let text = JSONScanner.string(value, in: buffer, strict: true), !text.utf8.contains(0) else {
+                            recordError(key, "the cursor field \"\(incremental.cursorField)\" holds U+0000 or a lone UTF-16 surrogate escape, which no cursor can hold")
+                            return
+                        }
+                        cursor = .string(text)
                     case .number: cursor = ExactNumber(JSONScanner.literal(value, in: buffer))?.jsonValue
                     case .null: cursor = nil
                     case .bool, .object, .array:

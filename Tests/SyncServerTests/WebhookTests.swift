@@ -221,6 +221,14 @@ struct WebhookTests {
         #expect(WebhookTarget.receiver(of: "http://example.com:8080/") == "http://example.com:8080")
         #expect(WebhookTarget.receiver(of: "http://[::1]:9/x") == "http://[::1]:9")
         #expect(WebhookTarget.receiver(of: "http://127.0.0.1:9/x") != WebhookTarget.receiver(of: "http://127.0.0.2:9/x"))
+        // One address spelled many ways is one receiver (two spellings took every slot).
+        let loopback = ["http://127.0.0.1:9/", "http://127.1:9/a", "http://0x7f.0.0.1:9/", "http://2130706433:9/", "http://[::ffff:127.0.0.1]:9/",
+                        "http://[::FFFF:7f00:1]:9/", "http://0177.0.0.1:9/"]
+        #expect(Set(loopback.map(WebhookTarget.receiver(of:))) == ["http://127.0.0.1:9"])
+        let six = ["http://[::1]:9/", "http://[0:0:0:0:0:0:0:1]:9/", "http://[::0:1]:9/", "http://[::1%25lo]:9/"]
+        #expect(Set(six.map(WebhookTarget.receiver(of:))) == ["http://[::1]:9"])
+        #expect(WebhookTarget.receiver(of: "http://Example.com.:9/") == "http://example.com:9")
+        #expect(WebhookTarget.receiver(of: "http://cafe.face:9/") == "http://cafe.face:9", "a name of hex letters stays a name")
     }
 
     /// One receiver that accepts and never answers costs only its own deliveries: with 72 of

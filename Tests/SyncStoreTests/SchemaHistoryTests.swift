@@ -42,3 +42,32 @@ struct SchemaHistoryTests {
         }
     }
 }
+
+/// What older versions wrote gets what this version reads: webhooks saved before receivers,
+/// and their pending deliveries (whose receiver the outbox trigger took from the URL).
+@Suite("Receivers of webhooks written by older versions")
+struct WebhookReceiverFillTests {
+    @Test(arguments: StoreBackend.allCases)
+    func migrateGivesOldWebhooksAndTheirPendingDeliveriesTheirReceivers(_ backend: StoreBackend) async throws {
+        let (store, cleanup) = try await backend.makeStore()
+        defer { cleanup() }
+        var definition = makeSource(name: "old-hooks")
+        definition.notify = [WebhookTarget(url: "http://127.1:9/a", events: [.failed])]
+        let source = try await store.createSource(definition)
+        // As an older version stored it: no receiver in the list.
+        let old = #"[{"events":["failed"],"url":"http://127.1:9/a"},{"events":["failed"],"url":"HTTP://0x7f.0.0.1:9/b?x=1"}]"#
+        _ = try await store.driver.execute("UPDATE sources SET notify = \(old) WHERE id = \(source.id)")
+        _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+        let claimed = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+        _ = try await store.finish(claimed.lease, outcome: .failed(SyncError(.upstreamClientError, "404")), now: Date())
+        #expect(Set(try await store.deliveries(syncID: claimed.sync.id).map(\.receiver)) == ["http://127.1:9/a", "HTTP://0x7f.0.0.1:9/b?x=1"],
+                "the trigger could only take the URL")
+
+        try await store.migrate()
+        #expect(Set(try await store.deliveries(syncID: claimed.sync.id).map(\.receiver)) == ["http://127.0.0.1:9"])
+        let stored = try #require(try await store.driver.read(["SELECT notify FROM sources WHERE id = \(source.id)"]).first(0)).string("notify")
+        #expect(stored.contains(#""receiver":"http:\/\/127.0.0.1:9""#) || stored.contains(#""receiver":"http://127.0.0.1:9""#), "\(stored)")
+        #expect(try await store.source(idOrName: source.id)?.notify.map(\.url) == ["http://127.1:9/a", "HTTP://0x7f.0.0.1:9/b?x=1"])
+        try await store.migrate()  // again: nothing left to change
+    }
+}

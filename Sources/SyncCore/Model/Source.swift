@@ -94,13 +94,6 @@ public struct WebhookTarget: Sendable, Codable, Equatable {
     /// out), so URLs that differ only in their path or query are one receiver. Deliveries
     /// share their slots per receiver (docs/webhooks.md).
     public var receiver: String { Self.receiver(of: url) }
-
-    public static func receiver(of url: String) -> String {
-        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), let host = parts.host?.lowercased(),
-              !host.isEmpty else { return url }
-        let port = parts.port ?? (scheme == "https" ? 443 : 80)
-        return "\(scheme)://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)"
-    }
 }
 
 /// A cron schedule: `expression` in `timezone`, each slot's sync queued up to `jitterSeconds`

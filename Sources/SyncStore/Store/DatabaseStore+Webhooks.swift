@@ -1,6 +1,30 @@
 import Foundation
 import SyncCore
 
+extension DatabaseStore {
+    /// Webhooks saved without their receiver (by a version before receivers, or by an older
+    /// node during a rolling upgrade) get it, and so do their pending deliveries, whose
+    /// receiver the outbox trigger could only take from the URL: without it, every path of one
+    /// origin counted as a receiver of its own. Run by every ``migrate()`` (each node's start);
+    /// it writes only what differs, and only if nobody changed it meanwhile.
+    func fillWebhookReceivers() async throws {
+        for row in try await driver.read(["SELECT id, notify FROM sources WHERE notify IS NOT NULL"])[0] {
+            let id = try row.string("id"), text = try row.string("notify")
+            // A stored list that does not read is left as it is (reading the source throws).
+            guard let targets = try? RowCoding.decode([WebhookTarget].self, text, column: "notify"),
+                  let stored = RowCoding.notify(targets), stored != text else { continue }
+            _ = try await driver.execute("UPDATE sources SET notify = \(stored) WHERE id = \(id) AND notify = \(text)")
+        }
+        for row in try await driver.read(["SELECT DISTINCT url FROM webhook_deliveries WHERE status = \(raw: Webhooks.pending)"])[0] {
+            let url = try row.string("url"), receiver = WebhookTarget.receiver(of: url)
+            _ = try await driver.execute("""
+                UPDATE webhook_deliveries SET receiver = \(receiver)
+                WHERE url = \(url) AND status = \(raw: Webhooks.pending) AND (receiver IS NULL OR receiver <> \(receiver))
+                """)
+        }
+    }
+}
+
 extension DatabaseStore: WebhookOutbox, DeliveryLog {
     public func claimDeliveries(owner: String, leaseSeconds: Double, now: Date, limit: Int,
                                 perReceiver: Int, excludingReceivers: [String]) async throws -> [WebhookDelivery] {

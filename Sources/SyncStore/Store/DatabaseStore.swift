@@ -63,7 +63,11 @@ public final class DatabaseStore: StoreLifecycle, StoreEventSource {
         await task.value
     }
 
-    public func migrate() async throws { try await driver.migrate() }
+    /// Brings the schema up to date, then the webhook receivers of what older versions wrote.
+    public func migrate() async throws {
+        try await driver.migrate()
+        try await fillWebhookReceivers()
+    }
 
     public func schemaVersion() async throws -> Int { try await driver.schemaVersion() }
 

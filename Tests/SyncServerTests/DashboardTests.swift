@@ -135,7 +135,9 @@ struct DashboardTests {
     @Test func theSourcePageShowsTheStartOfLongRecords() async throws {
         let filler = String(repeating: "é", count: 150_000)  // 300,000 bytes: a cut can fall inside a character
         try await withHTTPNode(items: 0) { client, fixture, _ in
-            fixture.script { _ in .json(#"{"rows":[{"id":"big-1","blob":"\#(filler)"},{"id":"big-2","blob":"\#(filler)"},{"id":"small","n":7}]}"#) }
+            fixture.script { _ in
+                .json(#"{"rows":[{"id":"big-1","blob":"\#(filler)"},{"id":"big-2","blob":"\#(filler)"},{"id":"small","n":7},{"id":"..","blob":"\#(filler)"}]}"#)
+            }
             _ = try await client.createHTTPSource("wide", #"""
                 {"url": "\#(fixture.baseURL)/s/rows", "records_path": "/rows", "primary_key": "id"}
                 """#)
@@ -149,6 +151,9 @@ struct DashboardTests {
             #expect(html.contains("&quot;n&quot;: 7") || html.contains("\"n\": 7"), "the small record whole, laid out")
             let link = try #require(html.firstMatch(of: /href="(\/v1\/sources\/[^"]*\/records\/[^"]*)"/).map { String($0.1) })
             #expect(link.hasSuffix("/records/big-1"), "\(link)")
+            // No link a browser would turn into another path: `..` is shown, not linked.
+            #expect(!html.contains("/records/..\""), "a link to the key .. leads elsewhere in a browser")
+            #expect(html.contains("curl --path-as-is"))
             let whole = try await client.call(.get, link)
             #expect(whole.status == .ok && whole.body.readableBytes > 300_000, "\(link): \(whole.status)")
         }

@@ -200,7 +200,10 @@ struct DashboardPages {
             } else {
                 row["json"] = String(decoding: r.prefix, as: UTF8.self) + " …"
                 row["cut"] = DashboardFormat.count(r.size)
-                row["api_path"] = "/v1/sources/\(source.id)/records/\(r.key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#", "%"])) ?? "")"
+                let path = "/v1/sources/\(source.id)/records/\(r.key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#", "%"])) ?? "")"
+                // A browser removes a `.` or `..` segment (encoded or not) before asking: no link
+                // can reach those keys, so the path is shown for a client that keeps it.
+                row[r.key == "." || r.key == ".." ? "api_path_text" : "api_path"] = path
             }
             row["sync_id"] = r.syncID
             return row

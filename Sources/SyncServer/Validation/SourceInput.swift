@@ -181,11 +181,10 @@ struct SourceInput {
 /// `schedule: {"cron", "timezone"?, "jitter_seconds"?, "missed"?}` (docs/queue.md, "Cron schedules").
 private func cronSchedule(_ o: JSONObject, errors: inout [FieldError]) -> CronSchedule? {
     typealias Key = CronSchedule.CodingKeys
-    var failed = false
-    func fail(_ field: String, _ message: String) {
-        errors.append(FieldError(field, message))
-        failed = true
-    }
+    // Failed when an error was added here (a flag set inside `fail` read to the compiler as
+    // never changing, and it called the `nil` below unreachable).
+    let before = errors.count
+    func fail(_ field: String, _ message: String) { errors.append(FieldError(field, message)) }
     for key in o.keys.sorted() where Key(rawValue: key) == nil { fail("schedule.\(key)", "unknown field (a cron schedule takes cron, timezone, jitter_seconds, missed)") }
     var cron = CronSchedule(expression: "")
     var expression: CronExpression?
@@ -204,10 +203,10 @@ private func cronSchedule(_ o: JSONObject, errors: inout [FieldError]) -> CronSc
     if let v = o[Key.missed.stringValue], !v.isNull {
         if let m = v.stringValue.flatMap(CronSchedule.Missed.init(rawValue:)) { cron.missed = m } else { fail("schedule.missed", "must be skip or one") }
     }
-    if !failed, let expression, let zone = TimeZone(identifier: cron.timezone), expression.next(after: Date(), in: zone) == nil {
+    if errors.count == before, let expression, let zone = TimeZone(identifier: cron.timezone), expression.next(after: Date(), in: zone) == nil {
         fail("schedule.cron", "never comes (no slot within eight years)")
     }
-    return failed ? nil : cron
+    return errors.count > before ? nil : cron
 }
 
 /// Reads a JSON request body into a value, with the API's error for malformed input.

@@ -70,6 +70,31 @@ struct HardeningProcessTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400 and
+    /// the connection closes; HTTP/1.0 needs none; the mark that carries the fault inside the
+    /// server cannot be sent by a client. (They were answered 200, the first Host winning.)
+    @Test func aMissingOrRepeatedHostIsA400() async throws {
+        let dir = try TemporaryDirectory("e2e-host")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:h.sqlite"], directory: dir)
+        for (request, status) in [
+            ("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
+            ("GET /v1/sources HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n", "400"),
+            ("GET /v1/sources HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\n\r\n", "400"),
+            ("GET /healthz HTTP/1.0\r\n\r\n", "200"),
+            ("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Tributary-Host-Fault: several\r\nConnection: close\r\n\r\n", "200"),
+        ] {
+            let connection = try RawConnection(port: node.port)
+            connection.send(request)
+            let answer = await connection.readUntilClosed(timeout: .seconds(10))
+            #expect(answer.closed, "\(request.debugDescription): the connection stays open")
+            #expect(answer.text.hasPrefix("HTTP/1.1 \(status)"), "\(request.debugDescription): \(answer.text.prefix(300))")
+            if status == "400" { #expect(answer.text.contains("RFC 9112"), "\(answer.text)") }
+        }
+        #expect(node.isRunning)
+        #expect(try await node.terminate() == 0)
+    }
+
     /// A node that cannot bind its port stops before its workers claim anything: it used to
     /// claim a queued sync of the shared database, log `claim failed`, and exit, leaving the
     /// sync with an attempt spent (or to the rescuer).

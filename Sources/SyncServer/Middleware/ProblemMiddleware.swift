@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import SyncStore
@@ -15,6 +16,11 @@ struct ProblemMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
+            if let fault = HTTPField.Name(KeepAliveRule.hostFault).flatMap({ request.headers[$0] }) {
+                throw Problem(.badRequest, code: "validation_failed", title: "Bad request",
+                              detail: fault == "several" ? "The request has more than one Host header (RFC 9112 §3.2)."
+                                                         : "An HTTP/1.1 request needs a Host header (RFC 9112 §3.2).")
+            }
             // The API's routes; the dashboard's pages check it themselves, to answer with a page.
             if request.uri.path.hasPrefix("/v1/") { try request.checkQueryText() }
             return try await next(request, context)

@@ -22,7 +22,16 @@ final class KeepAliveRule: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(data)
             return
         }
-        let close = !head.isKeepAlive
+        var close = !head.isKeepAlive
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is a 400. The
+        // count is only known here (HTTPTypes keeps one authority); it travels to the problem
+        // middleware as a mark no client can set, and the connection closes after the answer.
+        head.headers.remove(name: Self.hostFault)
+        let hosts = head.headers["host"].count
+        if hosts > 1 || (hosts == 0 && (head.version.major > 1 || head.version.minor >= 1)) {
+            head.headers.add(name: Self.hostFault, value: hosts > 1 ? "several" : "none")
+            close = true
+        }
         closes.append(close)
         if close { head.headers.replaceOrAdd(name: "connection", value: "close") }
         context.fireChannelRead(wrapInboundOut(.head(head)))
@@ -39,6 +48,9 @@ final class KeepAliveRule: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.write(wrapOutboundOut(.head(head)), promise: promise)
     }
+
+    /// The mark of a request whose Host is missing or repeated (its value says which).
+    static let hostFault = "x-tributary-host-fault"
 
     /// Installs the rule just before Hummingbird's HTTP/1 codec on `pipeline`.
     static func install(on pipeline: ChannelPipeline.SynchronousOperations) {

@@ -10,6 +10,18 @@ import TestSupport
 struct RateLimitConformanceTests {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
+    /// Requests granted when asking for `count` every `every` seconds for `seconds` from `start`.
+    func grants(_ store: DatabaseStore, key: String, count: Int, limit: RateLimit, from start: Date, for seconds: Double,
+                every step: Double) async throws -> Int {
+        var granted = 0
+        var t = start
+        while t < start.addingTimeInterval(seconds) {
+            if case .granted(let n) = try await store.takeTokens(key: key, count: count, limit: limit, now: t) { granted += n }
+            t = t.addingTimeInterval(step)
+        }
+        return granted
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func aBudgetGrantsItsBurstThenItsRate(_ backend: StoreBackend) async throws {
         let (store, cleanup) = try await backend.makeStore()
@@ -23,12 +35,7 @@ struct RateLimitConformanceTests {
         #expect(abs(wait - 0.2) < 0.001, "one request every 0.2 s: \(wait)")
         #expect(try await store.takeTokens(key: "k", count: 1, limit: limit, now: t0.addingTimeInterval(0.2)) == .granted(1))
         // Over ten seconds, however it is asked: at most the burst plus the rate.
-        var granted = 0
-        var t = t0.addingTimeInterval(0.2)
-        while t < t0.addingTimeInterval(10.2) {
-            if case .granted(let n) = try await store.takeTokens(key: "k", count: 3, limit: limit, now: t) { granted += n }
-            t = t.addingTimeInterval(0.05)
-        }
+        let granted = try await grants(store, key: "k", count: 3, limit: limit, from: t0.addingTimeInterval(0.2), for: 10, every: 0.05)
         #expect(granted <= 50 && granted >= 45, "\(granted)")
         // Asking for more than the burst gets the burst at most.
         #expect(try await store.takeTokens(key: "other", count: 1000, limit: RateLimit(requestsPerSecond: 1, burst: 3), now: t0) == .granted(3))
@@ -61,12 +68,7 @@ struct RateLimitConformanceTests {
             Issue.record("under 50/s ten requests wait at most 0.2 s")
             return
         }
-        var granted = 0
-        var t = t0.addingTimeInterval(1)
-        while t < t0.addingTimeInterval(3) {
-            if case .granted(let n) = try await store.takeTokens(key: "k", count: 10, limit: fast, now: t) { granted += n }
-            t = t.addingTimeInterval(0.01)
-        }
+        let granted = try await grants(store, key: "k", count: 10, limit: fast, from: t0.addingTimeInterval(1), for: 2, every: 0.01)
         #expect(granted <= 100 && granted >= 90, "50/s for 2 s: \(granted)")
 
         var source = try await store.createSource(makeSource(name: "paced"))

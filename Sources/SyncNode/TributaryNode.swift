@@ -16,7 +16,7 @@ public struct TributaryNode: Sendable {
     public let pool: WorkerPool
     public let server: TributaryServer
     /// The engine's services, in start order: the workers, the lease rescuer, the scheduler,
-    /// the pruner (unless disabled), the node heartbeat (if enabled) and the event relay (on a node with workers).
+    /// the pruner (unless disabled), the node heartbeat (if enabled) and the event relay.
     public let engineServices: [any Service]
     /// What this node counts (`GET /metrics`).
     public let metrics: TributaryMetrics
@@ -60,8 +60,9 @@ public struct TributaryNode: Sendable {
                 id: engine.nodeID, role: role, workers: engine.workers, startedAt: now, heartbeatAt: now)))
         }
         // The store's events (enqueues, retries, hand-backs, cancels; every node's on
-        // PostgreSQL) wake the workers; polling stays the fallback.
-        if engine.workers > 0 { services.append(StoreEventRelay(source: store, workers: pool)) }
+        // PostgreSQL) wake the workers, polling stays the fallback; commits that changed
+        // records wake the change feed's waiting readers (on every node, with workers or not).
+        services.append(StoreEventRelay(source: store, workers: engine.workers > 0 ? pool : nil, changes: self.server.env.changes))
         engineServices = services
     }
 

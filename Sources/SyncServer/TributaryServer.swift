@@ -38,6 +38,7 @@ public struct TributaryServer: Sendable {
         SourceRoutes(env: env).register(on: router, table: routes)
         SyncRoutes(env: env).register(on: router, table: routes)
         RecordRoutes(env: env).register(on: router, table: routes)
+        ChangeRoutes(env: env).register(on: router, table: routes)
         HistoryRoutes(env: env).register(on: router, table: routes)
         MetricsRoutes(env: env).register(on: router, table: routes)
         EventRoutes(env: env, hub: events).register(on: router, table: routes)

@@ -1,6 +1,7 @@
 import SyncServer
 
-/// `--token ROLE:TOKEN` (repeatable) and `TRIBUTARY_TOKENS="ROLE:TOKEN,ROLE:TOKEN"`.
+/// `--token ROLE:TOKEN` (repeatable) and `TRIBUTARY_TOKENS="ROLE:TOKEN,ROLE:TOKEN"`; a
+/// TOKEN written `sha256:<hex>` is the SHA-256 of the token (``TokenDigest``).
 ///
 /// Strict, because a mistake here is a security mistake: spaces around an entry or a token
 /// are trimmed (a trailing space would otherwise be part of the secret), an empty or
@@ -16,6 +17,7 @@ enum TokenSpecs {
             entries += trimmedParts.enumerated().map { ("TRIBUTARY_TOKENS entry \($0.offset + 1)", String($0.element)) }
         }
         var map: [String: TokenRole] = [:]
+        var roles: [String: TokenRole] = [:]
         var origin: [String: String] = [:]
         for (place, raw) in entries {
             let spec = raw.trimmingCharacters(in: .whitespaces)
@@ -32,11 +34,24 @@ enum TokenSpecs {
             guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw CommandFailure("\(place) (\(role.rawValue)): a token is printable ASCII without spaces", exitCode: 3)
             }
-            if let first = origin[token] {
-                throw CommandFailure("\(place) (\(role.rawValue)) repeats the token of \(first) (\(map[token]!.rawValue)): give each token once", exitCode: 3)
+            // `sha256:<64 hex digits>`: the digest of the token, not the token (nothing to
+            // hide in the configuration); a token and its digest are one token.
+            let entry: String
+            if token.hasPrefix(TokenDigest.prefix) {
+                guard let digest = TokenDigest.normalized(token) else {
+                    throw CommandFailure("\(place) (\(role.rawValue)): a sha256: token is the 64 hexadecimal digits of the token's SHA-256", exitCode: 3)
+                }
+                entry = digest
+            } else {
+                entry = token
             }
-            map[token] = role
-            origin[token] = place
+            let identity = TokenDigest.identity(entry)
+            if let first = origin[identity] {
+                throw CommandFailure("\(place) (\(role.rawValue)) repeats the token of \(first) (\(roles[identity]?.rawValue ?? "")): give each token once", exitCode: 3)
+            }
+            map[entry] = role
+            roles[identity] = role
+            origin[identity] = place
         }
         return map
     }

@@ -199,7 +199,9 @@ struct ClusterTests {
         let r = try await nodes[1].client.post("/v1/syncs/cancel", #"{"status": ["queued", "running", "retrying"]}"#)
         #expect(r.status == 200, "\(r.text)")
         let affected = try #require(r.json["affected"]?.intValue)
-        #expect(affected > 900 && affected <= 1000, "\(affected)")
+        // Most are hit; how many completed before the cancel depends on how long the three
+        // nodes took to start (a loaded machine: 132 once). The accounting below is exact.
+        #expect(affected > 500 && affected <= 1000, "\(affected)")
         _ = try await eventually(timeout: .seconds(10), every: .milliseconds(100)) { () -> Bool? in
             let out = try await PostgresCluster.psql(database, "SELECT count(*) FROM syncs WHERE status IN ('queued', 'running', 'retrying')")
             return out.trimmingCharacters(in: .whitespacesAndNewlines) == "0" ? true : nil

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SyncCore
+import SyncServer
 import TestSupport
 
 /// The real binary against hostile clients and mistyped configuration: connections that
@@ -264,6 +265,10 @@ struct HardeningProcessTests {
         // Written the wrong way round, the part before the colon is the secret: never printed.
         (["--token", "Zq9secret:admin"], nil, "--token #1: the role before the colon is neither admin nor viewer (write ROLE:TOKEN)"),
         (["--token", "admin:"], nil, "--token #1 (admin) has an empty token"),
+        // A digest that is not 64 hex digits; a token and its digest are one token.
+        (["--token", "admin:sha256:Zq9abc"], nil, "--token #1 (admin): a sha256: token is the 64 hexadecimal digits"),
+        (["--token", "admin:Zq9tok", "--token", "viewer:sha256:\(TokenDigest.of("Zq9tok").dropFirst(7).uppercased())"], nil,
+         "--token #2 (viewer) repeats the token of --token #1"),
     ] as [([String], String?, String)])
     func badTokenListsAreRefusedByPlace(_ flags: [String], _ environment: String?, _ says: String) async throws {
         let dir = try TemporaryDirectory("e2e-tokens")
@@ -283,6 +288,31 @@ struct HardeningProcessTests {
         #expect(try await APIClient(baseURL: node.baseURL, token: "tok1").get("/v1/sources").status == 200)
         #expect(try await APIClient(baseURL: node.baseURL, token: "tok2").get("/v1/sources").status == 200)
         #expect(try await APIClient(baseURL: node.baseURL, token: "tok2x").get("/v1/sources").status == 401)
+        #expect(try await node.terminate() == 0)
+    }
+
+    /// A token configured as its SHA-256 (`sha256:<hex>`, any case, flag or environment)
+    /// admits the token with its role; the digest itself is not a token.
+    @Test func aTokenGivenAsItsDigestAdmitsTheTokenNotTheDigest() async throws {
+        let dir = try TemporaryDirectory("e2e-token-digest")
+        defer { dir.remove() }
+        let admin = TokenDigest.of("Zq9-admin-secret")
+        let viewer = TokenDigest.of("Zq9-viewer-secret")
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:t.sqlite", "--token", "admin:" + admin.uppercased().replacingOccurrences(of: "SHA256:", with: "sha256:")],
+                                              directory: dir, environment: ["TRIBUTARY_TOKENS": "viewer:" + viewer])
+        func status(_ token: String, creating: Bool = false) async throws -> Int {
+            let client = APIClient(baseURL: node.baseURL, token: token)
+            return creating ? try await client.post("/v1/sources", #"{"name": "d", "kind": "synthetic", "config": {"records": 1}}"#).status
+                : try await client.get("/v1/sources").status
+        }
+        let created = try await status("Zq9-admin-secret", creating: true)
+        #expect(created == 201, "\(created)")
+        #expect(try await status("Zq9-viewer-secret") == 200)
+        #expect(try await status("Zq9-viewer-secret", creating: true) == 403)
+        for wrong in [admin, String(admin.dropFirst(7)), viewer, "Zq9-admin-secreT", ""] {
+            #expect(try await status(wrong) == 401, "\(wrong)")
+        }
+        #expect(!node.log.contains("Zq9"), "\(node.log)")
         #expect(try await node.terminate() == 0)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import SyncConnectors
 
 @Suite("JSON scanner")
@@ -96,7 +97,7 @@ struct JSONScannerTests {
     /// both must agree on validity (documents with lone-surrogate escapes excepted, which
     /// RFC 8259 leaves to implementations).
     @Test func agreesWithFoundationOnRandomMutations() throws {
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SeededGenerator(seed: 0x5EED)
         var disagreements: [String] = []
         for _ in 0..<20_000 {
             var doc = Array(Self.randomValue(&rng, depth: 0).utf8)
@@ -124,7 +125,7 @@ struct JSONScannerTests {
 
     static let alphabet = Array("{}[],:\"\\ -0123456789.eEtrufalsn \u{7}xé".utf8)
 
-    static func randomValue(_ rng: inout SplitMix64, depth: Int) -> String {
+    static func randomValue(_ rng: inout SeededGenerator, depth: Int) -> String {
         switch rng.next() % (depth > 3 ? 5 : 7) {
         case 0: return ["0", "-1", "3.25", "1e5", "-0.5E-2", "123456789"][Int(rng.next() % 6)]
         case 1: return ["\"\"", "\"abc\"", "\"a\\\"b\"", "\"\\u00e9\"", "\"é✓\"", "\"\\n\\t\""][Int(rng.next() % 6)]
@@ -138,15 +139,4 @@ struct JSONScannerTests {
     }
 }
 
-/// A small deterministic generator so the fuzz run is reproducible.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+

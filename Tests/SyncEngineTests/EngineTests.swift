@@ -181,8 +181,9 @@ struct EngineTests {
             // Server timestamps: queued to started, unaffected by how fast this test polls.
             func date(_ v: JSONValue?) -> Date { v?.stringValue.flatMap(Timestamp.parse) ?? .distantFuture }
             // The wake-up, not the 60 s poll (a start within seconds cannot come from polling); the
-            // bound leaves room for a machine loaded by the whole suite (median here: 1 ms).
-            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 2)
+            // bound leaves room for a machine loaded by the whole suite (median here: 1 ms; 2.7 s
+            // once on PostgreSQL under the store suites).
+            #expect(date(started["started_at"]).timeIntervalSince(date(started["queued_at"])) < 10)
         }
     }
 }

@@ -116,12 +116,12 @@ struct MetricsTests {
         let node = try await TestNode(backend: backend, rescueInterval: .seconds(3600))
         try await node.test { client in
             let store = node.store
-            for i in 0..<5 { try await createAndQueue(store, makeSource(name: "q\(i)")) }
+            for i in 0..<6 { try await createAndQueue(store, makeSource(name: "q\(i)")) }
             _ = try #require(try await store.claimNext(owner: "other-node", leaseSeconds: 300, now: Date()))
             _ = try #require(try await store.claimNext(owner: "dead-node", leaseSeconds: 0.05, now: Date()))
             try await Task.sleep(for: .milliseconds(300))
             let samples = try await Self.scrape(client)
-            #expect(samples["tributary_queue_depth{}"] == 3)
+            #expect(samples["tributary_queue_depth{}"] == 4)
             #expect((samples["tributary_queue_oldest_age_seconds{}"] ?? -1) >= 0.3)
             #expect(samples["tributary_syncs_running{}"] == 2)
             #expect(samples["tributary_leases_expired{}"] == 1)
@@ -131,7 +131,13 @@ struct MetricsTests {
             for _ in 0..<3 { #expect(try await client.call(.post, "/v1/syncs/\(id)/cancel").status == .accepted) }
             let after = try await Self.scrape(client)
             #expect(after["tributary_syncs_finished_total{kind=synthetic,status=cancelled}"] == 1)
-            #expect(after["tributary_queue_depth{}"] == 2)
+            #expect(after["tributary_queue_depth{}"] == 3)
+            // A bulk cancel counts the three queued syncs it ended (the two running ones are only
+            // flagged: they finish on their nodes), again once however often it is repeated.
+            for _ in 0..<2 { #expect(try await client.call(.post, "/v1/syncs/cancel", "{}").status == .ok) }
+            let bulk = try await Self.scrape(client)
+            #expect(bulk["tributary_syncs_finished_total{kind=synthetic,status=cancelled}"] == 4)
+            #expect(bulk["tributary_queue_depth{}"] == 0)
         }
         // /metrics needs no token, like /healthz.
         try await TestNode(tokens: ["t": .admin]).test { client in

@@ -150,4 +150,33 @@ struct SourceStateTests {
             #expect(try await client.call(.post, "/v1/sources/nope/reset", "{}").status == .notFound)
         }
     }
+    /// A full sync cancelled halfway, then a records reset, then a retry of that sync: the
+    /// retry starts from the first page (its checkpoint predates the reset) and every record
+    /// the upstream has is live at the end. Resuming would leave the pages read before the
+    /// cancel deleted by the reset, with a completed full sync saying nothing was deleted.
+    @Test(arguments: StoreBackend.allCases)
+    func aRetryAfterAResetStartsOverAndLeavesEveryRecordLive(_ backend: StoreBackend) async throws {
+        try await TestNode(backend: backend, workers: 1).test { client in
+            _ = try await client.call(.post, "/v1/sources", #"{"name": "big", "kind": "synthetic", "config": {"records": 200, "page_size": 10, "delay_ms_per_page": 40}}"#)
+            #expect(try await client.runSync("big", body: #"{"mode": "full"}"#)["status"] == .string("completed"))
+            let id = try #require(try await client.call(.post, "/v1/sources/big/syncs", #"{"mode": "full"}"#).json["id"]?.stringValue)
+            _ = try await eventually(timeout: .seconds(20), every: .milliseconds(20)) { () -> Bool? in
+                let pages = try await client.call(.get, "/v1/syncs/\(id)").json["progress"]?["pages"]?.doubleValue ?? 0
+                return pages >= 5 ? true : nil
+            }
+            #expect(try await client.call(.post, "/v1/syncs/\(id)/cancel").status == .accepted)
+            #expect(try await client.waitTerminal(id)["status"] == .string("cancelled"))
+            let reset = try await client.call(.post, "/v1/sources/big/reset", #"{"records": true}"#)
+            #expect(reset.json["records_deleted"] == .number(200))
+            #expect(try await client.call(.post, "/v1/syncs/\(id)/retry").status == .accepted)
+            let done = try await client.waitTerminal(id)
+            #expect(done["status"] == .string("completed"))
+            // A fresh run: every record read once, each brought back from the reset.
+            #expect(done["progress"]?["records_read"] == .number(200) && done["progress"]?["pages"] == .number(20), "\(done["progress"] ?? .null)")
+            #expect(done["progress"]?["records_updated"] == .number(200) && done["progress"]?["records_deleted"] == .number(0),
+                    "\(done["progress"] ?? .null)")
+            #expect(try await client.allRecords("big").count == 200)
+        }
+    }
 }
+

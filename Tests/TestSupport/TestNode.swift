@@ -39,10 +39,12 @@ public struct TestNode: Sendable {
                 cancelCheckInterval: Duration = .milliseconds(500),
                 rescueInterval: Duration = .seconds(1), retention: RetentionPolicy = .default, pruneInterval: Duration? = nil,
                 webhooks: WebhookPolicy? = nil, egress: EgressPolicy = .default, nodeID: String = "test-node",
+                upstream: UpstreamClient? = nil,
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) async throws {
         let (store, cleanup) = try await backend.makeStore(connections: connections)
         self.cleanup = cleanup
-        var kinds = SourceKindRegistry.builtIn
+        // `upstream`: the http-json kind too, over that client.
+        var kinds = upstream.map { SourceKindRegistry.standard(client: $0) } ?? SourceKindRegistry.builtIn
         kinds.register(OpenConfigKind())
         let webhookClient = webhooks == nil ? nil : UpstreamClient(egress: egress)
         self.webhookClient = webhookClient

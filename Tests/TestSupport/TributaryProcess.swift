@@ -65,7 +65,7 @@ public final class TributaryProcess: @unchecked Sendable {
     }()
 
     /// Starts the binary with a clean Tributary environment plus `environment`, output to `output`.
-    static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> ChildProcess {
+    public static func launch(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String], output: String) throws -> ChildProcess {
         if let stale = staleness { throw ClusterError(stale) }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")

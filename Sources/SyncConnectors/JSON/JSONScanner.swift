@@ -72,31 +72,10 @@ public struct JSONScanner {
             let kind = scanner.kindAtIndex()
             var found = [Value?](repeating: nil, count: wanted.count)
             if kind == .object {
-                scanner.index += 1
-                scanner.skipWhitespace()
-                if scanner.peek == UInt8(ascii: "}") {
-                    scanner.index += 1
-                } else {
-                    while true {
-                        scanner.skipWhitespace()
-                        let keyStart = scanner.index
-                        _ = try? scanner.scanString()
-                        let keyRange = keyStart + 1..<scanner.index - 1
-                        scanner.skipWhitespace()
-                        scanner.index += 1 // ':'
-                        scanner.skipWhitespace()
-                        let valueStart = scanner.index
-                        let valueKind = scanner.kindAtIndex()
-                        _ = try? scanner.scanValue(depth: 2, paths: [], found: &ignored)
-                        // A repeated member: the last one wins, as it does when the stored bytes are parsed later.
-                        for i in wanted.indices where scanner.keyEquals(keyRange, wanted[i]) {
-                            found[i] = Value(range: valueStart..<scanner.index, kind: valueKind)
-                        }
-                        scanner.skipWhitespace()
-                        let c = scanner.peek
-                        scanner.index += 1
-                        if c != UInt8(ascii: ",") { break }
-                    }
+                scanner.walkMembers(depth: 2) { key, value, scanner in
+                    // A repeated member: the last one wins, as it does when the stored bytes are parsed later.
+                    let keyRange = key.range.lowerBound + 1..<key.range.upperBound - 1
+                    for i in wanted.indices where scanner.keyEquals(keyRange, wanted[i]) { found[i] = value }
                 }
             } else {
                 _ = try? scanner.scanValue(depth: 1, paths: [], found: &ignored)
@@ -104,6 +83,44 @@ public struct JSONScanner {
             body(Value(range: start..<scanner.index, kind: kind), found)
             scanner.skipWhitespace()
             if scanner.peek == UInt8(ascii: ",") { scanner.index += 1 } else { return }
+        }
+    }
+
+    /// Calls `body` with each member of the (already validated) object at `object`: its name's
+    /// value (a string) and its value, in document order (a repeated name comes each time).
+    public static func forEachMember(of object: Value, in document: UnsafeBufferPointer<UInt8>, _ body: (Value, Value) -> Void) {
+        guard object.kind == .object else { return }
+        var scanner = JSONScanner(document)
+        scanner.index = object.range.lowerBound
+        scanner.walkMembers(depth: 1) { key, value, _ in body(key, value) }
+    }
+
+    /// Walks the (already validated) object starting at `index` to its end, calling `body`
+    /// with each member's name (a string value, quotes included) and value.
+    mutating func walkMembers(depth: Int, _ body: (Value, Value, JSONScanner) -> Void) {
+        var ignored = [Value?]()
+        index += 1
+        skipWhitespace()
+        if peek == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            let keyStart = index
+            _ = try? scanString()
+            let key = Value(range: keyStart..<index, kind: .string)
+            skipWhitespace()
+            index += 1 // ':'
+            skipWhitespace()
+            let valueStart = index
+            let valueKind = kindAtIndex()
+            _ = try? scanValue(depth: depth, paths: [], found: &ignored)
+            body(key, Value(range: valueStart..<index, kind: valueKind), self)
+            skipWhitespace()
+            let c = peek
+            index += 1
+            if c != UInt8(ascii: ",") { return }
         }
     }
 

@@ -61,3 +61,37 @@ public enum ContentHash {
         return Int64(bitPattern: h)
     }
 }
+
+/// What a record's last change was, as the change feed tells it.
+public enum ChangeOp: String, Sendable, CaseIterable {
+    case created, updated, deleted
+}
+
+/// One entry of a source's change feed: a record at its current state and its last change.
+public struct RecordChange: Sendable, Equatable {
+    public var op: ChangeOp
+    public var record: StoredRecord
+    /// The source's change number of the record's last change.
+    public var change: Int64
+
+    public init(op: ChangeOp, record: StoredRecord, change: Int64) {
+        self.op = op
+        self.record = record
+        self.change = change
+    }
+}
+
+/// A page of a source's change feed and where the feed stood when it was read.
+public struct ChangePage: Sendable, Equatable {
+    public var changes: [RecordChange]
+    /// The last change number given (`head`) and the first a cursor may still name (`floor`:
+    /// a cursor below it was issued before the source's records were reset).
+    public var head: Int64
+    public var floor: Int64
+
+    public init(changes: [RecordChange], head: Int64, floor: Int64) {
+        self.changes = changes
+        self.head = head
+        self.floor = floor
+    }
+}

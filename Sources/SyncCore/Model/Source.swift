@@ -77,17 +77,29 @@ public struct Schedule: Sendable, Codable, Equatable {
 
 /// One webhook of a source: the events it wants (`completed`, `failed`, `cancelled`,
 /// `retrying`) POSTed to `url`, signed with `secret` when it has one.
+/// What a webhook can be told about: a sync reaching a status (`completed`, …), or the
+/// records a sync changed once it ended (`records.changed`, opt-in; docs/webhooks.md).
+public enum WebhookEvent: String, Sendable, Codable, CaseIterable {
+    case completed, failed, cancelled, retrying
+    case recordsChanged = "records.changed"
+
+    /// The status this event is sent for; `nil` for `records.changed`.
+    public var status: SyncStatus? { SyncStatus(rawValue: rawValue) }
+}
+
 public struct WebhookTarget: Sendable, Codable, Equatable {
     public var url: String
-    public var events: [SyncStatus]
+    public var events: [WebhookEvent]
     public var secret: String?
-    public init(url: String, events: [SyncStatus] = WebhookTarget.events, secret: String? = nil) {
+    public init(url: String, events: [WebhookEvent] = WebhookTarget.events, secret: String? = nil) {
         self.url = url
         self.events = events
         self.secret = secret
     }
-    /// The statuses a webhook can be told about, in this order.
-    public static let events: [SyncStatus] = [.completed, .failed, .cancelled, .retrying]
+    /// The events a webhook gets when it names none: every status event, in this order.
+    public static let events: [WebhookEvent] = [.completed, .failed, .cancelled, .retrying]
+    /// The statuses a webhook can be told about.
+    public static let statuses: [SyncStatus] = events.compactMap(\.status)
     public enum CodingKeys: String, CodingKey, CaseIterable { case url, events, secret }
 
     /// Who receives it: the URL's origin (`scheme://host:port`, lowercase, the port spelled

@@ -109,6 +109,18 @@ public struct SyncAttempt: Sendable, Codable, Equatable {
     }
 }
 
+/// The stretch of its source's change feed a sync's writes took (docs/api.md, "Change
+/// feed"): `from` is the feed's head before its first change, `to` the head after its last.
+/// Reading the feed after `from` up to `to` gives what the sync changed, as it stands now.
+public struct SyncChanges: Sendable, Equatable {
+    public var from: Int64
+    public var to: Int64
+    public init(from: Int64, to: Int64) {
+        self.from = from
+        self.to = to
+    }
+}
+
 /// A sync job: one run of a source, from queued to a terminal status.
 public struct Sync: Sendable, Equatable {
     public var id: String
@@ -137,13 +149,16 @@ public struct Sync: Sendable, Equatable {
     public var checkpoint: JSONValue?
     /// Seconds spent running, summed over attempts that ended.
     public var runSeconds: Double
+    /// The change feed's stretch its writes took; `nil` while it changed no record.
+    public var changes: SyncChanges?
 
     public init(
         id: String, sourceID: String, status: SyncStatus, mode: SyncMode, priority: Int, trigger: SyncTrigger,
         attempt: Int = 0, maxAttempts: Int, failedAttempts: Int = 0, queuedAt: Date, startedAt: Date? = nil,
         finishedAt: Date? = nil, nextRetryAt: Date? = nil, heartbeatAt: Date? = nil, cancelRequested: Bool = false,
         progress: SyncProgress = SyncProgress(), error: SyncError? = nil, attempts: [SyncAttempt] = [],
-        leaseOwner: String? = nil, leaseExpiresAt: Date? = nil, checkpoint: JSONValue? = nil, runSeconds: Double = 0
+        leaseOwner: String? = nil, leaseExpiresAt: Date? = nil, checkpoint: JSONValue? = nil, runSeconds: Double = 0,
+        changes: SyncChanges? = nil
     ) {
         self.id = id
         self.sourceID = sourceID
@@ -167,6 +182,7 @@ public struct Sync: Sendable, Equatable {
         self.leaseExpiresAt = leaseExpiresAt
         self.checkpoint = checkpoint
         self.runSeconds = runSeconds
+        self.changes = changes
     }
 
     /// The real counts, once the sync is terminal; `nil` before.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SyncCore
 import SyncStore
 
 /// Hands the store's events to this node's workers (the engine's one wake path): `wake` →
@@ -10,25 +11,32 @@ import SyncStore
 /// down, nothing is lost, only slower (workers poll, running syncs poll for cancels).
 public struct StoreEventRelay: Service {
     let source: any StoreEventSource
-    let workers: WorkerPool
+    let workers: WorkerPool?
+    let changes: ChangeSignal?
     let logger: Logger
 
-    public init(source: any StoreEventSource, workers: WorkerPool, logger: Logger = Logger(label: "tributary.events")) {
+    /// - Parameters:
+    ///   - workers: this node's workers (`nil` on a node without any).
+    ///   - changes: wakes the change feed's waiting readers of a source whose records a commit changed.
+    public init(source: any StoreEventSource, workers: WorkerPool?, changes: ChangeSignal? = nil,
+                logger: Logger = Logger(label: "tributary.events")) {
         self.source = source
         self.workers = workers
+        self.changes = changes
         self.logger = logger
     }
 
     public func run() async throws {
-        let workers = workers
+        let workers = workers, changes = changes
         await cancelWhenGracefulShutdown {
             var backoff = Duration.milliseconds(100)
             while !Task.isCancelled {
                 do {
                     try await source.listen { event in
                         switch event {
-                        case .wake: workers.wakeUp.signal()
-                        case .cancelRequested(let id): workers.cancelLocally(syncID: id)
+                        case .wake: workers?.wakeUp.signal()
+                        case .cancelRequested(let id): workers?.cancelLocally(syncID: id)
+                        case .recordsChanged(let id): changes?.signal(sourceID: id)
                         }
                     }
                     backoff = .milliseconds(100)

@@ -200,10 +200,7 @@ struct DashboardPages {
             } else {
                 row["json"] = String(decoding: r.prefix, as: UTF8.self) + " …"
                 row["cut"] = DashboardFormat.count(r.size)
-                let path = "/v1/sources/\(source.id)/records/\(r.key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#", "%"])) ?? "")"
-                // A browser removes a `.` or `..` segment (encoded or not) before asking: no link
-                // can reach those keys, so the path is shown for a client that keeps it.
-                row[r.key == "." || r.key == ".." ? "api_path_text" : "api_path"] = path
+                Self.recordLink(source: source.id, key: r.key, into: &row)
             }
             row["sync_id"] = r.syncID
             return row
@@ -212,7 +209,30 @@ struct DashboardPages {
             view["records_next"] = Self.query([URLQueryItem(name: "after", value: last.key)])
         }
         view["records_after"] = after
+        // The change feed as a consumer sees it: the newest changes and the cursor at the head.
+        let latest = try await env.store.latestChanges(sourceID: source.id, limit: 10)
+        view["changes"] = latest.changes.map { change -> [String: Any] in
+            var row: [String: Any] = [
+                "op": change.op.rawValue, "op_tone": change.op == .deleted ? "bad" : change.op == .created ? "ok" : "info",
+                "key": change.record.key, "change": change.change,
+                "when": DashboardFormat.relative(change.record.deletedAt ?? change.record.updatedAt, now: now) ?? "",
+            ]
+            row["sync_id"] = change.record.syncID
+            Self.recordLink(source: source.id, key: change.record.key, into: &row)
+            return row
+        }
+        view["has_changes"] = !latest.changes.isEmpty
+        view["feed_head"] = DashboardFormat.count(Int(clamping: latest.head))
+        view["newest_cursor"] = ChangeCursor.encode(sourceID: source.id, change: max(latest.head, latest.floor))
         return view
+    }
+
+    /// A record's API path as a link (`api_path`), or as text (`api_path_text`) for the keys
+    /// `.` and `..`: a browser removes such a segment (encoded or not) before asking, so no
+    /// link can reach them; the path is shown for a client that keeps it.
+    static func recordLink(source: String, key: String, into row: inout [String: Any]) {
+        let path = "/v1/sources/\(source)/records/\(key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#", "%"])) ?? "")"
+        row[key == "." || key == ".." ? "api_path_text" : "api_path"] = path
     }
 
     // MARK: Syncs

@@ -13,6 +13,15 @@ public enum TokenRole: String, Sendable, CaseIterable {
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = TributaryRequestContext
     let tokens: [String: TokenRole]
+    /// Whether any configured token is a `sha256:` digest, decided once: without one a
+    /// request's token is never hashed.
+    private let hasDigests: Bool
+
+    init(tokens: [String: TokenRole]) {
+        self.tokens = tokens
+        hasDigests = tokens.keys.contains { TokenDigest.normalized($0) != nil }
+    }
+
     static let openPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -35,12 +44,16 @@ struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Looks the token up comparing every configured token in constant time.
+    /// Looks the token up comparing every configured token in constant time: a configured
+    /// `sha256:` digest against the presented token's digest, any other against the token.
     private func role(for presented: String) -> TokenRole? {
         var found: TokenRole?
-        let p = Array(presented.utf8)
+        let plain = Array(presented.utf8)
+        let digest = hasDigests ? Array(TokenDigest.of(presented).utf8) : []
         for (token, role) in tokens {
             let t = Array(token.utf8)
+            // Configured digests are stored normalized (lowercase), so the prefix tells them.
+            let p = token.hasPrefix(TokenDigest.prefix) ? digest : plain
             var diff = UInt8(t.count == p.count ? 0 : 1)
             for i in 0..<t.count { diff |= t[i] ^ (i < p.count ? p[i] : 0) }
             if diff == 0 { found = role }

@@ -20,10 +20,14 @@ public struct APIEnvironment: Sendable {
     public var prometheus: PrometheusCollectorRegistry
     /// What webhook URLs may reach (the sources' policy): a blocked one is refused at create.
     public var egress: EgressPolicy
+    /// Wakes the change feed's waiting readers (fed by the store's events through the node's relay).
+    public var changes: ChangeSignal
 
     public init(store: any APIStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
                 retention: RetentionPolicy = .default, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                metrics: TributaryMetrics? = nil, egress: EgressPolicy = .default) {
+                metrics: TributaryMetrics? = nil, egress: EgressPolicy = .default,
+                changes: ChangeSignal = ChangeSignal()) {
+        self.changes = changes
         self.prometheus = prometheus
         self.egress = egress
         self.metrics = metrics ?? TributaryMetrics(prometheus: prometheus)

@@ -43,13 +43,33 @@ struct SyncRoutes {
         // refuses (already ended, another sync of its source active) is left as it is.
         router.add(.post, "/v1/syncs/cancel", in: table) { request, _ in
             // A sync counts as affected only for the call whose write changed it: two bulk
-            // cancels racing over the same syncs add up to the syncs that exist.
-            try await bulk(request, defaultStatuses: SyncStatus.active) { id in try await cancel(id).changed }
+            // cancels racing over the same syncs add up to the syncs that exist. A thousand
+            // syncs per transaction (one by one, 10,000 took minutes on PostgreSQL).
+            try await bulk(request, defaultStatuses: SyncStatus.active, batch: 1000) { ids in
+                let now = Date()
+                let changed = try await env.store.cancel(syncIDs: ids, now: now)
+                for sync in changed where sync.ended {
+                    env.metrics.syncFinished(status: SyncStatus.cancelled.rawValue, kind: sync.sourceKind ?? "unknown",
+                                             seconds: sync.startedAt.map { now.timeIntervalSince($0) })
+                }
+                return changed.count
+            }
         }
         router.add(.post, "/v1/syncs/retry", in: table) { request, _ in
-            try await bulk(request, defaultStatuses: [.failed, .cancelled]) { id in
-                _ = try await env.store.retry(syncID: id, now: Date())
-                return true
+            try await bulk(request, defaultStatuses: [.failed, .cancelled], batch: 1) { ids in
+                var affected = 0
+                for id in ids {
+                    do {
+                        _ = try await env.store.retry(syncID: id, now: Date())
+                        affected += 1
+                    } catch let error as SyncStoreError {
+                        // The rules refused this one (it ended meanwhile, or its source has
+                        // another active sync): skipped, the others go on. A database fault
+                        // stops the call.
+                        if case .unavailable = error { throw error }
+                    }
+                }
+                return affected
             }
         }
         router.add(.post, "/v1/syncs/{id}/retry", in: table) { request, context in
@@ -99,9 +119,10 @@ struct SyncRoutes {
     }
 
     /// Applies `action` to every sync the body's filter matches (at most ``BulkFilter/maxSyncs``,
-    /// newest first); answers how many matched and how many the action changed.
-    private func bulk(_ request: Request, defaultStatuses: [SyncStatus],
-                      _ action: (String) async throws -> Bool) async throws -> Response {
+    /// newest first), `batch` ids per call; answers how many matched and how many the action
+    /// changed.
+    private func bulk(_ request: Request, defaultStatuses: [SyncStatus], batch: Int,
+                      _ action: ([String]) async throws -> Int) async throws -> Response {
         var (filter, source) = try BulkFilter.parse(try await request.bodyBytes(limit: env.maxBodyBytes), defaultStatuses: defaultStatuses)
         if let source { filter.sourceID = try await env.source(source).id }
         var ids: [String] = []
@@ -114,14 +135,11 @@ struct SyncRoutes {
             before = last.id
         }
         var affected = 0
-        for id in ids {
-            do {
-                if try await action(id) { affected += 1 }
-            } catch let error as SyncStoreError {
-                // The rules refused this one (it ended meanwhile, or its source has another
-                // active sync): skipped, the others go on. A database fault stops the call.
-                if case .unavailable = error { throw error }
-            }
+        var start = 0
+        while start < ids.count {
+            let end = min(start + batch, ids.count)
+            affected += try await action(Array(ids[start..<end]))
+            start = end
         }
         return JSONResponse.make(.object(["affected": .number(Double(affected)), "matched": .number(Double(ids.count))]))
     }

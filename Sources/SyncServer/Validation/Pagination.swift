@@ -58,7 +58,10 @@ enum Cursor {
         let bytes = [UInt8](data), prefix = Array((kind + ":").utf8), colon = UInt8(ascii: ":")
         guard bytes.starts(with: prefix), let end = bytes[prefix.count...].firstIndex(of: colon) else { return nil }
         let key = String(decoding: bytes[(end + 1)...], as: UTF8.self)
-        return bytes[prefix.count..<end].elementsEqual(check(key, kind: kind).utf8) ? key : nil
+        guard bytes[prefix.count..<end].elementsEqual(check(key, kind: kind).utf8) else { return nil }
+        // Only the spelling this server writes: padding or other base64 forms of the same
+        // bytes are an edited cursor.
+        return encode(key, kind: kind) == cursor ? key : nil
     }
 
     static func check(_ key: String, kind: String) -> String {

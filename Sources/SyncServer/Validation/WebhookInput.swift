@@ -39,11 +39,11 @@ enum WebhookInput {
             }
             if let v = o[Key.events.stringValue], !v.isNull {
                 let names = v.arrayValue?.compactMap(\.stringValue) ?? []
-                let events = names.compactMap { SyncStatus(rawValue: $0) }.filter(WebhookTarget.events.contains)
+                let events = names.compactMap(WebhookEvent.init(rawValue:))
                 if names.isEmpty || events.count != v.arrayValue?.count {
-                    errors.append(FieldError("\(path).events", "must be a non-empty list of: \(WebhookTarget.events.map(\.rawValue).joined(separator: ", "))"))
+                    errors.append(FieldError("\(path).events", "must be a non-empty list of: \(WebhookEvent.allCases.map(\.rawValue).joined(separator: ", "))"))
                 } else {
-                    target.events = WebhookTarget.events.filter(events.contains)
+                    target.events = WebhookEvent.allCases.filter(events.contains)
                 }
             }
             if let v = o[Key.secret.stringValue], !v.isNull {

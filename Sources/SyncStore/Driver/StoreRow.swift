@@ -10,4 +10,10 @@ protocol StoreRow {
     func optionalDouble(_ column: String) throws -> Double?
     func bool(_ column: String) throws -> Bool
     func bytes(_ column: String) throws -> [UInt8]
+    /// Whether the row has `column` at all (a sync snapshot written before a column existed lacks it).
+    func has(_ column: String) -> Bool
+}
+
+extension StoreRow {
+    func has(_ column: String) -> Bool { true }
 }

@@ -39,7 +39,19 @@ extension PostgresDriver {
             syncID: lease.syncID, token: lease.token, storedPages: page.pageNumber - 1, keys: columns.keys, data: columns.data,
             hashes: columns.hashes, now: t, recordErrors: page.recordErrors.count, bytesRead: page.bytesRead,
             checkpoint: page.checkpoint.map(RowCoding.json))
-        let row = try await onConnection { connection in try await connection.first(statement, logger: logger) }
+        let upserting = upsertingLeases
+        let row = try await onConnection { connection -> PostgresRandomAccessRow? in
+            // Keys new to the source (a first sync) are inserted without the conflict check;
+            // the first key that exists sends this page, and the attempt's later ones, to the upsert.
+            if !upserting.contains(lease.token) {
+                do {
+                    return try await connection.first(PostgresStatements.CommitNewPage(page: statement), logger: logger)
+                } catch let error as PSQLError where Self.isUniqueViolation(error) {
+                    upserting.insert(lease.token)
+                }
+            }
+            return try await connection.first(statement, logger: logger)
+        }
         return try row.map { try RowCoding.sync($0, attempts: []).progress }
     }
 
@@ -49,6 +61,7 @@ extension PostgresDriver {
     }
 
     func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync {
+        upsertingLeases.remove(lease.token)
         if Self.isSimple(page) {
             let logger = logger
             let t = now.timeIntervalSince1970
@@ -97,12 +110,17 @@ extension PostgresDriver {
             for error in page.recordErrors {
                 _ = try await PostgresSharedStatement.rows(PageWrite.recordError(error, syncID: lease.syncID), on: connection, logger: logger)
             }
+            if counts.changes > 0 {
+                try await connection.run(
+                    "SELECT pg_notify(\(PostgresStatements.channel), \(StoreEvent.recordsChanged(sourceID: fence.sourceID).payload))",
+                    logger: logger)
+            }
             if let state = page.sourceState, !state.isEmpty {
                 try await connection.run(
                     "UPDATE sources SET state = (state::jsonb || \(RowCoding.json(state))::jsonb)::text WHERE id = \(fence.sourceID)",
                     logger: logger)
             }
-            var binds = PostgresBindings(capacity: 8)
+            var binds = PostgresBindings(capacity: 10)
             binds.append(counts.created)
             binds.append(counts.updated)
             binds.append(counts.unchanged)
@@ -111,17 +129,21 @@ extension PostgresDriver {
             binds.append(page.checkpoint.map(RowCoding.json))
             binds.append(t)
             binds.append(lease.syncID)
+            binds.append(counts.range?.from)
+            binds.append(counts.range?.to)
             let progress = PageProgress.syncColumns(
                 created: "$1::int8", updated: "$2::int8", unchanged: "$3::int8", recordErrors: "$4::int8", bytesRead: "$5::int8",
                 checkpoint: "$6::text", now: "$7::float8")
+            let changes = SyncChangesSchema.syncColumns(from: "$9::int8", to: "$10::int8")
             guard let row = try await connection.one(
-                PostgresQuery(unsafeSQL: "UPDATE syncs SET \(progress) WHERE id = $8::text RETURNING *", binds: binds), logger: logger
+                PostgresQuery(unsafeSQL: "UPDATE syncs SET \(progress), \(changes) WHERE id = $8::text RETURNING *", binds: binds), logger: logger
             ) else { throw SyncStoreError.leaseLost }
             return try RowCoding.sync(row, attempts: []).progress
         }
     }
 
     func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
+        upsertingLeases.remove(lease.token)
         let logger = logger
         let t = now.timeIntervalSince1970
         let statement = PostgresStatements.Finish(

@@ -19,6 +19,9 @@ final class PostgresDriver: StoreDriver {
     let connectionWaits = ConnectionWaits(limit: PostgresDriver.connectionDeadline)
     let logger: Logger
     let maximumConnections: Int
+    /// Attempts (by lease token) that met a key their source already holds: their pages go
+    /// through the upsert from then on; the others insert (``PostgresStatements/CommitNewPage``).
+    let upsertingLeases = LeaseSet(capacity: 4096)
     var dialect: SQLDialect { .postgres }
 
     /// The pool does not connect until ``run()`` runs (a node's service group runs it;

@@ -28,6 +28,10 @@ enum PostgresRecordWriter {
             counts.created += try row?.int("created") ?? 0
             counts.updated += try row?.int("updated") ?? 0
             counts.unchanged += try row?.int("unchanged") ?? 0
+            if let row {
+                let top = Int64(try row.int("top"))
+                counts.took(changed: Int64(try row.int("changed")), base: top - Int64(keys.count), top: top)
+            }
         }
         return counts
     }

@@ -229,6 +229,12 @@ enum PostgresSchema {
         ],
         // 9: webhook deliveries share slots by receiver.
         Webhooks.receiversPostgres,
+        // 10: the change feed (ChangeFeedSchema).
+        ChangeFeedSchema.postgres,
+        // 11: each sync's stretch of the feed, records.changed webhooks (SyncChangesSchema).
+        SyncChangesSchema.postgres,
+        // 12: the records view reads every record, with body_text (RecordsViewSchema).
+        RecordsViewSchema.postgres,
     ]
 
     /// The first key of the advisory locks on concurrency keys (the second is the key's hash).

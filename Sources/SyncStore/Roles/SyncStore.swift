@@ -81,6 +81,9 @@ public protocol SyncRequests: Sendable {
     /// ``requestCancel(syncID:now:)``, and whether this call is the one that changed the sync
     /// (of calls racing for one sync, exactly one is).
     func cancel(syncID: String, now: Date) async throws -> (sync: Sync, changed: Bool)
+    /// ``cancel(syncID:now:)`` for many syncs in one transaction (a bulk cancel's batch), each
+    /// under the same rules: answers the syncs this call changed. Ended ones are skipped.
+    func cancel(syncIDs: [String], now: Date) async throws -> [CancelledSync]
     /// Puts a failed or cancelled sync back in the queue with a fresh attempt budget.
     func retry(syncID: String, now: Date) async throws -> Sync
 }
@@ -134,6 +137,11 @@ public protocol RecordReader: Sendable {
     func records(sourceID: String, limit: Int, after: String?, includeDeleted: Bool) async throws -> [StoredRecord]
     func record(sourceID: String, key: String) async throws -> StoredRecord?
     func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)]
+    /// The source's records whose last change is numbered after `after`, in change order
+    /// (only those of `op` when given), with the feed's head and floor.
+    func changes(sourceID: String, after: Int64, limit: Int, op: ChangeOp?) async throws -> ChangePage
+    /// The source's `limit` most recent changes, newest first, with the feed's head and floor.
+    func latestChanges(sourceID: String, limit: Int) async throws -> ChangePage
 }
 
 /// The nodes sharing the database, as a node keeps its own entry.

@@ -50,8 +50,20 @@ struct UpsertCounts {
     var created = 0
     var updated = 0
     var unchanged = 0
+    /// How many change numbers the page took (records written, a later version of a record
+    /// this sync wrote before included).
+    var changes: Int64 = 0
+    /// The stretch of the feed the page's changes took (`nil` when it changed nothing).
+    var range: SyncChanges?
     /// The page's records read for the first time in this sync.
     var read: Int { created + updated + unchanged }
+
+    /// Counts a write that took the feed from `base` to `top` (when it changed something).
+    mutating func took(changed: Int64, base: Int64, top: Int64) {
+        guard changed > 0 else { return }
+        changes += changed
+        range = SyncChanges(from: range?.from ?? base, to: top)
+    }
 }
 
 /// What a committed page adds to its sync, written by both drivers with this `SET` list

@@ -46,12 +46,16 @@ extension SQLiteDriver {
     }
 
     func commitPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> SyncProgress {
-        try await guarded {
+        let (progress, changed) = try await guarded {
             try await pool.write { db in try Self.commitPage(db, page, lease: lease, now: now.timeIntervalSince1970) }
         }
+        if let changed { events.publish([.recordsChanged(sourceID: changed)]) }
+        return progress
     }
 
-    private static func commitPage(_ db: Database, _ page: PageCommit, lease: Lease, now t: Double) throws -> SyncProgress {
+    /// The page's progress, and its source's id when the page changed records (for the
+    /// change feed's waiting readers).
+    private static func commitPage(_ db: Database, _ page: PageCommit, lease: Lease, now t: Double) throws -> (SyncProgress, changed: String?) {
         // Fence first: inside this IMMEDIATE transaction nobody else can take the lease.
         guard let row = try fetch(db, text: Statements.fence, values: [.text(lease.syncID), .text(lease.token)]).first else {
             throw SyncStoreError.leaseLost
@@ -60,20 +64,26 @@ extension SQLiteDriver {
         switch fence.order {
         case .alreadyCommitted:
             guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
-            return sync.progress
+            return (sync.progress, nil)
         case .behind(let error):
             throw error
         case .next:
             break
         }
-        let counts = try SQLiteRecordWriter.upsert(page.records, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, now: t, db: db)
+        // The source's writers hold SQLite's write lock: numbers are given in commit order.
+        let head = try Int64.fetchOne(db.cachedStatement(sql: Statements.head), arguments: [fence.sourceSeq]) ?? 0
+        var counts = try SQLiteRecordWriter.upsert(page.records, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, head: head, now: t, db: db)
+        if counts.changes > 0 {
+            counts.range = SyncChanges(from: head, to: head + counts.changes)
+            try db.cachedStatement(sql: Statements.advance).execute(arguments: [fence.sourceSeq, counts.changes])
+        }
         if fence.fullMode {
             try SQLiteRecordWriter.markSeen(page.recordErrorKeys, sourceSeq: fence.sourceSeq, syncSeq: fence.syncSeq, db: db)
         }
         for error in page.recordErrors { _ = try fetch(db, PageWrite.recordError(error, syncID: lease.syncID)) }
         try db.cachedStatement(sql: Statements.progress).execute(arguments: [
                 counts.created, counts.updated, counts.unchanged, page.recordErrors.count, page.bytesRead,
-                page.checkpoint.map(RowCoding.json), t, lease.syncID,
+                page.checkpoint.map(RowCoding.json), t, lease.syncID, counts.range?.from, counts.range?.to,
             ])
         if let state = page.sourceState, !state.isEmpty {
             // Keys replace keys (PostgreSQL: `state || new`).
@@ -83,44 +93,56 @@ extension SQLiteDriver {
             try db.execute(sql: "UPDATE sources SET state = ? WHERE id = ?", arguments: [RowCoding.json(merged), fence.sourceID])
         }
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
-        return sync.progress
+        return (sync.progress, counts.changes > 0 ? fence.sourceID : nil)
     }
 
     /// The last page, then the end of the attempt, in one transaction.
     func completeWithFinalPage(_ page: PageCommit, lease: Lease, now: Date) async throws -> Sync {
         let t = now.timeIntervalSince1970
-        return try await guarded {
+        let (sync, changed) = try await guarded {
             try await pool.write { db in
-                _ = try Self.commitPage(db, page, lease: lease, now: t)
-                return try Self.finish(db, lease, AttemptEnd(outcome: .completed, now: t), now: t)
+                let (_, paged) = try Self.commitPage(db, page, lease: lease, now: t)
+                let (sync, deleted) = try Self.finish(db, lease, AttemptEnd(outcome: .completed, now: t), now: t)
+                return (sync, paged ?? deleted)
             }
         }
+        if let changed { events.publish([.recordsChanged(sourceID: changed)]) }
+        return sync
     }
 
     func finish(_ lease: Lease, outcome: AttemptOutcome, now: Date) async throws -> Sync {
         let end = AttemptEnd(outcome: outcome, now: now.timeIntervalSince1970)
-        let sync = try await guarded {
+        let (sync, changed) = try await guarded {
             try await pool.write { db in try Self.finish(db, lease, end, now: now.timeIntervalSince1970) }
         }
         if end.wakes { events.publish([.wake]) }
+        if let changed { events.publish([.recordsChanged(sourceID: changed)]) }
         return sync
     }
 
-    private static func finish(_ db: Database, _ lease: Lease, _ end: AttemptEnd, now t: Double) throws -> Sync {
+    /// The ended sync, and its source's id when a full sync marked records deleted.
+    private static func finish(_ db: Database, _ lease: Lease, _ end: AttemptEnd, now t: Double) throws -> (Sync, changed: String?) {
         guard let row = try fetch(db, text: "SELECT seq, mode, source_id FROM syncs WHERE id = ? AND lease_token = ? AND status = 'running'",
                                   values: [.text(lease.syncID), .text(lease.token)]).first else { throw SyncStoreError.leaseLost }
         var deleted = 0
+        var range: SyncChanges?
+        let sourceID = try row.string("source_id")
         if end.deletesUnseen {
-            try db.cachedStatement(sql: Statements.deleteUnseen).execute(arguments: [t, Int64(try row.int("seq")), try row.string("source_id"), try row.string("mode")])
+            try db.cachedStatement(sql: Statements.deleteUnseen).execute(arguments: [t, Int64(try row.int("seq")), sourceID, try row.string("mode")])
             deleted = db.changesCount
+            if deleted > 0 {
+                let head = try Int64.fetchOne(db.cachedStatement(sql: Statements.headBySource), arguments: [sourceID]) ?? 0
+                range = SyncChanges(from: head, to: head + Int64(deleted))
+                try db.cachedStatement(sql: Statements.advanceBySource).execute(arguments: [sourceID, deleted])
+            }
         }
         try db.cachedStatement(sql: Statements.end).execute(arguments: [
                 end.status.rawValue, end.finishedAt, end.nextRetryAt, end.runAt, end.error.map(RowCoding.json),
-                end.failedDelta, deleted, t, lease.syncID, lease.token,
+                end.failedDelta, deleted, t, lease.syncID, lease.token, range?.from, range?.to,
             ])
         try db.cachedStatement(sql: Statements.endAttempt).execute(arguments: [t, end.status.rawValue, end.attemptError.map(RowCoding.json), lease.syncID, lease.attempt])
         guard let sync = try sync(db, id: lease.syncID) else { throw SyncStoreError.leaseLost }
-        return sync
+        return (sync, deleted > 0 ? sourceID : nil)
     }
 
     /// The page and end statements' texts, built once from the shared pieces (``PageWrite``,
@@ -133,17 +155,25 @@ extension SQLiteDriver {
         static let fence = PageWrite.fence(Lease(syncID: "", owner: "", token: "", attempt: 0)).render(.sqlite).text
         static let progress = """
             UPDATE syncs SET \(PageProgress.syncColumns(
-                created: "?1", updated: "?2", unchanged: "?3", recordErrors: "?4", bytesRead: "?5", checkpoint: "?6", now: "?7"))
+                created: "?1", updated: "?2", unchanged: "?3", recordErrors: "?4", bytesRead: "?5", checkpoint: "?6", now: "?7")),
+                \(SyncChangesSchema.syncColumns(from: "?9", to: "?10"))
             WHERE id = ?8
             """
-        static let deleteUnseen = """
-            UPDATE records SET \(AttemptEnd.markedDeleted(now: "?1", syncSeq: "?2"))
-            WHERE \(AttemptEnd.unseenRecords(mode: "?4", sourceSeq: "(SELECT seq FROM sources WHERE id = ?3)", syncSeq: "?2"))
-            """
+        /// A completed full sync's unseen records, marked deleted and numbered after the head.
+        static let deleteUnseen = ChangeFeed.markDeleted(
+            sourceSeq: "(SELECT seq FROM sources WHERE id = ?3)",
+            condition: AttemptEnd.unseenRecords(mode: "?4", sourceSeq: "(SELECT seq FROM sources WHERE id = ?3)", syncSeq: "?2"),
+            base: "COALESCE((SELECT head FROM record_feeds WHERE source_seq = (SELECT seq FROM sources WHERE id = ?3)), 0)",
+            now: "?1", extraSet: ", sync_seq = ?2")
+        static let head = "SELECT head FROM record_feeds WHERE source_seq = ?"
+        static let headBySource = "SELECT head FROM record_feeds WHERE source_seq = (SELECT seq FROM sources WHERE id = ?)"
+        static let advance = ChangeFeed.advance(sourceSeq: "?1", count: "?2")
+        static let advanceBySource = ChangeFeed.advance(sourceSeq: "(SELECT seq FROM sources WHERE id = ?1)", count: "?2")
         static let end = """
             UPDATE syncs SET \(AttemptEnd.syncColumns(
                 .sqlite, status: "?1", finishedAt: "?2", nextRetryAt: "?3", runAt: "?4", error: "?5", failedDelta: "?6",
-                deleted: "?7", now: "?8", runningSince: "running_since"))
+                deleted: "?7", now: "?8", runningSince: "running_since")),
+                \(SyncChangesSchema.syncColumns(from: "?11", to: "?12"))
             WHERE id = ?9 AND lease_token = ?10
             """
         static let endAttempt = """

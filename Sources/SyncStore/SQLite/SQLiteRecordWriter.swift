@@ -10,40 +10,66 @@ import SyncCore
 /// more than SQLite itself. Measured with `tributary-bench commit` (docs/benchmarks.md),
 /// each step here was chosen over an alternative:
 /// - no `RETURNING` (SQLite materialises it per statement; it doubled the page time);
-/// - `INSERT … ON CONFLICT DO NOTHING` first: `changes() == 1` means created, one
+/// - records whose keys are new (a first sync) 64 to a plain multi-row `INSERT`, which
+///   SQLite undoes whole at the first known key: one statement step per 64 records won
+///   back what the change feed's second index cost a first sync;
+/// - else `INSERT … ON CONFLICT DO NOTHING` first: `changes() == 1` means created, one
 ///   statement per new record;
 /// - on a conflict, `UPDATE … WHERE hash differs or deleted`, for a record this sync has not
 ///   seen yet: `changes() == 1` means updated;
 /// - else stamp it as seen by this sync: `changes() == 1` means unchanged;
-/// - else this sync already wrote it on an earlier page: write the later version if it
-///   differs, and count nothing (a record counts once per sync).
+/// - else this sync already read it on an earlier page: write the later version if it
+///   differs; one counted unchanged then moves to updated, one created or updated is
+///   counted once (a record counts once per sync).
 enum SQLiteRecordWriter {
     static let insertSQL = """
-        INSERT INTO records (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6)
+        INSERT INTO records (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq, change_seq)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7)
         ON CONFLICT (source_seq, key) DO NOTHING
         """
     static let updateSQL = """
-        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, seen_sync_seq = max(seen_sync_seq, ?6), deleted_at = NULL
+        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, seen_sync_seq = max(seen_sync_seq, ?6), deleted_at = NULL,
+            change_seq = ?7
         WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6 AND (hash <> ?4 OR deleted_at IS NOT NULL)
         """
     static let touchSQL = "UPDATE records SET seen_sync_seq = max(seen_sync_seq, ?6) WHERE source_seq = ?1 AND key = ?2 AND seen_sync_seq <> ?6"
+    /// A later version of a record this sync counted unchanged: it is updated after all.
+    static let repeatUnchangedSQL = """
+        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, change_seq = ?7
+        WHERE source_seq = ?1 AND key = ?2 AND hash <> ?4 AND sync_seq <> ?6
+        """
     static let repeatSQL = """
-        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6
+        UPDATE records SET data = ?3, hash = ?4, updated_at = ?5, sync_seq = ?6, change_seq = ?7
         WHERE source_seq = ?1 AND key = ?2 AND hash <> ?4
         """
+
+    /// Records per statement of the bulk insert (four parameters each, after ?1–?9).
+    static let bulkRows = 64
+    /// A plain multi-row insert of ``bulkRows`` records whose keys are new to the source:
+    /// one statement step instead of 64. SQLite undoes it whole at the first key that
+    /// exists (the `PRIMARY KEY` constraint), and those records take the per-record path.
+    static let bulkInsertSQL: String = """
+        INSERT INTO records (source_seq, key, data, hash, created_at, updated_at, sync_seq, seen_sync_seq, change_seq) VALUES
+        """ + (0..<bulkRows).map { i in
+            let p = 10 + i * 4
+            return "(?1, ?\(p), ?\(p + 1), ?\(p + 2), ?5, ?5, ?6, ?6, ?\(p + 3))"
+        }.joined(separator: ", ")
 
     /// SQLite copies bound values it must keep (`SQLITE_TRANSIENT`).
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
-    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, now: Double, db: Database) throws -> UpsertCounts {
+    /// Each record written takes the source's next change number, from `head + 1` on; the
+    /// counts say how many were taken (``UpsertCounts/changes``).
+    static func upsert(_ records: [SourceRecord], sourceSeq: Int64, syncSeq: Int64, head: Int64, now: Double, db: Database) throws -> UpsertCounts {
         var counts = UpsertCounts()
+        var next = head + 1
         let connection = db.sqliteConnection
         let insert = try db.cachedStatement(sql: insertSQL).sqliteStatement
         let update = try db.cachedStatement(sql: updateSQL).sqliteStatement
         let touch = try db.cachedStatement(sql: touchSQL).sqliteStatement
+        let againUnchanged = try db.cachedStatement(sql: repeatUnchangedSQL).sqliteStatement
         let again = try db.cachedStatement(sql: repeatSQL).sqliteStatement
-        let all = [insert, update, touch, again]
+        let all = [insert, update, touch, againUnchanged, again]
         for handle in all { sqlite3_reset(handle) }
         defer {
             for handle in all {
@@ -70,7 +96,40 @@ enum SQLiteRecordWriter {
             try check(code, handle)
             return sqlite3_changes(connection)
         }
-        for record in records {
+        // A first sync's records go ``bulkRows`` to a statement while their keys are new; the
+        // first chunk that meets a known key (or a key repeated within it), and the rest of
+        // the page, take the per-record path, which tells created from updated and unchanged.
+        var start = records.startIndex
+        if records.count >= bulkRows {
+            let bulk = try db.cachedStatement(sql: bulkInsertSQL).sqliteStatement
+            defer {
+                sqlite3_reset(bulk)
+                sqlite3_clear_bindings(bulk)
+            }
+            try check(sqlite3_bind_int64(bulk, 1, sourceSeq), bulk)
+            try check(sqlite3_bind_double(bulk, 5, now), bulk)
+            try check(sqlite3_bind_int64(bulk, 6, syncSeq), bulk)
+            while records.endIndex - start >= bulkRows {
+                for i in 0..<bulkRows {
+                    let record = records[start + i]
+                    let p = Int32(10 + i * 4)
+                    sqlite3_bind_text(bulk, p, record.key, Int32(clamping: record.key.utf8.count), transient)
+                    record.data.withUnsafeBufferPointer { data in
+                        _ = sqlite3_bind_blob(bulk, p + 1, data.baseAddress, Int32(clamping: data.count), transient)
+                    }
+                    sqlite3_bind_int64(bulk, p + 2, ContentHash.of(record.data))
+                    sqlite3_bind_int64(bulk, p + 3, next + Int64(i))
+                }
+                let code = sqlite3_step(bulk)
+                sqlite3_reset(bulk)
+                if code & 0xff == SQLITE_CONSTRAINT { break }
+                try check(code, bulk)
+                counts.created += bulkRows
+                next += Int64(bulkRows)
+                start += bulkRows
+            }
+        }
+        for record in records[start...] {
             let hash = ContentHash.of(record.data)
             let keyLength = Int32(clamping: record.key.utf8.count)
             try record.data.withUnsafeBufferPointer { data in
@@ -80,20 +139,29 @@ enum SQLiteRecordWriter {
                     if handle != touch {
                         sqlite3_bind_blob(handle, 3, data.baseAddress, Int32(clamping: data.count), transient)
                         sqlite3_bind_int64(handle, 4, hash)
+                        sqlite3_bind_int64(handle, 7, next)
                     }
                     return handle
                 }
                 if try run(bound(insert)) == 1 {
                     counts.created += 1
+                    next += 1
                 } else if try run(bound(update)) == 1 {
                     counts.updated += 1
+                    next += 1
                 } else if try run(bound(touch)) == 1 {
                     counts.unchanged += 1
-                } else {
-                    _ = try run(bound(again))
+                } else if try run(bound(againUnchanged)) == 1 {
+                    // Counted unchanged on an earlier page of this sync: updated instead.
+                    counts.unchanged -= 1
+                    counts.updated += 1
+                    next += 1
+                } else if try run(bound(again)) == 1 {
+                    next += 1
                 }
             }
         }
+        counts.changes = next - head - 1
         return counts
     }
 

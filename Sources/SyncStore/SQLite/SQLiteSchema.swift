@@ -187,6 +187,12 @@ enum SQLiteSchema {
         """,
         // 9: webhook deliveries share slots by receiver.
         Webhooks.receiversSQLite,
+        // 10: the change feed (ChangeFeedSchema).
+        ChangeFeedSchema.sqlite,
+        // 11: each sync's stretch of the feed, records.changed webhooks (SyncChangesSchema).
+        SyncChangesSchema.sqlite,
+        // 12: the records view reads every record, with body_text (RecordsViewSchema).
+        RecordsViewSchema.sqlite,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

@@ -58,7 +58,7 @@ enum RowCoding {
 
     private struct StoredWebhookTarget: Encodable {
         var url: String
-        var events: [SyncStatus]
+        var events: [WebhookEvent]
         var secret: String?
         var receiver: String
     }
@@ -155,8 +155,15 @@ enum RowCoding {
             leaseOwner: try row.optionalString("lease_owner"),
             leaseExpiresAt: date(try row.optionalDouble("lease_expires_at")),
             checkpoint: try decode(JSONValue.self, try row.optionalString("checkpoint"), column: "checkpoint"),
-            runSeconds: try row.double("run_seconds")
+            runSeconds: try row.double("run_seconds"),
+            changes: try syncChanges(row)
         )
+    }
+
+    /// A sync's stretch of the feed (migration 11); a snapshot written before it has none.
+    static func syncChanges(_ row: some StoreRow) throws -> SyncChanges? {
+        guard row.has("change_to"), let to = try row.optionalInt("change_to") else { return nil }
+        return SyncChanges(from: Int64(try row.optionalInt("change_from") ?? 0), to: Int64(to))
     }
 
     static func attempt(_ row: some StoreRow) throws -> SyncAttempt {

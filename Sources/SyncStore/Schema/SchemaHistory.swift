@@ -12,5 +12,8 @@ enum SchemaHistory {
         "claim index",      // 7: the claim walks its own index only
         "resets",           // 8: an operator's resets of a source
         "webhook receivers", // 9: deliveries share slots by receiver (the URL's origin)
+        "change feed",      // 10: per-source change numbers, feed heads, the records view
+        "sync changes",     // 11: each sync's stretch of the feed, records.changed webhooks
+        "records view",     // 12: the records view reads every record; body_text
     ]
 }

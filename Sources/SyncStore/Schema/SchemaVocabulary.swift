@@ -25,7 +25,7 @@ enum SchemaVocabulary {
     /// that read them share this text.
     static let isTerminal = "status IN (\(terminal))"
     /// The statuses a webhook can be told about (the outbox trigger of both schemas).
-    static let notified = list(WebhookTarget.events)
+    static let notified = list(WebhookTarget.statuses)
     static let modes = list(SyncMode.allCases)
     static let triggers = list(SyncTrigger.allCases)
 }

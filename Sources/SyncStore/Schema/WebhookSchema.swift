@@ -144,4 +144,6 @@ struct JSONStoreRow: StoreRow {
     }
 
     func bytes(_ column: String) throws -> [UInt8] { Array(try string(column).utf8) }
+
+    func has(_ column: String) -> Bool { object[column] != nil }
 }

@@ -135,6 +135,7 @@ extension DatabaseStore: SourceCatalog {
             SyncStatements.activeSync(sourceID: sourceID),
             // The row lock (and no active sync) keep the source's records still until the commit.
             "SELECT count(*) AS n FROM records WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND deleted_at IS NULL",
+            "SELECT head FROM record_feeds WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) \(sql: .forUpdate)",
         ]) { facts in
             guard let row = facts.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
             if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
@@ -146,15 +147,27 @@ extension DatabaseStore: SourceCatalog {
             var writes: [StoreWrite] = []
             if state { writes.append(StoreWrite("UPDATE sources SET state = '{}', updated_at = \(t) WHERE id = \(sourceID)")) }
             if records {
+                // The change feed: the records go as changes numbered after one number left
+                // unused, which becomes the floor: every cursor issued before is below it
+                // (expired), every one after at or above it. No sync has seen them since
+                // (`seen_sync_seq = 0`): the next one to read a record brings it back, even the
+                // sync that read it before the reset.
+                let floor = Int64(try facts.first(3)?.int("head") ?? 0) + 1
                 writes.append(StoreWrite("""
-                    UPDATE records SET deleted_at = \(t), updated_at = \(t) WHERE source_seq = \(seq) AND deleted_at IS NULL
+                    UPDATE records SET deleted_at = \(t), updated_at = \(t), change_seq = \(floor) + gone.n, sync_seq = 0, seen_sync_seq = 0
+                    FROM (SELECT key, row_number() OVER (ORDER BY key) AS n FROM records WHERE source_seq = \(seq) AND deleted_at IS NULL) AS gone
+                    WHERE records.source_seq = \(seq) AND records.key = gone.key
+                    """))
+                writes.append(StoreWrite("""
+                    INSERT INTO record_feeds (source_seq, head, floor) VALUES (\(seq), \(floor + Int64(deleted)), \(floor))
+                    ON CONFLICT (source_seq) DO UPDATE SET head = excluded.head, floor = excluded.floor
                     """))
             }
             writes.append(StoreWrite("""
                 INSERT INTO source_resets (id, source_id, at, state, records, state_before, records_deleted, trigger)
                 VALUES (\(id), \(sourceID), \(t), \(state), \(records), \(RowCoding.json(before)), \(deleted), \(trigger))
                 """))
-            return StoreDecision(writes: writes) { _, _ in
+            return StoreDecision(writes: writes, events: records ? [.recordsChanged(sourceID: sourceID)] : []) { _, _ in
                 SourceReset(id: id, sourceID: sourceID, at: now, state: state, records: records, stateBefore: before,
                                    recordsDeleted: deleted, trigger: trigger)
             }
@@ -180,6 +193,7 @@ extension DatabaseStore: SourceCatalog {
             if let active = facts.first(1) { throw SyncStoreError.sourceInUse(activeSyncID: try active.string("id")) }
             return StoreDecision(writes: [
                 StoreWrite("DELETE FROM records WHERE source_seq = \(seq)"),
+                StoreWrite("DELETE FROM record_feeds WHERE source_seq = \(seq)"),
                 StoreWrite("DELETE FROM sources WHERE id = \(id)"),
             ]) { _, _ in () }
         })

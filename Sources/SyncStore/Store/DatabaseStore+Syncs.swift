@@ -112,6 +112,61 @@ extension DatabaseStore: SyncRequests {
         })
     }
 
+    /// ``cancel(syncID:now:)`` for a batch, in one transaction: the rows are locked in id
+    /// order (two batches racing over the same syncs wait for each other rather than
+    /// deadlock), the queued and retrying ones are ended by one statement and the running
+    /// ones flagged by another, so of calls racing for one sync exactly one changes it.
+    public func cancel(syncIDs: [String], now: Date) async throws -> [CancelledSync] {
+        guard !syncIDs.isEmpty else { return [] }
+        let t = now.timeIntervalSince1970
+        return try await driver.transact(StoreTransaction(facts: ["""
+            SELECT id, source_id, status, cancel_requested, started_at,
+                   (SELECT kind FROM sources WHERE sources.id = syncs.source_id) AS source_kind
+            FROM syncs
+            WHERE id \(in: syncIDs) ORDER BY id \(sql: .forUpdate)
+            """]) { facts in
+            var ending: [String] = []
+            var flagging: [String] = []
+            var changed: [CancelledSync] = []
+            var events: [StoreEvent] = []
+            for row in facts[0] {
+                let id = try row.string("id")
+                let status = SyncStatus(rawValue: try row.string("status")) ?? .failed
+                let sourceID = try row.string("source_id")
+                switch status {
+                case .queued, .retrying:
+                    try StoreRules.checked(from: status, to: .cancelled)
+                    ending.append(id)
+                    changed.append(CancelledSync(id: id, sourceID: sourceID, sourceKind: try row.optionalString("source_kind"),
+                                                 ended: true, startedAt: RowCoding.date(try row.optionalDouble("started_at"))))
+                case .running:
+                    if !(try row.bool("cancel_requested")) {
+                        flagging.append(id)
+                        changed.append(CancelledSync(id: id, sourceID: sourceID, sourceKind: try row.optionalString("source_kind"),
+                                                     ended: false, startedAt: nil))
+                    }
+                    events.append(.cancelRequested(syncID: id))
+                case .cancelled, .completed, .failed:
+                    break
+                }
+            }
+            var writes: [StoreWrite] = []
+            if !ending.isEmpty {
+                writes.append(StoreWrite("""
+                    UPDATE syncs SET status = \(SyncStatus.cancelled), finished_at = \(t), cancel_requested = \(true),
+                        next_retry_at = NULL
+                    WHERE id \(in: ending) AND status \(in: [SyncStatus.queued, .retrying])
+                    """))
+            }
+            if !flagging.isEmpty {
+                writes.append(StoreWrite(
+                    "UPDATE syncs SET cancel_requested = \(true) WHERE id \(in: flagging) AND status = \(SyncStatus.running)"))
+            }
+            let answer = changed
+            return StoreDecision(writes: writes, events: events) { _, _ in answer }
+        })
+    }
+
     /// A failed or cancelled sync goes back to the queue with a fresh attempt budget (the
     /// source's current `retry.max_attempts`), if its source has no other active sync.
     public func retry(syncID: String, now: Date) async throws -> Sync {
@@ -120,6 +175,12 @@ extension DatabaseStore: SyncRequests {
             "SELECT * FROM sources WHERE id = (\(sql: sourceOfSync)) \(sql: .forUpdate)",
             "SELECT status FROM syncs WHERE id = \(syncID) \(sql: .forUpdate)",
             "SELECT id, status FROM syncs WHERE source_id = (\(sql: sourceOfSync)) AND status \(in: SyncStatus.active)",
+            // A reset of the source since the sync's last page: its checkpoint no longer
+            // matches the source (the records it read are deleted, or the cursor cleared).
+            """
+            SELECT 1 AS reset FROM source_resets
+            WHERE source_id = (\(sql: sourceOfSync)) AND at >= (SELECT checkpoint_at FROM syncs WHERE id = \(syncID)) LIMIT 1
+            """,
         ]) { facts in
             guard let syncRow = facts.first(1), let sourceRow = facts.first(0) else { throw SyncStoreError.notFound("sync \(syncID)") }
             let status = SyncStatus(rawValue: try syncRow.string("status")) ?? .failed
@@ -128,15 +189,23 @@ extension DatabaseStore: SyncRequests {
             }
             if let active = facts.first(2) { throw try SyncStatements.alreadyActive(active) }
             let source = try RowCoding.source(sourceRow)
+            // After a reset the retry starts from the first page, counted from zero: resuming
+            // would leave the records of the pages before the checkpoint deleted.
+            let startsOver = facts.first(3) != nil
+            let fresh: StoreSQL = startsOver ? """
+                checkpoint = NULL, checkpoint_at = NULL, pages = 0, records_read = 0, records_created = 0, records_updated = 0,
+                    records_unchanged = 0, records_deleted = 0, records_failed = 0, bytes_read = 0, change_from = NULL, change_to = NULL,
+                """ : ""
             let requeue = StoreWrite("""
-                UPDATE syncs SET status = \(SyncStatus.queued), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
+                UPDATE syncs SET \(sql: fresh) status = \(SyncStatus.queued), trigger = \(SyncTrigger.retry.rawValue), failed_attempts = 0,
                     cancel_requested = \(false), error = NULL, finished_at = NULL, next_retry_at = NULL,
                     run_at = \(now.timeIntervalSince1970), max_attempts = \(source.retry.maxAttempts), held = \(source.paused),
                     notify = \(!source.notify.isEmpty), concurrency_key = \(source.concurrency?.key),
                     concurrency_limit = \(source.concurrency?.limit), rate_key = \(source.rateKey)
                 WHERE id = \(syncID) AND status = \(status)
                 """, onUniqueViolation: .rerun)
-            return StoreDecision(writes: [requeue], events: [.wake], then: SyncRows.sync(id: syncID)) { _, then in
+            let forget = StoreWrite("DELETE FROM record_errors WHERE sync_id = \(syncID)")
+            return StoreDecision(writes: startsOver ? [forget, requeue] : [requeue], events: [.wake], then: SyncRows.sync(id: syncID)) { _, then in
                 try SyncRows.written(then, id: syncID)
             }
         })

@@ -76,6 +76,38 @@ extension DatabaseStore: RecordReader {
         return try rows.first(0).map { try RowCoding.record($0) }
     }
 
+    public func changes(sourceID: String, after: Int64, limit: Int, op: ChangeOp?) async throws -> ChangePage {
+        let filter = op.map { "AND " + ChangeFeed.condition(op: $0) } ?? ""
+        return try await changePage(sourceID: sourceID, """
+            \(raw: SyncRows.recordColumns)
+            WHERE records.source_seq = (SELECT seq FROM sources WHERE id = \(sourceID)) AND records.change_seq > \(after) \(raw: filter)
+            ORDER BY records.change_seq LIMIT \(limit)
+            """)
+    }
+
+    public func latestChanges(sourceID: String, limit: Int) async throws -> ChangePage {
+        try await changePage(sourceID: sourceID, """
+            \(raw: SyncRows.recordColumns)
+            WHERE records.source_seq = (SELECT seq FROM sources WHERE id = \(sourceID))
+            ORDER BY records.change_seq DESC LIMIT \(limit)
+            """)
+    }
+
+    /// The feed's head and floor, and the records `query` reads as changes.
+    private func changePage(sourceID: String, _ query: StoreSQL) async throws -> ChangePage {
+        let rows = try await driver.read([
+            "SELECT head, floor FROM record_feeds WHERE source_seq = (SELECT seq FROM sources WHERE id = \(sourceID))",
+            query,
+        ])
+        let changes = try rows[1].map { row in
+            let record = try RowCoding.record(row)
+            let op: ChangeOp = record.deletedAt != nil ? .deleted : record.createdAt == record.updatedAt ? .created : .updated
+            return RecordChange(op: op, record: record, change: Int64(try row.int("change_seq")))
+        }
+        let feed = rows.first(0)
+        return ChangePage(changes: changes, head: Int64(try feed?.int("head") ?? 0), floor: Int64(try feed?.int("floor") ?? 0))
+    }
+
     public func recordErrors(syncID: String, limit: Int, after: Int64?) async throws -> [(id: Int64, error: RecordError)] {
         let rows = try await driver.read([
             "SELECT * FROM record_errors WHERE sync_id = \(syncID) AND id > \(after ?? 0) ORDER BY id LIMIT \(limit)",

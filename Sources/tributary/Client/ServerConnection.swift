@@ -107,24 +107,7 @@ extension ServerConnection {
     /// (which returns false to stop). Throws like ``call(_:_:body:)`` for a problem answer or
     /// an unreachable server; returns normally when the stream ends.
     func stream(_ path: String, lastEventID: String?, onEvent: (Event) throws -> Bool) async throws {
-        try preflight()
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.headers.add(name: "User-Agent", value: "tributary-cli/1")
-        request.headers.add(name: "Accept", value: "text/event-stream")
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
-        let response: HTTPClientResponse
-        do {
-            response = try await Self.client.execute(request, deadline: .distantFuture)
-        } catch {
-            throw unreachable(error)
-        }
-        guard (200..<300).contains(Int(response.status.code)) else {
-            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-            let value = (try? JSONDecoder().decode(JSONValue.self, from: Data(body))) ?? .null
-            throw CommandFailure((value["detail"]?.stringValue ?? "HTTP \(response.status.code)") + (value["code"]?.stringValue.map { " (\($0))" } ?? ""),
-                                 exitCode: 4)
-        }
+        let response = try await open(path, accept: "text/event-stream", headers: lastEventID.map { ["Last-Event-ID": $0] } ?? [:])
         var pending: [UInt8] = []
         for try await chunk in response.body {
             pending += chunk.readableBytesView
@@ -144,6 +127,32 @@ extension ServerConnection {
                 if try !onEvent(event) { return }
             }
         }
+    }
+}
+
+extension ServerConnection {
+    /// A GET whose body is read as it comes (a stream): the response once its status is a
+    /// 2xx; a problem answer throws like ``call(_:_:body:)`` (exit 4), an unreachable server exit 5.
+    func open(_ path: String, accept: String, headers: [String: String] = [:]) async throws -> HTTPClientResponse {
+        try preflight()
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "User-Agent", value: "tributary-cli/1")
+        request.headers.add(name: "Accept", value: accept)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.client.execute(request, deadline: .distantFuture)
+        } catch {
+            throw unreachable(error)
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+            let value = (try? JSONDecoder().decode(JSONValue.self, from: Data(body))) ?? .null
+            throw CommandFailure((value["detail"]?.stringValue ?? "HTTP \(response.status.code)") + (value["code"]?.stringValue.map { " (\($0))" } ?? ""),
+                                 exitCode: 4)
+        }
+        return response
     }
 }
 

@@ -214,10 +214,82 @@ struct SyncWatcher {
     }
 }
 
-/// `tributary records SOURCE`: one JSON record per line.
+/// `tributary records [list] SOURCE` and `tributary records follow SOURCE`.
 struct RecordsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "records",
+        abstract: "Print a source's records, follow its changes, or export them to a file.",
+        subcommands: [RecordsList.self, RecordsFollow.self, RecordsExport.self],
+        defaultSubcommand: RecordsList.self)
+}
+
+/// `tributary records follow SOURCE`: the change feed as JSON lines, the cursor kept in a file.
+struct RecordsFollow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "follow",
+        abstract: "Print a source's changes as JSON lines as they commit (op, key, record, change, changed_at, sync_id).",
+        discussion: """
+            Reads the change feed (docs/api.md, "Change feed") and waits for new changes. With --cursor-file the \
+            cursor is written to the file after each page is printed, so a script that stops (or is killed) \
+            resumes after the last page it printed: a page printed but not yet saved comes again. A cursor the \
+            server answers 410 cursor_expired for (the source's records were reset) ends the command with an \
+            error: delete the file to start again from the beginning.
+            """)
+    @OptionGroup var connection: ConnectionOptions
+    @Argument var source: String
+    @Option(help: "Start after this cursor (default: the cursor file's, else the beginning).") var after: String?
+    @Option(help: "Read the cursor from this file at start and write it there after each page.") var cursorFile: String?
+    @Flag(help: "Stop once the feed has nothing more now, instead of waiting.") var once = false
+
+    func run() async throws {
+        // A cursor file that cannot be written is found before anything is printed.
+        if let cursorFile {
+            let directory = URL(fileURLWithPath: cursorFile).deletingLastPathComponent().path
+            guard access(directory, W_OK) == 0 else {
+                throw CommandFailure("cannot write the cursor file \(cursorFile): \(String(cString: strerror(errno)))", exitCode: 3)
+            }
+        }
+        var cursor = after
+        if cursor == nil, let cursorFile, let saved = try? String(contentsOfFile: cursorFile, encoding: .utf8) {
+            let trimmed = saved.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !trimmed.isEmpty { cursor = trimmed }
+        }
+        let path = "/v1/sources/\(PathSegment.encode(source))/changes"
+        let out = LineSink(FileHandle.standardOutput, owned: false)
+        while true {
+            var query = "limit=1000" + (once ? "" : "&wait=25")
+            if let cursor { query += "&after=\(PathSegment.encode(cursor))" }
+            // Each change printed as the server sent it (bodies byte for byte).
+            let page = try await RawPage.get(connection.connection, "\(path)?\(query)", members: [])
+            guard let next = page.nextCursor else {
+                throw CommandFailure("the server's change page has no next_cursor", exitCode: 4)
+            }
+            for (item, _) in page.items { try out.write(item) }
+            try out.flush()
+            cursor = next
+            if let cursorFile { try Self.save(next, to: cursorFile) }
+            if once && page.hasMore != true { return }
+        }
+    }
+
+    /// Writes the cursor whole or not at all (a temporary file renamed over the old one, as
+    /// an export's file is).
+    static func save(_ cursor: String, to file: String) throws {
+        let destination = try ExportDestination(file: file)
+        do {
+            try destination.sink.write(Array(cursor.utf8))
+            try destination.commit()
+        } catch {
+            destination.abandon()
+            throw error
+        }
+    }
+}
+
+/// `tributary records SOURCE`: one JSON record per line.
+struct RecordsList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
         abstract: "Print a source's records, one JSON object per line.",
         discussion: "Pages through the records API 1,000 at a time. When --limit stops it before the end, a note on stderr says so.")
     @OptionGroup var connection: ConnectionOptions
@@ -230,17 +302,18 @@ struct RecordsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let out = LineSink(FileHandle.standardOutput, owned: false)
         var printed = 0
         var after: String?
         repeat {
             let want = all ? 1000 : min(1000, limit - printed)
             let query = "limit=\(want)" + (after.map { "&after=\(PathSegment.encode($0))" } ?? "")
-            let page = try await connection.connection.call(.GET, "/v1/sources/\(PathSegment.encode(source))/records?\(query)")
-            for item in page["items"]?.arrayValue ?? [] {
-                print(String(decoding: JSONWriter.bytes(connection.json ? item : (item["data"] ?? .null)), as: UTF8.self))
-                printed += 1
-            }
-            after = page["next_cursor"]?.stringValue
+            // Bodies as the server sent them, byte for byte.
+            let page = try await RawPage.get(connection.connection, "/v1/sources/\(PathSegment.encode(source))/records?\(query)", members: ["data"])
+            for (item, members) in page.items { try out.write(connection.json ? item : (members[0] ?? Array("null".utf8)[...])) }
+            try out.flush()
+            printed += page.items.count
+            after = page.nextCursor
         } while after != nil && (all || printed < limit)
         if after != nil {
             FileHandle.standardError.write(Data("(\(printed) records printed; there are more: --limit N for more, --all for every one)\n".utf8))

@@ -35,6 +35,28 @@ struct SQLiteAtomicityTests {
         }
     }
 
+    /// Turning a fresh file to WAL needs its exclusive lock, and SQLite refuses at once
+    /// (no busy handler) while another connection holds any lock: eight stores opening one
+    /// new file together, forty times over, all open and all see WAL.
+    @Test func manyStoresOpeningOneFreshFileAtOnceAllOpen() async throws {
+        let dir = try TemporaryDirectory("wal-race")
+        defer { dir.remove() }
+        for round in 0..<40 {
+            let path = dir.file("fresh-\(round).sqlite")
+            let failures = await withTaskGroup(of: String?.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        await Task.detached {
+                            do { _ = try DatabaseStore.sqlite(path: path); return nil } catch { return String(describing: error) }
+                        }.value
+                    }
+                }
+                return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            }
+            #expect(failures.isEmpty, "round \(round): \(failures)")
+        }
+    }
+
     /// An older version stored an infinite retry time (from `Retry-After: inf`): every reader
     /// now gets a clamped time instead of trapping, and the sync can be cancelled.
     @Test func aRetryTimeStoredAsInfinityByAnOlderVersionReadsClamped() async throws {

@@ -28,11 +28,35 @@ final class SQLiteDriver: StoreDriver {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
-        pool = try DatabasePool(path: path, configuration: config)
+        pool = try Self.openPool(path: path, configuration: config)
         var readerConfig = Configuration()
         readerConfig.readonly = true
         readerConfig.busyMode = .timeout(10)
+        readerConfig.prepareDatabase { db in
+            // A page cache of 8 MiB per reader (SQLite's default is 2 MiB): a change feed page
+            // reads its records by change number, scattered over the records' key order.
+            try db.execute(sql: "PRAGMA cache_size = -\(Self.readerCacheKiB)")
+        }
         readers = try (0..<Self.readerCount).map { _ in try DatabaseQueue(path: path, configuration: readerConfig) }
+    }
+
+    /// Opens the writer pool, which turns the file to WAL. `PRAGMA journal_mode = WAL` needs
+    /// the file's exclusive lock and SQLite answers SQLITE_BUSY at once, without calling the
+    /// busy handler, while another process holds any lock: several processes opening one
+    /// fresh file together (six `tributary migrate`s, a cluster's first start) failed one of
+    /// them now and then. The open is retried for as long as the busy timeout would wait.
+    static func openPool(path: String, configuration: Configuration, patience: Duration = .seconds(10)) throws -> DatabasePool {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: patience)
+        var pauseMilliseconds = 5
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && clock.now < deadline {
+                Thread.sleep(forTimeInterval: Double(pauseMilliseconds) / 1000)
+                pauseMilliseconds = min(pauseMilliseconds * 2, 200)
+            }
+        }
     }
 
     /// Read-only connections for ``read(_:)``, each with its own serial queue, taken in turn.
@@ -41,6 +65,7 @@ final class SQLiteDriver: StoreDriver {
     private let readers: [DatabaseQueue]
     private let nextReader = Atomic<Int>(0)
     static let readerCount = 4
+    static let readerCacheKiB = 8192
 
     func run() async {}
 

@@ -63,7 +63,11 @@ public struct SourceContext: Sendable {
     public var syncID: String
     /// The request budget of the source's key (shared by the cluster), if the engine gives one.
     public var gate: (any RequestGate)?
-    public init(source: Source, mode: SyncMode, syncID: String, gate: (any RequestGate)? = nil) {
+    /// The authorization of the source's credential, if it has one (docs/credentials.md).
+    public var credential: (any CredentialSupplier)?
+    public init(source: Source, mode: SyncMode, syncID: String, gate: (any RequestGate)? = nil,
+                credential: (any CredentialSupplier)? = nil) {
+        self.credential = credential
         self.source = source
         self.mode = mode
         self.syncID = syncID

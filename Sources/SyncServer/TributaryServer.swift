@@ -36,6 +36,7 @@ public struct TributaryServer: Sendable {
         router.add(middleware: AuthMiddleware(tokens: configuration.tokens))
         HealthRoutes(env: env, isShuttingDown: { shuttingDown.value }).register(on: router, table: routes)
         SourceRoutes(env: env).register(on: router, table: routes)
+        CredentialRoutes(env: env).register(on: router, table: routes)
         SyncRoutes(env: env).register(on: router, table: routes)
         RecordRoutes(env: env).register(on: router, table: routes)
         ChangeRoutes(env: env).register(on: router, table: routes)

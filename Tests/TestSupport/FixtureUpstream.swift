@@ -172,14 +172,8 @@ public final class FixtureUpstream: Sendable {
         router.get("/s/**") { request, _ in try await self.respondScripted(request) }
         // A webhook receiver: logs each POST (faults injected on path "/hooks" answer instead).
         router.post("/hooks/**") { request, _ in try await self.respondHook(request) }
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        var logger = Logger(label: "fixture")
-        logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: 0)),
-                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        task.withLock { $0 = Task { try await app.run() } }
-        var iterator = stream.makeAsyncIterator()
-        let bound = await iterator.next() ?? 0
+        let (running, bound) = await startLoopback(router, host: host, label: "fixture")
+        task.withLock { $0 = running }
         portValue.withLock { $0 = bound }
     }
 

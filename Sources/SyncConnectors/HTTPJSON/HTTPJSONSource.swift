@@ -50,7 +50,7 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         // A full sync that read no cursor value saves `null`: nothing to start from.
         let saved = context.source.state["cursor"].flatMap { $0.isNull ? nil : $0 }
         return HTTPJSONSource(
-            config: config, client: client, gate: context.gate,
+            config: config, client: client, gate: context.gate, credential: context.credential,
             since: context.mode == .incremental ? saved : nil,
             savedCursor: saved, full: context.mode == .full)
     }
@@ -77,6 +77,7 @@ struct HTTPJSONSource: SyncSource {
     let config: HTTPJSONConfig
     let client: UpstreamClient
     let gate: (any RequestGate)?
+    let credential: (any CredentialSupplier)?
     let since: JSONValue?
     let savedCursor: JSONValue?
     /// A full sync reads everything: its largest cursor value replaces the saved one, lower
@@ -88,7 +89,9 @@ struct HTTPJSONSource: SyncSource {
     /// The pages read so far (and those the checkpoint carries), to catch an upstream serving one again.
     let seenPages = SeenPages()
 
-    init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
+    init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, credential: (any CredentialSupplier)? = nil,
+         since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
+        self.credential = credential
         self.config = config
         self.client = client
         self.gate = gate
@@ -112,7 +115,7 @@ struct HTTPJSONSource: SyncSource {
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
-        let response = try await client.get(url, config: config, gate: gate)
+        let response = try await client.get(url, config: config, gate: gate, credential: credential)
         try Task.checkCancellation()
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 

@@ -55,22 +55,35 @@ public final class UpstreamClient: Sendable {
     /// With a `gate`, every request first waits for the key's budget, and an upstream that
     /// asks for a pause (``closeSignal(status:headers:now:)``) closes the key on every node:
     /// the request is then sent again once it reopens, without counting as a retry.
-    public func get(_ url: URL, config: HTTPJSONConfig, gate: (any RequestGate)?) async throws -> Response {
+    ///
+    /// With a `credential`, its authorization goes with every request to the source URL's
+    /// origin; a `401` asks it once for a new one (an OAuth2 refresh) and sends the request
+    /// again, without counting as a retry.
+    public func get(_ url: URL, config: HTTPJSONConfig, gate: (any RequestGate)?,
+                    credential: (any CredentialSupplier)? = nil) async throws -> Response {
         var attempt = 0
+        var reauthorized: RequestAuthorization?
         while true {
             try Task.checkCancellation()
             let failure: SyncError
             do {
+                let authorization = if let reauthorized { reauthorized } else { try await credential?.authorization() }
                 if let gate { try await gate.acquire(maxWait: min(config.timeoutSeconds, Self.longestHeldPause)) }
                 // timeout_seconds bounds the whole request: headers, body and redirects. An upstream
                 // that sends its headers and then a byte a second is cut off like a silent one.
                 let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
                                                       onTimeout: { HTTPClientError.deadlineExceeded }) {
-                    try await self.fetchFollowingRedirects(url, config: config)
+                    try await self.fetchFollowingRedirects(url, config: config, authorization: authorization)
                 }
                 if let gate, let until = Self.closeSignal(status: response.status, headers: response.headers) {
                     await gate.close(until: until)
                 }
+                if response.status == 401, reauthorized == nil, let credential, let authorization,
+                   let fresh = try await credential.reauthorize(after: authorization) {
+                    reauthorized = fresh
+                    continue
+                }
+                reauthorized = nil
                 switch response.status {
                 case 200..<300: return response
                 case 401, 403:
@@ -131,12 +144,17 @@ public final class UpstreamClient: Sendable {
     /// written for; `any` sends them to every hop; `none` follows no redirect (the 3xx fails
     /// the attempt as `upstream_client_error`). No cookies are kept or sent. The response's
     /// `url` is the URL that served it (the last hop).
-    func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig) async throws -> Response {
+    ///
+    /// A credential's authorization goes only to the source URL's origin, whatever
+    /// `follow_redirects` says.
+    func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig, authorization: RequestAuthorization? = nil) async throws -> Response {
         var url = start
         let origin = Self.origin(of: config.url)
         for _ in 0...Self.maxRedirects {
-            let withHeaders = config.followRedirects == .any || Self.origin(of: url) == origin
-            let response = try await fetchOnce(url, config: config, configuredHeaders: withHeaders)
+            let sameOrigin = Self.origin(of: url) == origin
+            let withHeaders = config.followRedirects == .any || sameOrigin
+            let response = try await fetchOnce(url, config: config, configuredHeaders: withHeaders,
+                                               authorization: sameOrigin ? authorization : nil)
             guard [301, 302, 303, 307, 308].contains(response.status) else { return response }
             guard config.followRedirects != .none else {
                 throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect, and follow_redirects is none", retryable: false, httpStatus: response.status)
@@ -155,7 +173,9 @@ public final class UpstreamClient: Sendable {
         return "\(scheme)://\(url.host?.lowercased() ?? ""):\(url.port ?? (scheme == "https" ? 443 : 80))"
     }
 
-    func fetchOnce(_ url: URL, config: HTTPJSONConfig, configuredHeaders: Bool) async throws -> Response {
+    func fetchOnce(_ target: URL, config: HTTPJSONConfig, configuredHeaders: Bool,
+                   authorization: RequestAuthorization? = nil) async throws -> Response {
+        let url = authorization?.apply(to: target) ?? target
         guard let host = url.host, let scheme = url.scheme?.lowercased() else {
             throw SyncError(.configInvalid, "not an absolute URL", retryable: false)
         }
@@ -167,6 +187,7 @@ public final class UpstreamClient: Sendable {
         if configuredHeaders {
             for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
         }
+        for pair in authorization?.headers ?? [] { request.headers.replaceOrAdd(name: pair.name, value: pair.value) }
         let response: HTTPClientResponse
         do {
             response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
@@ -185,14 +206,16 @@ public final class UpstreamClient: Sendable {
         let raw = body.readBytes(length: body.readableBytes) ?? []
         // Only a page's body is read; an error's or a redirect's is not inflated (a 503 with a
         // broken body stays a retryable 503).
-        guard (200..<300).contains(status) else { return Response(status: status, headers: response.headers, body: raw, url: url) }
+        // The URL as named, without the credential's query parameter: it resolves relative
+        // links and may be shown, and must not carry the key.
+        guard (200..<300).contains(status) else { return Response(status: status, headers: response.headers, body: raw, url: target) }
         let decoded: [UInt8]
         do {
             decoded = try ContentDecoding.decode(raw, encodings: response.headers["content-encoding"], limit: config.maxPageBytes)
         } catch {
             throw SyncErrorFactory.invalidResponse("\(error)", status: status)
         }
-        return Response(status: status, headers: response.headers, body: decoded, url: url)
+        return Response(status: status, headers: response.headers, body: decoded, url: target)
     }
 
     /// A request to `url` once the egress policy has vetted its host: for plain HTTP it goes
@@ -221,23 +244,13 @@ public final class UpstreamClient: Sendable {
     /// retries), under the egress policy, within `timeout` seconds for the whole exchange.
     /// Returns the response status; throws a ``SyncError`` when there was no response.
     public func post(_ url: URL, body: [UInt8], headers: [(String, String)], timeout: Double) async throws -> Int {
-        guard let host = url.host, let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
-            throw SyncError(.configInvalid, "not an absolute http(s) URL", retryable: false)
-        }
         do {
-            return try await withDeadline(.milliseconds(Int64(timeout * 1000)), onTimeout: { HTTPClientError.deadlineExceeded }) {
-                var request = try await self.vettedRequest(url, host: host, scheme: scheme)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "User-Agent", value: "tributary/1")
-                for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
-                request.body = .bytes(ByteBuffer(bytes: body))
-                let response = try await self.http.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            return try await postOnce(url, contentType: "application/json", body: ByteBuffer(bytes: body), headers: headers, timeout: timeout) { response in
                 // The status line is the answer. The body is not read: a receiver that sends
                 // "200" at once and then its body slowly has answered (waiting for the body
                 // made such a try "no answer", POSTed again and again). Left unread, the
                 // response is dropped and its connection closed.
-                return Int(response.status.code)
+                Int(response.status.code)
             }
         } catch let error as SyncError {
             throw error
@@ -249,6 +262,49 @@ public final class UpstreamClient: Sendable {
             throw SyncError(.invalidResponse, "the receiver's answer is not HTTP/1.1", retryable: true)
         } catch {
             throw Self.classify(error, timeout: timeout, peer: "the receiver")
+        }
+    }
+
+    /// One POST of `body` to `url` under the egress policy, no redirects, `timeout` seconds
+    /// for the whole exchange (reading the answer with `read` included).
+    private func postOnce<T: Sendable>(_ url: URL, contentType: String, body: ByteBuffer, headers: [(String, String)], timeout: Double,
+                                       read: @escaping @Sendable (HTTPClientResponse) async throws -> T) async throws -> T {
+        guard let host = url.host, let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            throw SyncError(.configInvalid, "not an absolute http(s) URL", retryable: false)
+        }
+        return try await withDeadline(.milliseconds(Int64(timeout * 1000)), onTimeout: { HTTPClientError.deadlineExceeded }) {
+            var request = try await self.vettedRequest(url, host: host, scheme: scheme)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.headers.add(name: "User-Agent", value: "tributary/1")
+            for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+            request.body = .bytes(body)
+            return try await read(try await self.http.execute(request, timeout: .milliseconds(Int64(timeout * 1000))))
+        }
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` body to `url` once (a token endpoint):
+    /// no redirects, no retries, under the egress policy, within `timeout` seconds for the
+    /// whole exchange; the answer's body is read up to 256 KiB. Throws a ``SyncError`` when
+    /// there was no answer.
+    public func postForm(_ url: URL, form: [(String, String)], headers: [(String, String)], timeout: Double) async throws -> Response {
+        let body = form.map { QueryString.encode($0.0) + "=" + QueryString.encode($0.1) }.joined(separator: "&")
+        do {
+            return try await postOnce(url, contentType: "application/x-www-form-urlencoded", body: ByteBuffer(string: body),
+                                      headers: [("Accept", "application/json")] + headers, timeout: timeout) { response in
+                var buffer: ByteBuffer
+                do {
+                    buffer = try await response.body.collect(upTo: 256 * 1024)
+                } catch is NIOTooManyBytesError {
+                    throw SyncErrorFactory.invalidResponse("the token endpoint's answer is larger than 256 KiB", status: Int(response.status.code))
+                }
+                return Response(status: Int(response.status.code), headers: response.headers,
+                                body: buffer.readBytes(length: buffer.readableBytes) ?? [], url: url)
+            }
+        } catch let error as SyncError {
+            throw error
+        } catch {
+            throw Self.classify(error, timeout: timeout, peer: "the token endpoint")
         }
     }
 

@@ -29,14 +29,17 @@ public struct Source: Sendable, Equatable {
     public var nextSlotAt: Date?
     /// Slots skipped because the source's previous sync was still active (read-only).
     public var skippedSlots: Int
+    /// The id of the credential its requests carry (docs/credentials.md).
+    public var credential: String?
 
     public init(
         id: String, name: String, kind: String, config: JSONObject, schedule: Schedule? = nil,
         priority: Int = 0, retry: RetryPolicy = .default, rateLimit: RateLimit? = nil,
         minTriggerIntervalSeconds: Double = 0, state: JSONObject = [:], createdAt: Date, updatedAt: Date, paused: Bool = false,
         notify: [WebhookTarget] = [], concurrency: ConcurrencyLimit? = nil, cron: CronSchedule? = nil,
-        nextSlotAt: Date? = nil, skippedSlots: Int = 0
+        nextSlotAt: Date? = nil, skippedSlots: Int = 0, credential: String? = nil
     ) {
+        self.credential = credential
         self.cron = cron
         self.nextSlotAt = nextSlotAt
         self.skippedSlots = skippedSlots

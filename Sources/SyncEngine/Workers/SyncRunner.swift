@@ -14,6 +14,7 @@ struct SyncRunner {
     let random: @Sendable () -> Double
     let metrics: TributaryMetrics
     let budgets: RequestBudgets
+    let credentials: CredentialBroker
 
     private enum Finished: Sendable {
         case pages(Result<Sync?, any Error>)
@@ -56,7 +57,8 @@ struct SyncRunner {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
             }
             let source = try kind.makeSource(SourceContext(
-                source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: live)))
+                source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: live),
+                credential: claimed.source.credential.map { credentials.supplier(for: $0) }))
             let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1

@@ -12,7 +12,7 @@ import SyncStore
 /// at their last committed checkpoint and hands them back as `queued`
 /// (docs/architecture.md invariant 5), then returns.
 public final class WorkerPool: Service, WorkerStatus, Sendable {
-    let store: any WorkQueue & RateLimitStore & ClusterRegistry
+    let store: any WorkQueue & RateLimitStore & ClusterRegistry & CredentialVault
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
@@ -24,7 +24,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     let metrics: TributaryMetrics
 
     public init(
-        store: any WorkQueue & RateLimitStore & ClusterRegistry, kinds: SourceKindRegistry, configuration: EngineConfiguration,
+        store: any WorkQueue & RateLimitStore & ClusterRegistry & CredentialVault, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
         metrics: TributaryMetrics = .discarding(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
@@ -37,7 +37,13 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         self.logger = logger
         self.random = random
         budgets = RequestBudgets(store: store)
+        // Token endpoints are asked through the http-json kind's client: the node's egress policy.
+        let client = (kinds.kind(named: "http-json") as? HTTPJSONSourceKind)?.client
+        credentials = CredentialBroker(store: store, endpoint: client.map { OAuth2TokenEndpoint(client: $0) },
+                                       nodeID: configuration.nodeID, logger: logger)
     }
+    /// The authorization of sources' credentials, and their OAuth2 refreshes.
+    let credentials: CredentialBroker
     /// This node's gates onto the request budgets of the sources' keys.
     let budgets: RequestBudgets
     private let drain = Mutex<(draining: Bool, checkedAt: ContinuousClock.Instant?)>((false, nil))
@@ -73,7 +79,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random, metrics: metrics,
-                                        budgets: budgets)
+                                        budgets: budgets, credentials: credentials)
                 // One dispatcher claims as many syncs as there are free workers, in one round trip
                 // on PostgreSQL (a claim per sync was the queue's ceiling: docs/benchmarks.md), and
                 // starts each at once: a claimed sync never waits unleased-in-spirit in a buffer.

@@ -39,6 +39,7 @@ enum APIRepresentation {
             } ?? .null,
             "min_trigger_interval_seconds": .number(source.minTriggerIntervalSeconds),
             "notify": .array(source.notify.map(webhook)),
+            "credential": source.credential.map(JSONValue.string) ?? .null,
             "concurrency": source.concurrency.map {
                 .fields([ConcurrencyLimit.CodingKeys.key: .string($0.key), .limit: int($0.limit)])
             } ?? .null,

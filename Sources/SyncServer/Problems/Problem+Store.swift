@@ -38,6 +38,13 @@ extension Problem {
             return .internalError()
         case .unavailable(let detail):
             return .unavailable(detail)
+        case .credentialNameTaken(let name):
+            return Problem(.conflict, code: "name_taken", title: "The name is taken",
+                           detail: "A credential named \(name) already exists.")
+        case .credentialInUse(let sourceID, let count):
+            return Problem(.conflict, code: "credential_in_use", title: "Sources use the credential",
+                           detail: "\(count) source(s) use the credential, \(sourceID) among them; give them another credential or delete them first.",
+                           extra: ["source_id": .string(sourceID), "sources": .number(Double(count))])
         case .unstorable(let detail):
             return .validation([FieldError("body", detail)])
         }

@@ -10,7 +10,8 @@ struct SourceRoutes {
     func register(on router: Router<TributaryRequestContext>, table: RouteTable) {
         router.add(.post, "/v1/sources", in: table) { request, _ in
             let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
-            let source = try SourceInput.create(body, kinds: env.kinds, now: Date())
+            var source = try SourceInput.create(body, kinds: env.kinds, now: Date())
+            try await resolveCredential(&source)
             try await checkEgress(source)
             let created = try await env.store.createSource(source)
             var headers = HTTPFields()
@@ -32,7 +33,8 @@ struct SourceRoutes {
         router.add(.patch, "/v1/sources/{id}", in: table) { request, context in
             let existing = try await env.source(try request.path("id", context))
             let body = try RequestBody.object(try await request.bodyBytes(limit: env.maxBodyBytes))
-            let updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
+            var updated = try SourceInput.patch(existing, with: body, kinds: env.kinds, now: Date())
+            if updated.credential != existing.credential { try await resolveCredential(&updated) }
             try await checkEgress(updated)
             let stale = SourceInput.stateKeysInvalidated(from: existing, to: updated, kinds: env.kinds)
             return try await respond(try await env.store.updateSource(updated, clearingState: stale))
@@ -65,6 +67,15 @@ struct SourceRoutes {
             try await env.store.deleteSource(id: source.id)
             return Response(status: .noContent)
         }
+    }
+
+    /// The source's `credential` (an id or a name as given) as the credential's id.
+    private func resolveCredential(_ source: inout Source) async throws {
+        guard let given = source.credential else { return }
+        guard let credential = try await env.store.credential(idOrName: given) else {
+            throw Problem.validation([FieldError("credential", "no credential has the id or name \(given)")])
+        }
+        source.credential = credential.id
     }
 
     /// A URL the egress policy blocks is `403 forbidden` at create and update time (docs/api.md).

@@ -7,6 +7,7 @@ import SyncCore
 struct SourceInput {
     static let fields: Set<String> = [
         "name", "kind", "config", "schedule", "priority", "retry", "rate_limit", "min_trigger_interval_seconds", "notify", "concurrency",
+        "credential",
     ]
 
     /// A new source from a `POST /v1/sources` body.
@@ -170,6 +171,12 @@ struct SourceInput {
         }
         if let v = body["notify"] {
             source.notify = WebhookInput.targets(v, errors: &errors)
+        }
+        if let v = body["credential"] {
+            // An id or a name here; the route resolves it to the credential's id.
+            if v.isNull { source.credential = nil }
+            else if let text = v.stringValue, (1...200).contains(text.utf8.count) { source.credential = text }
+            else { errors.append(FieldError("credential", "must be a credential's id or name, or null")) }
         }
         if let v = body["min_trigger_interval_seconds"] {
             if let d = v.doubleValue, d >= 0, d <= 31_536_000 { source.minTriggerIntervalSeconds = d }

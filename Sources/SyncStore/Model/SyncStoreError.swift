@@ -21,4 +21,8 @@ public enum SyncStoreError: Error, Sendable, Equatable {
     /// A value the database cannot store (PostgreSQL: U+0000 in text, or an escape `jsonb`
     /// refuses). The API refuses such values before they reach the store; this is the floor.
     case unstorable(String)
+    /// A credential of that name exists.
+    case credentialNameTaken(String)
+    /// A credential that sources use cannot be deleted (the first of them, and how many).
+    case credentialInUse(sourceID: String, sources: Int)
 }

@@ -235,6 +235,8 @@ enum PostgresSchema {
         SyncChangesSchema.postgres,
         // 12: the records view reads every record, with body_text (RecordsViewSchema).
         RecordsViewSchema.postgres,
+        // 13: credentials shared by sources (CredentialSchema).
+        CredentialSchema.postgres,
     ]
 
     /// The first key of the advisory locks on concurrency keys (the second is the key's hash).

@@ -16,6 +16,7 @@ enum PostgresStatements {
     static let sourceColumns = [
         "id", "name", "kind", "config", "schedule_every_seconds", "priority", "retry", "rate_limit",
         "min_trigger_interval_seconds", "state", "created_at", "updated_at", "paused", "notify", "concurrency", "schedule_cron", "next_slot_at", "skipped_slots",
+        "credential_id",
     ]
     /// `src.id AS src_id, …`: the claimed sync's source, read back through ``PrefixedRow``.
     static let prefixedSourceColumns = sourceColumns.map { "src.\($0) AS src_\($0)" }.joined(separator: ", ")

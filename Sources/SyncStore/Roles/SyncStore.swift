@@ -15,12 +15,12 @@ import SyncCore
 /// in Swift followed by an unguarded write. One conformance suite tests both databases.
 public typealias SyncStore = StoreLifecycle & SourceCatalog & SyncRequests & WorkQueue & QueueMaintenance
     & RecordReader & ClusterRegistry & ClusterControl & StoreEventSource & SyncHistory & SyncWatching & WebhookOutbox
-    & DeliveryLog & RateLimitStore & DashboardReader
+    & DeliveryLog & RateLimitStore & DashboardReader & CredentialVault
 
 /// What the API works with: what clients read and ask for, the history, and the cluster's
 /// health and drain switches. A route cannot claim a sync, write a page or take a lease.
 public typealias APIStore = SourceCatalog & SyncRequests & RecordReader & ClusterControl & SyncHistory & SyncWatching
-    & DeliveryLog & DashboardReader
+    & DeliveryLog & DashboardReader & CredentialVault
 
 /// Opening, migrating and closing the database.
 public protocol StoreLifecycle: Service, Sendable {

@@ -193,6 +193,8 @@ enum SQLiteSchema {
         SyncChangesSchema.sqlite,
         // 12: the records view reads every record, with body_text (RecordsViewSchema).
         RecordsViewSchema.sqlite,
+        // 13: credentials shared by sources (CredentialSchema).
+        CredentialSchema.sqlite,
     ]
 
     /// Applies the missing migrations in one IMMEDIATE transaction.

@@ -94,7 +94,8 @@ enum RowCoding {
             concurrency: try decodeCached(ConcurrencyLimit.self, row, "concurrency"),
             cron: try decodeCached(CronSchedule.self, row, "schedule_cron"),
             nextSlotAt: date(try row.optionalDouble("next_slot_at")),
-            skippedSlots: try row.int("skipped_slots")
+            skippedSlots: try row.int("skipped_slots"),
+            credential: try row.optionalString("credential_id")
         )
     }
 

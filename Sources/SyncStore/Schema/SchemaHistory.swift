@@ -15,5 +15,6 @@ enum SchemaHistory {
         "change feed",      // 10: per-source change numbers, feed heads, the records view
         "sync changes",     // 11: each sync's stretch of the feed, records.changed webhooks
         "records view",     // 12: the records view reads every record; body_text
+        "credentials",      // 13: credentials shared by sources
     ]
 }

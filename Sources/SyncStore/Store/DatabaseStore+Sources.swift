@@ -5,13 +5,14 @@ extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
-                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key, schedule_cron, next_slot_at\(sqlite: ", seq", postgres: ""))
+                min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key, schedule_cron, next_slot_at,
+                credential_id\(sqlite: ", seq", postgres: ""))
             VALUES (\(source.id), \(source.name), \(source.kind), \(RowCoding.json(source.config)), \(source.schedule?.everySeconds),
                 \(source.priority), \(RowCoding.json(source.retry)), \(source.rateLimit.map(RowCoding.json)),
                 \(source.minTriggerIntervalSeconds), \(RowCoding.json(source.state)),
                 \(source.createdAt.timeIntervalSince1970), \(source.updatedAt.timeIntervalSince1970), \(RowCoding.notify(source.notify)),
                 \(source.concurrency.map(RowCoding.json)), \(source.rateKey),
-                \(source.cron.map(RowCoding.json)), \(source.nextSlotAt?.timeIntervalSince1970)\(
+                \(source.cron.map(RowCoding.json)), \(source.nextSlotAt?.timeIntervalSince1970), \(source.credential)\(
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
@@ -68,7 +69,7 @@ extension DatabaseStore: SourceCatalog {
                 retry = \(RowCoding.json(source.retry)), rate_limit = \(source.rateLimit.map(RowCoding.json)),
                 min_trigger_interval_seconds = \(source.minTriggerIntervalSeconds), updated_at = \(source.updatedAt.timeIntervalSince1970),
                 notify = \(RowCoding.notify(source.notify)), concurrency = \(source.concurrency.map(RowCoding.json)),
-                rate_key = \(source.rateKey),
+                rate_key = \(source.rateKey), credential_id = \(source.credential),
                 next_slot_at = CASE WHEN schedule_cron \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(source.cron.map(RowCoding.json))
                     THEN next_slot_at ELSE \(source.nextSlotAt?.timeIntervalSince1970) END,
                 schedule_cron = \(source.cron.map(RowCoding.json))

@@ -1,0 +1,159 @@
+import Foundation
+import SyncCore
+
+extension DatabaseStore: CredentialVault {
+    public func createCredential(_ credential: Credential) async throws -> Credential {
+        let c = credential
+        let insert = StoreWrite("""
+            INSERT INTO credentials (id, name, type, fields, secrets, status, version, created_at, updated_at)
+            VALUES (\(c.id), \(c.name), \(c.type.rawValue), \(RowCoding.json(c.fields)), \(RowCoding.secrets(c.secrets)),
+                \(c.status.rawValue), \(c.version), \(c.createdAt.timeIntervalSince1970), \(c.updatedAt.timeIntervalSince1970))
+            """, onUniqueViolation: .fail(.credentialNameTaken(c.name)))
+        return try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [insert], then: ["SELECT * FROM credentials WHERE id = \(c.id)"]) { _, then in
+                guard let row = then.first(0) else { throw SyncStoreError.notFound("credential \(c.id)") }
+                return try RowCoding.credential(row)
+            }
+        })
+    }
+
+    public func credential(idOrName: String) async throws -> Credential? {
+        let rows = try await driver.read([
+            "SELECT * FROM credentials WHERE id = \(idOrName) OR name = \(idOrName) ORDER BY (id = \(idOrName)) DESC LIMIT 1",
+        ])
+        return try rows.first(0).map { try RowCoding.credential($0) }
+    }
+
+    public func credentials(limit: Int, after: String?) async throws -> [Credential] {
+        let rows = try await driver.read(["SELECT * FROM credentials WHERE id > \(after ?? "") ORDER BY id LIMIT \(limit)"])
+        return try rows[0].map { try RowCoding.credential($0) }
+    }
+
+    public func updateCredential(_ credential: Credential, secretsChanged: Bool, now: Date) async throws -> Credential {
+        let c = credential
+        let t = now.timeIntervalSince1970
+        let reauthorised: StoreSQL = secretsChanged
+            ? """
+              , status = 'active', status_reason = NULL, access_token = NULL, token_expires_at = NULL,
+                version = version + 1, refresh_owner = NULL, refresh_until = NULL
+              """
+            : ""
+        let update = StoreWrite("""
+            UPDATE credentials SET name = \(c.name), fields = \(RowCoding.json(c.fields)), secrets = \(RowCoding.secrets(c.secrets)),
+                updated_at = \(t) \(sql: reauthorised)
+            WHERE id = \(c.id) RETURNING id
+            """, requireRow: .notFound("credential \(c.id)"), onUniqueViolation: .fail(.credentialNameTaken(c.name)))
+        return try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [update], then: ["SELECT * FROM credentials WHERE id = \(c.id)"]) { _, then in
+                guard let row = then.first(0) else { throw SyncStoreError.notFound("credential \(c.id)") }
+                return try RowCoding.credential(row)
+            }
+        })
+    }
+
+    public func deleteCredential(id: String) async throws {
+        try await driver.transact(StoreTransaction(facts: [
+            "SELECT id FROM credentials WHERE id = \(id) \(sql: .forUpdate)",
+            "SELECT min(id) AS first, count(*) AS n FROM sources WHERE credential_id = \(id)",
+        ]) { facts in
+            guard facts.first(0) != nil else { throw SyncStoreError.notFound("credential \(id)") }
+            let users = try facts.first(1)?.int("n") ?? 0
+            if users > 0 { throw SyncStoreError.credentialInUse(sourceID: try facts.first(1)?.optionalString("first") ?? "", sources: users) }
+            return StoreDecision(writes: [StoreWrite("DELETE FROM credentials WHERE id = \(id)")]) { _, _ in () }
+        })
+    }
+
+    public func credentialUsage(ids: [String]) async throws -> [String: Int] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await driver.read([
+            "SELECT credential_id, count(*) AS n FROM sources WHERE credential_id \(in: ids) GROUP BY credential_id",
+        ])
+        var out: [String: Int] = [:]
+        for id in ids { out[id] = 0 }
+        for row in rows[0] { out[try row.string("credential_id")] = try row.int("n") }
+        return out
+    }
+
+    public func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim {
+        let t = now.timeIntervalSince1970
+        return try await driver.transact(StoreTransaction(facts: [
+            "SELECT * FROM credentials WHERE id = \(credentialID) \(sql: .forUpdate)",
+        ]) { facts in
+            guard let row = facts.first(0) else { return .answer(.missing) }
+            let current = try RowCoding.credential(row)
+            if current.status != .active || current.version != seenVersion { return .answer(.current(current)) }
+            if let until = try row.optionalDouble("refresh_until"), until > t, try row.optionalString("refresh_owner") != owner {
+                return .answer(.busy(until: Date(timeIntervalSince1970: until)))
+            }
+            return StoreDecision(writes: [
+                StoreWrite("""
+                    UPDATE credentials SET refresh_owner = \(owner), refresh_until = \(t + leaseSeconds) WHERE id = \(credentialID)
+                    """),
+            ]) { _, _ in .claimed(current) }
+        })
+    }
+
+    public func completeRefresh(credentialID: String, owner: String, token: IssuedToken, now: Date) async throws -> Credential? {
+        let t = now.timeIntervalSince1970
+        return try await driver.transact(StoreTransaction(facts: [
+            "SELECT * FROM credentials WHERE id = \(credentialID) \(sql: .forUpdate)",
+        ]) { facts in
+            guard let row = facts.first(0), try row.optionalString("refresh_owner") == owner else { return .answer(nil) }
+            var secrets = try RowCoding.credential(row).secrets
+            if let rotated = token.refreshToken { secrets["refresh_token"] = rotated }
+            return StoreDecision(writes: [
+                StoreWrite("""
+                    UPDATE credentials SET access_token = \(RowCoding.seal(token.accessToken)),
+                        token_expires_at = \(token.expiresAt?.timeIntervalSince1970), secrets = \(RowCoding.secrets(secrets)),
+                        last_refresh_at = \(t), refresh_count = refresh_count + 1, version = version + 1,
+                        refresh_owner = NULL, refresh_until = NULL, status = 'active', status_reason = NULL
+                    WHERE id = \(credentialID)
+                    """),
+            ], then: ["SELECT * FROM credentials WHERE id = \(credentialID)"]) { _, then in
+                try then.first(0).map { try RowCoding.credential($0) }
+            }
+        })
+    }
+
+    public func abandonRefresh(credentialID: String, owner: String, needsReauth: String?, now: Date) async throws {
+        let reauth: StoreSQL = needsReauth.map {
+            ", status = 'needs_reauth', status_reason = \($0), access_token = NULL, token_expires_at = NULL, version = version + 1"
+        } ?? ""
+        _ = try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [
+                StoreWrite("""
+                    UPDATE credentials SET refresh_owner = NULL, refresh_until = NULL, updated_at = \(now.timeIntervalSince1970) \(sql: reauth)
+                    WHERE id = \(credentialID) AND refresh_owner = \(owner)
+                    """),
+            ]) { _, _ in () }
+        })
+    }
+}
+
+extension RowCoding {
+    /// A credential's secret fields as stored (one column, so it can be sealed whole).
+    static func secrets(_ secrets: [String: String]) -> String { seal(json(secrets)) }
+
+    /// A secret as stored.
+    static func seal(_ plain: String) -> String { plain }
+
+    /// A stored secret as text.
+    static func open(_ stored: String, column: String) throws -> String { stored }
+
+    static func credential(_ row: some StoreRow) throws -> Credential {
+        let type = try row.string("type")
+        guard let kind = CredentialType(rawValue: type) else { throw WrongType(column: "type", expected: "a credential type") }
+        return Credential(
+            id: try row.string("id"), name: try row.string("name"), type: kind,
+            fields: try decode(JSONObject.self, try row.string("fields"), column: "fields") ?? [:],
+            secrets: try decode([String: String].self, try open(try row.string("secrets"), column: "secrets"), column: "secrets") ?? [:],
+            status: CredentialStatus(rawValue: try row.string("status")) ?? .needsReauth,
+            statusReason: try row.optionalString("status_reason"),
+            accessToken: try row.optionalString("access_token").map { try open($0, column: "access_token") },
+            tokenExpiresAt: date(try row.optionalDouble("token_expires_at")),
+            lastRefreshAt: date(try row.optionalDouble("last_refresh_at")),
+            refreshCount: try row.int("refresh_count"), version: try row.int("version"),
+            createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
+            updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")))
+    }
+}

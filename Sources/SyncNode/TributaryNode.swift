@@ -39,10 +39,10 @@ public struct TributaryNode: Sendable {
         let metrics = metrics ?? TributaryMetrics(prometheus: prometheus)
         self.metrics = metrics
         pool = WorkerPool(store: store, kinds: kinds, configuration: engine, logger: Logger(label: "tributary.workers"), metrics: metrics, random: random)
-        self.server = TributaryServer(
-            env: APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention,
-                                prometheus: prometheus, metrics: metrics, egress: webhookClient?.egress ?? .default),
-            configuration: server)
+        var env = APIEnvironment(store: store, kinds: kinds, workers: pool, maxBodyBytes: server.maxBodyBytes, retention: engine.retention,
+                                 prometheus: prometheus, metrics: metrics, egress: webhookClient?.egress ?? .default)
+        env.secretKeyID = (store as? DatabaseStore)?.keyring.sealingKeyID
+        self.server = TributaryServer(env: env, configuration: server)
         let rescueEvery = rescueInterval ?? .milliseconds(Int(max(1, engine.leaseSeconds / 3) * 1000))
         var services: [any Service] = [
             pool,

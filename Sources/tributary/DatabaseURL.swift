@@ -24,19 +24,18 @@ enum DatabaseURL {
         throw CommandFailure("--database must be sqlite:PATH or postgres://USER[:PASS]@HOST:PORT/DB, got \(scheme)", exitCode: 3)
     }
 
-    /// Opens the store (without migrating).
     /// Opens the store and starts its connections (without migrating).
-    func open() throws -> DatabaseStore {
+    func open(keyring: SecretKeyring = .none) throws -> DatabaseStore {
         switch self {
         case .sqlite(let path):
             do {
-                return try DatabaseStore.sqlite(path: path).start()
+                return try DatabaseStore.sqlite(path: path, keyring: keyring).start()
             } catch {
                 throw CommandFailure("cannot open SQLite database at \(path): \(error)")
             }
         case .postgres(let url):
             do {
-                return try DatabaseStore.postgres(url: url).start()
+                return try DatabaseStore.postgres(url: url, keyring: keyring).start()
             } catch {
                 throw CommandFailure("--database: \(SecretRedaction.redactText("\(error)"))", exitCode: 3)
             }

@@ -62,6 +62,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("prune-interval"), help: "Seconds between this node's prunes, at least 1 (0: never on its own).")
     var pruneInterval: Double = 3600
 
+    @OptionGroup var secretKeys: SecretKeyOptions
+
     func validate() throws {
         if let nodeID, !EngineConfiguration.isValidNodeID(nodeID) {
             throw ValidationError("--node-id must be 1 to 64 of A-Z a-z 0-9 . _ - (it appears in URL paths, logs and metric labels)")
@@ -111,8 +113,9 @@ struct Serve: AsyncParsableCommand {
         }
 
         let url = try DatabaseURL.parse(database ?? environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
-        let store = try url.open()
+        let store = try url.open(keyring: try secretKeys.keyring(environment: environment))
         try await url.migrate(store)
+        try await SecretKeyOptions.check(store, logger: logger)
 
         let egress = EgressPolicy(allow: try Self.parseRules(egressAllow, flag: "--egress-allow"),
                                   deny: try Self.parseRules(egressDeny, flag: "--egress-deny"))

@@ -126,6 +126,11 @@ public final class PostgresCluster: Sendable {
         try await offThePool { try run("/usr/bin/env", ["psql", url, "-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]) }
     }
 
+    /// The whole database as `pg_dump` writes it (plain SQL, data included).
+    public static func dump(_ url: String) async throws -> String {
+        try await offThePool { try run("/usr/bin/env", ["pg_dump", "--no-owner", url]) }
+    }
+
     /// Runs blocking work (spawning and waiting for commands) on a Dispatch thread: blocking
     /// one of the few cooperative threads stalled every other test of the process for seconds.
     static func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {

@@ -70,6 +70,7 @@ public final class TributaryProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "TRIBUTARY_DATABASE_URL")
         env.removeValue(forKey: "TRIBUTARY_TOKENS")
+        env.removeValue(forKey: "TRIBUTARY_SECRET_KEY")
         for (k, v) in environment { env[k] = v }
         return try ChildProcess(binaryPath, arguments, directory: directory.path, environment: env, output: output)
     }

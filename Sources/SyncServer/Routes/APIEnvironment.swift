@@ -22,6 +22,8 @@ public struct APIEnvironment: Sendable {
     public var egress: EgressPolicy
     /// Wakes the change feed's waiting readers (fed by the store's events through the node's relay).
     public var changes: ChangeSignal
+    /// The id of the key that seals new secrets at rest; `nil`: they are stored in the clear.
+    public var secretKeyID: String?
 
     public init(store: any APIStore, kinds: SourceKindRegistry, workers: (any WorkerStatus)?, maxBodyBytes: Int = 1 << 20,
                 retention: RetentionPolicy = .default, prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),

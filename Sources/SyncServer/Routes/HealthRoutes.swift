@@ -26,7 +26,13 @@ struct HealthRoutes {
         }
         router.add(.get, "/v1/health", in: table) { _, _ in
             let report = await HealthReport.evaluate(store: env.store, now: Date())
-            return JSONResponse.make(report.json, status: report.status == "unhealthy" ? .serviceUnavailable : .ok)
+            var json = report.json.objectValue ?? [:]
+            // Whether new secrets are sealed at rest, and by which key (docs/credentials.md).
+            json["secrets"] = .object([
+                "at_rest": .string(env.secretKeyID == nil ? "clear" : "sealed"),
+                "key_id": env.secretKeyID.map(JSONValue.string) ?? .null,
+            ])
+            return JSONResponse.make(.object(json), status: report.status == "unhealthy" ? .serviceUnavailable : .ok)
         }
         // Node drain (docs/queue.md): the node stops claiming within a second, its running
         // syncs finish; resume (or a restart) has it claim again. Sent to any node.

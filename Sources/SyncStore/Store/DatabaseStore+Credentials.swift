@@ -6,13 +6,14 @@ extension DatabaseStore: CredentialVault {
         let c = credential
         let insert = StoreWrite("""
             INSERT INTO credentials (id, name, type, fields, secrets, status, version, created_at, updated_at)
-            VALUES (\(c.id), \(c.name), \(c.type.rawValue), \(RowCoding.json(c.fields)), \(RowCoding.secrets(c.secrets)),
+            VALUES (\(c.id), \(c.name), \(c.type.rawValue), \(RowCoding.json(c.fields)), \(RowCoding.secrets(c.secrets, keyring)),
                 \(c.status.rawValue), \(c.version), \(c.createdAt.timeIntervalSince1970), \(c.updatedAt.timeIntervalSince1970))
             """, onUniqueViolation: .fail(.credentialNameTaken(c.name)))
+        let keyring = keyring
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [insert], then: ["SELECT * FROM credentials WHERE id = \(c.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("credential \(c.id)") }
-                return try RowCoding.credential(row)
+                return try RowCoding.credential(row, keyring)
             }
         })
     }
@@ -21,12 +22,12 @@ extension DatabaseStore: CredentialVault {
         let rows = try await driver.read([
             "SELECT * FROM credentials WHERE id = \(idOrName) OR name = \(idOrName) ORDER BY (id = \(idOrName)) DESC LIMIT 1",
         ])
-        return try rows.first(0).map { try RowCoding.credential($0) }
+        return try rows.first(0).map { try RowCoding.credential($0, keyring) }
     }
 
     public func credentials(limit: Int, after: String?) async throws -> [Credential] {
         let rows = try await driver.read(["SELECT * FROM credentials WHERE id > \(after ?? "") ORDER BY id LIMIT \(limit)"])
-        return try rows[0].map { try RowCoding.credential($0) }
+        return try rows[0].map { try RowCoding.credential($0, keyring) }
     }
 
     public func updateCredential(_ credential: Credential, secretsChanged: Bool, now: Date) async throws -> Credential {
@@ -39,14 +40,15 @@ extension DatabaseStore: CredentialVault {
               """
             : ""
         let update = StoreWrite("""
-            UPDATE credentials SET name = \(c.name), fields = \(RowCoding.json(c.fields)), secrets = \(RowCoding.secrets(c.secrets)),
+            UPDATE credentials SET name = \(c.name), fields = \(RowCoding.json(c.fields)), secrets = \(RowCoding.secrets(c.secrets, keyring)),
                 updated_at = \(t) \(sql: reauthorised)
             WHERE id = \(c.id) RETURNING id
             """, requireRow: .notFound("credential \(c.id)"), onUniqueViolation: .fail(.credentialNameTaken(c.name)))
+        let keyring = keyring
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update], then: ["SELECT * FROM credentials WHERE id = \(c.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("credential \(c.id)") }
-                return try RowCoding.credential(row)
+                return try RowCoding.credential(row, keyring)
             }
         })
     }
@@ -76,11 +78,12 @@ extension DatabaseStore: CredentialVault {
 
     public func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim {
         let t = now.timeIntervalSince1970
+        let keyring = keyring
         return try await driver.transact(StoreTransaction(facts: [
             "SELECT * FROM credentials WHERE id = \(credentialID) \(sql: .forUpdate)",
         ]) { facts in
             guard let row = facts.first(0) else { return .answer(.missing) }
-            let current = try RowCoding.credential(row)
+            let current = try RowCoding.credential(row, keyring)
             if current.status != .active || current.version != seenVersion { return .answer(.current(current)) }
             if let until = try row.optionalDouble("refresh_until"), until > t, try row.optionalString("refresh_owner") != owner {
                 return .answer(.busy(until: Date(timeIntervalSince1970: until)))
@@ -95,22 +98,23 @@ extension DatabaseStore: CredentialVault {
 
     public func completeRefresh(credentialID: String, owner: String, token: IssuedToken, now: Date) async throws -> Credential? {
         let t = now.timeIntervalSince1970
+        let keyring = keyring
         return try await driver.transact(StoreTransaction(facts: [
             "SELECT * FROM credentials WHERE id = \(credentialID) \(sql: .forUpdate)",
         ]) { facts in
             guard let row = facts.first(0), try row.optionalString("refresh_owner") == owner else { return .answer(nil) }
-            var secrets = try RowCoding.credential(row).secrets
+            var secrets = try RowCoding.credential(row, keyring).secrets
             if let rotated = token.refreshToken { secrets["refresh_token"] = rotated }
             return StoreDecision(writes: [
                 StoreWrite("""
-                    UPDATE credentials SET access_token = \(RowCoding.seal(token.accessToken)),
-                        token_expires_at = \(token.expiresAt?.timeIntervalSince1970), secrets = \(RowCoding.secrets(secrets)),
+                    UPDATE credentials SET access_token = \(keyring.seal(token.accessToken)),
+                        token_expires_at = \(token.expiresAt?.timeIntervalSince1970), secrets = \(RowCoding.secrets(secrets, keyring)),
                         last_refresh_at = \(t), refresh_count = refresh_count + 1, version = version + 1,
                         refresh_owner = NULL, refresh_until = NULL, status = 'active', status_reason = NULL
                     WHERE id = \(credentialID)
                     """),
             ], then: ["SELECT * FROM credentials WHERE id = \(credentialID)"]) { _, then in
-                try then.first(0).map { try RowCoding.credential($0) }
+                try then.first(0).map { try RowCoding.credential($0, keyring) }
             }
         })
     }
@@ -130,26 +134,73 @@ extension DatabaseStore: CredentialVault {
     }
 }
 
+extension DatabaseStore {
+    /// The ids of the keys that sealed the stored secrets (empty: none is sealed).
+    public func sealedKeyIDs() async throws -> Set<String> {
+        let rows = try await driver.read([
+            "SELECT DISTINCT substr(secrets, 1, 16) AS s, substr(access_token, 1, 16) AS t FROM credentials",
+        ])
+        var ids = Set<String>()
+        for row in rows[0] {
+            for column in ["s", "t"] {
+                if let text = try row.optionalString(column), let id = SecretKeyring.keyID(of: text) { ids.insert(id) }
+            }
+        }
+        return ids
+    }
+
+    /// Seals every stored secret again under the keyring's first key (or stores it in the
+    /// clear when the keyring is empty), `batch` credentials per transaction, while the
+    /// service runs: a row changed meanwhile (a refresh) is left as it is, already under
+    /// the sealing key of the node that wrote it. Returns how many were sealed again.
+    public func resealSecrets(batch: Int = 100) async throws -> Int {
+        var after = ""
+        var count = 0
+        let keyring = keyring
+        while true {
+            let rows = try await driver.read([
+                "SELECT id, secrets, access_token FROM credentials WHERE id > \(after) ORDER BY id LIMIT \(batch)",
+            ])[0]
+            guard let last = rows.last else { return count }
+            after = try last.string("id")
+            var writes: [StoreWrite] = []
+            for row in rows {
+                let id = try row.string("id")
+                let secrets = try row.string("secrets")
+                let token = try row.optionalString("access_token")
+                let current = keyring.sealingKeyID
+                guard SecretKeyring.keyID(of: secrets) != current || token.map({ SecretKeyring.keyID(of: $0) != current }) == true else { continue }
+                let newSecrets = keyring.seal(try keyring.open(secrets))
+                let newToken = try token.map { keyring.seal(try keyring.open($0)) }
+                writes.append(StoreWrite("""
+                    UPDATE credentials SET secrets = \(newSecrets), access_token = \(newToken)
+                    WHERE id = \(id) AND secrets = \(secrets) AND access_token \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(token)
+                    RETURNING id
+                    """))
+            }
+            guard !writes.isEmpty else { continue }
+            let batchWrites = writes
+            count += try await driver.transact(StoreTransaction { _ in
+                StoreDecision(writes: batchWrites) { written, _ in written.sets.reduce(0) { $0 + $1.count } }
+            })
+        }
+    }
+}
+
 extension RowCoding {
-    /// A credential's secret fields as stored (one column, so it can be sealed whole).
-    static func secrets(_ secrets: [String: String]) -> String { seal(json(secrets)) }
+    /// A credential's secret fields as stored (one column, sealed whole).
+    static func secrets(_ secrets: [String: String], _ keyring: SecretKeyring) -> String { keyring.seal(json(secrets)) }
 
-    /// A secret as stored.
-    static func seal(_ plain: String) -> String { plain }
-
-    /// A stored secret as text.
-    static func open(_ stored: String, column: String) throws -> String { stored }
-
-    static func credential(_ row: some StoreRow) throws -> Credential {
+    static func credential(_ row: some StoreRow, _ keyring: SecretKeyring) throws -> Credential {
         let type = try row.string("type")
         guard let kind = CredentialType(rawValue: type) else { throw WrongType(column: "type", expected: "a credential type") }
         return Credential(
             id: try row.string("id"), name: try row.string("name"), type: kind,
             fields: try decode(JSONObject.self, try row.string("fields"), column: "fields") ?? [:],
-            secrets: try decode([String: String].self, try open(try row.string("secrets"), column: "secrets"), column: "secrets") ?? [:],
+            secrets: try decode([String: String].self, try keyring.open(try row.string("secrets")), column: "secrets") ?? [:],
             status: CredentialStatus(rawValue: try row.string("status")) ?? .needsReauth,
             statusReason: try row.optionalString("status_reason"),
-            accessToken: try row.optionalString("access_token").map { try open($0, column: "access_token") },
+            accessToken: try row.optionalString("access_token").map { try keyring.open($0) },
             tokenExpiresAt: date(try row.optionalDouble("token_expires_at")),
             lastRefreshAt: date(try row.optionalDouble("last_refresh_at")),
             refreshCount: try row.int("refresh_count"), version: try row.int("version"),

@@ -12,22 +12,25 @@ import Synchronization
 /// ``close()``.
 public final class DatabaseStore: StoreLifecycle, StoreEventSource {
     let driver: any StoreDriver
+    /// Seals the secrets the store writes and opens those it reads.
+    public let keyring: SecretKeyring
     private let started = Mutex<Task<Void, Never>?>(nil)
 
-    init(driver: any StoreDriver) {
+    init(driver: any StoreDriver, keyring: SecretKeyring = .none) {
         self.driver = driver
+        self.keyring = keyring
     }
 
     /// The embedded store: one SQLite file (created if missing).
-    public static func sqlite(path: String) throws -> DatabaseStore {
-        DatabaseStore(driver: try SQLiteDriver(path: path))
+    public static func sqlite(path: String, keyring: SecretKeyring = .none) throws -> DatabaseStore {
+        DatabaseStore(driver: try SQLiteDriver(path: path), keyring: keyring)
     }
 
     /// The scale-out store: a PostgreSQL database shared by many nodes.
     /// - Parameter maximumConnections: the pool's size; see docs/deployment.md for sizing.
-    public static func postgres(url: String, maximumConnections: Int = 20,
+    public static func postgres(url: String, maximumConnections: Int = 20, keyring: SecretKeyring = .none,
                                 logger: Logger = Logger(label: "tributary.postgres")) throws -> DatabaseStore {
-        DatabaseStore(driver: try PostgresDriver(url: url, maximumConnections: maximumConnections, logger: logger))
+        DatabaseStore(driver: try PostgresDriver(url: url, maximumConnections: maximumConnections, logger: logger), keyring: keyring)
     }
 
     public var dialect: SQLDialect { driver.dialect }

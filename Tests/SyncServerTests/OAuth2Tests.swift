@@ -136,6 +136,8 @@ struct OAuth2Tests {
             let stuck = try await client.call(.get, "/v1/credentials/crm").json
             #expect(stuck["status"] == .string("needs_reauth"))
             #expect(stuck["status_reason"]?.stringValue?.contains("invalid_grant") == true)
+            #expect(try await client.call(.get, "/v1/sources/s").json["health"] == .string("needs_reauth"))
+            #expect(try await client.call(.get, "/v1/sources?limit=10").json["items"]?.arrayValue?.first?["health"] == .string("needs_reauth"))
             // Fails at once now, without asking the token endpoint again.
             let before = provider.refreshes.count
             #expect(try await client.runSync(source)["error"]?["code"] == .string("upstream_auth_failed"))
@@ -144,6 +146,7 @@ struct OAuth2Tests {
             let patched = try await client.call(.patch, "/v1/credentials/crm", #"{"config": {"refresh_token": "\#(provider.grantRefreshToken())"}}"#)
             #expect(patched.json["status"] == .string("active"), "\(String(buffer: patched.body))")
             #expect(try await client.runSync(source)["status"] == .string("completed"))
+            #expect(try await client.call(.get, "/v1/sources/s").json["health"] == .string("ok"))
         }
     }
 }

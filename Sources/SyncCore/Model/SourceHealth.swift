@@ -9,6 +9,8 @@ public enum SourceHealth: String, Sendable, Codable, CaseIterable {
     /// It has a schedule and no sync completed within twice its interval.
     case stale
     case ok
+    /// Its credential needs new secrets: its syncs fail until they are given (docs/credentials.md).
+    case needsReauth = "needs_reauth"
 
     /// A scheduled source is stale once this many intervals pass without a completed sync.
     /// The store's health snapshot states the same rule in SQL from this constant, and a

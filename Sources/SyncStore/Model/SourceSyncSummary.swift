@@ -29,8 +29,12 @@ public struct SourceSyncSummary: Sendable {
     public var lastCompletedAt: Date?
     /// Until when an upstream closed the source's request budget (docs/queue.md); `nil`: open.
     public var rateLimitedUntil: Date?
+    /// The source's credential needs new secrets (docs/credentials.md).
+    public var credentialNeedsReauth: Bool
 
-    public init(latest: SyncBrief?, latestFinished: SyncBrief?, lastCompletedAt: Date?, rateLimitedUntil: Date? = nil) {
+    public init(latest: SyncBrief?, latestFinished: SyncBrief?, lastCompletedAt: Date?, rateLimitedUntil: Date? = nil,
+                credentialNeedsReauth: Bool = false) {
+        self.credentialNeedsReauth = credentialNeedsReauth
         self.rateLimitedUntil = rateLimitedUntil
         self.latest = latest
         self.latestFinished = latestFinished
@@ -41,7 +45,8 @@ public struct SourceSyncSummary: Sendable {
     public static let none = SourceSyncSummary(latest: nil, latestFinished: nil, lastCompletedAt: nil)
 
     public func health(schedule: Schedule?, now: Date) -> SourceHealth {
-        SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
+        if credentialNeedsReauth { return .needsReauth }
+        return SourceHealth.evaluate(latestFinished: latestFinished?.status, lastCompletedAt: lastCompletedAt, schedule: schedule, now: now)
     }
 }
 

@@ -107,7 +107,8 @@ enum RowCoding {
     static func summary(_ row: some StoreRow) throws -> SourceSyncSummary {
         SourceSyncSummary(latest: try brief(row, "l"), latestFinished: try brief(row, "f"),
                           lastCompletedAt: date(try row.optionalDouble("last_completed_at")),
-                          rateLimitedUntil: date(try row.optionalDouble("rate_limited_until")))
+                          rateLimitedUntil: date(try row.optionalDouble("rate_limited_until")),
+                          credentialNeedsReauth: try row.optionalString("credential_status") == CredentialStatus.needsReauth.rawValue)
     }
 
     /// The sync of a summary whose columns start with `prefix_`, if the join found one.

@@ -42,7 +42,8 @@ enum SyncStatements {
             SELECT s.*, \(raw: briefColumns),
                 (SELECT c.finished_at FROM syncs c WHERE c.source_id = s.id AND c.\(raw: terminal)
                     AND c.status = \(SyncStatus.completed) ORDER BY c.finished_at DESC LIMIT 1) AS last_completed_at,
-                (SELECT r.closed_until FROM rate_limits r WHERE r.key = s.rate_key AND r.closed_until > \(now.timeIntervalSince1970)) AS rate_limited_until
+                (SELECT r.closed_until FROM rate_limits r WHERE r.key = s.rate_key AND r.closed_until > \(now.timeIntervalSince1970)) AS rate_limited_until,
+                (SELECT cr.status FROM credentials cr WHERE cr.id = s.credential_id) AS credential_status
             FROM (SELECT sources.*,
                     (SELECT x.id FROM syncs x WHERE x.source_id = sources.id ORDER BY x.id DESC LIMIT 1) AS latest_sync_id,
                     (SELECT x.id FROM syncs x WHERE x.source_id = sources.id AND x.\(raw: terminal)

@@ -79,8 +79,8 @@ struct SecretsCommand: AsyncParsableCommand {
                 throw CommandFailure("rotation stopped: \(error)")
             }
             await store.close()
-            print(keyring.sealingKeyID.map { "sealed \(count) credential(s) again under key \($0)" }
-                  ?? "stored \(count) credential(s) in the clear (no key given)")
+            print(keyring.sealingKeyID.map { "sealed the secrets of \(count) row(s) again under key \($0)" }
+                  ?? "stored the secrets of \(count) row(s) in the clear (no key given)")
         }
     }
 }

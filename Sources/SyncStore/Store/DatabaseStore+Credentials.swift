@@ -138,50 +138,89 @@ extension DatabaseStore {
     /// The ids of the keys that sealed the stored secrets (empty: none is sealed).
     public func sealedKeyIDs() async throws -> Set<String> {
         let rows = try await driver.read([
-            "SELECT DISTINCT substr(secrets, 1, 16) AS s, substr(access_token, 1, 16) AS t FROM credentials",
+            "SELECT DISTINCT substr(secrets, 1, 24) AS a, substr(access_token, 1, 24) AS b FROM credentials",
+            "SELECT config AS a, notify AS b FROM sources WHERE config LIKE '%enc:v1:%' OR notify LIKE '%enc:v1:%'",
+            "SELECT DISTINCT substr(secret, 1, 24) AS a, NULL AS b FROM webhook_deliveries WHERE secret LIKE 'enc:v1:%'",
         ])
         var ids = Set<String>()
-        for row in rows[0] {
-            for column in ["s", "t"] {
-                if let text = try row.optionalString(column), let id = SecretKeyring.keyID(of: text) { ids.insert(id) }
+        for set in rows.sets {
+            for row in set {
+                for column in ["a", "b"] {
+                    if let text = try row.optionalString(column) { ids.formUnion(SecretKeyring.keyIDs(in: text)) }
+                }
             }
         }
         return ids
     }
 
     /// Seals every stored secret again under the keyring's first key (or stores it in the
-    /// clear when the keyring is empty), `batch` credentials per transaction, while the
-    /// service runs: a row changed meanwhile (a refresh) is left as it is, already under
-    /// the sealing key of the node that wrote it. Returns how many were sealed again.
+    /// clear when the keyring is empty), `batch` rows per transaction, while the service
+    /// runs: credentials, sources' own secrets and webhook deliveries' secrets. A row
+    /// changed meanwhile (a refresh, a PATCH) is left as it is: its writer sealed it with its
+    /// own first key. Returns how many rows were sealed again.
     public func resealSecrets(batch: Int = 100) async throws -> Int {
-        var after = ""
-        var count = 0
         let keyring = keyring
-        while true {
-            let rows = try await driver.read([
-                "SELECT id, secrets, access_token FROM credentials WHERE id > \(after) ORDER BY id LIMIT \(batch)",
-            ])[0]
-            guard let last = rows.last else { return count }
-            after = try last.string("id")
-            var writes: [StoreWrite] = []
-            for row in rows {
-                let id = try row.string("id")
-                let secrets = try row.string("secrets")
-                let token = try row.optionalString("access_token")
-                let current = keyring.sealingKeyID
-                guard SecretKeyring.keyID(of: secrets) != current || token.map({ SecretKeyring.keyID(of: $0) != current }) == true else { continue }
-                let newSecrets = keyring.seal(try keyring.open(secrets))
-                let newToken = try token.map { keyring.seal(try keyring.open($0)) }
-                writes.append(StoreWrite("""
-                    UPDATE credentials SET secrets = \(newSecrets), access_token = \(newToken)
-                    WHERE id = \(id) AND secrets = \(secrets) AND access_token \(sqlite: "IS", postgres: "IS NOT DISTINCT FROM") \(token)
-                    RETURNING id
-                    """))
+        let current: Set<String> = Set(keyring.sealingKeyID.map { [$0] } ?? [])
+        func stale(_ texts: [String?]) -> Bool {
+            texts.compactMap { $0 }.contains { !SecretKeyring.keyIDs(in: $0).isSubset(of: current) }
+        }
+        let isNot: StoreSQL = "\(sqlite: "IS", postgres: "IS NOT DISTINCT FROM")"
+        var count = try await resealBatches("SELECT id AS k, secrets, access_token FROM credentials", key: "id", batch: batch) { row in
+            let secrets = try row.string("secrets")
+            let token = try row.optionalString("access_token")
+            // A credential's columns are sealed whole: a plain one needs sealing when a key is given.
+            let plain = keyring.isSealing && (SecretKeyring.keyID(of: secrets) == nil || token.map { SecretKeyring.keyID(of: $0) == nil } == true)
+            guard plain || stale([secrets, token]) else { return nil }
+            return StoreWrite("""
+                UPDATE credentials SET secrets = \(keyring.seal(try keyring.open(secrets))),
+                    access_token = \(try token.map { keyring.seal(try keyring.open($0)) })
+                WHERE id = \(try row.string("k")) AND secrets = \(secrets) AND access_token \(sql: isNot) \(token) RETURNING id
+                """)
+        }
+        count += try await resealBatches("SELECT *, id AS k FROM sources", key: "id", batch: batch) { row in
+            let config = try row.string("config"), notify = try row.optionalString("notify")
+            let stored = try RowCoding.source(row)
+            let resealed = keyring.sealSecrets(of: try keyring.openSecrets(of: stored))
+            let newConfig = RowCoding.json(resealed.config), newNotify = RowCoding.notify(resealed.notify)
+            guard stale([config, notify]) || SecretKeyring.keyIDs(in: newConfig + (newNotify ?? "")) != SecretKeyring.keyIDs(in: config + (notify ?? "")) else {
+                return nil
             }
+            return StoreWrite("""
+                UPDATE sources SET config = \(newConfig), notify = \(newNotify)
+                WHERE id = \(stored.id) AND config = \(config) AND notify \(sql: isNot) \(notify) RETURNING id
+                """)
+        }
+        count += try await resealBatches("SELECT seq AS k, secret FROM webhook_deliveries WHERE secret IS NOT NULL", key: "seq", integerKey: true, batch: batch) { row in
+            let secret = try row.string("secret")
+            guard stale([secret]) || (keyring.isSealing && SecretKeyring.keyID(of: secret) == nil) else { return nil }
+            return StoreWrite("""
+                UPDATE webhook_deliveries SET secret = \(keyring.seal(try keyring.open(secret)))
+                WHERE seq = \(try row.int("k")) AND secret = \(secret) RETURNING seq
+                """)
+        }
+        return count
+    }
+
+    /// Walks `select`'s rows (which name their key `k`: text, or an integer with
+    /// `integerKey`) in key order, `batch` at a time, writing what `reseal` asks for each
+    /// batch in one transaction; returns how many rows were written.
+    private func resealBatches(_ select: String, key: String, integerKey: Bool = false, batch: Int,
+                               _ reseal: (any StoreRow) throws -> StoreWrite?) async throws -> Int {
+        var count = 0
+        var afterText = ""
+        var afterInt: Int64 = 0
+        let joiner = select.contains(" WHERE ") ? "AND" : "WHERE"
+        while true {
+            let page: StoreSQL = integerKey
+                ? "\(raw: select) \(raw: joiner) \(raw: key) > \(afterInt) ORDER BY \(raw: key) LIMIT \(batch)"
+                : "\(raw: select) \(raw: joiner) \(raw: key) > \(afterText) ORDER BY \(raw: key) LIMIT \(batch)"
+            let rows = try await driver.read([page])[0]
+            guard let last = rows.last else { return count }
+            if integerKey { afterInt = Int64(try last.int("k")) } else { afterText = try last.string("k") }
+            let writes = try rows.compactMap(reseal)
             guard !writes.isEmpty else { continue }
-            let batchWrites = writes
             count += try await driver.transact(StoreTransaction { _ in
-                StoreDecision(writes: batchWrites) { written, _ in written.sets.reduce(0) { $0 + $1.count } }
+                StoreDecision(writes: writes) { written, _ in written.sets.reduce(0) { $0 + $1.count } }
             })
         }
     }

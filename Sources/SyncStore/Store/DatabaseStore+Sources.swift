@@ -3,6 +3,8 @@ import SyncCore
 
 extension DatabaseStore: SourceCatalog {
     public func createSource(_ source: Source) async throws -> Source {
+        let shown = source
+        let source = keyring.sealSecrets(of: source)
         let insert = StoreWrite("""
             INSERT INTO sources (id, name, kind, config, schedule_every_seconds, priority, retry, rate_limit,
                 min_trigger_interval_seconds, state, created_at, updated_at, notify, concurrency, rate_key, schedule_cron, next_slot_at,
@@ -16,13 +18,13 @@ extension DatabaseStore: SourceCatalog {
                     sqlite: ", (SELECT COALESCE(MAX(seq), 0) + 1 FROM sources)", postgres: ""))
             """, onUniqueViolation: .fail(.nameTaken(source.name)))
         return try await driver.transact(StoreTransaction { _ in
-            StoreDecision(writes: [insert]) { _, _ in source }
+            StoreDecision(writes: [insert]) { _, _ in shown }
         })
     }
 
     public func source(idOrName: String) async throws -> Source? {
         let rows = try await driver.read(["SELECT * FROM sources \(sql: Self.idOrName(idOrName))"])
-        return try rows.first(0).map { try RowCoding.source($0) }
+        return try rows.first(0).map { try keyring.openSecrets(of: try RowCoding.source($0)) }
     }
 
     public func requestBudget(sourceID: String) async throws -> (limit: RateLimit?, key: String)? {
@@ -32,7 +34,7 @@ extension DatabaseStore: SourceCatalog {
 
     public func sourceView(idOrName: String) async throws -> SourceView? {
         let rows = try await driver.read([SyncStatements.sourceViews(Self.idOrName(idOrName), now: Date())])
-        return try rows.first(0).map { try RowCoding.sourceView($0) }
+        return try rows.first(0).map { try opened(try RowCoding.sourceView($0)) }
     }
 
     public func sourceViews(limit: Int, after: String?, paused: Bool?) async throws -> [SourceView] {
@@ -40,7 +42,13 @@ extension DatabaseStore: SourceCatalog {
         let rows = try await driver.read([
             SyncStatements.sourceViews("WHERE id > \(after ?? "") \(sql: filter) ORDER BY id LIMIT \(limit)", now: Date()),
         ])
-        return try rows[0].map { try RowCoding.sourceView($0) }
+        return try rows[0].map { try opened(try RowCoding.sourceView($0)) }
+    }
+
+    private func opened(_ view: SourceView) throws -> SourceView {
+        var view = view
+        view.source = try keyring.openSecrets(of: view.source)
+        return view
     }
 
     /// The source with this id, else the one with this name (an id wins over a name).
@@ -63,6 +71,8 @@ extension DatabaseStore: SourceCatalog {
     }
 
     public func updateSource(_ source: Source, clearingState keys: [String]) async throws -> Source {
+        let keyring = keyring
+        let source = keyring.sealSecrets(of: source)
         let update = StoreWrite("""
             UPDATE sources SET name = \(source.name), kind = \(source.kind), config = \(RowCoding.json(source.config)),
                 schedule_every_seconds = \(source.schedule?.everySeconds), priority = \(source.priority),
@@ -102,7 +112,7 @@ extension DatabaseStore: SourceCatalog {
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update, flag, unwait] + clear, events: [.wake], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
-                return try RowCoding.source(row)
+                return try keyring.openSecrets(of: try RowCoding.source(row))
             }
         })
     }
@@ -112,7 +122,8 @@ extension DatabaseStore: SourceCatalog {
     /// and retried syncs take the source's flag as they are queued (under its row lock).
     /// Resuming wakes the workers (its queued sync may run now).
     public func setPaused(sourceID: String, paused: Bool, now: Date) async throws -> Source {
-        try await driver.transact(StoreTransaction { _ in
+        let keyring = keyring
+        return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [
                 StoreWrite("""
                     UPDATE sources SET paused = \(paused), updated_at = \(now.timeIntervalSince1970) WHERE id = \(sourceID) RETURNING id
@@ -122,7 +133,7 @@ extension DatabaseStore: SourceCatalog {
                 events: paused ? [] : [.wake],
                 then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
-                return try RowCoding.source(row)
+                return try keyring.openSecrets(of: try RowCoding.source(row))
             }
         })
     }

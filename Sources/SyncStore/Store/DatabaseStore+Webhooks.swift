@@ -52,7 +52,11 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
             RETURNING *
             """)[0]
         guard !claimed.isEmpty else { return [] }
-        var deliveries = try claimed.map { try Self.delivery($0, withSnapshot: true) }
+        var deliveries = try claimed.map { row in
+            var delivery = try Self.delivery(row, withSnapshot: true)
+            delivery.secret = try delivery.secret.map { try keyring.open($0) }
+            return delivery
+        }
         let syncIDs = Array(Set(deliveries.map(\.syncID))), sourceIDs = Array(Set(deliveries.map(\.sourceID)))
         let rows = try await driver.read([
             "SELECT id, name FROM sources WHERE id \(in: sourceIDs)",

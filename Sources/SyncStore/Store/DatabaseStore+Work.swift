@@ -3,7 +3,11 @@ import SyncCore
 
 extension DatabaseStore: WorkQueue {
     public func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync] {
-        try await driver.claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: limit)
+        try await driver.claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: limit).map { claimed in
+            var claimed = claimed
+            claimed.source = try keyring.openSecrets(of: claimed.source)
+            return claimed
+        }
     }
 
     public func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Date) async throws -> Bool {

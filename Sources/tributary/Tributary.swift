@@ -6,7 +6,7 @@ struct Tributary: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary",
         abstract: "A sync service: durable, checkpointed, retried syncs from upstream APIs into a record store.",
-        subcommands: [Serve.self, Migrate.self, SourceCommand.self, SyncCommand.self, RecordsCommand.self, HealthCommand.self, NodeCommand.self, StatsCommand.self, PruneCommand.self, SecretsCommand.self]
+        subcommands: [Serve.self, Migrate.self, SourceCommand.self, CredentialCommand.self, SyncCommand.self, RecordsCommand.self, HealthCommand.self, NodeCommand.self, StatsCommand.self, PruneCommand.self, SecretsCommand.self]
     )
 }
 

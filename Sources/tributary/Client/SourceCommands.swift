@@ -16,6 +16,7 @@ struct SourceCommand: AsyncParsableCommand {
         @Option(help: "The kind's config: JSON, or @file to read it from a file.") var config: String
         @Option(help: "Sync on a schedule, every this many seconds.") var every: Double?
         @Option(help: "Priority, -1000…1000.") var priority: Int?
+        @Option(help: "A credential's name or id (docs/credentials.md).") var credential: String?
 
         func run() async throws {
             let text: String
@@ -33,6 +34,7 @@ struct SourceCommand: AsyncParsableCommand {
             var body: JSONObject = ["name": .string(name), "kind": .string(kind), "config": parsed]
             if let every { body["schedule"] = .object(["every_seconds": .number(every)]) }
             if let priority { body["priority"] = .number(Double(priority)) }
+            if let credential { body["credential"] = .string(credential) }
             let source = try await connection.connection.call(.POST, "/v1/sources", body: .object(body))
             if connection.json { Output.json(source) } else { print("created source \(Output.text(source["name"])) (\(Output.text(source["id"])))") }
         }

@@ -14,7 +14,7 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable {
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
-                return handler
+                return EscapingLogHandler(inner: handler)
             }
         case .json:
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level) }
@@ -66,5 +66,45 @@ struct JSONLogHandler: LogHandler {
         out.append(contentsOf: "}\n".utf8)
         // One write(2) per line, unbuffered: lines from many threads never interleave.
         out.withUnsafeBufferPointer { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+/// swift-log's text lines with what came from outside kept on its line: control characters,
+/// line separators and direction overrides in the message and the metadata as `\u{…}`
+/// escapes, so an upstream's text cannot forge a log line (docs/operations.md).
+struct EscapingLogHandler<Inner: LogHandler>: LogHandler {
+    var inner: Inner
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
+             source: String, file: String, function: String, line: UInt) {
+        let safe = metadata?.mapValues { Self.escape($0) }
+        inner.log(level: level, message: "\(LogText.escape(message.description))", metadata: safe,
+                  source: source, file: file, function: function, line: line)
+    }
+
+    static func escape(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        switch value {
+        case .string(let s): .string(LogText.escape(s))
+        case .stringConvertible(let c): .string(LogText.escape(c.description))
+        case .array(let a): .array(a.map(escape))
+        case .dictionary(let d): .dictionary(d.mapValues(escape))
+        }
     }
 }

@@ -98,6 +98,37 @@ struct DashboardBrowserTests {
         #expect(try await node.terminate() == 0)
     }
 
+    /// The credentials page shows a credential without its secret, and its form gives a new
+    /// one: the next sync's requests carry it.
+    @Test func theCredentialsPageTakesANewSecretAndNeverShowsOne() async throws {
+        let dir = try TemporaryDirectory("e2e-dashboard-credentials")
+        defer { dir.remove() }
+        let upstream = FixtureUpstream(items: 2)
+        try await upstream.start()
+        defer { Task { await upstream.stop() } }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:c.sqlite", "--workers", "1"], directory: dir)
+        let c = node.client
+        #expect(try await c.post("/v1/credentials", #"{"name": "gh", "type": "bearer", "config": {"token": "old-secret-token"}}"#).status == 201)
+        #expect(try await c.post("/v1/sources", #"""
+            {"name": "s", "kind": "http-json", "credential": "gh", "config": {"url": "\#(upstream.baseURL)/none", "records_path": "/rows", "primary_key": "id"}}
+            """#).status == 201)
+        try await withBrowser(log: dir.file("chromedriver.log")) { browser in
+            try await browser.open(node.baseURL + "/credentials")
+            _ = try await waitFor(browser, "the credential's form", "return document.querySelector('form[data-patch] input[name=\"token\"]') !== null")
+            let html = try await browser.run("return document.documentElement.outerHTML").stringValue ?? ""
+            #expect(html.contains("gh") && !html.contains("old-secret-token"))
+            try await browser.run("document.querySelector('form[data-patch] input[name=\"token\"]').value = 'new-secret-token'")
+            try await browser.click("form[data-patch] button[type='submit']")
+            _ = try await eventually(timeout: .seconds(10)) { () -> Bool? in
+                try await browser.run("return document.querySelector('form[data-patch] input[name=\"token\"]')?.value === ''") == .bool(true) ? true : nil
+            }
+        }
+        let started = try #require(try await c.post("/v1/sources/s/syncs").json["id"]?.stringValue)
+        _ = try await eventually(timeout: .seconds(20)) { try await sync(c, started)["status"] == .string("completed") ? true : nil }
+        #expect(upstream.requests(path: "/none").last?.headers["authorization"] == "Bearer new-secret-token")
+        #expect(try await node.terminate() == 0)
+    }
+
     /// The nodes page's Drain button drains the node (after a confirmation), and the syncs
     /// page's bulk buttons cancel the selected syncs and queue them again.
     @Test func theDrainAndBulkButtonsDoWhatTheySay() async throws {

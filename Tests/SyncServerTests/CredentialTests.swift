@@ -84,6 +84,12 @@ struct CredentialTests {
                 (#"{"name": "a", "type": "oauth2_refresh_token", "config": {"client_id": "c", "token_url": "http://127.0.0.1:9/t"}}"#, ["config.refresh_token"]),
                 (#"{"name": "a", "type": "oauth2_client_credentials", "config": {"client_id": "c", "client_secret": "s", "token_url": "http://127.0.0.1:9/t", "extra_params": {"grant_type": "password"}}}"#, ["config.extra_params.grant_type"]),
                 (#"{"name": "a", "type": "oauth2_client_credentials", "config": {"client_id": "c", "client_secret": "s", "token_url": "http://127.0.0.1:9/t", "scopes": [1]}}"#, ["config.scopes"]),
+                (#"{"name": "a", "type": "oauth2_client_credentials", "config": {"client_id": "c", "client_secret": "s", "token_url": "http://127.0.0.1:9/t?client_secret=x"}}"#, ["config.token_url"]),
+                (#"{"name": "a", "type": "oauth2_client_credentials", "config": {"client_id": "c", "client_secret": "s", "token_url": "http://127.0.0.1:9/t", "extra_params": {"password": "***"}}}"#, ["config.extra_params.password"]),
+                (#"{"name": "a", "type": "api_key", "config": {"name": "Host", "value": "v"}}"#, ["config.name"]),
+                (#"{"name": "a", "type": "api_key", "config": {"name": "Content-Length", "value": "v"}}"#, ["config.name"]),
+                (#"{"name": "a", "type": "bearer", "config": {"token": "a\u0085b"}}"#, ["config.token"]),
+                (#"{"name": "a", "type": "bearer", "config": {"token": "a\u2028b"}}"#, ["config.token"]),
             ]
             for (body, fields) in cases {
                 let r = try await client.call(.post, "/v1/credentials", body)
@@ -132,6 +138,33 @@ struct CredentialTests {
             }
             // Nor does the sync's record of where it read show the key.
             #expect(!String(describing: sync).contains("s3cret"))
+        }
+    }
+
+    /// An upstream that echoes a query key into its next links, whatever the parameter is
+    /// called (`appid`, not a secret's name): the key is masked in the stored checkpoint and
+    /// in an error quoting the link, and the next page still gets the real key.
+    @Test func aKeyTheUpstreamEchoesIsMaskedInCheckpointsAndErrors() async throws {
+        try await withHTTPNode(items: 0) { client, fixture, _ in
+            let key = "appid-key-\(UUID().uuidString)"
+            #expect(try await client.call(.post, "/v1/credentials", #"{"name": "c", "type": "api_key", "config": {"in": "query", "name": "appid", "value": "\#(key)"}}"#).status == .created)
+            fixture.script { request in
+                switch request.path {
+                case "/p1": .json(#"{"rows": [{"id": 1}], "next_url": "/s/p2?\#(request.rawQuery)"}"#)
+                case "/p2": .json(#"{"rows": [{"id": 2}], "next_url": "http://127.0.0.1:0/x?\#(request.rawQuery)"}"#)
+                default: .json(#"{"rows": []}"#)
+                }
+            }
+            let source = try await client.createHTTPSource("s", #"{"url": "\#(fixture.baseURL)/s/p1", "pagination": {"type": "next_url", "path": "/next_url"}, "records_path": "/rows", "primary_key": "id", "max_request_retries": 0}"#,
+                                                           extra: #", "credential": "c", "retry": {"max_attempts": 1}"#)
+            let sync = try await client.runSync(source)
+            #expect(sync["status"] == .string("failed"), "\(sync)")
+            #expect(sync["error"]?["code"] == .string("invalid_response"))
+            let shown = String(buffer: try await client.call(.get, "/v1/syncs/\(sync["id"]?.stringValue ?? "")").body)
+            #expect(!shown.contains(key), "\(shown)")
+            #expect(shown.contains("appid=***"), "\(shown)")
+            // Page 2 was asked for with the real key (set again from the credential).
+            #expect(fixture.requests.first { $0.path == "/s/p2" }?.query.contains("appid=" + key) == true)
         }
     }
 }

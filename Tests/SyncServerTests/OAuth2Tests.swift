@@ -149,4 +149,38 @@ struct OAuth2Tests {
             #expect(try await client.call(.get, "/v1/sources/s").json["health"] == .string("ok"))
         }
     }
+
+    /// A hostile token endpoint: an error description that echoes the client secret and the
+    /// refresh token and forges a log line is stored and shown masked, on one line.
+    @Test func whatTheTokenEndpointEchoesIsMaskedAndKeptOnOneLine() async throws {
+        try await Self.withProvider(items: 3) { client, provider, _ in
+            let refresh = provider.grantRefreshToken()
+            _ = try await client.call(.post, "/v1/credentials", Self.refreshCredential(provider, refreshToken: refresh))
+            let source = try await Self.source(client, provider, name: "s", credential: "crm")
+            provider.answerNext(status: 400, body: #"{"error": "invalid_grant", "error_description": "refresh \#(refresh) revoked; secret \#(provider.clientSecret)\n2026-12-06 critical tributary: FORGED"}"#)
+            let failed = try await client.runSync(source)
+            #expect(failed["status"] == .string("failed"))
+            let shown = String(buffer: try await client.call(.get, "/v1/credentials/crm").body) + String(describing: failed)
+            #expect(!shown.contains(refresh) && !shown.contains(provider.clientSecret), "\(shown)")
+            let reason = try await client.call(.get, "/v1/credentials/crm").json["status_reason"]?.stringValue ?? ""
+            #expect(reason.contains("invalid_grant") && reason.contains("***") && !reason.contains("\n"), "\(reason)")
+        }
+    }
+
+    /// `invalid_grant` said by a 500 or a 429 is the endpoint's trouble, not the grant's: the
+    /// credential stays active and the sync is retried; a 429's Retry-After is waited for.
+    @Test func aBusyOrBrokenTokenEndpointIsRetriedAndHonoursRetryAfter() async throws {
+        try await Self.withProvider(items: 3) { client, provider, _ in
+            _ = try await client.call(.post, "/v1/credentials", Self.refreshCredential(provider, refreshToken: provider.grantRefreshToken()))
+            let source = try await Self.source(client, provider, name: "s", credential: "crm")
+            provider.answerNext(status: 500, body: #"{"error": "invalid_grant"}"#)
+            provider.answerNext(status: 429, body: #"{"error": "invalid_grant"}"#, headers: [("Retry-After", "2")])
+            let done = try await client.runSync(source)
+            #expect(done["status"] == .string("completed"), "\(done)")
+            #expect(try await client.call(.get, "/v1/credentials/crm").json["status"] == .string("active"))
+            let times = provider.tokenRequestTimes
+            #expect(times.count == 3, "500, 429, then the refresh that worked")
+            if times.count == 3 { #expect(times[2] - times[1] >= .milliseconds(1900), "Retry-After: 2 waited for") }
+        }
+    }
 }

@@ -43,6 +43,9 @@ public final class FixtureOAuth2: Sendable {
         var items = 0
         var nextFamily = 1
         var counter = 0
+        /// Answers given instead of the token endpoint's own, in order.
+        var scripted: [(status: Int, body: String, headers: [(String, String)])] = []
+        var tokenRequests: [ContinuousClock.Instant] = []
     }
 
     public let clientID: String
@@ -91,6 +94,14 @@ public final class FixtureOAuth2: Sendable {
     /// Forgets every access token (the provider restarted or revoked sessions); refresh
     /// tokens still work.
     public func forgetAccessTokens() { state.withLock { $0.access.removeAll() } }
+
+    /// The next token requests get these answers instead (a hostile or broken endpoint).
+    public func answerNext(status: Int, body: String, headers: [(String, String)] = [], times: Int = 1) {
+        state.withLock { s in for _ in 0..<times { s.scripted.append((status, body, headers)) } }
+    }
+
+    /// When each token request arrived.
+    public var tokenRequestTimes: [ContinuousClock.Instant] { state.withLock { $0.tokenRequests } }
 
     public func setItems(_ count: Int) { state.withLock { $0.items = count } }
     public var refreshes: [Refresh] { state.withLock { $0.refreshes } }
@@ -146,6 +157,15 @@ public final class FixtureOAuth2: Sendable {
     }
 
     func token(_ request: Request) async throws -> Response {
+        let scripted = state.withLock { s -> (status: Int, body: String, headers: [(String, String)])? in
+            s.tokenRequests.append(.now)
+            return s.scripted.isEmpty ? nil : s.scripted.removeFirst()
+        }
+        if let scripted {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            for (name, value) in scripted.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
+            return Response(status: .init(code: scripted.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: scripted.body)))
+        }
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
         let form = Self.form(String(buffer: body))

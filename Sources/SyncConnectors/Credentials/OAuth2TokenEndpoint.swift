@@ -55,24 +55,31 @@ public struct OAuth2TokenEndpoint: Sendable {
             headers.append(("Authorization", "Basic " + Data(pair.utf8).base64EncodedString()))
         }
         let response = try await client.postForm(url, form: form, headers: headers, timeout: timeoutSeconds)
-        return try Self.token(from: response, credential: credential, now: now)
+        // What the endpoint may echo back of what it was sent: never shown.
+        let sent = Array(credential.secrets.values) + headers.map { String($0.1.drop { $0 != " " }.dropFirst()) }
+        return try Self.token(from: response, credential: credential, secrets: sent, now: now)
     }
 
     /// Reads the endpoint's answer.
-    static func token(from response: UpstreamClient.Response, credential: Credential, now: Date) throws -> IssuedToken {
+    static func token(from response: UpstreamClient.Response, credential: Credential, secrets: [String], now: Date) throws -> IssuedToken {
         let body = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body))
         let object = body?.objectValue ?? [:]
         guard (200..<300).contains(response.status) else {
             let code = object["error"]?.stringValue.map { String($0.prefix(100)) }
             let description = object["error_description"]?.stringValue.map { String($0.prefix(300)) }
             let said = [code, description].compactMap { $0 }.joined(separator: ": ")
-            let reason = SecretRedaction.redactText(
-                "the token endpoint answered HTTP \(response.status)" + (said.isEmpty ? "" : " (\(said))"))
-            if ["invalid_grant", "invalid_client", "unauthorized_client"].contains(code ?? "") {
+            let reason = SecretRedaction.mask(SecretRedaction.redactText(LogText.clean(
+                "the token endpoint answered HTTP \(response.status)" + (said.isEmpty ? "" : " (\(said))"))), values: secrets)
+            // The credential itself refused: only by a client error (a 429 or 5xx saying
+            // invalid_grant is a proxy's or an overloaded endpoint's word, not the grant's).
+            let clientError = (400..<500).contains(response.status) && response.status != 429 && response.status != 408
+            if clientError, ["invalid_grant", "invalid_client", "unauthorized_client"].contains(code ?? "") {
                 throw Refused(reason: reason)
             }
             let retryable = response.status == 429 || response.status == 408 || response.status >= 500
-            throw SyncError(retryable ? .upstreamUnavailable : .upstreamAuthFailed, reason, retryable: retryable, httpStatus: response.status)
+            // Retry-After of a busy endpoint: the attempt's request retries wait at least that long.
+            throw SyncError(retryable ? .upstreamUnavailable : .upstreamAuthFailed, reason, retryable: retryable,
+                            retryAfterSeconds: retryable ? UpstreamClient.retryAfter(response.headers.first(name: "retry-after")) : nil)
         }
         guard let token = object["access_token"]?.stringValue, !token.isEmpty, token.utf8.count <= 16_384,
               token.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
@@ -88,7 +95,13 @@ public struct OAuth2TokenEndpoint: Sendable {
             expiresAt = now.addingTimeInterval(min(max(seconds, 1), 31_536_000))
         }
         var rotated: String?
-        if let next = object["refresh_token"]?.stringValue, !next.isEmpty, next.utf8.count <= 16_384 { rotated = next }
+        if let next = object["refresh_token"]?.stringValue {
+            // A rotated token is stored and sent on the next refresh: the same rule as the access token.
+            guard !next.isEmpty, next.utf8.count <= 16_384, next != SecretRedaction.maskText, next.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw SyncErrorFactory.invalidResponse("the token endpoint's answer has an unusable refresh_token", status: response.status)
+            }
+            rotated = next
+        }
         return IssuedToken(accessToken: token, expiresAt: expiresAt, refreshToken: credential.type == .oauth2RefreshToken ? rotated : nil)
     }
 }

@@ -21,6 +21,12 @@ public struct RequestAuthorization: Sendable, Equatable {
         self.query = query
     }
 
+    /// The secret values it carries: each header's value after its scheme (`Bearer `,
+    /// `Basic `) and as a whole, and each query value.
+    public var secretValues: [String] {
+        headers.flatMap { pair in [pair.value, String(pair.value.drop { $0 != " " }.dropFirst())] } + query.map(\.value)
+    }
+
     /// `url` with the credential's query parameters set (replacing any of the same name).
     func apply(to url: URL) -> URL {
         QueryString.appending(query.map { ($0.name, $0.value) }, to: url)

@@ -117,6 +117,24 @@ struct HTTPJSONSource: SyncSource {
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
         let response = try await client.get(url, config: config, gate: gate, credential: credential)
         try Task.checkCancellation()
+        // What the upstream echoes of the credential's secrets (a key in its next links, in
+        // a bad URL an error quotes) is masked wherever it would be stored or shown, whatever
+        // the parameter is called; a masked key in a next link of the source's origin is set
+        // again from the credential when that page is asked for.
+        do {
+            var page = try readPage(request, response: response, url: url, checkpoint: checkpoint, since: since,
+                                    previousMax: previousMax, currentCursor: currentCursor)
+            if !response.sentSecrets.isEmpty { page.next = page.next.map { SecretRedaction.mask($0, values: response.sentSecrets) } }
+            return page
+        } catch var error as SyncError where !response.sentSecrets.isEmpty {
+            error.message = SecretRedaction.mask(error.message, values: response.sentSecrets)
+            throw error
+        }
+    }
+
+    /// The page from the upstream's answer.
+    private func readPage(_ request: PageRequest, response: UpstreamClient.Response, url: URL, checkpoint: JSONObject?, since: JSONValue?,
+                          previousMax: JSONValue?, currentCursor: String?) throws -> SourcePage {
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
         func cycle(_ what: String) -> SyncError {

@@ -48,6 +48,8 @@ public final class UpstreamClient: Sendable {
         public var headers: HTTPHeaders
         public var body: [UInt8]
         public var url: URL
+        /// The credential's secret values this request carried (to mask in what it answered).
+        public var sentSecrets: [String] = []
     }
 
     /// GETs `url` with the in-attempt retries; returns a 2xx response or throws a ``SyncError``.
@@ -85,7 +87,10 @@ public final class UpstreamClient: Sendable {
                 }
                 reauthorized = nil
                 switch response.status {
-                case 200..<300: return response
+                case 200..<300:
+                    var response = response
+                    response.sentSecrets = authorization?.secretValues ?? []
+                    return response
                 case 401, 403:
                     throw SyncError(.upstreamAuthFailed, "HTTP \(response.status) from upstream", retryable: false, httpStatus: response.status)
                 case 408, 429, 500...599:

@@ -351,6 +351,30 @@ struct DashboardPages {
         ]
     }
 
+    /// Every credential: its type and status, its cached token's expiry and last refresh,
+    /// the sources using it, and (for admins) a form to give new secrets. Never a secret.
+    func credentials() async throws -> [String: Any] {
+        let list = try await env.store.credentials(limit: 1000, after: nil)
+        let users = try await env.store.credentialSources(ids: list.map(\.id), limit: 20)
+        let counts = try await env.store.credentialUsage(ids: list.map(\.id))
+        return [
+            "credentials": list.map { c -> [String: Any] in
+                [
+                    "id": c.id, "name": c.name, "type": c.type.rawValue, "status": c.status.rawValue,
+                    "tone": c.status == .active ? "ok" : "bad", "reason": c.statusReason ?? "",
+                    "oauth": c.type.isOAuth2,
+                    "expires": DashboardFormat.relative(c.tokenExpiresAt, now: now) ?? "–",
+                    "last_refresh": DashboardFormat.relative(c.lastRefreshAt, now: now) ?? "never",
+                    "refreshes": c.refreshCount,
+                    "sources": (users[c.id] ?? []).map { ["id": $0.id, "name": $0.name] },
+                    "source_count": counts[c.id] ?? 0,
+                    "secret_fields": c.type.secretFields.map { ["field": $0, "input_id": "\(c.id)-\($0)"] },
+                ]
+            },
+            "has_credentials": !list.isEmpty,
+        ]
+    }
+
     // MARK: Rows
 
     /// A sync as a table row or a detail page's head: the API's view plus what people read.

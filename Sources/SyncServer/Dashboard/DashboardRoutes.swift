@@ -21,7 +21,7 @@ struct DashboardRoutes {
     let env: APIEnvironment
     let tokensConfigured: Bool
 
-    static let pages = ["/", "/sources", "/sources/{id}", "/syncs", "/syncs/{id}", "/nodes"]
+    static let pages = ["/", "/sources", "/sources/{id}", "/syncs", "/syncs/{id}", "/nodes", "/credentials"]
     static let assets: [String: (file: String, type: String)] = [
         "/assets/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
         "/assets/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
@@ -36,7 +36,7 @@ struct DashboardRoutes {
         if assets[path] != nil || path == "/" { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         switch parts.count {
-        case 1: return ["sources", "syncs", "nodes"].contains(parts.first!)
+        case 1: return ["sources", "syncs", "nodes", "credentials"].contains(parts.first!)
         case 2: return ["sources", "syncs"].contains(parts.first!) && !parts.last!.isEmpty
         default: return false
         }
@@ -74,6 +74,9 @@ struct DashboardRoutes {
         }
         router.add(.get, "/nodes", in: table) { request, context in
             try await page(request, context, title: "Nodes", nav: "nodes", template: "nodes") { pages in try await pages.nodes() }
+        }
+        router.add(.get, "/credentials", in: table) { request, context in
+            try await page(request, context, title: "Credentials", nav: "credentials", template: "credentials") { pages in try await pages.credentials() }
         }
         for (path, asset) in Self.assets {
             router.add(.get, path, in: table) { _, _ in
@@ -159,7 +162,7 @@ enum DashboardTemplates {
     static func layout(title: String, nav: String, main: String?, signIn: Bool) -> String {
         render("layout", [
             "title": title, "main": main ?? "", "sign_in": signIn,
-            "nav": [("overview", "/", "Overview"), ("sources", "/sources", "Sources"), ("syncs", "/syncs", "Syncs"), ("nodes", "/nodes", "Nodes")]
+            "nav": [("overview", "/", "Overview"), ("sources", "/sources", "Sources"), ("syncs", "/syncs", "Syncs"), ("nodes", "/nodes", "Nodes"), ("credentials", "/credentials", "Credentials")]
                 .map { ["href": $0.1, "label": $0.2, "current": $0.0 == nav] as [String: Any] },
         ])
     }

@@ -13,7 +13,7 @@ struct SourceRoutes {
             var source = try SourceInput.create(body, kinds: env.kinds, now: Date())
             try await resolveCredential(&source)
             try await checkEgress(source)
-            let created = try await env.store.createSource(source)
+            let created = try await stillCredentialed(source) { try await env.store.createSource(source) }
             var headers = HTTPFields()
             headers[.location] = "/v1/sources/\(created.id)"
             return try await respond(created, status: .created, headers: headers)
@@ -37,7 +37,7 @@ struct SourceRoutes {
             if updated.credential != existing.credential { try await resolveCredential(&updated) }
             try await checkEgress(updated)
             let stale = SourceInput.stateKeysInvalidated(from: existing, to: updated, kinds: env.kinds)
-            return try await respond(try await env.store.updateSource(updated, clearingState: stale))
+            return try await respond(try await stillCredentialed(updated) { try await env.store.updateSource(updated, clearingState: stale) })
         }
         // Reset (docs/sources.md): clear the saved state, mark the live records deleted, or both.
         router.add(.post, "/v1/sources/{id}/reset", in: table) { request, context in
@@ -76,6 +76,20 @@ struct SourceRoutes {
             throw Problem.validation([FieldError("credential", "no credential has the id or name \(given)")])
         }
         source.credential = credential.id
+    }
+
+    /// Runs a write of `source`; when it fails because its credential was deleted meanwhile
+    /// (the database's foreign key refused it), the answer is the same `422` as a credential
+    /// that never existed.
+    private func stillCredentialed<T>(_ source: Source, _ write: () async throws -> T) async throws -> T {
+        do {
+            return try await write()
+        } catch {
+            if let id = source.credential, try await env.store.credential(idOrName: id) == nil {
+                throw Problem.validation([FieldError("credential", "no credential has the id or name \(id)")])
+            }
+            throw error
+        }
     }
 
     /// A URL the egress policy blocks is `403 forbidden` at create and update time (docs/api.md).

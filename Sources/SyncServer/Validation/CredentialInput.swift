@@ -22,6 +22,9 @@ enum CredentialInput {
             for secret in type.secretFields where config[secret] == .string(SecretRedaction.maskText) {
                 errors.append(FieldError("config.\(secret)", "holds \"***\", the mask of a secret; send the secret itself"))
             }
+            for (name, value) in (config["extra_params"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) where value == SecretRedaction.mask {
+                errors.append(FieldError("config.extra_params.\(name)", "holds \"***\", the mask of a secret; send the value itself"))
+            }
         }
         apply(body, to: &credential, errors: &errors)
         guard errors.isEmpty else { throw Problem.validation(errors) }
@@ -91,9 +94,18 @@ enum CredentialInput {
     static func secretProblem(_ text: String) -> String? {
         if text.isEmpty { return "must not be empty" }
         if text.utf8.count > longestSecret { return "must be at most \(longestSecret) bytes" }
-        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "must not contain control characters (line breaks, tabs, NUL)" }
+        if text.unicodeScalars.contains(where: LogText.isUnsafe) {
+            return "must not contain control characters (line breaks, tabs, NUL, C1 controls, line separators, direction overrides)"
+        }
         return nil
     }
+
+    /// Header names a credential may not set: HTTP's own framing and routing, which the
+    /// client sets (or drops) itself.
+    static let reservedHeaders: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "proxy-authorization", "proxy-connection", "expect", "content-type", "accept-encoding",
+    ]
 
     private static func plain(_ field: String, _ v: JSONValue, type: CredentialType, errors: inout [FieldError]) -> JSONValue? {
         func fail(_ message: String) -> JSONValue? { errors.append(FieldError("config.\(field)", message)); return nil }
@@ -117,6 +129,10 @@ enum CredentialInput {
         case "token_url":
             guard let s = v.stringValue, s.utf8.count <= 2048, let url = HTTPURL.parse(s), url.user == nil, url.fragment == nil else {
                 return fail("must be an absolute http or https URL without user info or fragment")
+            }
+            // It is shown as it is: a secret in its query would be shown with it.
+            guard SecretRedaction.redactURL(s) == s else {
+                return fail("must not carry a secret in its query; give it as client_secret or in extra_params")
             }
             return .string(s)
         case "client_id", "audience":
@@ -160,8 +176,12 @@ enum CredentialInput {
         switch credential.type {
         case .apiKey:
             if credential.text("name") == nil { errors.append(FieldError("config.name", "is required (the header or query parameter that carries the key)")) }
-            if credential.text("in") != "query", let name = credential.text("name"), !HeaderName.isValid(name) {
-                errors.append(FieldError("config.name", "must be an HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~)"))
+            if credential.text("in") != "query", let name = credential.text("name") {
+                if !HeaderName.isValid(name) {
+                    errors.append(FieldError("config.name", "must be an HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~)"))
+                } else if reservedHeaders.contains(name.lowercased()) {
+                    errors.append(FieldError("config.name", "names a header HTTP itself sets (\(name)); an API key goes in another header"))
+                }
             }
         case .oauth2ClientCredentials, .oauth2RefreshToken:
             if credential.text("token_url") == nil { errors.append(FieldError("config.token_url", "is required")) }

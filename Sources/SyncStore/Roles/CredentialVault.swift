@@ -21,6 +21,8 @@ public protocol CredentialVault: Sendable {
     func deleteCredential(id: String) async throws
     /// How many sources use each credential.
     func credentialUsage(ids: [String]) async throws -> [String: Int]
+    /// The sources (id and name, by name) that use each credential, at most `limit` each.
+    func credentialSources(ids: [String], limit: Int) async throws -> [String: [(id: String, name: String)]]
     /// Asks for the refresh lease of a credential read at `seenVersion`.
     func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim
     /// Stores a refresh's result if `owner` still holds the lease (else `nil`: the result is

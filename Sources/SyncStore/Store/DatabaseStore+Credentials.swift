@@ -76,6 +76,19 @@ extension DatabaseStore: CredentialVault {
         return out
     }
 
+    public func credentialSources(ids: [String], limit: Int) async throws -> [String: [(id: String, name: String)]] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await driver.read([
+            "SELECT id, name, credential_id FROM sources WHERE credential_id \(in: ids) ORDER BY name",
+        ])
+        var out: [String: [(id: String, name: String)]] = [:]
+        for row in rows[0] {
+            let credential = try row.string("credential_id")
+            if out[credential, default: []].count < limit { out[credential, default: []].append((try row.string("id"), try row.string("name"))) }
+        }
+        return out
+    }
+
     public func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim {
         let t = now.timeIntervalSince1970
         let keyring = keyring

@@ -123,6 +123,32 @@
     const many = event.target.closest('button[data-bulk]');
     if (many) bulk(many);
   });
+  // New secrets for a credential: only the fields filled in are sent; the inputs are
+  // emptied once the server took them (the page never shows a secret).
+  main.addEventListener('submit', async (event) => {
+    const form = event.target.closest('form[data-patch]');
+    if (!form) return;
+    event.preventDefault();
+    const config = {};
+    form.querySelectorAll('input[name]').forEach((input) => { if (input.value !== '') config[input.name] = input.value; });
+    if (Object.keys(config).length === 0) { say('Fill in a secret first.', true); return; }
+    const button = form.querySelector('button');
+    if (button) button.disabled = true;
+    try {
+      const res = await fetch(form.dataset.patch, {
+        method: 'PATCH', headers: headers({ Accept: 'application/json', 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ config: config }),
+      });
+      if (!res.ok) { say(await problemText(res), true); return; }
+      form.querySelectorAll('input[name]').forEach((input) => { input.value = ''; });
+      say(form.dataset.done || 'Saved');
+      refreshSoon(300);
+    } catch (e) {
+      say('The server did not answer: ' + e.message, true);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
   main.addEventListener('change', (event) => {
     if (event.target.id !== 'select-all') return;
     main.querySelectorAll('input[name="sync"]').forEach((c) => { c.checked = event.target.checked; });

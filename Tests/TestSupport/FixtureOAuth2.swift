@@ -25,6 +25,7 @@ public final class FixtureOAuth2: Sendable {
     struct Family {
         var current: String
         var used: Set<String> = []
+        var usedAt: [String: ContinuousClock.Instant] = [:]
         var revoked = false
     }
 
@@ -37,6 +38,7 @@ public final class FixtureOAuth2: Sendable {
         var inFlight: [Int: Int] = [:]
         var mostAtOnce = 0
         var reuses = 0
+        var reuseGaps: [Duration] = []
         var clientGrants = 0
         /// Per API request: "ok", "expired", "unknown", "missing".
         var apiOutcomes: [String] = []
@@ -53,6 +55,8 @@ public final class FixtureOAuth2: Sendable {
     public let tokenLifetime: Double
     /// How long the token endpoint takes to answer (a window for refresh races).
     public let tokenDelay: Duration
+    /// How long the API takes to answer a page.
+    public let apiDelay: Duration
     let state = Mutex(State())
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let portValue = Mutex(0)
@@ -61,7 +65,8 @@ public final class FixtureOAuth2: Sendable {
     public var tokenURL: String { baseURL + "/token" }
 
     public init(items: Int = 0, clientID: String = "fixture-client", clientSecret: String = "fixture-secret-\(UUID().uuidString.prefix(8))",
-                tokenLifetime: Double = 2, tokenDelay: Duration = .milliseconds(50)) {
+                tokenLifetime: Double = 2, tokenDelay: Duration = .milliseconds(50), apiDelay: Duration = .zero) {
+        self.apiDelay = apiDelay
         self.clientID = clientID
         self.clientSecret = clientSecret
         self.tokenLifetime = tokenLifetime
@@ -109,6 +114,8 @@ public final class FixtureOAuth2: Sendable {
     public var mostRefreshesAtOnce: Int { state.withLock { $0.mostAtOnce } }
     /// How many times an already-used refresh token was presented.
     public var reuses: Int { state.withLock { $0.reuses } }
+    /// For each reuse, how long after the token's first use it came.
+    public var reuseGaps: [Duration] { state.withLock { $0.reuseGaps } }
     public var clientGrants: Int { state.withLock { $0.clientGrants } }
     public var apiOutcomes: [String] { state.withLock { $0.apiOutcomes } }
     /// Whether any family was revoked by a reuse.
@@ -128,7 +135,10 @@ public final class FixtureOAuth2: Sendable {
     public func start() async throws {
         let router = Router()
         router.post("/token") { request, _ in try await self.token(request) }
-        router.get("/api/items") { request, _ in self.items(request) }
+        router.get("/api/items") { request, _ in
+            if self.apiDelay > .zero { try await Task.sleep(for: self.apiDelay) }
+            return self.items(request)
+        }
         let (running, bound) = await startLoopback(router, host: "127.0.0.1", label: "fixture-oauth2")
         task.withLock { $0 = running }
         portValue.withLock { $0 = bound }
@@ -212,11 +222,13 @@ public final class FixtureOAuth2: Sendable {
                 } else if f.current != presented {
                     // An old refresh token again: the whole family goes (reuse detection).
                     s.reuses += 1
+                    if let first = f.usedAt[presented] { s.reuseGaps.append(started - first) }
                     f.revoked = true
                     s.access = s.access.filter { $0.value.family != family }
                     outcome = "reuse"
                 } else {
                     f.used.insert(presented)
+                    f.usedAt[presented] = started
                     let next = Self.mint("rt", &s.counter)
                     f.current = next
                     s.byToken[next] = family

@@ -28,7 +28,9 @@ final class CredentialBroker: Sendable {
 
     /// How long to wait for another node's refresh before giving up (retryable).
     var patience: Double { (endpoint?.timeoutSeconds ?? 20) + 15 }
-    var leaseSeconds: Double { (endpoint?.timeoutSeconds ?? 20) + 10 }
+    /// The refresh lease: short, and extended every second while the token endpoint is
+    /// asked, so a node that dies mid-refresh holds the others up for at most this long.
+    let leaseSeconds: Double = 5
     static let dailyRefresh: Double = 86_400
 
     init(store: any CredentialVault, endpoint: OAuth2TokenEndpoint?, nodeID: String, logger: Logger) {
@@ -117,7 +119,7 @@ final class CredentialBroker: Sendable {
             case .claimed(let current):
                 let token: IssuedToken
                 do {
-                    token = try await endpoint.requestToken(for: current)
+                    token = try await whileLeased(current.id) { try await endpoint.requestToken(for: current) }
                 } catch let refused as OAuth2TokenEndpoint.Refused {
                     try await store.abandonRefresh(credentialID: current.id, owner: owner, needsReauth: refused.reason, now: Date())
                     logger.warning("credential needs re-authorisation", metadata: ["credential": .string(current.name), "reason": .string(refused.reason)])
@@ -136,6 +138,27 @@ final class CredentialBroker: Sendable {
             }
         }
         throw SyncError(.upstreamUnavailable, "the refresh of credential \(first.name) did not finish within \(Int(patience)) s", retryable: true)
+    }
+}
+
+extension CredentialBroker {
+    /// Runs `work` while extending this node's refresh lease on `id` every second.
+    func whileLeased<T: Sendable>(_ id: String, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask { [store, owner, leaseSeconds] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                    guard try await store.extendRefresh(credentialID: id, owner: owner, until: Date().addingTimeInterval(leaseSeconds)) else { return nil }
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let value = next { return value }
+            }
+            throw CancellationError()
+        }
     }
 }
 

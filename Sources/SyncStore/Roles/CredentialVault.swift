@@ -25,6 +25,8 @@ public protocol CredentialVault: Sendable {
     func credentialSources(ids: [String], limit: Int) async throws -> [String: [(id: String, name: String)]]
     /// Asks for the refresh lease of a credential read at `seenVersion`.
     func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim
+    /// Moves the end of `owner`'s refresh lease to `until`; `false` when it no longer holds it.
+    func extendRefresh(credentialID: String, owner: String, until: Date) async throws -> Bool
     /// Stores a refresh's result if `owner` still holds the lease (else `nil`: the result is
     /// dropped), and ends the lease.
     func completeRefresh(credentialID: String, owner: String, token: IssuedToken, now: Date) async throws -> Credential?

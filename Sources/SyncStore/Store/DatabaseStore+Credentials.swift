@@ -109,6 +109,17 @@ extension DatabaseStore: CredentialVault {
         })
     }
 
+    public func extendRefresh(credentialID: String, owner: String, until: Date) async throws -> Bool {
+        try await driver.transact(StoreTransaction { _ in
+            StoreDecision(writes: [
+                StoreWrite("""
+                    UPDATE credentials SET refresh_until = \(until.timeIntervalSince1970)
+                    WHERE id = \(credentialID) AND refresh_owner = \(owner) RETURNING id
+                    """),
+            ]) { written, _ in !written[0].isEmpty }
+        })
+    }
+
     public func completeRefresh(credentialID: String, owner: String, token: IssuedToken, now: Date) async throws -> Credential? {
         let t = now.timeIntervalSince1970
         let keyring = keyring

@@ -16,16 +16,13 @@ struct SecretKeyOptions: ParsableArguments {
     func keyring(environment: [String: String]) throws -> SecretKeyring {
         var keys: [[UInt8]] = []
         for path in secretKeyFiles {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw CommandFailure("--secret-key-file \(path): cannot read the file", exitCode: 3)
-            }
             do {
-                keys.append(try SecretKeyring.decodeKey(String(decoding: data, as: UTF8.self)))
+                keys.append(try SecretKeyring.decodeKey(try BoundedFile.text(path, limit: 4096)))
             } catch {
                 throw CommandFailure("--secret-key-file \(path): \(error)", exitCode: 3)
             }
         }
-        if let text = environment[Self.environmentKey], !text.isEmpty {
+        if let text = environment[Self.environmentKey], !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             do {
                 keys.append(try SecretKeyring.decodeKey(text))
             } catch {
@@ -64,13 +61,28 @@ struct SecretsCommand: AsyncParsableCommand {
 
         @OptionGroup var keys: SecretKeyOptions
 
+        @Flag(help: "Store every secret in the clear again (the keys given only open).")
+        var clear = false
+
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
-            let keyring = try keys.keyring(environment: environment)
+            var keyring = try keys.keyring(environment: environment)
+            keyring.sealsNewValues = !clear
+            if !clear && !keyring.isSealing {
+                throw CommandFailure("secrets rotate needs the key to seal with (--secret-key-file NEW, then the old ones), or --clear", exitCode: 3)
+            }
             let url = try DatabaseURL.parse(database ?? environment[DatabaseURL.environmentKey] ?? DatabaseURL.defaultValue)
+            if case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
+                throw CommandFailure("no SQLite database at \(path)", exitCode: 3)
+            }
             let store = try url.open(keyring: keyring)
             try await url.migrate(store)
-            try await SecretKeyOptions.check(store, logger: nil)
+            let missing = try await store.sealedKeyIDs().subtracting(keyring.keys.map(\.id))
+            if !missing.isEmpty {
+                await store.close()
+                throw CommandFailure("the database holds secrets sealed with key \(missing.sorted().joined(separator: ", ")), "
+                                         + "which no --secret-key-file or \(SecretKeyOptions.environmentKey) gives", exitCode: 3)
+            }
             let count: Int
             do {
                 count = try await store.resealSecrets()

@@ -55,6 +55,19 @@ struct CredentialCLITests {
         (code, out) = try await runTributary(["credential", "delete", "gh"], directory: dir, environment: env)
         #expect(code == 0, "\(out)")
 
+        // Inline secrets in --config, a file of two lines, a field that is no secret: refused.
+        (code, out) = try await runTributary(["credential", "add", "y", "--type", "bearer", "--config", #"{"token": "inline-secret-9"}"#], directory: dir, environment: env)
+        #expect(code == 3 && !out.contains("inline-secret-9"), "\(out)")
+        try "line-one\nline-two\n".write(toFile: dir.file("two"), atomically: true, encoding: .utf8)
+        (code, out) = try await runTributary(["credential", "add", "z", "--type", "bearer", "--secret", "token=@" + dir.file("two")], directory: dir, environment: env)
+        #expect(code == 3 && out.contains("more than one line"), "\(out)")
+        try "crlf-secret-1\r\n".write(toFile: dir.file("crlf"), atomically: true, encoding: .utf8)
+        (code, out) = try await runTributary(["credential", "add", "w", "--type", "basic", "--config", #"{"username": "u"}"#, "--secret", "password=@" + dir.file("crlf")],
+                                             directory: dir, environment: env)
+        #expect(code == 0, "\(out)")
+        (code, out) = try await runTributary(["credential", "rotate-secret", "w", "username", "--from", "@" + dir.file("crlf")], directory: dir, environment: env)
+        #expect(code == 3 && out.contains("not a secret"), "\(out)")
+
         #expect(!printed.contains(first) && !printed.contains(second))
         #expect(!server.log.contains(first) && !server.log.contains(second))
     }

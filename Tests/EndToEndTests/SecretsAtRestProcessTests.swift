@@ -89,6 +89,14 @@ struct SecretsAtRestProcessTests {
         #expect(try await onB.terminate() == 0)
         let (refused, _) = try await runTributary(["serve", "--port", "0", "--database", db, "--secret-key-file", keyA], directory: dir)
         #expect(refused != 0, "key A alone no longer opens what B sealed")
+
+        // Back to the clear: B only opens; then a node without any key serves.
+        let (cleared, clearSaid) = try await runTributary(["secrets", "rotate", "--clear", "--database", db, "--secret-key-file", keyB], directory: dir)
+        #expect(cleared == 0, "\(clearSaid)")
+        let keyless = try await TributaryProcess(serve: ["--database", db], directory: dir, name: "clear")
+        try await Self.syncs(keyless.client, count: 1)
+        #expect(try await keyless.client.get("/v1/health").json["secrets"]?["at_rest"] == .string("clear"))
+        #expect(try await keyless.terminate() == 0)
     }
 
     @Test func pgDumpHoldsNoSecretAndAKeyInTheEnvironmentWorks() async throws {

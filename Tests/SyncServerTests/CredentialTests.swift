@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Testing
+import SyncConnectors
 import SyncCore
 import SyncStore
 import TestSupport
@@ -165,6 +166,35 @@ struct CredentialTests {
             #expect(shown.contains("appid=***"), "\(shown)")
             // Page 2 was asked for with the real key (set again from the credential).
             #expect(fixture.requests.first { $0.path == "/s/p2" }?.query.contains("appid=" + key) == true)
+        }
+    }
+
+    /// A token endpoint the egress policy blocks is refused when the credential is written.
+    @Test func aTokenEndpointTheEgressPolicyBlocksIsRefused() async throws {
+        let policy = EgressPolicy(deny: [EgressPolicy.Rule("10.0.0.0/8")!])
+        try await withHTTPNode(items: 0, egress: policy) { client, _, _ in
+            let r = try await client.call(.post, "/v1/credentials", #"""
+                {"name": "m2m", "type": "oauth2_client_credentials", "config": {"token_url": "http://10.1.2.3/token", "client_id": "c", "client_secret": "s"}}
+                """#)
+            #expect(r.status == .forbidden, "\(String(buffer: r.body))")
+            #expect(try await client.call(.get, "/v1/credentials").json["items"]?.arrayValue?.isEmpty == true)
+        }
+    }
+
+    /// A URL sent back with its secret as `***` and another part changed keeps the stored
+    /// secret; a `***` with nothing stored to keep is refused, never sent upstream.
+    @Test func aURLPatchedWithItsSecretMaskedKeepsTheSecret() async throws {
+        try await withHTTPNode(items: 2) { client, fixture, _ in
+            let source = try await client.createHTTPSource("q", #"{"url": "\#(fixture.baseURL)/none?access_token=tok-kept-42", "records_path": "/rows", "primary_key": "id"}"#)
+            let patched = try await client.call(.patch, "/v1/sources/q", #"{"config": {"url": "\#(fixture.baseURL)/none?access_token=***&x=2"}}"#)
+            #expect(patched.status == .ok, "\(String(buffer: patched.body))")
+            #expect(try await client.runSync(source)["status"] == .string("completed"))
+            #expect(fixture.requests(path: "/none").last?.query.contains("access_token=tok-kept-42") == true)
+            #expect(fixture.requests(path: "/none").last?.query.contains("x=2") == true)
+            let refused = try await client.call(.patch, "/v1/sources/q", #"{"config": {"url": "\#(fixture.baseURL)/none?access_token=***&api_key=***"}}"#)
+            #expect(refused.status == .unprocessableContent, "\(String(buffer: refused.body))")
+            let masked = try await client.call(.post, "/v1/sources", #"{"name": "m", "kind": "http-json", "config": {"url": "\#(fixture.baseURL)/none", "records_path": "/rows", "primary_key": "id", "headers": {"Authorization": "***"}}}"#)
+            #expect(masked.status == .unprocessableContent)
         }
     }
 }

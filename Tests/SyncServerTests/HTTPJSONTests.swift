@@ -27,7 +27,7 @@ func withHTTPNode<T: Sendable>(
     do {
         let kinds = SourceKindRegistry.standard(client: upstream)
         let pool = WorkerPool(store: store, kinds: kinds, configuration: EngineConfiguration(workers: 2, nodeID: "n"), metrics: metrics)
-        let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool, prometheus: prometheus, metrics: metrics),
+        let server = TributaryServer(env: APIEnvironment(store: store, kinds: kinds, workers: pool, prometheus: prometheus, metrics: metrics, egress: egress),
                                      configuration: ServerConfiguration())
         var logger = Logger(label: "t")
         logger.logLevel = .critical

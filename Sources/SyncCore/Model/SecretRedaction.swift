@@ -10,7 +10,7 @@ public enum SecretRedaction {
     /// Names that hold a secret wherever they appear in the name (after lowercasing and
     /// dropping `-`, `_`, `.` and spaces: `X-Api-Key` reads `xapikey`).
     static let secretParts = ["token", "password", "passwd", "secret", "apikey", "accesskey", "privatekey",
-                              "authorization", "signature", "credential", "cookie", "session", "jwt", "bearer"]
+                              "authorization", "signature", "credential", "cookie", "session", "jwt", "bearer", "assertion"]
     /// Names that are a secret only as a whole word (or as its end: `x-auth`), since as a part
     /// they are ordinary (`primary_key`, `author`, `design`).
     static let secretWords = ["key", "auth", "sig", "pass", "pwd"]
@@ -101,9 +101,56 @@ public enum SecretRedaction {
                     // keep the stored secret
                 } else if case .string(let shown)? = base[key], shown != redactURL(shown), value == .string(redactURL(shown)) {
                     // the stored URL as it was shown: keep its secrets
+                } else if case .string(let stored)? = base[key], case .string(let sent) = value {
+                    // A URL sent back with other changes: its masked secrets from the stored one.
+                    out[key] = .string(restoreMaskedURL(sent, from: stored))
                 } else {
                     out[key] = value
                 }
+            }
+        }
+        return out
+    }
+
+    /// `sent` (a URL whose secrets were sent back as `***`, its other parts changed) with each
+    /// masked secret taken from `stored`: the user info, and each secret-named query
+    /// parameter by name. What `stored` does not have stays masked.
+    public static func restoreMaskedURL(_ sent: String, from stored: String) -> String {
+        guard has(sent, maskText), has(sent, "://"), var new = URLComponents(string: sent), let old = URLComponents(string: stored) else { return sent }
+        if new.percentEncodedUser == maskText, new.percentEncodedPassword == nil, old.percentEncodedUser != nil {
+            new.percentEncodedUser = old.percentEncodedUser
+            new.percentEncodedPassword = old.percentEncodedPassword
+        }
+        if let query = new.percentEncodedQuery {
+            let storedItems = (old.percentEncodedQuery ?? "").split(separator: "&").map { item in
+                (name: String(item.prefix { $0 != "=" }), value: item.firstIndex(of: "=").map { String(item[item.index(after: $0)...]) })
+            }
+            new.percentEncodedQuery = query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+                let name = String(item.prefix { $0 != "=" })
+                guard item.hasSuffix("=" + maskText), isSecretKey(name.removingPercentEncoding ?? name),
+                      let value = storedItems.first(where: { $0.name == name })?.value else { return String(item) }
+                return name + "=" + value
+            }.joined(separator: "&")
+        }
+        return new.string ?? sent
+    }
+
+    /// The paths (`headers.Authorization`, `url`) in `config` whose secret is the mask
+    /// itself: a secret sent as `***` with nothing stored to keep.
+    public static func maskedPaths(_ config: JSONObject, prefix: String = "", underSecret: Bool = false) -> [String] {
+        var out: [String] = []
+        for (key, value) in config.sorted(by: { $0.key < $1.key }) {
+            let secret = underSecret || isSecretKey(key)
+            switch value {
+            case .object(let inner):
+                out += maskedPaths(inner, prefix: prefix + key + ".", underSecret: secret || key == "headers")
+            case .string(let text) where secret && text == maskText:
+                out.append(prefix + key)
+            case .string(let text) where has(text, maskText) && has(text, "://"):
+                let probe = text.replacingOccurrences(of: maskText, with: "x")
+                if redactURL(probe) != probe && redactURL(probe) == redactURL(text.replacingOccurrences(of: maskText, with: "y")) { out.append(prefix + key) }
+            default:
+                break
             }
         }
         return out

@@ -53,6 +53,10 @@ struct SyncRunner {
     /// Reads pages from the last checkpoint until the source is exhausted.
     private func readAllPages(_ claimed: ClaimedSync, live: LiveSource) async -> Result<Sync?, any Error> {
         do {
+            if claimed.secretsUnreadable {
+                throw SyncError(.configInvalid, "a secret of the source's config does not open (damaged, or sealed with a key this node was not given); "
+                                + "give the source its secrets again, or start the node with every key (docs/credentials.md)", retryable: false)
+            }
             guard let kind = kinds.kind(named: claimed.source.kind) else {
                 throw SyncError(.sourceKindUnknown, "no source kind named \(claimed.source.kind) is registered on this node")
             }

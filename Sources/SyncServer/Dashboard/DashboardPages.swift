@@ -353,8 +353,9 @@ struct DashboardPages {
 
     /// Every credential: its type and status, its cached token's expiry and last refresh,
     /// the sources using it, and (for admins) a form to give new secrets. Never a secret.
-    func credentials() async throws -> [String: Any] {
-        let list = try await env.store.credentials(limit: 1000, after: nil)
+    func credentials(after: String?) async throws -> [String: Any] {
+        let page = try await env.store.credentials(limit: 101, after: after)
+        let list = Array(page.prefix(100))
         let users = try await env.store.credentialSources(ids: list.map(\.id), limit: 20)
         let counts = try await env.store.credentialUsage(ids: list.map(\.id))
         return [
@@ -372,6 +373,7 @@ struct DashboardPages {
                 ]
             },
             "has_credentials": !list.isEmpty,
+            "next": page.count > 100 ? (list.last?.id ?? "") : "",
         ]
     }
 

@@ -76,7 +76,9 @@ struct DashboardRoutes {
             try await page(request, context, title: "Nodes", nav: "nodes", template: "nodes") { pages in try await pages.nodes() }
         }
         router.add(.get, "/credentials", in: table) { request, context in
-            try await page(request, context, title: "Credentials", nav: "credentials", template: "credentials") { pages in try await pages.credentials() }
+            try await page(request, context, title: "Credentials", nav: "credentials", template: "credentials") { pages in
+                try await pages.credentials(after: request.uri.queryParameters["after"].map(String.init))
+            }
         }
         for (path, asset) in Self.assets {
             router.add(.get, path, in: table) { _, _ in

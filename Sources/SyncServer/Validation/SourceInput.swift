@@ -20,6 +20,7 @@ struct SourceInput {
         apply(body, to: &source, kinds: kinds, errors: &errors)
         // The mask is what a URL is shown with, never what one is.
         errors += WebhookInput.maskedURLs(source.notify, "holds \"***\", the mask of a secret; send the full URL")
+        errors += maskedSecrets(source.config)
         guard errors.isEmpty else { throw Problem.validation(errors) }
         source.nextSlotAt = firstSlot(source.cron, now: now)
         return source
@@ -41,6 +42,7 @@ struct SourceInput {
         var errors: [FieldError] = []
         apply(body, to: &source, kinds: kinds, errors: &errors)
         if body["notify"] != nil { errors += WebhookInput.keepSecrets(of: existing.notify, in: &source.notify) }
+        if body["config"] != nil { errors += maskedSecrets(source.config) }
         // A changed kind must re-validate the (possibly unchanged) config.
         if body["config"] == nil, body["kind"] != nil, errors.isEmpty, let kind = kinds.kind(named: source.kind) {
             errors += kind.validate(config: source.config)
@@ -49,6 +51,14 @@ struct SourceInput {
         if source.cron != existing.cron { source.nextSlotAt = firstSlot(source.cron, now: now) }
         source.updatedAt = now
         return source
+    }
+
+    /// A secret of the config that is the mask itself, with no stored value to keep: the
+    /// upstream would get `***`.
+    static func maskedSecrets(_ config: JSONObject) -> [FieldError] {
+        SecretRedaction.maskedPaths(config).map {
+            FieldError("config.\($0)", "holds \"***\", the mask of a secret, and no stored secret is there to keep; send the secret itself")
+        }
     }
 
     /// The keys of the saved state that `updated`'s definition makes meaningless (a cursor

@@ -43,16 +43,24 @@ public struct SecretKeyring: Sendable {
     static let sealedPrefix = "enc:v1:"
     static let plainPrefix = "plain:"
 
-    public var isSealing: Bool { !keys.isEmpty }
-    public var sealingKeyID: String? { keys.first?.id }
+    /// Whether new values are sealed (`false`: the keys only open, as when `secrets rotate
+    /// --clear` stores everything in the clear again).
+    public var sealsNewValues = true
+    public var isSealing: Bool { !keys.isEmpty && sealsNewValues }
+    public var sealingKeyID: String? { isSealing ? keys.first?.id : nil }
 
-    /// `plain` as stored.
-    public func seal(_ plain: String) -> String {
-        guard let key = keys.first else {
+    static func associatedData(_ context: String) -> [UInt8] { Array(("tributary secret\n" + context).utf8) }
+
+    /// `plain` as stored in `context` (the row and column it belongs to, e.g.
+    /// `credential:cred_…:secrets`): the context is authenticated with it, so a sealed value
+    /// moved to another row or column does not open.
+    public func seal(_ plain: String, context: String) -> String {
+        guard let key = keys.first, sealsNewValues else {
             return plain.hasPrefix(Self.sealedPrefix) || plain.hasPrefix(Self.plainPrefix) ? Self.plainPrefix + plain : plain
         }
         // Sealing with a fresh random nonce cannot fail for a 256-bit key.
-        guard let box = try? AES.GCM.seal(Array(plain.utf8), using: key.key), let combined = box.combined else {
+        guard let box = try? AES.GCM.seal(Array(plain.utf8), using: key.key, authenticating: Self.associatedData(context)),
+              let combined = box.combined else {
             preconditionFailure("AES-GCM sealing failed")
         }
         return Self.sealedPrefix + key.id + ":" + combined.base64EncodedString()
@@ -60,7 +68,7 @@ public struct SecretKeyring: Sendable {
 
     /// A stored value as text. Throws ``SecretKeyError/missingKey(_:)`` when it was sealed
     /// with a key this keyring lacks, ``SecretKeyError/damaged`` when it does not open.
-    public func open(_ stored: String) throws -> String {
+    public func open(_ stored: String, context: String) throws -> String {
         if stored.hasPrefix(Self.plainPrefix) { return String(stored.dropFirst(Self.plainPrefix.count)) }
         guard stored.hasPrefix(Self.sealedPrefix) else { return stored }
         let rest = stored.dropFirst(Self.sealedPrefix.count)
@@ -69,7 +77,7 @@ public struct SecretKeyring: Sendable {
         guard let key = keys.first(where: { $0.id == id }) else { throw SecretKeyError.missingKey(id) }
         guard let data = Data(base64Encoded: String(rest[rest.index(after: colon)...])),
               let box = try? AES.GCM.SealedBox(combined: data),
-              let plain = try? AES.GCM.open(box, using: key.key) else { throw SecretKeyError.damaged }
+              let plain = try? AES.GCM.open(box, using: key.key, authenticating: Self.associatedData(context)) else { throw SecretKeyError.damaged }
         return String(decoding: plain, as: UTF8.self)
     }
 
@@ -93,7 +101,7 @@ public enum SecretKeyError: Error, Sendable, Equatable, CustomStringConvertible 
         case .notBase64: "a secret key must be the base64 of 32 bytes (e.g. `openssl rand -base64 32`)"
         case .wrongLength(let n): "a secret key must be 32 bytes, this one is \(n)"
         case .missingKey(let id): "a stored secret was sealed with key \(id), which was not given (--secret-key-file or TRIBUTARY_SECRET_KEY)"
-        case .damaged: "a stored secret does not open with its key (damaged or altered)"
+        case .damaged: "a stored secret does not open with its key (damaged, altered, or moved from another row)"
         }
     }
 }

@@ -3,10 +3,10 @@ import SyncCore
 
 extension DatabaseStore: CredentialVault {
     public func createCredential(_ credential: Credential) async throws -> Credential {
-        let c = credential
+        let c = RowCoding.storedForm(credential)
         let insert = StoreWrite("""
             INSERT INTO credentials (id, name, type, fields, secrets, status, version, created_at, updated_at)
-            VALUES (\(c.id), \(c.name), \(c.type.rawValue), \(RowCoding.json(c.fields)), \(RowCoding.secrets(c.secrets, keyring)),
+            VALUES (\(c.id), \(c.name), \(c.type.rawValue), \(RowCoding.json(c.fields)), \(RowCoding.secrets(c.secrets, keyring, id: c.id)),
                 \(c.status.rawValue), \(c.version), \(c.createdAt.timeIntervalSince1970), \(c.updatedAt.timeIntervalSince1970))
             """, onUniqueViolation: .fail(.credentialNameTaken(c.name)))
         let keyring = keyring
@@ -31,7 +31,7 @@ extension DatabaseStore: CredentialVault {
     }
 
     public func updateCredential(_ credential: Credential, secretsChanged: Bool, now: Date) async throws -> Credential {
-        let c = credential
+        let c = RowCoding.storedForm(credential)
         let t = now.timeIntervalSince1970
         let reauthorised: StoreSQL = secretsChanged
             ? """
@@ -40,7 +40,7 @@ extension DatabaseStore: CredentialVault {
               """
             : ""
         let update = StoreWrite("""
-            UPDATE credentials SET name = \(c.name), fields = \(RowCoding.json(c.fields)), secrets = \(RowCoding.secrets(c.secrets, keyring)),
+            UPDATE credentials SET name = \(c.name), fields = \(RowCoding.json(c.fields)), secrets = \(RowCoding.secrets(c.secrets, keyring, id: c.id)),
                 updated_at = \(t) \(sql: reauthorised)
             WHERE id = \(c.id) RETURNING id
             """, requireRow: .notFound("credential \(c.id)"), onUniqueViolation: .fail(.credentialNameTaken(c.name)))
@@ -127,12 +127,12 @@ extension DatabaseStore: CredentialVault {
             "SELECT * FROM credentials WHERE id = \(credentialID) \(sql: .forUpdate)",
         ]) { facts in
             guard let row = facts.first(0), try row.optionalString("refresh_owner") == owner else { return .answer(nil) }
-            var secrets = try RowCoding.credential(row, keyring).secrets
+            var secrets = RowCoding.stored(try RowCoding.credential(row, keyring)).secrets
             if let rotated = token.refreshToken { secrets["refresh_token"] = rotated }
             return StoreDecision(writes: [
                 StoreWrite("""
-                    UPDATE credentials SET access_token = \(keyring.seal(token.accessToken)),
-                        token_expires_at = \(token.expiresAt?.timeIntervalSince1970), secrets = \(RowCoding.secrets(secrets, keyring)),
+                    UPDATE credentials SET access_token = \(keyring.seal(token.accessToken, context: "credential:\(credentialID):access_token")),
+                        token_expires_at = \(token.expiresAt?.timeIntervalSince1970), secrets = \(RowCoding.secrets(secrets, keyring, id: credentialID)),
                         last_refresh_at = \(t), refresh_count = refresh_count + 1, version = version + 1,
                         refresh_owner = NULL, refresh_until = NULL, status = 'active', status_reason = NULL
                     WHERE id = \(credentialID)
@@ -195,10 +195,12 @@ extension DatabaseStore {
             // A credential's columns are sealed whole: a plain one needs sealing when a key is given.
             let plain = keyring.isSealing && (SecretKeyring.keyID(of: secrets) == nil || token.map { SecretKeyring.keyID(of: $0) == nil } == true)
             guard plain || stale([secrets, token]) else { return nil }
+            let id = try row.string("k")
+            let secretsContext = "credential:\(id):secrets", tokenContext = "credential:\(id):access_token"
             return StoreWrite("""
-                UPDATE credentials SET secrets = \(keyring.seal(try keyring.open(secrets))),
-                    access_token = \(try token.map { keyring.seal(try keyring.open($0)) })
-                WHERE id = \(try row.string("k")) AND secrets = \(secrets) AND access_token \(sql: isNot) \(token) RETURNING id
+                UPDATE credentials SET secrets = \(keyring.seal(try keyring.open(secrets, context: secretsContext), context: secretsContext)),
+                    access_token = \(try token.map { keyring.seal(try keyring.open($0, context: tokenContext), context: tokenContext) })
+                WHERE id = \(id) AND secrets = \(secrets) AND access_token \(sql: isNot) \(token) RETURNING id
                 """)
         }
         count += try await resealBatches("SELECT *, id AS k FROM sources", key: "id", batch: batch) { row in
@@ -214,11 +216,12 @@ extension DatabaseStore {
                 WHERE id = \(stored.id) AND config = \(config) AND notify \(sql: isNot) \(notify) RETURNING id
                 """)
         }
-        count += try await resealBatches("SELECT seq AS k, secret FROM webhook_deliveries WHERE secret IS NOT NULL", key: "seq", integerKey: true, batch: batch) { row in
+        count += try await resealBatches("SELECT seq AS k, source_id, secret FROM webhook_deliveries WHERE secret IS NOT NULL", key: "seq", integerKey: true, batch: batch) { row in
             let secret = try row.string("secret")
+            let context = SecretKeyring.context(of: try row.string("source_id"))
             guard stale([secret]) || (keyring.isSealing && SecretKeyring.keyID(of: secret) == nil) else { return nil }
             return StoreWrite("""
-                UPDATE webhook_deliveries SET secret = \(keyring.seal(try keyring.open(secret)))
+                UPDATE webhook_deliveries SET secret = \(keyring.seal(try keyring.open(secret, context: context), context: context))
                 WHERE seq = \(try row.int("k")) AND secret = \(secret) RETURNING seq
                 """)
         }
@@ -251,23 +254,57 @@ extension DatabaseStore {
 }
 
 extension RowCoding {
-    /// A credential's secret fields as stored (one column, sealed whole).
-    static func secrets(_ secrets: [String: String], _ keyring: SecretKeyring) -> String { keyring.seal(json(secrets)) }
+    /// A credential's secret fields as stored (one column, sealed whole, bound to the credential).
+    static func secrets(_ secrets: [String: String], _ keyring: SecretKeyring, id: String) -> String {
+        keyring.seal(json(secrets), context: "credential:\(id):secrets")
+    }
 
+    /// A credential as read. Secrets that do not open (damaged, moved from another row, or
+    /// sealed with a key not given) read as none, and the credential as `needs_reauth`
+    /// saying so: it can still be shown, given new secrets or deleted.
     static func credential(_ row: some StoreRow, _ keyring: SecretKeyring) throws -> Credential {
         let type = try row.string("type")
         guard let kind = CredentialType(rawValue: type) else { throw WrongType(column: "type", expected: "a credential type") }
+        let id = try row.string("id")
+        var fields = try decode(JSONObject.self, try row.string("fields"), column: "fields") ?? [:]
+        var secrets: [String: String] = [:]
+        var unreadable: String?
+        do {
+            secrets = try decode([String: String].self, try keyring.open(try row.string("secrets"), context: "credential:\(id):secrets"), column: "secrets") ?? [:]
+        } catch {
+            unreadable = "its stored secrets do not open (\(error)); give them again"
+        }
+        // extra_params are kept with the secrets (some are secrets, all are sealed).
+        if let extra = secrets.removeValue(forKey: "extra_params"), let object = try? decode(JSONObject.self, extra, column: "secrets") {
+            fields["extra_params"] = .object(object)
+        }
+        let token = try row.optionalString("access_token").flatMap { try? keyring.open($0, context: "credential:\(id):access_token") }
+        let status = CredentialStatus(rawValue: try row.string("status")) ?? .needsReauth
+        let storedReason = try row.optionalString("status_reason")
         return Credential(
-            id: try row.string("id"), name: try row.string("name"), type: kind,
-            fields: try decode(JSONObject.self, try row.string("fields"), column: "fields") ?? [:],
-            secrets: try decode([String: String].self, try keyring.open(try row.string("secrets")), column: "secrets") ?? [:],
-            status: CredentialStatus(rawValue: try row.string("status")) ?? .needsReauth,
-            statusReason: try row.optionalString("status_reason"),
-            accessToken: try row.optionalString("access_token").map { try keyring.open($0) },
+            id: id, name: try row.string("name"), type: kind, fields: fields, secrets: secrets,
+            status: unreadable == nil ? status : .needsReauth,
+            statusReason: unreadable ?? storedReason,
+            accessToken: token,
             tokenExpiresAt: date(try row.optionalDouble("token_expires_at")),
             lastRefreshAt: date(try row.optionalDouble("last_refresh_at")),
             refreshCount: try row.int("refresh_count"), version: try row.int("version"),
             createdAt: Date(timeIntervalSince1970: try row.double("created_at")),
             updatedAt: Date(timeIntervalSince1970: try row.double("updated_at")))
+    }
+
+    /// The credential with its fields and secrets as stored.
+    static func storedForm(_ credential: Credential) -> Credential {
+        var c = credential
+        (c.fields, c.secrets) = stored(credential)
+        return c
+    }
+
+    /// A credential's fields and secrets as stored: `extra_params` go with the secrets.
+    static func stored(_ credential: Credential) -> (fields: JSONObject, secrets: [String: String]) {
+        var fields = credential.fields
+        var secrets = credential.secrets
+        if let extra = fields.removeValue(forKey: "extra_params") { secrets["extra_params"] = json(extra) }
+        return (fields, secrets)
     }
 }

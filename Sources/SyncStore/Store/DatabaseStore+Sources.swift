@@ -24,7 +24,7 @@ extension DatabaseStore: SourceCatalog {
 
     public func source(idOrName: String) async throws -> Source? {
         let rows = try await driver.read(["SELECT * FROM sources \(sql: Self.idOrName(idOrName))"])
-        return try rows.first(0).map { try keyring.openSecrets(of: try RowCoding.source($0)) }
+        return try rows.first(0).map { keyring.openSecretsLeniently(of: try RowCoding.source($0)).source }
     }
 
     public func requestBudget(sourceID: String) async throws -> (limit: RateLimit?, key: String)? {
@@ -47,7 +47,7 @@ extension DatabaseStore: SourceCatalog {
 
     private func opened(_ view: SourceView) throws -> SourceView {
         var view = view
-        view.source = try keyring.openSecrets(of: view.source)
+        view.source = keyring.openSecretsLeniently(of: view.source).source
         return view
     }
 
@@ -112,7 +112,7 @@ extension DatabaseStore: SourceCatalog {
         return try await driver.transact(StoreTransaction { _ in
             StoreDecision(writes: [update, flag, unwait] + clear, events: [.wake], then: ["SELECT * FROM sources WHERE id = \(source.id)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(source.id)") }
-                return try keyring.openSecrets(of: try RowCoding.source(row))
+                return keyring.openSecretsLeniently(of: try RowCoding.source(row)).source
             }
         })
     }
@@ -133,7 +133,7 @@ extension DatabaseStore: SourceCatalog {
                 events: paused ? [] : [.wake],
                 then: ["SELECT * FROM sources WHERE id = \(sourceID)"]) { _, then in
                 guard let row = then.first(0) else { throw SyncStoreError.notFound("source \(sourceID)") }
-                return try keyring.openSecrets(of: try RowCoding.source(row))
+                return keyring.openSecretsLeniently(of: try RowCoding.source(row)).source
             }
         })
     }

@@ -54,7 +54,7 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
         guard !claimed.isEmpty else { return [] }
         var deliveries = try claimed.map { row in
             var delivery = try Self.delivery(row, withSnapshot: true)
-            delivery.secret = try delivery.secret.map { try keyring.open($0) }
+            delivery.secret = try delivery.secret.map { try keyring.open($0, context: SecretKeyring.context(of: delivery.sourceID)) }
             return delivery
         }
         let syncIDs = Array(Set(deliveries.map(\.syncID))), sourceIDs = Array(Set(deliveries.map(\.sourceID)))

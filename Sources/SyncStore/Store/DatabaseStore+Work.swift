@@ -3,9 +3,9 @@ import SyncCore
 
 extension DatabaseStore: WorkQueue {
     public func claimBatch(owner: String, leaseSeconds: Double, now: Date, limit: Int) async throws -> [ClaimedSync] {
-        try await driver.claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: limit).map { claimed in
+        try await driver.claimBatch(owner: owner, leaseSeconds: leaseSeconds, now: now, limit: limit).map { claimed -> ClaimedSync in
             var claimed = claimed
-            claimed.source = try keyring.openSecrets(of: claimed.source)
+            (claimed.source, claimed.secretsUnreadable) = keyring.openSecretsLeniently(of: claimed.source)
             return claimed
         }
     }

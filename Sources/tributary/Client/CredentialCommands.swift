@@ -13,10 +13,11 @@ struct CredentialCommand: AsyncParsableCommand {
     static func object(_ text: String, flag: String) throws -> JSONObject {
         var text = text
         if text.hasPrefix("@") {
-            guard let contents = try? String(contentsOfFile: String(text.dropFirst()), encoding: .utf8) else {
-                throw CommandFailure("\(flag): cannot read \(text.dropFirst())", exitCode: 3)
+            do {
+                text = try BoundedFile.text(String(text.dropFirst()), limit: 1 << 20)
+            } catch {
+                throw CommandFailure("\(flag): \(text.dropFirst()): \(error)", exitCode: 3)
             }
-            text = contents
         }
         guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), let object = parsed.objectValue else {
             throw CommandFailure("\(flag) must be a JSON object (or @file holding one)", exitCode: 3)
@@ -24,18 +25,39 @@ struct CredentialCommand: AsyncParsableCommand {
         return object
     }
 
-    /// A secret from `@file` (its first line) or `-` (the first line of standard input).
-    static func secret(_ source: String, field: String) throws -> String {
-        let text: String?
-        if source == "-" {
-            text = readLine(strippingNewline: true)
-        } else if source.hasPrefix("@") {
-            text = (try? String(contentsOfFile: String(source.dropFirst()), encoding: .utf8))?
-                .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
-        } else {
-            throw CommandFailure("--secret \(field)=… takes @file or - (standard input), never the secret itself", exitCode: 3)
+    /// The secret fields of every type: never given inline on the command line.
+    static let secretFields: Set<String> = Set(CredentialType.allCases.flatMap(\.secretFields))
+
+    /// A secret's text: one line (a final LF or CRLF dropped); more lines are refused.
+    static func oneLine(_ text: String, from source: String, field: String) throws -> String {
+        var text = Substring(text)
+        if text.hasSuffix("\r\n") { text = text.dropLast(2) } else if text.hasSuffix("\n") { text = text.dropLast() }
+        if text.contains(where: { $0 == "\n" || $0 == "\r" }) {
+            throw CommandFailure("\(field) from \(source): more than one line; a secret is one line", exitCode: 3)
         }
-        guard let text, !text.isEmpty else { throw CommandFailure("no value for \(field) from \(source)", exitCode: 3) }
+        return String(text)
+    }
+
+    /// A secret from `@file` or `-` (standard input), one line.
+    static func secret(_ source: String, field: String, option: String = "--secret FIELD=…") throws -> String {
+        let raw: String
+        if source == "-" {
+            // At most 64 KiB of standard input.
+            guard let data = try? FileHandle.standardInput.read(upToCount: 64 * 1024), let text = String(data: data, encoding: .utf8) else {
+                throw CommandFailure("\(field): standard input is empty or not UTF-8 text", exitCode: 3)
+            }
+            raw = text
+        } else if source.hasPrefix("@") {
+            do {
+                raw = try BoundedFile.text(String(source.dropFirst()), limit: 64 * 1024)
+            } catch {
+                throw CommandFailure("\(field) from \(source): \(error)", exitCode: 3)
+            }
+        } else {
+            throw CommandFailure("\(option) takes @file or - (standard input), never the secret itself", exitCode: 3)
+        }
+        let text = try oneLine(raw, from: source, field: field)
+        guard !text.isEmpty else { throw CommandFailure("\(field) from \(source) is empty", exitCode: 3) }
         return text
     }
 
@@ -62,6 +84,10 @@ struct CredentialCommand: AsyncParsableCommand {
 
         func run() async throws {
             var fields = try CredentialCommand.object(config, flag: "--config")
+            // Inline JSON sits in the shell's history and in `ps`: no secret there.
+            if !config.hasPrefix("@"), let named = fields.keys.sorted().first(where: { CredentialCommand.secretFields.contains($0) }) {
+                throw CommandFailure("--config names \(named) inline; give secrets with --secret \(named)=@file or --secret \(named)=-", exitCode: 3)
+            }
             fields.merge(try CredentialCommand.secrets(secret)) { _, new in new }
             let body: JSONValue = .object(["name": .string(name), "type": .string(type), "config": .object(fields)])
             let made = try await connection.connection.call(.POST, "/v1/credentials", body: body)
@@ -106,9 +132,15 @@ struct CredentialCommand: AsyncParsableCommand {
         @Option(help: "@file or - (standard input, the default).") var from: String = "-"
 
         func run() async throws {
-            let value = try CredentialCommand.secret(from, field: field)
+            let path = "/v1/credentials/\(PathSegment.encode(name))"
+            let shown = try await connection.connection.call(.GET, path)
+            let type = shown["type"]?.stringValue.flatMap(CredentialType.init(rawValue:))
+            guard let type, type.secretFields.contains(field) else {
+                throw CommandFailure("\(field) is not a secret of a \(type?.rawValue ?? "?") credential (its secrets: \(type?.secretFields.joined(separator: ", ") ?? "?"))", exitCode: 3)
+            }
+            let value = try CredentialCommand.secret(from, field: field, option: "--from")
             let body: JSONValue = .object(["config": .object([field: .string(value)])])
-            let updated = try await connection.connection.call(.PATCH, "/v1/credentials/\(PathSegment.encode(name))", body: body)
+            let updated = try await connection.connection.call(.PATCH, path, body: body)
             if connection.json { Output.json(updated) } else { print("replaced \(field) of credential \(name) (status \(Output.text(updated["status"])))") }
         }
     }

@@ -114,4 +114,39 @@ struct SecretsAtRestProcessTests {
         #expect(dump.contains("enc:v1:"), "the dump holds the sealed values")
         #expect(Self.leaked(secrets, in: dump).isEmpty)
     }
+
+    /// Rotation from key A to key B while a node (holding B, then A) syncs every second with a
+    /// rotating OAuth2 credential: every sync completes, no refresh token is presented twice,
+    /// and a node with B alone serves afterwards.
+    @Test func rotationWhileSyncsRunLosesNothing() async throws {
+        let dir = try TemporaryDirectory("e2e-secrets-live")
+        defer { dir.remove() }
+        let provider = FixtureOAuth2(items: 15, tokenLifetime: 1)
+        try await provider.start()
+        defer { Task { await provider.stop() } }
+        let keyA = try Self.writeKey(dir, "a.key"), keyB = try Self.writeKey(dir, "b.key")
+        let db = "sqlite:" + dir.file("live.sqlite")
+        let onA = try await TributaryProcess(serve: ["--database", db, "--secret-key-file", keyA], directory: dir, name: "a")
+        _ = try await Self.populate(onA, provider)
+        #expect(try await onA.terminate() == 0)
+        let both = try await TributaryProcess(serve: ["--database", db, "--secret-key-file", keyB, "--secret-key-file", keyA], directory: dir, name: "ba")
+        _ = try await both.client.request(.PATCH, "/v1/sources/items", json: #"{"schedule": {"every_seconds": 1}}"#)
+        try await Task.sleep(for: .seconds(2))
+        for _ in 0..<3 {
+            let (code, said) = try await runTributary(["secrets", "rotate", "--database", db, "--secret-key-file", keyB, "--secret-key-file", keyA], directory: dir)
+            #expect(code == 0, "\(said)")
+            try await Task.sleep(for: .seconds(1.5))
+        }
+        _ = try await both.client.request(.PATCH, "/v1/sources/items", json: #"{"schedule": null}"#)
+        try await Task.sleep(for: .seconds(2))
+        let history = try await both.client.get("/v1/syncs?source=items&limit=100").json["items"]?.arrayValue ?? []
+        let finished = history.filter { ["completed", "failed"].contains($0["status"]?.stringValue ?? "") }
+        #expect(finished.count >= 4, "\(history.count) syncs")
+        #expect(finished.allSatisfy { $0["status"] == .string("completed") }, "\(finished.filter { $0["status"] != .string("completed") })")
+        #expect(provider.reuses == 0)
+        #expect(try await both.terminate() == 0)
+        let onB = try await TributaryProcess(serve: ["--database", db, "--secret-key-file", keyB], directory: dir, name: "b-only")
+        try await Self.syncs(onB.client, count: 1)
+        #expect(try await onB.terminate() == 0)
+    }
 }

@@ -87,4 +87,25 @@ struct SealedSecretTests {
             #expect(read.fields["extra_params"] == .object(["password": .string("extra-secret-pw"), "resource": .string("crm")]))
         }
     }
+
+    /// A pending webhook delivery whose signing secret does not open is failed with the
+    /// reason; the outbox goes on with the others.
+    @Test func aDeliveryWhoseSecretDoesNotOpenFailsAloneAndTheOutboxGoesOn() async throws {
+        try await withSealedStore { store, raw in
+            var made = makeSource(name: "w")
+            made.notify = [WebhookTarget(url: "http://a.example/h", secret: "secret-a-1"), WebhookTarget(url: "http://b.example/h", secret: "secret-b-2")]
+            let source = try await store.createSource(made)
+            _ = try await store.enqueue(EnqueueRequest(sourceID: source.id, mode: .full, priority: 0, trigger: .api))
+            let claimed = try #require(try await store.claimNext(owner: "n", leaseSeconds: 30, now: Date()))
+            _ = try await store.finish(claimed.lease, outcome: .completed, now: Date())
+            try await raw.write { db in
+                try db.execute(sql: "UPDATE webhook_deliveries SET secret = 'enc:v1:00000000:AAAA' WHERE url = 'http://a.example/h'")
+            }
+            let batch = try await store.claimDeliveries(owner: "n", leaseSeconds: 30, now: Date(), limit: 10, perReceiver: 5, excludingReceivers: [])
+            #expect(batch.map(\.url) == ["http://b.example/h"])
+            #expect(batch.first?.secret == "secret-b-2")
+            let failed = try await raw.read { db in try String.fetchOne(db, sql: "SELECT status || ':' || last_error FROM webhook_deliveries WHERE url = 'http://a.example/h'") }
+            #expect(failed?.hasPrefix("failed:its signing secret does not open") == true, "\(failed ?? "")")
+        }
+    }
 }

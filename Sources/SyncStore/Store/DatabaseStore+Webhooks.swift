@@ -52,11 +52,29 @@ extension DatabaseStore: WebhookOutbox, DeliveryLog {
             RETURNING *
             """)[0]
         guard !claimed.isEmpty else { return [] }
-        var deliveries = try claimed.map { row in
+        // A signing secret that does not open (damaged, or sealed with a key this node was not
+        // given) fails its delivery with the reason, instead of holding up the outbox.
+        var deliveries: [WebhookDelivery] = []
+        var unopened: [Int64] = []
+        for row in claimed {
             var delivery = try Self.delivery(row, withSnapshot: true)
-            delivery.secret = try delivery.secret.map { try keyring.open($0, context: SecretKeyring.context(of: delivery.sourceID)) }
-            return delivery
+            if let sealed = delivery.secret {
+                guard let secret = try? keyring.open(sealed, context: SecretKeyring.context(of: delivery.sourceID)) else {
+                    unopened.append(delivery.seq)
+                    continue
+                }
+                delivery.secret = secret
+            }
+            deliveries.append(delivery)
         }
+        for seq in unopened {
+            _ = try await driver.execute("""
+                UPDATE webhook_deliveries SET status = \(WebhookDelivery.Status.failed.rawValue), lease_owner = NULL, lease_expires_at = NULL,
+                    last_error = 'its signing secret does not open (damaged, or sealed with a key this node was not given)'
+                WHERE seq = \(seq) AND lease_owner = \(owner)
+                """)
+        }
+        guard !deliveries.isEmpty else { return [] }
         let syncIDs = Array(Set(deliveries.map(\.syncID))), sourceIDs = Array(Set(deliveries.map(\.sourceID)))
         let rows = try await driver.read([
             "SELECT id, name FROM sources WHERE id \(in: sourceIDs)",

@@ -55,10 +55,10 @@ struct OAuth2Tests {
         }
     }
 
-    /// Tokens of one second: every sync after the first finds its token expired or within
-    /// the margin, and gets a new one before any request; the API never sees an expired one.
+    /// Tokens of three seconds, a sync every 3.2 s: each sync after the first finds its token
+    /// expired and gets a new one before any request; the API never sees an expired one.
     @Test func aTokenNearItsExpiryIsReplacedBeforeUse() async throws {
-        try await Self.withProvider(items: 5, tokenLifetime: 1) { client, provider, _ in
+        try await Self.withProvider(items: 5, tokenLifetime: 3) { client, provider, _ in
             _ = try await client.call(.post, "/v1/credentials", #"""
                 {"name": "m2m", "type": "oauth2_client_credentials", "config": {"token_url": "\#(provider.tokenURL)",
                  "client_id": "\#(provider.clientID)", "client_secret": "\#(provider.clientSecret)"}}
@@ -67,7 +67,7 @@ struct OAuth2Tests {
             for round in 1...3 {
                 #expect(try await client.runSync(source)["status"] == .string("completed"))
                 #expect(provider.clientGrants == round)
-                try await Task.sleep(for: .seconds(1.1))
+                try await Task.sleep(for: .seconds(3.2))
             }
             #expect(!provider.apiOutcomes.contains("expired"), "\(provider.apiOutcomes)")
         }

@@ -91,7 +91,7 @@ enum LinkHeader {
         /// A token (RFC 9110 §5.6.2): `tchar`s, possibly none.
         mutating func token() -> Substring {
             let start = index
-            while let b = peek, Self.isTokenChar(b) { index = bytes.index(after: index) }
+            while let b = peek, HTTPToken.isTokenChar(b) { index = bytes.index(after: index) }
             return text[start..<index]
         }
 
@@ -114,14 +114,20 @@ enum LinkHeader {
             }
             throw malformed
         }
+    }
+}
 
-        static func isTokenChar(_ b: UInt8) -> Bool {
-            switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            default:
-                Array("!#$%&'*+-.^_`|~".utf8).contains(b)
-            }
+/// RFC 9110 §5.6.2 tokens: what a header's name, a parameter's name or a `Link` rel is made of.
+public enum HTTPToken {
+    public static func isTokenChar(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            Array("!#$%&'*+-.^_`|~".utf8).contains(b)
         }
     }
+
+    /// A whole token: not empty, every byte a token character.
+    public static func isToken(_ text: String) -> Bool { !text.isEmpty && text.utf8.allSatisfy(isTokenChar) }
 }

@@ -193,11 +193,7 @@ enum CredentialInput {
     }
 }
 
-/// RFC 9110 §5.1 field names: a token.
+/// RFC 9110 §5.1 field names: a token (of at most 200 bytes here).
 enum HeaderName {
-    static func isValid(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 200 && name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(c)
-        }
-    }
+    static func isValid(_ name: String) -> Bool { name.utf8.count <= 200 && HTTPToken.isToken(name) }
 }

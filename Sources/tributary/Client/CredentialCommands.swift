@@ -100,13 +100,7 @@ struct CredentialCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var items: [JSONValue] = []
-            var cursor: String?
-            repeat {
-                let page = try await connection.connection.call(.GET, "/v1/credentials?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? ""))
-                items += page["items"]?.arrayValue ?? []
-                cursor = page["next_cursor"]?.stringValue
-            } while cursor != nil
+            let items = try await connection.allItems("/v1/credentials")
             if connection.json { return Output.json(.array(items)) }
             Output.table(["NAME", "TYPE", "STATUS", "SOURCES", "TOKEN EXPIRES", "LAST REFRESH", "ID"], items.map { c in
                 [Output.text(c["name"]), Output.text(c["type"]), Output.text(c["status"]), Output.text(c["sources"]),

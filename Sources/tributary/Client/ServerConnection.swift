@@ -184,6 +184,18 @@ enum Output {
 }
 
 extension ConnectionOptions {
+    /// Every item of a paginated list route (`/v1/sources`, `/v1/credentials`), 1,000 a page.
+    func allItems(_ path: String) async throws -> [JSONValue] {
+        var items: [JSONValue] = []
+        var cursor: String?
+        repeat {
+            let page = try await connection.call(.GET, path + "?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            items += page["items"]?.arrayValue ?? []
+            cursor = page["next_cursor"]?.stringValue
+        } while cursor != nil
+        return items
+    }
+
     /// `POST {collection}/{name}/{action}` (pause, resume, drain …), printing the answer
     /// (`--json`) or one line: "`done` `name`".
     func postAction(_ collection: String, _ name: String, _ action: String, done: String) async throws {

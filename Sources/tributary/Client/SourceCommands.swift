@@ -45,13 +45,7 @@ struct SourceCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var items: [JSONValue] = []
-            var cursor: String?
-            repeat {
-                let page = try await connection.connection.call(.GET, "/v1/sources?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? ""))
-                items += page["items"]?.arrayValue ?? []
-                cursor = page["next_cursor"]?.stringValue
-            } while cursor != nil
+            let items = try await connection.allItems("/v1/sources")
             if connection.json { return Output.json(.array(items)) }
             Output.table(["NAME", "KIND", "HEALTH", "LAST SYNC", "STATUS", "ID"], items.map { s in
                 [Output.text(s["name"]), Output.text(s["kind"]), Output.text(s["health"]), Output.text(s["last_sync"]?["id"]),

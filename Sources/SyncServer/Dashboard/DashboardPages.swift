@@ -357,7 +357,6 @@ struct DashboardPages {
         let page = try await env.store.credentials(limit: 101, after: after)
         let list = Array(page.prefix(100))
         let users = try await env.store.credentialSources(ids: list.map(\.id), limit: 20)
-        let counts = try await env.store.credentialUsage(ids: list.map(\.id))
         return [
             "credentials": list.map { c -> [String: Any] in
                 [
@@ -367,8 +366,8 @@ struct DashboardPages {
                     "expires": DashboardFormat.relative(c.tokenExpiresAt, now: now) ?? "–",
                     "last_refresh": DashboardFormat.relative(c.lastRefreshAt, now: now) ?? "never",
                     "refreshes": c.refreshCount,
-                    "sources": (users[c.id] ?? []).map { ["id": $0.id, "name": $0.name] },
-                    "source_count": counts[c.id] ?? 0,
+                    "sources": (users[c.id]?.first ?? []).map { ["id": $0.id, "name": $0.name] },
+                    "source_count": users[c.id]?.total ?? 0,
                     "secret_fields": c.type.secretFields.map { ["field": $0, "input_id": "\(c.id)-\($0)"] },
                 ]
             },

@@ -21,8 +21,9 @@ public protocol CredentialVault: Sendable {
     func deleteCredential(id: String) async throws
     /// How many sources use each credential.
     func credentialUsage(ids: [String]) async throws -> [String: Int]
-    /// The sources (id and name, by name) that use each credential, at most `limit` each.
-    func credentialSources(ids: [String], limit: Int) async throws -> [String: [(id: String, name: String)]]
+    /// The sources (id and name, by name) that use each credential, at most `limit` each,
+    /// and how many there are in all.
+    func credentialSources(ids: [String], limit: Int) async throws -> [String: (first: [(id: String, name: String)], total: Int)]
     /// Asks for the refresh lease of a credential read at `seenVersion`.
     func claimRefresh(credentialID: String, seenVersion: Int, owner: String, leaseSeconds: Double, now: Date) async throws -> RefreshClaim
     /// Moves the end of `owner`'s refresh lease to `until`; `false` when it no longer holds it.

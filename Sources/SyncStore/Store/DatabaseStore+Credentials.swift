@@ -76,15 +76,18 @@ extension DatabaseStore: CredentialVault {
         return out
     }
 
-    public func credentialSources(ids: [String], limit: Int) async throws -> [String: [(id: String, name: String)]] {
+    public func credentialSources(ids: [String], limit: Int) async throws -> [String: (first: [(id: String, name: String)], total: Int)] {
         guard !ids.isEmpty else { return [:] }
         let rows = try await driver.read([
             "SELECT id, name, credential_id FROM sources WHERE credential_id \(in: ids) ORDER BY name",
         ])
-        var out: [String: [(id: String, name: String)]] = [:]
+        var out: [String: (first: [(id: String, name: String)], total: Int)] = [:]
         for row in rows[0] {
             let credential = try row.string("credential_id")
-            if out[credential, default: []].count < limit { out[credential, default: []].append((try row.string("id"), try row.string("name"))) }
+            var entry = out[credential] ?? ([], 0)
+            entry.total += 1
+            if entry.first.count < limit { entry.first.append((try row.string("id"), try row.string("name"))) }
+            out[credential] = entry
         }
         return out
     }

@@ -36,7 +36,8 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         case .failure: return []
         }
         guard let was = before.incremental else { return [] }
-        guard let now = after, now.cursorField.sameBytes(as: was.cursorField), now.param.sameBytes(as: was.param) else { return ["cursor"] }
+        guard let now = after, now.cursorField.sameBytes(as: was.cursorField), (now.param ?? "").sameBytes(as: was.param ?? ""),
+              now.format == was.format else { return ["cursor"] }
         return []
     }
 
@@ -110,12 +111,15 @@ struct HTTPJSONSource: SyncSource {
         let since = checkpoint == nil ? self.since : checkpoint?["since"].flatMap { $0.isNull ? nil : $0 }
         // A full sync's running maximum starts from nothing; an incremental one's from the saved cursor.
         let previousMax = checkpoint == nil ? (full ? nil : savedCursor) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
-        let url = try pageURL(checkpoint: checkpoint, since: since)
+        // The end of the window a closed-range upstream is asked for: when the sync started.
+        let until = checkpoint?["until"]?.exactNumber?.truncatedInteger(scale: 0) ?? Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let prepared = try pageRequest(checkpoint: checkpoint, since: since, until: until)
+        let url = prepared.url
         if request.pageInAttempt == 1 { seenPages.seed(checkpoint?["seen"]) }
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
-        let response = try await client.get(url, config: config, gate: gate, credential: credential)
+        let response = try await client.get(url, body: prepared.body, config: config, gate: gate, credential: credential)
         try Task.checkCancellation()
         // What the upstream echoes of the credential's secrets (a key in its next links, in
         // a bad URL an error quotes) is masked wherever it would be stored or shown, whatever
@@ -123,7 +127,7 @@ struct HTTPJSONSource: SyncSource {
         // again from the credential when that page is asked for.
         do {
             var page = try readPage(request, response: response, url: url, checkpoint: checkpoint, since: since,
-                                    previousMax: previousMax, currentCursor: currentCursor)
+                                    previousMax: previousMax, currentCursor: currentCursor, until: until)
             if !response.sentSecrets.isEmpty { page.next = page.next.map { SecretRedaction.mask($0, values: response.sentSecrets) } }
             return page
         } catch var error as SyncError where !response.sentSecrets.isEmpty {
@@ -134,7 +138,7 @@ struct HTTPJSONSource: SyncSource {
 
     /// The page from the upstream's answer.
     private func readPage(_ request: PageRequest, response: UpstreamClient.Response, url: URL, checkpoint: JSONObject?, since: JSONValue?,
-                          previousMax: JSONValue?, currentCursor: String?) throws -> SourcePage {
+                          previousMax: JSONValue?, currentCursor: String?, until: Int64) throws -> SourcePage {
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
         func cycle(_ what: String) -> SyncError {
@@ -144,13 +148,22 @@ struct HTTPJSONSource: SyncSource {
         // counts up), a page that repeats one read before in this attempt is a loop: an
         // upstream ignoring the page parameter, answering past the end with its last page, or
         // alternating between pages.
-        let signature = PageSignature(body: response.body, keys: parsed.records.lazy.map(\.key))
+        let signature = PageSignature(body: response.body, keys: parsed.records.isEmpty ? [] : [parsed.records[0].key, parsed.records[parsed.records.count - 1].key])
         if let repeated = seenPages.record(signature, number: request.pageNumber) {
             throw SyncErrorFactory.invalidResponse(
                 "page \(request.pageNumber) repeats \(repeated): the upstream ignores the pagination parameter or serves a page again", status: response.status)
         }
         var next: JSONObject? = ["since": since ?? .null, "read": .string(readFingerprint)]
+        if usesUntil { next?["until"] = .number(Double(until)) }
+        // The records read in this sync so far, for total_path.
+        let count = (checkpoint?["count"]?.intValue ?? 0).addingSaturated(parsed.elementCount)
+        if config.stop.totalPath != nil { next?["count"] = .number(Double(count)) }
+        let stop = config.stop
+        let stopped = parsed.stopMatched || (parsed.total.map { count >= $0 } ?? false)
+            || (stop.maxPages.map { request.pageNumber >= $0 } ?? false) || (stop.onEmptyPage && parsed.elementCount == 0)
         switch config.pagination {
+        case _ where stopped:
+            next = nil
         case .none:
             next = nil
         case .nextURL, .linkHeader:
@@ -202,7 +215,7 @@ struct HTTPJSONSource: SyncSource {
         }
 
         var runningMax = previousMax
-        if let pageMax = parsed.maxCursor, runningMax == nil || CursorOrder.isGreater(pageMax, than: runningMax!) {
+        if let pageMax = parsed.maxCursor, runningMax == nil || CursorOrder.isGreater(pageMax, than: runningMax!, time: timeCursor) {
             runningMax = pageMax
         }
         next?["max_cursor"] = runningMax ?? .null
@@ -213,36 +226,111 @@ struct HTTPJSONSource: SyncSource {
             // What this full sync read is the truth, lower than the saved cursor or not; a
             // completed full sync that read no cursor value leaves none.
             if runningMax != nil || next == nil { state = ["cursor": runningMax ?? .null] }
-        } else if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!) {
+        } else if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!, time: timeCursor) {
             state = ["cursor": runningMax]
         }
         return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: response.body.count,
                           next: next.map(JSONValue.object), sourceState: state)
     }
 
-    /// The URL of the page the checkpoint names.
-    func pageURL(checkpoint: JSONObject?, since: JSONValue?) throws -> URL {
-        if let saved = checkpoint?["url"]?.stringValue {
-            guard let url = URL(string: saved) else { throw SyncError(.internalError, "unreadable checkpoint URL", retryable: false) }
-            return url
-        }
-        var params = config.query
-        if let incremental = config.incremental, let since, let text = JSONValue.scalarText(since) {
-            params.append((incremental.param, text))
+    /// Whether the incremental cursor is a time (`cursor_format`): compared and sent as one.
+    var timeCursor: Bool { config.incremental?.format != nil }
+
+    /// Whether requests carry the sync's start time (`end_param`, `{until}`).
+    var usesUntil: Bool { config.incremental?.format != nil && (config.incremental?.endParam != nil || config.usesPlaceholder("until")) }
+
+    struct PreparedRequest {
+        var url: URL
+        /// A POST's JSON body.
+        var body: [UInt8]?
+    }
+
+    /// The values the placeholders and parameters of this page's request take.
+    func placeholderValues(checkpoint: JSONObject?, since: JSONValue?, until: Int64) throws -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        if let incremental = config.incremental {
+            // A saved cursor, less the lookback; or the configured start.
+            if let cursor = since ?? incremental.start {
+                if let format = incremental.format {
+                    guard let ms = CursorTime.milliseconds(of: cursor) else {
+                        throw SyncError(.configInvalid, "the saved cursor \(JSONValue.scalarText(cursor)?.prefix(64) ?? "") is not a time, and cursor_format is set; reset the source's state", retryable: false)
+                    }
+                    let back = since == nil ? 0 : Int64(incremental.lookbackSeconds) * 1000
+                    values["since"] = CursorTime.format(ms - back, as: format)
+                } else {
+                    values["since"] = cursor
+                }
+            }
+            if let format = incremental.format { values["until"] = CursorTime.format(until, as: format) }
         }
         switch config.pagination {
-        case .cursor(let param, _):
-            if let cursor = checkpoint?["cursor"]?.stringValue { params.append((param, cursor)) }
-        case .page(let param, let sizeParam, let size, let start):
-            params.append((param, String(checkpoint?["page"]?.intValue ?? start)))
+        case .cursor:
+            if let cursor = checkpoint?["cursor"]?.stringValue { values["cursor"] = .string(cursor) }
+        case .page(_, _, _, let start):
+            values["page"] = .number(Double(checkpoint?["page"]?.intValue ?? start))
+        case .offset:
+            values["offset"] = .number(Double(checkpoint?["offset"]?.intValue ?? 0))
+        case .none, .nextURL, .linkHeader:
+            break
+        }
+        return values
+    }
+
+    /// The request for the page the checkpoint names.
+    func pageRequest(checkpoint: JSONObject?, since: JSONValue?, until: Int64) throws -> PreparedRequest {
+        let values = try placeholderValues(checkpoint: checkpoint, since: since, until: until)
+        let known = config.placeholderNames
+        var body: [UInt8]?
+        if config.post {
+            guard let rendered = RequestTemplate.renderBody(config.body ?? .object([:]), values: values, known: known) else {
+                throw SyncError(.configInvalid, "the body template cannot be filled", retryable: false)
+            }
+            body = JSONWriter.bytes(rendered)
+        }
+        if let saved = checkpoint?["url"]?.stringValue {
+            guard let url = URL(string: saved) else { throw SyncError(.internalError, "unreadable checkpoint URL", retryable: false) }
+            return PreparedRequest(url: url, body: body)
+        }
+        func missing(_ what: String) -> SyncError {
+            SyncError(.configInvalid, "\(what) names a placeholder that has no value for this page", retryable: false)
+        }
+        var params: [(String, String)] = []
+        for (name, value) in config.query {
+            if let whole = RequestTemplate.whole(value, known: known) {
+                if let v = values[whole], let text = JSONValue.scalarText(v) { params.append((name, text)) }
+            } else {
+                guard let text = RequestTemplate.render(value, values: values, known: known) else { throw missing("query.\(name)") }
+                params.append((name, text))
+            }
+        }
+        if let incremental = config.incremental {
+            if let param = incremental.param, let since = values["since"], let text = JSONValue.scalarText(since) { params.append((param, text)) }
+            if let endParam = incremental.endParam, let until = values["until"], let text = JSONValue.scalarText(until) { params.append((endParam, text)) }
+        }
+        switch config.pagination {
+        case .cursor(let param, _, _):
+            if let param, let cursor = values["cursor"]?.stringValue { params.append((param, cursor)) }
+        case .page(let param, let sizeParam, let size, _):
+            if let param, let page = values["page"].flatMap(JSONValue.scalarText) { params.append((param, page)) }
             if let sizeParam, let size { params.append((sizeParam, String(size))) }
         case .offset(let param, let limitParam, let limit):
-            params.append((param, String(checkpoint?["offset"]?.intValue ?? 0)))
+            if let param, let offset = values["offset"].flatMap(JSONValue.scalarText) { params.append((param, offset)) }
             if let limitParam, let limit { params.append((limitParam, String(limit))) }
         case .none, .nextURL, .linkHeader:
             break
         }
-        return QueryString.appending(params, to: config.url)
+        var base = config.url
+        let text = base.absoluteString
+        if text.contains("%7B") {
+            var rendered = text
+            for name in known where rendered.contains("%7B\(name)%7D") {
+                guard let value = values[name], let valueText = JSONValue.scalarText(value) else { throw missing("url") }
+                rendered = rendered.replacingOccurrences(of: "%7B\(name)%7D", with: RequestTemplate.urlEncode(valueText))
+            }
+            guard let url = HTTPURL.parse(rendered) else { throw missing("url") }
+            base = url
+        }
+        return PreparedRequest(url: QueryString.appending(params, to: base), body: body)
     }
 }
 

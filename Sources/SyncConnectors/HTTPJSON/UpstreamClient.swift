@@ -61,7 +61,9 @@ public final class UpstreamClient: Sendable {
     /// With a `credential`, its authorization goes with every request to the source URL's
     /// origin; a `401` asks it once for a new one (an OAuth2 refresh) and sends the request
     /// again, without counting as a retry.
-    public func get(_ url: URL, config: HTTPJSONConfig, gate: (any RequestGate)?,
+    ///
+    /// With a `body`, the request is a `POST` of that JSON (a search endpoint, GraphQL).
+    public func get(_ url: URL, body: [UInt8]? = nil, config: HTTPJSONConfig, gate: (any RequestGate)?,
                     credential: (any CredentialSupplier)? = nil) async throws -> Response {
         var attempt = 0
         var reauthorized: RequestAuthorization?
@@ -75,7 +77,7 @@ public final class UpstreamClient: Sendable {
                 // that sends its headers and then a byte a second is cut off like a silent one.
                 let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
                                                       onTimeout: { HTTPClientError.deadlineExceeded }) {
-                    try await self.fetchFollowingRedirects(url, config: config, authorization: authorization)
+                    try await self.fetchFollowingRedirects(url, body: body, config: config, authorization: authorization)
                 }
                 if let gate, let until = Self.closeSignal(status: response.status, headers: response.headers) {
                     await gate.close(until: until)
@@ -152,13 +154,18 @@ public final class UpstreamClient: Sendable {
     ///
     /// A credential's authorization goes only to the source URL's origin, whatever
     /// `follow_redirects` says.
-    func fetchFollowingRedirects(_ start: URL, config: HTTPJSONConfig, authorization: RequestAuthorization? = nil) async throws -> Response {
+    ///
+    /// A POST keeps its method and body through a 307 or 308 and becomes a GET without a
+    /// body through a 301, 302 or 303 (RFC 9110 §15.4).
+    func fetchFollowingRedirects(_ start: URL, body startBody: [UInt8]? = nil, config: HTTPJSONConfig,
+                                 authorization: RequestAuthorization? = nil) async throws -> Response {
         var url = start
+        var body = startBody
         let origin = Self.origin(of: config.url)
         for _ in 0...Self.maxRedirects {
             let sameOrigin = Self.origin(of: url) == origin
             let withHeaders = config.followRedirects == .any || sameOrigin
-            let response = try await fetchOnce(url, config: config, configuredHeaders: withHeaders,
+            let response = try await fetchOnce(url, body: body, config: config, configuredHeaders: withHeaders,
                                                authorization: sameOrigin ? authorization : nil)
             guard [301, 302, 303, 307, 308].contains(response.status) else { return response }
             guard config.followRedirects != .none else {
@@ -168,6 +175,7 @@ public final class UpstreamClient: Sendable {
                 throw SyncError(.upstreamClientError, "HTTP \(response.status) redirect to a missing or non-HTTP location", retryable: false, httpStatus: response.status)
             }
             url = next
+            if response.status != 307, response.status != 308 { body = nil }
         }
         throw SyncError(.upstreamClientError, "more than \(Self.maxRedirects) redirects", retryable: false)
     }
@@ -178,15 +186,19 @@ public final class UpstreamClient: Sendable {
         return "\(scheme)://\(url.host?.lowercased() ?? ""):\(url.port ?? (scheme == "https" ? 443 : 80))"
     }
 
-    func fetchOnce(_ target: URL, config: HTTPJSONConfig, configuredHeaders: Bool,
+    func fetchOnce(_ target: URL, body requestBody: [UInt8]? = nil, config: HTTPJSONConfig, configuredHeaders: Bool,
                    authorization: RequestAuthorization? = nil) async throws -> Response {
         let url = authorization?.apply(to: target) ?? target
         guard let host = url.host, let scheme = url.scheme?.lowercased() else {
             throw SyncError(.configInvalid, "not an absolute URL", retryable: false)
         }
         var request = try await vettedRequest(url, host: host, scheme: scheme)
-        request.method = .GET
-        request.headers.add(name: "Accept", value: "application/json")
+        request.method = requestBody == nil ? .GET : .POST
+        if let requestBody {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: requestBody))
+        }
+        request.headers.add(name: "Accept", value: config.format == .jsonl ? "application/x-ndjson, application/jsonl, application/json" : "application/json")
         request.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         request.headers.add(name: "User-Agent", value: "tributary/1")
         if configuredHeaders {

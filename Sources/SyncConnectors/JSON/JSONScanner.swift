@@ -86,6 +86,21 @@ public struct JSONScanner {
         }
     }
 
+    /// The values of the named top-level members of the (already validated) object at
+    /// `object` (the last of a repeated member; `nil` where absent).
+    public static func members(of object: Value, in document: UnsafeBufferPointer<UInt8>, named names: [String]) -> [Value?] {
+        var found = [Value?](repeating: nil, count: names.count)
+        guard object.kind == .object, !names.isEmpty else { return found }
+        let wanted = names.map { Array($0.utf8) }
+        var scanner = JSONScanner(document)
+        scanner.index = object.range.lowerBound
+        scanner.walkMembers(depth: 1) { key, value, scanner in
+            let keyRange = key.range.lowerBound + 1..<key.range.upperBound - 1
+            for i in wanted.indices where scanner.keyEquals(keyRange, wanted[i]) { found[i] = value }
+        }
+        return found
+    }
+
     /// Calls `body` with each member of the (already validated) object at `object`: its name's
     /// value (a string) and its value, in document order (a repeated name comes each time).
     public static func forEachMember(of object: Value, in document: UnsafeBufferPointer<UInt8>, _ body: (Value, Value) -> Void) {

@@ -65,14 +65,25 @@ public struct SourceContext: Sendable {
     public var gate: (any RequestGate)?
     /// The authorization of the source's credential, if it has one (docs/credentials.md).
     public var credential: (any CredentialSupplier)?
+    /// Other sources' live records, for a child stream partitioned by a parent's records.
+    public var parents: (any ParentRecords)?
     public init(source: Source, mode: SyncMode, syncID: String, gate: (any RequestGate)? = nil,
-                credential: (any CredentialSupplier)? = nil) {
+                credential: (any CredentialSupplier)? = nil, parents: (any ParentRecords)? = nil) {
+        self.parents = parents
         self.credential = credential
         self.source = source
         self.mode = mode
         self.syncID = syncID
         self.gate = gate
     }
+}
+
+/// The live records of a source, read by a child stream that runs once per parent record.
+public protocol ParentRecords: Sendable {
+    /// The id of the source named or numbered `source`; `nil` if there is none.
+    func sourceID(of source: String) async throws -> String?
+    /// Up to `limit` live records of source `sourceID` with keys after `after`, in key order.
+    func liveRecords(sourceID: String, after: String?, limit: Int) async throws -> [(key: String, data: [UInt8])]
 }
 
 /// A kind of source (`http-json`, `synthetic`, or your own).

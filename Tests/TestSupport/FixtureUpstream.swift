@@ -71,6 +71,11 @@ public final class FixtureUpstream: Sendable {
         public var query: [String: String]
         public var rawQuery: String
         public var headers: [String: String]
+        public var method: String = "GET"
+        /// A POST's body.
+        public var body: [UInt8] = []
+        /// The body parsed as JSON (`null` when it is not JSON).
+        public var json: JSONValue { (try? parseJSON(body)) ?? .null }
     }
 
     public typealias Script = @Sendable (ScriptRequest) -> Scripted
@@ -170,6 +175,7 @@ public final class FixtureUpstream: Sendable {
             router.get(RouterPath(path)) { request, _ in try await self.respond(path: path, request: request) }
         }
         router.get("/s/**") { request, _ in try await self.respondScripted(request) }
+        router.post("/s/**") { request, _ in try await self.respondScripted(request) }
         // A webhook receiver: logs each POST (faults injected on path "/hooks" answer instead).
         router.post("/hooks/**") { request, _ in try await self.respondHook(request) }
         let (running, bound) = await startLoopback(router, host: host, label: "fixture")
@@ -265,16 +271,22 @@ public final class FixtureUpstream: Sendable {
     }
 
     func respondScripted(_ request: Request) async throws -> Response {
+        var request = request
+        let body = request.method == .post ? Array(try await request.collectBody(upTo: 1 << 20).readableBytesView) : []
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         // HTTP/1.1's Host travels as the :authority pseudo-header in HTTPTypes.
         if let authority = request.head.authority { headers["host"] = authority }
         let path = request.uri.path
-        state.withLock { $0.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers)) }
+        state.withLock {
+            $0.requests.append(LoggedRequest(path: path, query: request.uri.query ?? "", at: .now, headers: headers, body: body,
+                                             method: request.method.rawValue))
+        }
         var query: [String: String] = [:]
         for (k, v) in request.uri.queryParameters { query[String(k)] = String(v) }
         guard let script = scriptHandler.withLock({ $0 }) else { return Response(status: .notFound) }
-        let answer = script(ScriptRequest(path: String(path.dropFirst(2)), query: query, rawQuery: request.uri.query ?? "", headers: headers))
+        let answer = script(ScriptRequest(path: String(path.dropFirst(2)), query: query, rawQuery: request.uri.query ?? "", headers: headers,
+                                          method: request.method.rawValue, body: body))
         if let delay = answer.delay { try await Task.sleep(for: delay) }
         var fields = HTTPFields()
         for (name, value) in answer.headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }

@@ -64,6 +64,23 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         public var start: JSONValue?
     }
 
+    /// A child stream: one read per record of another source (docs/sources.md, "Parent and child").
+    public struct Partitions: Sendable, Equatable {
+        public struct Value: Sendable, Equatable {
+            /// The placeholder name (`{account_id}`).
+            public var name: String
+            /// Where the parent record holds it.
+            public var path: JSONPointer
+        }
+        /// The parent source's name or id.
+        public var fromSource: String
+        /// Sorted by name.
+        public var values: [Value]
+        /// Record keys are the partition's values joined to the child's key, so children of two
+        /// parents never share a key; `false` keeps the child's own keys (unique upstream-wide).
+        public var scopeKeys = true
+    }
+
     public enum Format: String, Sendable, Equatable {
         case json
         /// JSON Lines (NDJSON): one record per line.
@@ -103,6 +120,7 @@ public struct HTTPJSONConfig: Sendable, Equatable {
     public var format = Format.json
     /// Only these top-level fields of each record are kept (`nil`: all).
     public var fields: [String]?
+    public var partitions: Partitions?
 
     public static func == (a: HTTPJSONConfig, b: HTTPJSONConfig) -> Bool {
         a.url == b.url && a.query.elementsEqual(b.query, by: ==) && a.headers.elementsEqual(b.headers, by: ==)
@@ -111,16 +129,17 @@ public struct HTTPJSONConfig: Sendable, Equatable {
             && a.incremental == b.incremental && a.timeoutSeconds == b.timeoutSeconds && a.maxRequestRetries == b.maxRequestRetries
             && a.requestBackoffSeconds == b.requestBackoffSeconds && a.maxRecordBytes == b.maxRecordBytes && a.maxPageBytes == b.maxPageBytes
             && a.followRedirects == b.followRedirects && a.post == b.post && a.body == b.body && a.format == b.format && a.fields == b.fields
+            && a.partitions == b.partitions
     }
 
     static let knownKeys: Set<String> = [
         "url", "query", "headers", "records_path", "primary_key", "pagination", "incremental", "timeout_seconds",
         "max_request_retries", "request_backoff_seconds", "max_record_bytes", "max_page_bytes", "follow_redirects",
-        "method", "body", "format", "fields",
+        "method", "body", "format", "fields", "partitions",
     ]
 
     /// The placeholder names this config's requests can fill.
-    var placeholderNames: Set<String> { Set(RequestTemplate.syncNames) }
+    var placeholderNames: Set<String> { Set(RequestTemplate.syncNames + (partitions?.values.map(\.name) ?? [])) }
 
     /// Whether `{name}` is written in the URL, a query value or the body.
     func usesPlaceholder(_ name: String) -> Bool {
@@ -135,7 +154,11 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         var errors: [FieldError] = []
         func err(_ field: String, _ message: String) { errors.append(FieldError("config.\(field)", message)) }
         for key in config.keys where !knownKeys.contains(key) { err(key, "unknown field") }
-        let known = Set(RequestTemplate.syncNames)
+        var partitions: Partitions?
+        if let value = config["partitions"], !value.isNull {
+            partitions = parsePartitions(value, err: err)
+        }
+        let known = Set(RequestTemplate.syncNames + (partitions?.values.map(\.name) ?? []))
 
         var url = URL(string: "http://invalid")!
         if let raw = config["url"]?.stringValue, let parsed = Self.parseURLTemplate(raw, known: known) {
@@ -231,6 +254,9 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         }
         if let body { used.formUnion(RequestTemplate.bodyNames(body, known: known)) }
         used.formUnion(embedded)
+        for value in partitions?.values ?? [] where !used.contains(value.name) {
+            err("partitions.values.\(value.name)", "is not used: place {\(value.name)} in the URL, query or body")
+        }
 
         var pagination = Pagination.none
         var stop = Stop()
@@ -319,6 +345,7 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         parsed.body = body
         parsed.format = format
         parsed.fields = fields
+        parsed.partitions = partitions
         return .success(parsed)
     }
 
@@ -427,6 +454,39 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         return (pagination, stop)
     }
 
+    private static func parsePartitions(_ value: JSONValue, err: (String, String) -> Void) -> Partitions? {
+        guard let o = value.objectValue else {
+            err("partitions", "must be an object with from_source and values")
+            return nil
+        }
+        for key in o.keys where !["from_source", "values", "scope_keys"].contains(key) { err("partitions.\(key)", "unknown field") }
+        let from = o["from_source"]?.stringValue ?? ""
+        if from.isEmpty || from.utf8.count > 200 { err("partitions.from_source", "is required: the name or id of the parent source") }
+        var values: [Partitions.Value] = []
+        if let members = o["values"]?.objectValue, !members.isEmpty, members.count <= 8 {
+            for (name, raw) in members.sorted(by: { $0.key < $1.key }) {
+                let valid = name.utf8.count <= 64 && name.utf8.first.map { $0 == UInt8(ascii: "_") || ($0 >= 97 && $0 <= 122) } == true
+                    && name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) }
+                if !valid || RequestTemplate.syncNames.contains(name) {
+                    err("partitions.values.\(name)", "must be a lowercase name (a-z, 0-9, _) other than \(RequestTemplate.syncNames.joined(separator: ", "))")
+                    continue
+                }
+                guard let text = raw.stringValue, let path = JSONPointer(text), !path.tokens.isEmpty else {
+                    err("partitions.values.\(name)", "must be a JSON pointer into the parent record, such as \"/id\"")
+                    continue
+                }
+                values.append(.init(name: name, path: path))
+            }
+        } else {
+            err("partitions.values", "must map 1 to 8 placeholder names to JSON pointers into the parent record, such as {\"account_id\": \"/id\"}")
+        }
+        var scope = true
+        if let raw = o["scope_keys"] {
+            if let b = raw.boolValue { scope = b } else { err("partitions.scope_keys", "must be true or false") }
+        }
+        return Partitions(fromSource: from, values: values, scopeKeys: scope)
+    }
+
     private static func parseIncremental(_ o: JSONObject, used: Set<String>, err: (String, String) -> Void) -> Incremental {
         let field = o["cursor_field"]?.stringValue ?? ""
         if field.isEmpty { err("incremental.cursor_field", "is required") }
@@ -478,7 +538,7 @@ public struct HTTPJSONConfig: Sendable, Equatable {
         for (k, v) in query { text += "\u{0}q\u{0}\(k)\u{0}\(v)" }
         text += "\u{0}r\u{0}\(recordsPath.description)\u{0}k\u{0}\(primaryKey.joined(separator: "\u{0}"))"
         text += "\u{0}p\u{0}\(pagination)\u{0}s\u{0}\(stop)\u{0}e\u{0}\(recordsEach)\u{0}m\u{0}\(post)\u{0}\(body.map { String(decoding: JSONWriter.bytes($0), as: UTF8.self) } ?? "")"
-        text += "\u{0}f\u{0}\(format)\u{0}\(fields ?? [])"
+        text += "\u{0}f\u{0}\(format)\u{0}\(fields ?? [])\u{0}\(partitions.map { "\($0)" } ?? "")"
         if let incremental { text += "\u{0}i\u{0}\(incremental)" }
         let hash = UInt64(bitPattern: ContentHash.of(Array(text.utf8)))
         return String(hash, radix: 16)

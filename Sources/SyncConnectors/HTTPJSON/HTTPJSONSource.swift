@@ -48,12 +48,9 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         case .failure(let f):
             throw SyncError(.configInvalid, f.errors.map { "\($0.field) \($0.message)" }.joined(separator: "; "), retryable: false)
         }
-        // A full sync that read no cursor value saves `null`: nothing to start from.
-        let saved = context.source.state["cursor"].flatMap { $0.isNull ? nil : $0 }
         return HTTPJSONSource(
             config: config, client: client, gate: context.gate, credential: context.credential,
-            since: context.mode == .incremental ? saved : nil,
-            savedCursor: saved, full: context.mode == .full)
+            state: context.source.state, full: context.mode == .full, parents: context.parents, sourceID: context.source.id)
     }
 }
 
@@ -79,43 +76,180 @@ struct HTTPJSONSource: SyncSource {
     let client: UpstreamClient
     let gate: (any RequestGate)?
     let credential: (any CredentialSupplier)?
-    let since: JSONValue?
-    let savedCursor: JSONValue?
+    /// The source's saved state when the attempt started: `cursor`, or with partitions
+    /// `cursor@<partition>` per partition.
+    let state: JSONObject
     /// A full sync reads everything: its largest cursor value replaces the saved one, lower
     /// or not, so one bad value (`2099-12-31`) does not hold every later incremental sync.
     let full: Bool
+    let parents: (any ParentRecords)?
+    let sourceID: String
     let readFingerprint: String
-    /// Pages and cursors requested in this attempt, to catch a pagination cycle.
+    /// Pages and cursors requested in this attempt (in this partition), to catch a pagination cycle.
     let visited = VisitedSet()
     /// The pages read so far (and those the checkpoint carries), to catch an upstream serving one again.
     let seenPages = SeenPages()
+    /// The parent source's id, once looked up.
+    private let parentID = ParentID()
+    private final class ParentID: Sendable {
+        let value = Mutex<String?>(nil)
+    }
 
     init(config: HTTPJSONConfig, client: UpstreamClient, gate: (any RequestGate)?, credential: (any CredentialSupplier)? = nil,
-         since: JSONValue?, savedCursor: JSONValue?, full: Bool = false) {
+         state: JSONObject, full: Bool = false, parents: (any ParentRecords)? = nil, sourceID: String = "") {
         self.credential = credential
         self.config = config
         self.client = client
         self.gate = gate
-        self.since = since
-        self.savedCursor = savedCursor
+        self.state = state
         self.full = full
+        self.parents = parents
+        self.sourceID = sourceID
         readFingerprint = config.readFingerprint
     }
 
+    /// Where one read happens: the whole source, or one partition of a child stream.
+    struct Scope {
+        /// The partition's placeholder values; empty without partitions.
+        var values: [String: JSONValue] = [:]
+        /// The partition's identity (its values as a record key); `nil` without partitions.
+        var id: String?
+        /// The parent record's key (where the walk over the parents continues).
+        var parentKey: String?
+
+        var cursorStateKey: String { id.map { "cursor@" + $0 } ?? "cursor" }
+
+        var json: JSONValue {
+            .object(["values": .object(values), "id": id.map(JSONValue.string) ?? .null, "parent": parentKey.map(JSONValue.string) ?? .null])
+        }
+
+        init() {}
+
+        init(values: [String: JSONValue], parentKey: String, order: [String]) {
+            self.values = values
+            self.parentKey = parentKey
+            let parts = order.compactMap { values[$0].flatMap(JSONValue.scalarText) }.map(RecordKey.Part.string)
+            id = parts.count == 1 ? RecordKey.single(parts[0]) : RecordKey.encode(parts)
+        }
+
+        /// A scope as a checkpoint carries it; `nil` for anything that does not read back.
+        init?(checkpoint value: JSONValue?, order: [String]) {
+            guard let o = value?.objectValue, let values = o["values"]?.objectValue, let parent = o["parent"]?.stringValue,
+                  Set(values.keys) == Set(order), values.values.allSatisfy({ JSONValue.scalarText($0) != nil }) else { return nil }
+            self.init(values: values, parentKey: parent, order: order)
+        }
+    }
+
+    /// The saved cursor of a scope (a full sync that read no cursor value saved `null`).
+    func savedCursor(_ scope: Scope) -> JSONValue? { state[scope.cursorStateKey].flatMap { $0.isNull ? nil : $0 } }
+
     func readPage(_ request: PageRequest) async throws -> SourcePage {
-        var checkpoint = request.checkpoint?.objectValue
+        guard let partitions = config.partitions else {
+            return try await readPage(request, checkpoint: request.checkpoint?.objectValue, scope: Scope())
+        }
+        // A child stream: the checkpoint is `{read, partition, inner}`, `inner` the checkpoint
+        // of the read inside the partition (`null` at its start).
+        var outer = request.checkpoint?.objectValue
+        if outer?["read"]?.stringValue != readFingerprint { outer = nil }
+        let order = partitions.values.map(\.name)
+        var skipped: [RecordError] = []
+        let scope: Scope
+        if let saved = Scope(checkpoint: outer?["partition"], order: order) {
+            scope = saved
+        } else {
+            outer = nil
+            guard let first = try await nextPartition(after: nil, partitions, request: request, skipped: &skipped) else {
+                return SourcePage(records: [], recordErrors: skipped, bytesRead: 0, next: nil)
+            }
+            scope = first
+        }
+        let inner = outer?["inner"]?.objectValue
+        if inner == nil || request.pageInAttempt == 1 {
+            // A partition starts afresh: pages and cursors of another partition are not repeats.
+            seenPages.reset()
+            visited.reset()
+        }
+        var page = try await readPage(request, checkpoint: inner, scope: scope)
+        page.recordErrors = skipped + page.recordErrors
+        if partitions.scopeKeys, let id = scope.id {
+            // The partition joined to the child's key: two parents' children never share one.
+            let prefix = RecordKey.Part.string(id)
+            func scoped(_ key: String) -> String { RecordKey.encode([prefix, .string(key)]) }
+            page.records = page.records.map { SourceRecord(key: scoped($0.key), data: $0.data) }
+            page.recordErrors = page.recordErrors.map { error in
+                var e = error
+                e.recordKey = error.recordKey.map(scoped)
+                return e
+            }
+        }
+        if let next = page.next {
+            page.next = .object(["read": .string(readFingerprint), "partition": scope.json, "inner": next])
+        } else if let following = try await nextPartition(after: scope.parentKey, partitions, request: request, skipped: &page.recordErrors) {
+            page.next = .object(["read": .string(readFingerprint), "partition": following.json, "inner": .null])
+        }
+        return page
+    }
+
+    /// The partition of the first live parent record after `after` that holds every value.
+    private func nextPartition(after: String?, _ partitions: HTTPJSONConfig.Partitions, request: PageRequest,
+                               skipped: inout [RecordError]) async throws -> Scope? {
+        guard let parents else { throw SyncError(.configInvalid, "partitions need the record store, which this node does not give its sources", retryable: false) }
+        let parent: String
+        if let known = parentID.value.withLock({ $0 }) {
+            parent = known
+        } else {
+            guard let found = try await parents.sourceID(of: partitions.fromSource) else {
+                throw SyncError(.configInvalid, "partitions.from_source names no source (\(partitions.fromSource.prefix(200)))", retryable: false)
+            }
+            guard found != sourceID else { throw SyncError(.configInvalid, "partitions.from_source names this source itself", retryable: false) }
+            parentID.value.withLock { $0 = found }
+            parent = found
+        }
+        var cursor = after
+        while true {
+            let batch = try await parents.liveRecords(sourceID: parent, after: cursor, limit: 64)
+            for record in batch {
+                cursor = record.key
+                var values: [String: JSONValue] = [:]
+                record.data.withUnsafeBufferPointer { buffer in
+                    guard let found = try? JSONScanner.locate(partitions.values.map(\.path), in: buffer) else { return }
+                    for (value, at) in zip(partitions.values, found) {
+                        guard let at else { continue }
+                        switch at.kind {
+                        case .string: if let text = JSONScanner.string(at, in: buffer, strict: true), !text.isEmpty { values[value.name] = .string(text) }
+                        case .number: values[value.name] = .string(JSONScanner.literal(at, in: buffer))
+                        default: break
+                        }
+                    }
+                }
+                guard values.count == partitions.values.count else {
+                    skipped.append(RecordError(page: request.pageNumber, recordKey: nil,
+                                               message: "parent record \(record.key.prefix(200)) has no string or number at every partition value (\(partitions.values.map(\.path.description).joined(separator: ", "))): skipped"))
+                    if skipped.count > 1000 { skipped.removeFirst() }
+                    continue
+                }
+                return Scope(values: values, parentKey: record.key, order: partitions.values.map(\.name))
+            }
+            if batch.count < 64 { return nil }
+        }
+    }
+
+    /// One page of one scope's read.
+    func readPage(_ request: PageRequest, checkpoint startCheckpoint: JSONObject?, scope: Scope) async throws -> SourcePage {
+        var checkpoint = startCheckpoint
         if let read = checkpoint?["read"]?.stringValue, read != readFingerprint {
             // Started under another config: keep what the sync filters by, read from the start.
             checkpoint = checkpoint?.filter { $0.key == "since" || $0.key == "max_cursor" }
         }
-        let since = checkpoint == nil ? self.since : checkpoint?["since"].flatMap { $0.isNull ? nil : $0 }
+        let saved = savedCursor(scope)
+        let since = checkpoint == nil ? (full ? nil : saved) : checkpoint?["since"].flatMap { $0.isNull ? nil : $0 }
         // A full sync's running maximum starts from nothing; an incremental one's from the saved cursor.
-        let previousMax = checkpoint == nil ? (full ? nil : savedCursor) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
+        let previousMax = checkpoint == nil ? (full ? nil : saved) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
         // The end of the window a closed-range upstream is asked for: when the sync started.
         let until = checkpoint?["until"]?.exactNumber?.truncatedInteger(scale: 0) ?? Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-        let prepared = try pageRequest(checkpoint: checkpoint, since: since, until: until)
+        let prepared = try pageRequest(checkpoint: checkpoint, since: since, until: until, scope: scope)
         let url = prepared.url
-        if request.pageInAttempt == 1 { seenPages.seed(checkpoint?["seen"]) }
+        if request.pageInAttempt == 1 || startCheckpoint == nil { seenPages.seed(checkpoint?["seen"]) }
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
@@ -127,7 +261,7 @@ struct HTTPJSONSource: SyncSource {
         // again from the credential when that page is asked for.
         do {
             var page = try readPage(request, response: response, url: url, checkpoint: checkpoint, since: since,
-                                    previousMax: previousMax, currentCursor: currentCursor, until: until)
+                                    previousMax: previousMax, currentCursor: currentCursor, until: until, scope: scope, saved: saved)
             if !response.sentSecrets.isEmpty { page.next = page.next.map { SecretRedaction.mask($0, values: response.sentSecrets) } }
             return page
         } catch var error as SyncError where !response.sentSecrets.isEmpty {
@@ -138,7 +272,7 @@ struct HTTPJSONSource: SyncSource {
 
     /// The page from the upstream's answer.
     private func readPage(_ request: PageRequest, response: UpstreamClient.Response, url: URL, checkpoint: JSONObject?, since: JSONValue?,
-                          previousMax: JSONValue?, currentCursor: String?, until: Int64) throws -> SourcePage {
+                          previousMax: JSONValue?, currentCursor: String?, until: Int64, scope: Scope, saved savedCursor: JSONValue?) throws -> SourcePage {
         let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
         func cycle(_ what: String) -> SyncError {
@@ -158,9 +292,12 @@ struct HTTPJSONSource: SyncSource {
         // The records read in this sync so far, for total_path.
         let count = (checkpoint?["count"]?.intValue ?? 0).addingSaturated(parsed.elementCount)
         if config.stop.totalPath != nil { next?["count"] = .number(Double(count)) }
+        // Pages of this read (of this partition, in a child stream), for max_pages.
+        let pagesRead = (checkpoint?["pages"]?.intValue ?? 0).addingSaturated(1)
+        if config.stop.maxPages != nil { next?["pages"] = .number(Double(pagesRead)) }
         let stop = config.stop
         let stopped = parsed.stopMatched || (parsed.total.map { count >= $0 } ?? false)
-            || (stop.maxPages.map { request.pageNumber >= $0 } ?? false) || (stop.onEmptyPage && parsed.elementCount == 0)
+            || (stop.maxPages.map { pagesRead >= $0 } ?? false) || (stop.onEmptyPage && parsed.elementCount == 0)
         switch config.pagination {
         case _ where stopped:
             next = nil
@@ -225,9 +362,9 @@ struct HTTPJSONSource: SyncSource {
         if full, config.incremental != nil, cursorMayMove {
             // What this full sync read is the truth, lower than the saved cursor or not; a
             // completed full sync that read no cursor value leaves none.
-            if runningMax != nil || next == nil { state = ["cursor": runningMax ?? .null] }
+            if runningMax != nil || next == nil { state = [scope.cursorStateKey: runningMax ?? .null] }
         } else if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!, time: timeCursor) {
-            state = ["cursor": runningMax]
+            state = [scope.cursorStateKey: runningMax]
         }
         return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: response.body.count,
                           next: next.map(JSONValue.object), sourceState: state)
@@ -246,8 +383,8 @@ struct HTTPJSONSource: SyncSource {
     }
 
     /// The values the placeholders and parameters of this page's request take.
-    func placeholderValues(checkpoint: JSONObject?, since: JSONValue?, until: Int64) throws -> [String: JSONValue] {
-        var values: [String: JSONValue] = [:]
+    func placeholderValues(checkpoint: JSONObject?, since: JSONValue?, until: Int64, scope: Scope) throws -> [String: JSONValue] {
+        var values = scope.values
         if let incremental = config.incremental {
             // A saved cursor, less the lookback; or the configured start.
             if let cursor = since ?? incremental.start {
@@ -277,8 +414,8 @@ struct HTTPJSONSource: SyncSource {
     }
 
     /// The request for the page the checkpoint names.
-    func pageRequest(checkpoint: JSONObject?, since: JSONValue?, until: Int64) throws -> PreparedRequest {
-        let values = try placeholderValues(checkpoint: checkpoint, since: since, until: until)
+    func pageRequest(checkpoint: JSONObject?, since: JSONValue?, until: Int64, scope: Scope) throws -> PreparedRequest {
+        let values = try placeholderValues(checkpoint: checkpoint, since: since, until: until, scope: scope)
         let known = config.placeholderNames
         var body: [UInt8]?
         if config.post {
@@ -334,8 +471,9 @@ struct HTTPJSONSource: SyncSource {
     }
 }
 
-/// What a page is compared on with the pages before it: its bytes, and its record keys in
-/// order (compared as bytes), each as a length and a 64-bit hash.
+/// What a page is compared on with the pages before it: its bytes, and its first and last
+/// record keys (compared as bytes: a page whose middle changed is still the same page),
+/// each as a length and a 64-bit hash.
 struct PageSignature: Sendable {
     var bodyLength: Int
     var bodyHash: Int64
@@ -423,7 +561,7 @@ final class SeenPages: Sendable {
     static let limit = 100_000
     static let carried = 16
     private struct BodyKey: Hashable { var length: Int; var hash: Int64 }
-    private struct KeysKey: Hashable { var count: Int; var hash: Int64 }
+    private struct KeysKey: Hashable { var hash: Int64 }
     private struct State {
         var bodies: [BodyKey: Int] = [:]
         var keys: [KeysKey: Int] = [:]
@@ -437,8 +575,8 @@ final class SeenPages: Sendable {
             if s.bodies.count >= Self.limit { s = State() }
             let body = BodyKey(length: page.bodyLength, hash: page.bodyHash)
             if let earlier = s.bodies[body] { return "page \(earlier): the same bytes" }
-            let keys = KeysKey(count: page.keyCount, hash: page.keysHash)
-            if page.keyCount > 0, let earlier = s.keys[keys] { return "page \(earlier): the same \(page.keyCount) record keys in the same order" }
+            let keys = KeysKey(hash: page.keysHash)
+            if page.keyCount > 0, let earlier = s.keys[keys] { return "page \(earlier): the same first and last record keys" }
             Self.insert(&s, page, number: number)
             return nil
         }
@@ -446,10 +584,13 @@ final class SeenPages: Sendable {
 
     private static func insert(_ s: inout State, _ page: PageSignature, number: Int) {
         s.bodies[BodyKey(length: page.bodyLength, hash: page.bodyHash)] = number
-        if page.keyCount > 0 { s.keys[KeysKey(count: page.keyCount, hash: page.keysHash)] = number }
+        if page.keyCount > 0 { s.keys[KeysKey(hash: page.keysHash)] = number }
         s.recent.append(PageSignature.Carried(page: number, signature: page))
         if s.recent.count > carried { s.recent.removeFirst(s.recent.count - carried) }
     }
+
+    /// Forgets every page (a new partition of a child stream starts).
+    func reset() { state.withLock { $0 = State() } }
 
     /// The pages a checkpoint carries, remembered before this attempt reads its first page.
     func seed(_ value: JSONValue?) {
@@ -480,6 +621,8 @@ final class VisitedSet: Sendable {
     }
 
     func contains(_ value: String) -> Bool { seen.withLock { $0.contains(BytewiseString(value).hashValue) } }
+
+    func reset() { seen.withLock { $0.removeAll(keepingCapacity: true) } }
 }
 
 /// Query strings with RFC 3986 unreserved characters only (so `+` in a timestamp stays a plus).

@@ -8,6 +8,7 @@ import SyncStore
 /// checkpoint, heartbeats the lease, watches for cancels, and records the outcome.
 struct SyncRunner {
     let store: any WorkQueue
+    let parents: any ParentRecords
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
@@ -62,7 +63,7 @@ struct SyncRunner {
             }
             let source = try kind.makeSource(SourceContext(
                 source: claimed.source, mode: claimed.sync.mode, syncID: claimed.sync.id, gate: budgets.gate(for: live),
-                credential: claimed.source.credential.map { credentials.supplier(for: $0) }))
+                credential: claimed.source.credential.map { credentials.supplier(for: $0) }, parents: parents))
             let checkpoint = claimed.sync.checkpoint
             var pageNumber = claimed.sync.progress.pages
             var pageInAttempt = 1

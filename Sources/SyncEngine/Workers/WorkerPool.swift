@@ -6,13 +6,17 @@ import SyncConnectors
 import SyncCore
 import SyncStore
 
+/// What a node's workers use of the store: the queue, request budgets, the cluster's
+/// registry, credentials, and the record store that child streams read their parents from.
+public typealias WorkerStore = WorkQueue & RateLimitStore & ClusterRegistry & CredentialVault & RecordReader & SourceCatalog
+
 /// The node's workers: up to `workers` syncs at once, claimed in batches as workers free up.
 ///
 /// A `Service`: on graceful shutdown it stops claiming, stops its running syncs
 /// at their last committed checkpoint and hands them back as `queued`
 /// (docs/architecture.md invariant 5), then returns.
 public final class WorkerPool: Service, WorkerStatus, Sendable {
-    let store: any WorkQueue & RateLimitStore & ClusterRegistry & CredentialVault
+    let store: any WorkerStore
     let kinds: SourceKindRegistry
     let configuration: EngineConfiguration
     let logger: Logger
@@ -24,7 +28,7 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
     let metrics: TributaryMetrics
 
     public init(
-        store: any WorkQueue & RateLimitStore & ClusterRegistry & CredentialVault, kinds: SourceKindRegistry, configuration: EngineConfiguration,
+        store: any WorkerStore, kinds: SourceKindRegistry, configuration: EngineConfiguration,
         wakeUp: WakeUpSignal = WakeUpSignal(), logger: Logger = Logger(label: "tributary.workers"),
         metrics: TributaryMetrics = .discarding(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
@@ -78,7 +82,8 @@ public final class WorkerPool: Service, WorkerStatus, Sendable {
         }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                let runner = SyncRunner(store: store, kinds: kinds, configuration: configuration, logger: logger, random: random, metrics: metrics,
+                let runner = SyncRunner(store: store, parents: StoreParentRecords(store: store), kinds: kinds, configuration: configuration,
+                                        logger: logger, random: random, metrics: metrics,
                                         budgets: budgets, credentials: credentials)
                 // One dispatcher claims as many syncs as there are free workers, in one round trip
                 // on PostgreSQL (a claim per sync was the queue's ceiling: docs/benchmarks.md), and

@@ -269,6 +269,36 @@ struct HTTPJSONShapeTests {
         }
     }
 
+    /// A JSON Lines answer larger than a page is read in pieces of whole lines, each committed
+    /// with the number of lines it reached; an answer that breaks off is asked for again by the
+    /// next attempt, which skips the committed lines: every record once, exact counts.
+    @Test(arguments: StoreBackend.allCases)
+    func aLargeJSONLinesAnswerIsReadInPiecesAndResumedByLine(_ backend: StoreBackend) async throws {
+        try await withHTTPNode(items: 0, backend: backend) { client, fixture, _ in
+            let count = 60_000
+            let body = (1...count).map { #"{"id":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}"# }.joined(separator: "\n") + "\n"
+            let cut = Mutex(true)
+            fixture.script { _ in
+                var answer = FixtureUpstream.Scripted(headers: [("Content-Type", "application/x-ndjson")], body: body)
+                // The first answer breaks off past its first pieces, once.
+                if cut.withLock({ let first = $0; $0 = false; return first }) { answer.cutAfter = 10_500_000 }
+                return answer
+            }
+            _ = try await client.createHTTPSource("big", #"""
+                {"url": "\#(fixture.baseURL)/s/export.jsonl", "format": "jsonl", "primary_key": "id", "max_request_retries": 0}
+                """#, extra: #", "retry": {"max_attempts": 3, "initial_delay_seconds": 0.1}"#)
+            let sync = try await client.runSync("big", timeout: .seconds(120))
+            #expect(sync["status"] == .string("completed"), "\(sync)")
+            #expect(sync["attempts"]?.arrayValue?.count == 2, "\(sync)")
+            #expect(sync["result"]?["records_created"]?.intValue == count, "\(sync)")
+            #expect(sync["result"]?["records_read"]?.intValue == count, "\(sync)")
+            #expect((sync["result"]?["pages"]?.intValue ?? 0) >= 4, "\(sync)")
+            #expect(fixture.requests.count == 2)
+            #expect(fixture.requests.allSatisfy { $0.headers["accept-encoding"] == "identity" })
+            #expect(try await client.allRecords("big").count == count)
+        }
+    }
+
     @Test func configProblemsAreNamedFieldByField() async throws {
         try await withHTTPNode(items: 0) { client, _, _ in
             let cases: [(String, String)] = [

@@ -54,6 +54,8 @@ public final class FixtureUpstream: Sendable {
         public var delay: Duration?
         /// The body as bytes (instead of `body`), e.g. a gzip stream.
         public var bytes: [UInt8]?
+        /// Send this many bytes of the body, then cut the connection (an answer that breaks off).
+        public var cutAfter: Int?
         public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: String,
                     trickle: Duration? = nil, delay: Duration? = nil) {
             self.status = status
@@ -290,6 +292,18 @@ public final class FixtureUpstream: Sendable {
         if let delay = answer.delay { try await Task.sleep(for: delay) }
         var fields = HTTPFields()
         for (name, value) in answer.headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        if let cut = answer.cutAfter {
+            let bytes = answer.bytes ?? Array(answer.body.utf8)
+            return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody { writer in
+                var at = 0
+                while at < min(cut, bytes.count) {
+                    let end = min(at + 65_536, cut, bytes.count)
+                    try await writer.write(ByteBuffer(bytes: bytes[at..<end]))
+                    at = end
+                }
+                throw CancellationError()
+            })
+        }
         guard let trickle = answer.trickle else {
             let buffer = answer.bytes.map { ByteBuffer(bytes: $0) } ?? ByteBuffer(string: answer.body)
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: buffer))

@@ -89,6 +89,8 @@ struct HTTPJSONSource: SyncSource {
     let visited = VisitedSet()
     /// The pages read so far (and those the checkpoint carries), to catch an upstream serving one again.
     let seenPages = SeenPages()
+    /// The JSON Lines answer being read, between its pages.
+    let lines = LineStreamSlot()
     /// The parent source's id, once looked up.
     private let parentID = ParentID()
     private final class ParentID: Sendable {
@@ -253,6 +255,18 @@ struct HTTPJSONSource: SyncSource {
         visited.insert(url.absoluteString)
         let currentCursor = checkpoint?["cursor"]?.stringValue
         if let currentCursor { visited.insert("cursor:" + currentCursor) }
+        if config.format == .jsonl {
+            var secrets: [String] = []
+            do {
+                var page = try await readLines(request, prepared: prepared, checkpoint: checkpoint, since: since, previousMax: previousMax,
+                                               currentCursor: currentCursor, until: until, scope: scope, saved: saved, sentSecrets: &secrets)
+                if !secrets.isEmpty { page.next = page.next.map { SecretRedaction.mask($0, values: secrets) } }
+                return page
+            } catch var error as SyncError where !secrets.isEmpty {
+                error.message = SecretRedaction.mask(error.message, values: secrets)
+                throw error
+            }
+        }
         let response = try await client.get(url, body: prepared.body, config: config, gate: gate, credential: credential)
         try Task.checkCancellation()
         // What the upstream echoes of the credential's secrets (a key in its next links, in
@@ -270,10 +284,70 @@ struct HTTPJSONSource: SyncSource {
         }
     }
 
-    /// The page from the upstream's answer.
+    /// The pieces of a JSON Lines answer in which the engine gets it: about this many bytes of whole lines.
+    static let linePieceBytes = 4 << 20
+
+    /// The next piece of a JSON Lines answer as a page: one of several while the answer goes
+    /// on (its checkpoint names the lines committed), the answer's last piece as its page
+    /// (whose checkpoint names the next request, as any page's does).
+    private func readLines(_ request: PageRequest, prepared: PreparedRequest, checkpoint: JSONObject?, since: JSONValue?, previousMax: JSONValue?,
+                           currentCursor: String?, until: Int64, scope: Scope, saved: JSONValue?, sentSecrets: inout [String]) async throws -> SourcePage {
+        let committed = checkpoint?["lines"]?.intValue ?? 0
+        var open: OpenLines
+        if let live = lines.open, live.url == prepared.url.absoluteString, live.lines == committed {
+            open = live
+        } else {
+            lines.open = nil
+            let response = try await client.get(prepared.url, body: prepared.body, stream: true, config: config, gate: gate, credential: credential)
+            try Task.checkCancellation()
+            open = OpenLines(url: prepared.url.absoluteString, response: response)
+            sentSecrets = response.sentSecrets
+            try await open.skip(committed, timeout: config.timeoutSeconds)
+        }
+        sentSecrets = open.response.sentSecrets
+        let piece = try await open.nextPiece(target: Self.linePieceBytes, maxLine: config.maxPageBytes, timeout: config.timeoutSeconds)
+        let response = open.response
+        var parsed = try PageParser(config: config).parse(piece.bytes, pageNumber: request.pageNumber, status: response.status)
+        // What this answer has given so far, over its pieces.
+        let elements = (checkpoint?["elements"]?.intValue ?? 0).addingSaturated(parsed.elementCount)
+        let firstKey = checkpoint?["first_key"]?.stringValue ?? parsed.records.first?.key
+        let lastKey = parsed.records.last?.key ?? checkpoint?["last_key"]?.stringValue
+        let lastValue = parsed.paginationValue ?? checkpoint?["last_value"]?.stringValue
+        var runningMax = previousMax
+        if let pageMax = parsed.maxCursor { runningMax = runningMax.map { CursorOrder.max($0, pageMax, time: timeCursor) } ?? pageMax }
+        if !piece.end {
+            lines.open = open
+            var next = checkpoint ?? [:]
+            next["read"] = .string(readFingerprint)
+            next["since"] = since ?? .null
+            if usesUntil { next["until"] = .number(Double(until)) }
+            next["lines"] = .number(Double(open.lines))
+            next["elements"] = .number(Double(elements))
+            next["max_cursor"] = runningMax ?? .null
+            next["first_key"] = firstKey.map(JSONValue.string) ?? .null
+            next["last_key"] = lastKey.map(JSONValue.string) ?? .null
+            next["last_value"] = lastValue.map(JSONValue.string) ?? .null
+            return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: piece.bytes.count, next: .object(next))
+        }
+        lines.open = nil
+        // The answer's end: the page rules see the whole answer (its element count, its last
+        // record, its first and last keys and size as its signature).
+        parsed.elementCount = elements
+        parsed.paginationValue = lastValue
+        parsed.maxCursor = runningMax
+        let fingerprint = Array("\(firstKey ?? "")\u{0}\(lastKey ?? "")\u{0}\(elements)\u{0}\(open.bytesRead)".utf8)
+        let keys = [firstKey, lastKey].compactMap { $0 }
+        return try readPage(request, response: response, url: prepared.url, checkpoint: checkpoint, since: since, previousMax: previousMax,
+                            currentCursor: currentCursor, until: until, scope: scope, saved: saved,
+                            parsedPiece: parsed, signature: PageSignature(body: fingerprint, keys: keys), bytesRead: piece.bytes.count)
+    }
+
+    /// The page from the upstream's answer (or, for a JSON Lines answer read in pieces, from
+    /// its last piece: `parsedPiece`, with the answer's `signature`).
     private func readPage(_ request: PageRequest, response: UpstreamClient.Response, url: URL, checkpoint: JSONObject?, since: JSONValue?,
-                          previousMax: JSONValue?, currentCursor: String?, until: Int64, scope: Scope, saved savedCursor: JSONValue?) throws -> SourcePage {
-        let parsed = try PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
+                          previousMax: JSONValue?, currentCursor: String?, until: Int64, scope: Scope, saved savedCursor: JSONValue?,
+                          parsedPiece: PageParser.Parsed? = nil, signature pieceSignature: PageSignature? = nil, bytesRead: Int? = nil) throws -> SourcePage {
+        let parsed = try parsedPiece ?? PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
         func cycle(_ what: String) -> SyncError {
             SyncErrorFactory.invalidResponse("the upstream's next \(what) was already read in this sync (a pagination loop)", status: response.status)
@@ -282,7 +356,8 @@ struct HTTPJSONSource: SyncSource {
         // counts up), a page that repeats one read before in this attempt is a loop: an
         // upstream ignoring the page parameter, answering past the end with its last page, or
         // alternating between pages.
-        let signature = PageSignature(body: response.body, keys: parsed.records.isEmpty ? [] : [parsed.records[0].key, parsed.records[parsed.records.count - 1].key])
+        let signature = pieceSignature
+            ?? PageSignature(body: response.body, keys: parsed.records.isEmpty ? [] : [parsed.records[0].key, parsed.records[parsed.records.count - 1].key])
         if let repeated = seenPages.record(signature, number: request.pageNumber) {
             throw SyncErrorFactory.invalidResponse(
                 "page \(request.pageNumber) repeats \(repeated): the upstream ignores the pagination parameter or serves a page again", status: response.status)
@@ -366,7 +441,7 @@ struct HTTPJSONSource: SyncSource {
         } else if cursorMayMove, let runningMax, savedCursor == nil || CursorOrder.isGreater(runningMax, than: savedCursor!, time: timeCursor) {
             state = [scope.cursorStateKey: runningMax]
         }
-        return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: response.body.count,
+        return SourcePage(records: parsed.records, recordErrors: parsed.recordErrors, bytesRead: bytesRead ?? response.body.count,
                           next: next.map(JSONValue.object), sourceState: state)
     }
 

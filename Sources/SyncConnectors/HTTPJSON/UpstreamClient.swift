@@ -50,6 +50,9 @@ public final class UpstreamClient: Sendable {
         public var url: URL
         /// The credential's secret values this request carried (to mask in what it answered).
         public var sentSecrets: [String] = []
+        /// The body still to be read, when it was asked for as a stream (and came unencoded):
+        /// `body` is then empty.
+        public var stream: HTTPClientResponse.Body?
     }
 
     /// GETs `url` with the in-attempt retries; returns a 2xx response or throws a ``SyncError``.
@@ -63,7 +66,10 @@ public final class UpstreamClient: Sendable {
     /// again, without counting as a retry.
     ///
     /// With a `body`, the request is a `POST` of that JSON (a search endpoint, GraphQL).
-    public func get(_ url: URL, body: [UInt8]? = nil, config: HTTPJSONConfig, gate: (any RequestGate)?,
+    ///
+    /// With `stream`, a 2xx answer without a content coding comes back with its body unread
+    /// (``Response/stream``), for the caller to read in bounded pieces.
+    public func get(_ url: URL, body: [UInt8]? = nil, stream: Bool = false, config: HTTPJSONConfig, gate: (any RequestGate)?,
                     credential: (any CredentialSupplier)? = nil) async throws -> Response {
         var attempt = 0
         var reauthorized: RequestAuthorization?
@@ -77,7 +83,7 @@ public final class UpstreamClient: Sendable {
                 // that sends its headers and then a byte a second is cut off like a silent one.
                 let response = try await withDeadline(.milliseconds(Int64(config.timeoutSeconds * 1000)),
                                                       onTimeout: { HTTPClientError.deadlineExceeded }) {
-                    try await self.fetchFollowingRedirects(url, body: body, config: config, authorization: authorization)
+                    try await self.fetchFollowingRedirects(url, body: body, stream: stream, config: config, authorization: authorization)
                 }
                 if let gate, let until = Self.closeSignal(status: response.status, headers: response.headers) {
                     await gate.close(until: until)
@@ -157,7 +163,7 @@ public final class UpstreamClient: Sendable {
     ///
     /// A POST keeps its method and body through a 307 or 308 and becomes a GET without a
     /// body through a 301, 302 or 303 (RFC 9110 §15.4).
-    func fetchFollowingRedirects(_ start: URL, body startBody: [UInt8]? = nil, config: HTTPJSONConfig,
+    func fetchFollowingRedirects(_ start: URL, body startBody: [UInt8]? = nil, stream: Bool = false, config: HTTPJSONConfig,
                                  authorization: RequestAuthorization? = nil) async throws -> Response {
         var url = start
         var body = startBody
@@ -165,7 +171,7 @@ public final class UpstreamClient: Sendable {
         for _ in 0...Self.maxRedirects {
             let sameOrigin = Self.origin(of: url) == origin
             let withHeaders = config.followRedirects == .any || sameOrigin
-            let response = try await fetchOnce(url, body: body, config: config, configuredHeaders: withHeaders,
+            let response = try await fetchOnce(url, body: body, stream: stream, config: config, configuredHeaders: withHeaders,
                                                authorization: sameOrigin ? authorization : nil)
             guard [301, 302, 303, 307, 308].contains(response.status) else { return response }
             guard config.followRedirects != .none else {
@@ -186,7 +192,7 @@ public final class UpstreamClient: Sendable {
         return "\(scheme)://\(url.host?.lowercased() ?? ""):\(url.port ?? (scheme == "https" ? 443 : 80))"
     }
 
-    func fetchOnce(_ target: URL, body requestBody: [UInt8]? = nil, config: HTTPJSONConfig, configuredHeaders: Bool,
+    func fetchOnce(_ target: URL, body requestBody: [UInt8]? = nil, stream: Bool = false, config: HTTPJSONConfig, configuredHeaders: Bool,
                    authorization: RequestAuthorization? = nil) async throws -> Response {
         let url = authorization?.apply(to: target) ?? target
         guard let host = url.host, let scheme = url.scheme?.lowercased() else {
@@ -199,7 +205,8 @@ public final class UpstreamClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: requestBody))
         }
         request.headers.add(name: "Accept", value: config.format == .jsonl ? "application/x-ndjson, application/jsonl, application/json" : "application/json")
-        request.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
+        // JSON Lines is read as a stream, which a compressed answer cannot be (it is read whole).
+        request.headers.add(name: "Accept-Encoding", value: stream ? "identity" : "gzip, deflate")
         request.headers.add(name: "User-Agent", value: "tributary/1")
         if configuredHeaders {
             for (name, value) in config.headers { request.headers.replaceOrAdd(name: name, value: value) }
@@ -214,6 +221,10 @@ public final class UpstreamClient: Sendable {
         }
         let status = Int(response.status.code)
         metrics.upstreamRequest(codeClass: (100...599).contains(status) ? "\(status / 100)xx" : "other")
+        let encoded = response.headers["content-encoding"].contains { !$0.trimmingCharacters(in: [" ", "\t"]).lowercased().elementsEqual("identity") }
+        if stream, (200..<300).contains(status), !encoded {
+            return Response(status: status, headers: response.headers, body: [], url: target, stream: response.body)
+        }
         var body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: config.maxPageBytes)

@@ -98,7 +98,8 @@ public protocol SyncSourceKind: Sendable {
     /// egress policy forbids; checked when a source is created or changed.
     func checkEgress(config: JSONObject) async throws
     /// The keys of the source's saved state that mean nothing under `new` any more (a cursor
-    /// of another field): a config change clears them.
+    /// of another field): a config change clears them, each with its per-partition keys
+    /// (`<key>@<partition>`).
     func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String]
 }
 

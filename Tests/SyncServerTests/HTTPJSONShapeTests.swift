@@ -424,6 +424,15 @@ struct HTTPJSONShapeTests {
             let full = try await client.runSync("contacts", body: #"{"mode": "full"}"#)
             #expect(full["result"]?["records_deleted"] == .number(3), "\(full)")
             #expect(try await client.allRecords("contacts").count == 150)
+
+            // Another cursor field: every partition's saved cursor goes with it.
+            let patched = try await client.call(.patch, "/v1/sources/contacts", #"""
+                {"config": {"url": "\#(fixture.baseURL)/s/accounts/{account_id}/contacts", "records_path": "/contacts", "primary_key": "id",
+                 "pagination": {"type": "page"}, "incremental": {"cursor_field": "changed", "param": "updated_since"},
+                 "partitions": {"from_source": "accounts", "values": {"account_id": "/id"}}}}
+                """#)
+            #expect(patched.status == .ok, "\(String(buffer: patched.body))")
+            #expect(patched.json["state"]?.objectValue?.isEmpty == true, "\(patched.json["state"] ?? .null)")
         }
     }
 }

@@ -26,18 +26,15 @@ public final class HTTPJSONSourceKind: SyncSourceKind {
         }
     }
 
-    /// The saved cursor is a value of `incremental.cursor_field` sent as `incremental.param`:
-    /// a change of either (or dropping `incremental`) clears it.
+    /// The saved cursor is a value of `incremental.cursor_field` sent as `incremental.param`
+    /// in `cursor_format`: a change of any (or dropping `incremental`) clears it, and so does
+    /// a change of the partitions (per-partition cursors would name other partitions).
     public func stateKeysInvalidated(from old: JSONObject, to new: JSONObject) -> [String] {
-        guard case .success(let before) = HTTPJSONConfig.parse(old) else { return [] }
-        let after: HTTPJSONConfig.Incremental?
-        switch HTTPJSONConfig.parse(new) {
-        case .success(let config): after = config.incremental
-        case .failure: return []
-        }
-        guard let was = before.incremental else { return [] }
-        guard let now = after, now.cursorField.sameBytes(as: was.cursorField), (now.param ?? "").sameBytes(as: was.param ?? ""),
-              now.format == was.format else { return ["cursor"] }
+        guard case .success(let before) = HTTPJSONConfig.parse(old), let was = before.incremental else { return [] }
+        guard case .success(let after) = HTTPJSONConfig.parse(new) else { return [] }
+        guard let now = after.incremental, now.cursorField.sameBytes(as: was.cursorField), (now.param ?? "").sameBytes(as: was.param ?? ""),
+              now.format == was.format, before.partitions?.fromSource == after.partitions?.fromSource,
+              before.partitions?.values == after.partitions?.values else { return ["cursor"] }
         return []
     }
 

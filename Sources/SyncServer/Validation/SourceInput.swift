@@ -65,7 +65,9 @@ struct SourceInput {
     /// of another field, or of another kind altogether).
     static func stateKeysInvalidated(from existing: Source, to updated: Source, kinds: SourceKindRegistry) -> [String] {
         guard existing.kind == updated.kind else { return Array(existing.state.keys) }
-        return kinds.kind(named: updated.kind)?.stateKeysInvalidated(from: existing.config, to: updated.config) ?? []
+        let keys = kinds.kind(named: updated.kind)?.stateKeysInvalidated(from: existing.config, to: updated.config) ?? []
+        // A key goes with its per-partition keys (`cursor@<partition>` of a child stream).
+        return keys + existing.state.keys.filter { key in keys.contains { key.hasPrefix($0 + "@") } }
     }
 
     private static func apply(_ body: JSONObject, to source: inout Source, kinds: SourceKindRegistry, errors: inout [FieldError]) {

@@ -81,3 +81,44 @@ struct PartitionProcessTests {
         await fixture.stop()
     }
 }
+
+/// A JSON Lines export far larger than memory should hold, through the real binary.
+@Suite("JSON Lines through the real binary", .serialized)
+struct JSONLinesProcessTests {
+    /// The peak resident memory of a process (`VmHWM`), in bytes.
+    static func peakRSS(_ pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return kb * 1024
+    }
+
+    /// 200 MB of JSON Lines in one answer: every record stored once, peak RSS under 150 MB.
+    @Test func a200MBJSONLinesAnswerSyncsInBoundedMemory() async throws {
+        let fixture = FixtureUpstream(items: 0)
+        try await fixture.start()
+        let dir = try TemporaryDirectory("e2e-jsonl")
+        defer { dir.remove() }
+        let node = try await TributaryProcess(serve: ["--database", "sqlite:l.sqlite"], directory: dir, name: "node")
+        let count = 200_000
+        let created = try await node.client.post("/v1/sources", #"""
+            {"name": "export", "kind": "http-json", "config": {"url": "\#(fixture.baseURL)/lines?count=\#(count)&pad=940",
+             "format": "jsonl", "primary_key": "id", "timeout_seconds": 600}}
+            """#)
+        #expect(created.status == 201, "\(created.text)")
+        let id = try #require(try await node.client.post("/v1/sources/export/syncs").json["id"]?.stringValue)
+        let done = try await eventually(timeout: .seconds(900), every: .milliseconds(200)) { () -> JSONValue? in
+            let s = try await node.client.get("/v1/syncs/\(id)").json
+            return ["completed", "failed"].contains(s["status"]?.stringValue ?? "") ? s : nil
+        }
+        #expect(done["status"] == .string("completed"), "\(done)")
+        #expect(done["result"]?["records_created"]?.intValue == count, "\(done)")
+        let bytes = done["result"]?["bytes_read"]?.intValue ?? 0
+        #expect(bytes >= 200_000_000, "\(bytes) bytes read")
+        let peak = try #require(Self.peakRSS(node.process.pid))
+        #expect(peak < 150 * 1024 * 1024, "peak RSS \(peak / 1024 / 1024) MB")
+        print("jsonl 200 MB: \(bytes) bytes, peak RSS \(peak / 1024 / 1024) MB, pages \(done["result"]?["pages"] ?? .null)")
+        #expect(try await node.terminate() == 0)
+        await fixture.stop()
+    }
+}

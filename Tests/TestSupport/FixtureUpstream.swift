@@ -176,6 +176,7 @@ public final class FixtureUpstream: Sendable {
         for path in ["/none", "/next", "/link", "/cursor", "/page", "/offset"] {
             router.get(RouterPath(path)) { request, _ in try await self.respond(path: path, request: request) }
         }
+        router.get("/lines") { request, _ in self.respondLines(request) }
         router.get("/s/**") { request, _ in try await self.respondScripted(request) }
         router.post("/s/**") { request, _ in try await self.respondScripted(request) }
         // A webhook receiver: logs each POST (faults injected on path "/hooks" answer instead).
@@ -270,6 +271,28 @@ public final class FixtureUpstream: Sendable {
             let limit = int("limit", 10)
             return Self.json(#"{"results":\#(rows(all.dropFirst(offset).prefix(limit)))}"#)
         }
+    }
+
+    /// `/lines?count=N&pad=P`: a JSON Lines export of `count` generated records, each with a
+    /// `body` of `pad` characters, written as it is generated (a response of any size costs
+    /// the fixture no memory).
+    func respondLines(_ request: Request) -> Response {
+        let query = request.uri.queryParameters
+        let count = query["count"].flatMap { Int($0) } ?? 0
+        let pad = String(repeating: "x", count: query["pad"].flatMap { Int($0) } ?? 0)
+        state.withLock { $0.requests.append(LoggedRequest(path: "/lines", query: request.uri.query ?? "", at: .now, headers: [:])) }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            var chunk = ""
+            for id in stride(from: 1, through: count, by: 1) {
+                chunk += #"{"id":\#(id),"updated_at":"\#(Self.stamp(id))","body":"\#(pad)"}"# + "\n"
+                if chunk.utf8.count >= 256 * 1024 {
+                    try await writer.write(ByteBuffer(string: chunk))
+                    chunk = ""
+                }
+            }
+            if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
+            try await writer.finish(nil)
+        })
     }
 
     func respondScripted(_ request: Request) async throws -> Response {

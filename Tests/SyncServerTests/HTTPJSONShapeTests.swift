@@ -290,6 +290,8 @@ struct HTTPJSONShapeTests {
             let sync = try await client.runSync("big", timeout: .seconds(120))
             #expect(sync["status"] == .string("completed"), "\(sync)")
             #expect(sync["attempts"]?.arrayValue?.count == 2, "\(sync)")
+            // The cut is the upstream's fault, retryable, as one before the body would be.
+            #expect(sync["attempts"]?.arrayValue?.first?["error"]?["code"] == .string("upstream_unavailable"), "\(sync)")
             #expect(sync["result"]?["records_created"]?.intValue == count, "\(sync)")
             #expect(sync["result"]?["records_read"]?.intValue == count, "\(sync)")
             #expect((sync["result"]?["pages"]?.intValue ?? 0) >= 4, "\(sync)")
@@ -312,6 +314,8 @@ struct HTTPJSONShapeTests {
                 (#""url": "http://127.0.0.1:9/x", "query": {"q": "WHERE t > {since}"}, "incremental": {"cursor_field": "u"}"#, "config.incremental.start"),
                 (#""url": "http://127.0.0.1:9/x/{cursor}", "pagination": {"type": "cursor", "path": "/n"}"#, "config.url"),
                 (#""url": "http://{host}:9/x""#, "config.url"),
+                (#""url": "http://127.0.0.1:9/x/%7Bsince%7D", "incremental": {"cursor_field": "u", "param": "s"}"#, "config.url"),
+                (#""url": "http://127.0.0.1:9/x", "query": {"q": "after {cursor}"}, "pagination": {"type": "cursor", "path": "/n"}"#, "config.query.q"),
                 (#""url": "http://127.0.0.1:9/x", "format": "jsonl", "pagination": {"type": "next_url", "path": "/n"}"#, "config.pagination.type"),
                 (#""url": "http://127.0.0.1:9/x", "partitions": {"from_source": "p", "values": {"account_id": "/id"}}"#, "config.partitions.values.account_id"),
                 (#""url": "http://127.0.0.1:9/a/{cursor}", "partitions": {"from_source": "p", "values": {"cursor": "/id"}}"#, "config.partitions.values.cursor"),
@@ -401,7 +405,7 @@ struct HTTPJSONShapeTests {
             #expect(records.count == 150)
             #expect(Set(records.values.compactMap { $0["data"]?["account_id"]?.stringValue }).count == 50)
             let key = try #require(records.first(where: { $0.value["data"]?["account_id"] == .string("acc_7") && $0.value["data"]?["id"] == .number(2) })?.key)
-            #expect(key == RecordKey.encode([.string("acc_7"), .string("2")]), "\(key)")
+            #expect(key == #"["acc_7",2]"#, "\(key)")
             let state = try await client.call(.get, "/v1/sources/contacts").json["state"]?.objectValue ?? [:]
             #expect(state["cursor@acc_7"] == .number(1) && state.count == 50, "\(state)")
 

@@ -245,13 +245,23 @@ public struct HTTPJSONConfig: Sendable, Equatable {
 
         // Where each placeholder is written, to check that every value the sync computes has a place.
         var used: Set<String> = []
-        var embedded: Set<String> = []
-        if let raw = config["url"]?.stringValue { embedded.formUnion(RequestTemplate.names(in: raw, known: known)) }
-        for (_, value) in query {
-            if let whole = RequestTemplate.whole(value, known: known) { used.insert(whole) } else {
-                embedded.formUnion(RequestTemplate.names(in: value, known: known))
+        // Placeholders inside other text, with the field they are in.
+        var embeddedIn: [String: String] = [:]
+        if let raw = config["url"]?.stringValue {
+            for name in RequestTemplate.names(in: raw, known: known) { embeddedIn[name] = embeddedIn[name] ?? "url" }
+            // A percent-encoded brace is how a placeholder is kept inside the parsed URL: written
+            // literally, it would be taken for one at request time.
+            let lowered = raw.lowercased()
+            if known.contains(where: { lowered.contains("%7b\($0)%7d") }) {
+                err("url", "holds a percent-encoded placeholder (%7Bname%7D); write {name}, or encode the braces another way")
             }
         }
+        for (name, value) in query {
+            if let whole = RequestTemplate.whole(value, known: known) { used.insert(whole) } else {
+                for placeholder in RequestTemplate.names(in: value, known: known) { embeddedIn[placeholder] = embeddedIn[placeholder] ?? "query.\(name)" }
+            }
+        }
+        let embedded = Set(embeddedIn.keys)
         if let body { used.formUnion(RequestTemplate.bodyNames(body, known: known)) }
         used.formUnion(embedded)
         for value in partitions?.values ?? [] where !used.contains(value.name) {
@@ -283,7 +293,7 @@ public struct HTTPJSONConfig: Sendable, Equatable {
                 case ("page", .page), ("offset", .offset): true
                 default: false
                 }
-                if !has { err("url", "{\(name)} may stand inside other text only where it always has a value (a cursor does not on the first page); use it as a whole query value or body member") }
+                if !has { err(embeddedIn[name] ?? "url", "{\(name)} may stand inside other text only where it always has a value (a cursor does not on the first page); use it as a whole query value or body member") }
             }
         }
         if embedded.contains("since"), incremental?.start == nil {

@@ -109,35 +109,71 @@ struct HTTPJSONSource: SyncSource {
 
     /// Where one read happens: the whole source, or one partition of a child stream.
     struct Scope {
-        /// The partition's placeholder values; empty without partitions.
+        /// The partition's placeholder values (their text); empty without partitions.
         var values: [String: JSONValue] = [:]
-        /// The partition's identity (its values as a record key); `nil` without partitions.
-        var id: String?
+        /// The partition's values as key parts, in name order (a number stays a number).
+        var parts: [RecordKey.Part] = []
         /// The parent record's key (where the walk over the parents continues).
         var parentKey: String?
+        /// The end of the window of a closed range (`end_param`, `{until}`): when the sync
+        /// started, the same for every partition.
+        var until: Int64?
 
+        /// The partition's identity: its values as a record key (`acc_7`, `[4711,"eu"]`).
+        var id: String? { parts.isEmpty ? nil : RecordKey.encode(parts) }
         var cursorStateKey: String { id.map { "cursor@" + $0 } ?? "cursor" }
 
         var json: JSONValue {
-            .object(["values": .object(values), "id": id.map(JSONValue.string) ?? .null, "parent": parentKey.map(JSONValue.string) ?? .null])
+            .object([
+                "values": .object(values), "parent": parentKey.map(JSONValue.string) ?? .null,
+                "parts": .array(parts.map { part in
+                    switch part {
+                    case .string(let text): .array([.string("s"), .string(text)])
+                    case .number(let text): .array([.string("n"), .string(text)])
+                    }
+                }),
+            ])
         }
 
         init() {}
 
-        init(values: [String: JSONValue], parentKey: String, order: [String]) {
-            self.values = values
+        init(parts: [(name: String, part: RecordKey.Part)], parentKey: String) {
+            for (name, part) in parts {
+                switch part {
+                case .string(let text), .number(let text): values[name] = .string(text)
+                }
+            }
+            self.parts = parts.map(\.part)
             self.parentKey = parentKey
-            let parts = order.compactMap { values[$0].flatMap(JSONValue.scalarText) }.map(RecordKey.Part.string)
-            id = parts.count == 1 ? RecordKey.single(parts[0]) : RecordKey.encode(parts)
         }
 
         /// A scope as a checkpoint carries it; `nil` for anything that does not read back.
         init?(checkpoint value: JSONValue?, order: [String]) {
-            guard let o = value?.objectValue, let values = o["values"]?.objectValue, let parent = o["parent"]?.stringValue,
-                  Set(values.keys) == Set(order), values.values.allSatisfy({ JSONValue.scalarText($0) != nil }) else { return nil }
-            self.init(values: values, parentKey: parent, order: order)
+            guard let o = value?.objectValue, let parent = o["parent"]?.stringValue, let raw = o["parts"]?.arrayValue, raw.count == order.count else { return nil }
+            var parts: [(String, RecordKey.Part)] = []
+            for (name, item) in zip(order, raw) {
+                guard let pair = item.arrayValue, pair.count == 2, let kind = pair[0].stringValue, let text = pair[1].stringValue else { return nil }
+                switch kind {
+                case "s": parts.append((name, .string(text)))
+                case "n" where ExactNumber(text) != nil: parts.append((name, .number(text)))
+                default: return nil
+                }
+            }
+            self.init(parts: parts, parentKey: parent)
         }
     }
+
+    /// The parser of a scope's pages: in a child stream whose keys are scoped, every key
+    /// starts with the partition's values (two parents' children never share a key).
+    func parser(_ scope: Scope, firstLine: Int = 0) -> PageParser {
+        var parser = PageParser(config: config)
+        if config.partitions?.scopeKeys == true { parser.keyPrefix = scope.parts }
+        parser.firstLine = firstLine
+        return parser
+    }
+
+    /// Now, in milliseconds since 1970.
+    static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     /// The saved cursor of a scope (a full sync that read no cursor value saved `null`).
     func savedCursor(_ scope: Scope) -> JSONValue? { state[scope.cursorStateKey].flatMap { $0.isNull ? nil : $0 } }
@@ -152,7 +188,7 @@ struct HTTPJSONSource: SyncSource {
         if outer?["read"]?.stringValue != readFingerprint { outer = nil }
         let order = partitions.values.map(\.name)
         var skipped: [RecordError] = []
-        let scope: Scope
+        var scope: Scope
         if let saved = Scope(checkpoint: outer?["partition"], order: order) {
             scope = saved
         } else {
@@ -162,6 +198,7 @@ struct HTTPJSONSource: SyncSource {
             }
             scope = first
         }
+        scope.until = outer?["until"]?.exactNumber?.truncatedInteger(scale: 0) ?? Self.now()
         let inner = outer?["inner"]?.objectValue
         if inner == nil || request.pageInAttempt == 1 {
             // A partition starts afresh: pages and cursors of another partition are not repeats.
@@ -170,21 +207,11 @@ struct HTTPJSONSource: SyncSource {
         }
         var page = try await readPage(request, checkpoint: inner, scope: scope)
         page.recordErrors = skipped + page.recordErrors
-        if partitions.scopeKeys, let id = scope.id {
-            // The partition joined to the child's key: two parents' children never share one.
-            let prefix = RecordKey.Part.string(id)
-            func scoped(_ key: String) -> String { RecordKey.encode([prefix, .string(key)]) }
-            page.records = page.records.map { SourceRecord(key: scoped($0.key), data: $0.data) }
-            page.recordErrors = page.recordErrors.map { error in
-                var e = error
-                e.recordKey = error.recordKey.map(scoped)
-                return e
-            }
-        }
+        let until = JSONValue.number(Double(scope.until ?? 0))
         if let next = page.next {
-            page.next = .object(["read": .string(readFingerprint), "partition": scope.json, "inner": next])
+            page.next = .object(["read": .string(readFingerprint), "partition": scope.json, "inner": next, "until": until])
         } else if let following = try await nextPartition(after: scope.parentKey, partitions, request: request, skipped: &page.recordErrors) {
-            page.next = .object(["read": .string(readFingerprint), "partition": following.json, "inner": .null])
+            page.next = .object(["read": .string(readFingerprint), "partition": following.json, "inner": .null, "until": until])
         }
         return page
     }
@@ -209,25 +236,27 @@ struct HTTPJSONSource: SyncSource {
             let batch = try await parents.liveRecords(sourceID: parent, after: cursor, limit: 64)
             for record in batch {
                 cursor = record.key
-                var values: [String: JSONValue] = [:]
+                var parts: [(name: String, part: RecordKey.Part)] = []
                 record.data.withUnsafeBufferPointer { buffer in
                     guard let found = try? JSONScanner.locate(partitions.values.map(\.path), in: buffer) else { return }
                     for (value, at) in zip(partitions.values, found) {
                         guard let at else { continue }
                         switch at.kind {
-                        case .string: if let text = JSONScanner.string(at, in: buffer, strict: true), !text.isEmpty { values[value.name] = .string(text) }
-                        case .number: values[value.name] = .string(JSONScanner.literal(at, in: buffer))
+                        case .string:
+                            if let text = JSONScanner.string(at, in: buffer, strict: true), !text.isEmpty, !text.utf8.contains(0) { parts.append((value.name, .string(text))) }
+                        case .number:
+                            if let canonical = ExactNumber.canonicalText(of: JSONScanner.literal(at, in: buffer)[...]) { parts.append((value.name, .number(canonical))) }
                         default: break
                         }
                     }
                 }
-                guard values.count == partitions.values.count else {
+                guard parts.count == partitions.values.count else {
                     skipped.append(RecordError(page: request.pageNumber, recordKey: nil,
                                                message: "parent record \(record.key.prefix(200)) has no string or number at every partition value (\(partitions.values.map(\.path.description).joined(separator: ", "))): skipped"))
                     if skipped.count > 1000 { skipped.removeFirst() }
                     continue
                 }
-                return Scope(values: values, parentKey: record.key, order: partitions.values.map(\.name))
+                return Scope(parts: parts, parentKey: record.key)
             }
             if batch.count < 64 { return nil }
         }
@@ -245,7 +274,7 @@ struct HTTPJSONSource: SyncSource {
         // A full sync's running maximum starts from nothing; an incremental one's from the saved cursor.
         let previousMax = checkpoint == nil ? (full ? nil : saved) : checkpoint?["max_cursor"].flatMap { $0.isNull ? nil : $0 }
         // The end of the window a closed-range upstream is asked for: when the sync started.
-        let until = checkpoint?["until"]?.exactNumber?.truncatedInteger(scale: 0) ?? Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let until = checkpoint?["until"]?.exactNumber?.truncatedInteger(scale: 0) ?? scope.until ?? Self.now()
         let prepared = try pageRequest(checkpoint: checkpoint, since: since, until: until, scope: scope)
         let url = prepared.url
         if request.pageInAttempt == 1 || startCheckpoint == nil { seenPages.seed(checkpoint?["seen"]) }
@@ -304,7 +333,7 @@ struct HTTPJSONSource: SyncSource {
         sentSecrets = open.response.sentSecrets
         let piece = try await open.nextPiece(target: Self.linePieceBytes, maxLine: config.maxPageBytes, timeout: config.timeoutSeconds)
         let response = open.response
-        var parsed = try PageParser(config: config).parse(piece.bytes, pageNumber: request.pageNumber, status: response.status)
+        var parsed = try parser(scope, firstLine: open.lines - piece.lineEnds).parse(piece.bytes, pageNumber: request.pageNumber, status: response.status)
         // What this answer has given so far, over its pieces.
         let elements = (checkpoint?["elements"]?.intValue ?? 0).addingSaturated(parsed.elementCount)
         let firstKey = checkpoint?["first_key"]?.stringValue ?? parsed.records.first?.key
@@ -344,7 +373,7 @@ struct HTTPJSONSource: SyncSource {
     private func readPage(_ request: PageRequest, response: UpstreamClient.Response, url: URL, checkpoint: JSONObject?, since: JSONValue?,
                           previousMax: JSONValue?, currentCursor: String?, until: Int64, scope: Scope, saved savedCursor: JSONValue?,
                           parsedPiece: PageParser.Parsed? = nil, signature pieceSignature: PageSignature? = nil, bytesRead: Int? = nil) throws -> SourcePage {
-        let parsed = try parsedPiece ?? PageParser(config: config).parse(response.body, pageNumber: request.pageNumber, status: response.status)
+        let parsed = try parsedPiece ?? parser(scope).parse(response.body, pageNumber: request.pageNumber, status: response.status)
 
         func cycle(_ what: String) -> SyncError {
             SyncErrorFactory.invalidResponse("the upstream's next \(what) was already read in this sync (a pagination loop)", status: response.status)

@@ -38,8 +38,17 @@ struct OpenLines {
     private mutating func fill(timeout: Double) async throws -> Bool {
         guard !finished, var it = iterator else { return false }
         let box = IteratorBox(it)
-        let next = try await withDeadline(.milliseconds(Int64(timeout * 1000)), onTimeout: { HTTPClientError.deadlineExceeded }) {
-            try await box.next()
+        let next: ByteBuffer?
+        do {
+            next = try await withDeadline(.milliseconds(Int64(timeout * 1000)), onTimeout: { HTTPClientError.deadlineExceeded }) {
+                try await box.next()
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            // A stall or a cut mid-answer is the upstream's (retryable) fault, as before the body.
+            throw UpstreamClient.classify(error, timeout: timeout)
         }
         it = box.iterator
         iterator = it

@@ -4,6 +4,12 @@ import SyncCore
 /// the largest incremental cursor, without building an object tree (see ``JSONScanner``).
 struct PageParser {
     let config: HTTPJSONConfig
+    /// Key parts every record key starts with (a child stream's partition).
+    var keyPrefix: [RecordKey.Part] = []
+    /// Lines of the JSON Lines answer before this piece (error messages count from the answer's start).
+    var firstLine = 0
+
+    init(config: HTTPJSONConfig) { self.config = config }
 
     struct Parsed {
         var records: [SourceRecord] = []
@@ -45,7 +51,7 @@ struct PageParser {
                 take(element, members, buffer: buffer, pageNumber: pageNumber, into: &parsed)
             }
             if config.format == .jsonl {
-                try Self.forEachLine(of: buffer, status: status) { line in
+                try Self.forEachLine(of: buffer, firstLine: firstLine, status: status) { line in
                     each(line, line.kind == .object ? JSONScanner.members(of: line, in: buffer, named: fields) : [])
                 }
             } else {
@@ -137,7 +143,7 @@ struct PageParser {
             }
             parts.append(p)
         }
-        let key = keyCount == 1 ? RecordKey.single(parts[0]) : RecordKey.encode(parts)
+        let key = RecordKey.encode(keyPrefix + parts)
         if element.range.count > config.maxRecordBytes {
             recordError(key, "record is \(element.range.count) bytes, over max_record_bytes \(config.maxRecordBytes)")
             return
@@ -188,9 +194,9 @@ struct PageParser {
 
     /// Each line of a JSON Lines body that holds a value (blank lines are skipped); a line
     /// that is not one JSON value fails the page, naming the line.
-    static func forEachLine(of buffer: UnsafeBufferPointer<UInt8>, status: Int, _ body: (JSONScanner.Value) -> Void) throws(SyncError) {
+    static func forEachLine(of buffer: UnsafeBufferPointer<UInt8>, firstLine: Int = 0, status: Int, _ body: (JSONScanner.Value) -> Void) throws(SyncError) {
         var start = 0
-        var number = 0
+        var number = firstLine
         let root = [JSONPointer("")!]
         while start < buffer.count {
             let end = buffer[start...].firstIndex(of: 0x0A) ?? buffer.count

@@ -78,7 +78,10 @@ struct CredentialClusterTests {
         #expect(kills == 20)
         #expect(provider.mostRefreshesAtOnce == 1, "never two refreshes of the credential at once")
         let outcomes = provider.apiOutcomes
-        #expect(!zip(outcomes, outcomes.dropFirst()).contains { $0 == "expired" && $1 == "expired" })
+        // Two sources sync at once, so each may send one request with the token that just
+        // expired; a third in a row would be a flow that kept using it after its 401.
+        let runs = outcomes.split { $0 != "expired" }.map(\.count)
+        #expect((runs.max() ?? 0) <= 2, "expired-token requests in a row: \(runs)")
         // Every reuse came from a node that died mid-refresh: its lease (5 s) had ended.
         #expect(provider.reuseGaps.allSatisfy { $0 >= .seconds(4) }, "a refresh token used again by a live node: \(provider.reuseGaps)")
         #expect(credential["status"] == .string("active"), "\(credential)")

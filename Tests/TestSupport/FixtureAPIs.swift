@@ -503,21 +503,7 @@ public final class FixtureAPI: Sendable {
     }
 
     /// `s` as a JSON string literal.
-    static func q(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
+    static func q(_ s: String) -> String { RecordKey.jsonQuoted(s) }
 
     static func name(_ n: Int, _ r: Rec) -> String { r.name ?? "item-\(n)" }
 
